@@ -1,0 +1,71 @@
+//! What every tool's `main` shares: argument parsing, the common `-q`/`-v` flags, and turning
+//! a [`crate::Error`] into a one-line message and an exit status.
+
+use crate::Result;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use std::process::ExitCode;
+
+/// Add the flags every tool has: `-q/--quiet` and `-v/--verbose`.
+pub fn with_common_args(cmd: Command) -> Command {
+    cmd.arg(
+        Arg::new("quiet")
+            .short('q')
+            .long("quiet")
+            .action(ArgAction::SetTrue)
+            .global(true)
+            .help("Print only errors on stderr"),
+    )
+    .arg(
+        Arg::new("verbose")
+            .short('v')
+            .long("verbose")
+            .action(ArgAction::Count)
+            .global(true)
+            .conflicts_with("quiet")
+            .help("Print debug lines on stderr"),
+    )
+}
+
+/// Run a tool: parse its arguments, set up logging, call `run`, and exit with its status.
+///
+/// `run` returns the exit status on success (a tool may succeed with 1, a clear "no"), or an
+/// error that carries its own status. Usage errors exit 2 (clap's convention, and ours).
+pub fn main(command: Command, run: fn(&ArgMatches) -> Result<u8>) -> ExitCode {
+    let name = command.get_name().to_owned();
+    let matches = match command.try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                crate::error::exit::ERROR
+            } else {
+                0
+            });
+        }
+    };
+    let verbosity = if matches
+        .try_get_one::<bool>("quiet")
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false)
+    {
+        -1
+    } else {
+        matches
+            .try_get_one::<u8>("verbose")
+            .ok()
+            .flatten()
+            .map_or(0, |v| i8::try_from(*v).unwrap_or(1))
+    };
+    crate::log::init(verbosity);
+    match run(&matches) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if !err.is_quiet() {
+                eprintln!("{name}: {err}");
+            }
+            ExitCode::from(err.code())
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Commands as compose writes them: a string run by `sh -c`, or a list run directly.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A command from a compose file or a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    /// Run by `sh -c`, so pipes and `&&` work.
+    Shell(String),
+    /// Run directly: the first element is the program.
+    Argv(Vec<String>),
+}
+
+impl CommandSpec {
+    /// A `std::process::Command` for this spec (not yet spawned).
+    pub fn to_command(&self) -> std::process::Command {
+        match self {
+            CommandSpec::Shell(text) => {
+                let mut cmd = std::process::Command::new("sh");
+                cmd.arg("-c").arg(text);
+                cmd
+            }
+            CommandSpec::Argv(argv) => {
+                let mut cmd = std::process::Command::new(argv.first().map_or("", String::as_str));
+                cmd.args(argv.iter().skip(1));
+                cmd
+            }
+        }
+    }
+
+    /// Read a command from a compose value: a non-empty string or a non-empty list of strings.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => {
+                Ok(CommandSpec::Shell(s.clone()))
+            }
+            serde_json::Value::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    serde_json::Value::Number(n) => Ok(n.to_string()),
+                    other => Err(format!("command list items must be strings, found {other}")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(CommandSpec::Argv),
+            _ => Err("a command must be a non-empty string (run by sh -c) or a list".into()),
+        }
+    }
+}
+
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandSpec::Shell(text) => f.write_str(text),
+            CommandSpec::Argv(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Reading compose files (YAML or JSON) and the simple part of compose's multi-file merge.
+//!
+//! hub reads the compose file itself so that a stack needs no extra manifest. What it does not
+//! do is compose's full merge (deep merge of lists and maps, `extends`, `include`) and
+//! variable interpolation: for those, `docker compose config | hub-levels -f -` hands hub the
+//! file compose itself resolved.
+
+use crate::{Error, Result};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// The file names compose looks for, in its order of preference.
+pub const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// One service's mapping, with the file its last definition came from.
+#[derive(Debug, Clone)]
+pub struct ServiceSource {
+    /// The file (or `-`) that defined it last.
+    pub file: String,
+    /// Its mapping.
+    pub body: Map<String, Value>,
+}
+
+/// The services of one or more compose files, merged.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeDoc {
+    /// The files read, in order.
+    pub files: Vec<String>,
+    /// The top-level `name:` of the last file that has one.
+    pub project: Option<String>,
+    /// Services by name.
+    pub services: BTreeMap<String, ServiceSource>,
+}
+
+/// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
+///
+/// YAML goes through serde-saphyr, whose budget refuses alias bombs rather than expanding them.
+/// Errors name the file, the line and the column.
+pub fn parse_document(text: &str, name: &str) -> Result<Value> {
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| {
+            Error::input(format!(
+                "{name}: malformed JSON at line {} column {}: {e}; fix the file or check it with `docker compose config`",
+                e.line(),
+                e.column()
+            ))
+        });
+    }
+    // Compose reads YAML 1.2 (go-yaml v3): `y`, `yes`, `on` are strings, `0755` is not octal.
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.leading_zero_numbers_as_strings = true;
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
+        let first = e.to_string();
+        let first = first
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_owned();
+        Error::input(format!(
+            "{name}: malformed YAML: {first}; fix the file or check it with `docker compose config`"
+        ))
+    })
+}
+
+/// Read a file, or standard input for `-`.
+fn read_source(name: &str) -> Result<String> {
+    let mut text = String::new();
+    if name == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::input(format!("reading the compose file from stdin: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(name).map_err(|e| {
+            Error::input(format!(
+                "{name}: cannot read the compose file: {e}; check the path given to -f"
+            ))
+        })?;
+    }
+    Ok(text)
+}
+
+/// The default compose file in `dir`, as compose finds it.
+pub fn default_file(dir: &Path) -> Option<String> {
+    DEFAULT_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+        .map(|path| path.display().to_string())
+}
+
+/// Load and merge compose files. A later file overrides an earlier one per service, key by key
+/// at the top of the service (a later `depends_on` replaces the earlier one whole).
+pub fn load(files: &[String]) -> Result<ComposeDoc> {
+    let mut doc = ComposeDoc {
+        files: files.to_vec(),
+        ..ComposeDoc::default()
+    };
+    for name in files {
+        let text = read_source(name)?;
+        merge_text(&mut doc, &text, name)?;
+    }
+    Ok(doc)
+}
+
+/// Merge one document's text into `doc`.
+pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
+    let value = parse_document(text, name)?;
+    let Value::Object(top) = value else {
+        return Err(Error::input(format!(
+            "{name}: not a compose file: the top level must be a mapping with a `services:` key"
+        )));
+    };
+    if let Some(project) = top.get("name").and_then(Value::as_str) {
+        doc.project = Some(project.to_owned());
+    }
+    let services = match top.get("services") {
+        Some(Value::Object(services)) => services,
+        Some(Value::Null) | None => {
+            return Err(Error::input(format!(
+                "{name}: no services: a compose file needs a top-level `services:` mapping"
+            )));
+        }
+        Some(_) => {
+            return Err(Error::input(format!(
+                "{name}: `services` must be a mapping of service names to their definitions"
+            )));
+        }
+    };
+    for (service, body) in services {
+        let body = match body {
+            Value::Object(body) => body.clone(),
+            Value::Null => Map::new(),
+            _ => {
+                return Err(Error::input(format!(
+                    "{name}: service \"{service}\": its definition must be a mapping"
+                )));
+            }
+        };
+        match doc.services.get_mut(service) {
+            Some(existing) => {
+                existing.body.extend(body);
+                existing.file = name.to_owned();
+            }
+            None => {
+                doc.services.insert(
+                    service.clone(),
+                    ServiceSource {
+                        file: name.to_owned(),
+                        body,
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_files_override_per_key() {
+        let mut doc = ComposeDoc::default();
+        merge_text(
+            &mut doc,
+            "services:\n  a:\n    image: x\n    labels: [k=v]\n",
+            "one.yaml",
+        )
+        .unwrap();
+        merge_text(
+            &mut doc,
+            "services:\n  a:\n    image: y\n  b: {}\n",
+            "two.yaml",
+        )
+        .unwrap();
+        let a = &doc.services["a"];
+        assert_eq!(a.body["image"], "y");
+        assert!(a.body.contains_key("labels"));
+        assert_eq!(a.file, "two.yaml");
+        assert!(doc.services.contains_key("b"));
+    }
+
+    #[test]
+    fn malformed_yaml_names_line_and_column() {
+        let err = parse_document("services:\n  a: [1, 2\n", "bad.yaml").unwrap_err();
+        assert!(
+            err.message().starts_with("bad.yaml: malformed YAML:"),
+            "{err}"
+        );
+        assert!(err.message().contains("line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = parse_document("{\"services\": {\n  \"a\": }\n}", "bad.json").unwrap_err();
+        assert!(err.message().contains("line 2 column"), "{err}");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        for pair in names.windows(2) {
+            let refs = vec![format!("*{}", pair[0]); 9].join(",");
+            text.push_str(&format!("{}: &{} [{refs}]\n", pair[1], pair[1]));
+        }
+        assert!(parse_document(&text, "bomb.yaml").is_err());
+    }
+}

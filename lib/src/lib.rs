@@ -1,0 +1,21 @@
+//! The one library every hub tool stands on.
+//!
+//! The tools (`hub-levels`, `hub-start`, `hub-wait-healthy`, `hub-retry`, `hub-breaker`,
+//! `hub-report`) are thin binaries; what they share lives here so that a rule (how a duration
+//! is spelled, what a record looks like, how a child is killed) is written once.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod command;
+pub mod compose;
+pub mod duration;
+pub mod error;
+pub mod graph;
+pub mod log;
+pub mod output;
+pub mod records;
+pub mod service;
+pub mod similar;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,56 @@
+//! The records writer: stdout carries records only, one per line, flushed per line.
+//!
+//! Flushing each line matters: the next tool in the pipe reacts to a record the moment it is
+//! written, not when a buffer fills. A closed pipe ends the program quietly.
+
+use crate::{Error, Result};
+use serde::Serialize;
+use std::io::Write;
+
+/// Writes record lines to stdout (or any writer), one flush per line.
+pub struct RecordWriter {
+    out: Box<dyn Write + Send>,
+}
+
+impl RecordWriter {
+    /// A writer on standard output.
+    pub fn stdout() -> Self {
+        RecordWriter {
+            out: Box::new(std::io::stdout()),
+        }
+    }
+
+    /// A writer on any sink (tests, files).
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        RecordWriter { out }
+    }
+
+    /// Write one line (a record already encoded, or a line passed through) and flush.
+    pub fn line(&mut self, line: &str) -> Result<()> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush())
+            .map_err(|e| Error::io("writing records to stdout", &e))
+    }
+
+    /// Encode a record body with its envelope and write it.
+    pub fn record(
+        &mut self,
+        kind: &str,
+        run_id: Option<&str>,
+        body: &impl Serialize,
+    ) -> Result<()> {
+        let line = crate::records::to_line(kind, run_id, body)?;
+        self.line(&line)
+    }
+
+    /// Write plain text (the `text` and `dot` formats), flushing at the end.
+    pub fn text(&mut self, text: &str) -> Result<()> {
+        self.out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+            .map_err(|e| Error::io("writing to stdout", &e))
+    }
+}

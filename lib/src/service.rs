@@ -1,0 +1,704 @@
+//! From compose service definitions to resolved `plan` records: classes, timeouts, health,
+//! retry, dependencies, profiles, and every validation error a user can hit.
+//!
+//! Every error is one line that names the file, the service and the fix, because the person
+//! reading it is in the middle of a deploy.
+
+use crate::command::CommandSpec;
+use crate::compose::{ComposeDoc, ServiceSource};
+use crate::records::{Backend, Check, Class, ComposeRef, HealthSpec, Plan, RetrySpec};
+use crate::{Error, Result, duration, graph, similar};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The keys `x-hub` may hold.
+const XHUB_KEYS: [&str; 7] = [
+    "class", "start", "run", "stop", "health", "timeout", "retry",
+];
+/// The keys `x-hub.health` may hold.
+const HEALTH_KEYS: [&str; 9] = [
+    "cmd",
+    "http",
+    "tcp",
+    "exec",
+    "status",
+    "body",
+    "interval",
+    "probe_timeout",
+    "start_period",
+];
+/// The keys `x-hub.retry` may hold.
+const RETRY_KEYS: [&str; 3] = ["attempts", "delay", "max_delay"];
+
+/// The default time a service has to become healthy (the seed's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a container without a healthcheck must run to count as healthy (the seed's 10 s).
+pub const DEFAULT_CONTAINER_GRACE: Duration = Duration::from_secs(10);
+/// Probe interval cap for tcp/http: cheap probes, so detection stays under ~100 ms.
+pub const DEFAULT_FAST_INTERVAL: Duration = Duration::from_millis(100);
+/// Probe interval cap for commands (each probe forks a process).
+pub const DEFAULT_CMD_INTERVAL: Duration = Duration::from_millis(500);
+/// The default per-probe timeout.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Looks up an environment variable (injected, so tests need not set process variables).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// What the user chose on the command line and in the environment.
+pub struct Options {
+    /// The label that carries the class when `x-hub.class` is absent (`hub.class` by default).
+    pub class_label: String,
+    /// The class of unlabelled services.
+    pub default_class: Class,
+    /// Active profiles (`--profile`, or `COMPOSE_PROFILES`); `*` activates all.
+    pub profiles: Vec<String>,
+    /// Environment lookup (injected so tests need not set process variables).
+    pub env: EnvLookup,
+}
+
+/// The result of resolving a compose document.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Plans ordered by level, then name.
+    pub plans: Vec<Plan>,
+    /// Warnings for stderr (exit status stays 0).
+    pub warnings: Vec<String>,
+}
+
+/// Formats errors as `FILE: service "NAME": …`.
+struct Place<'a> {
+    file: &'a str,
+    service: &'a str,
+}
+
+impl Place<'_> {
+    fn error(&self, message: impl AsRef<str>) -> Error {
+        Error::input(format!(
+            "{}: service \"{}\": {}",
+            self.file,
+            self.service,
+            message.as_ref()
+        ))
+    }
+
+    fn duration(&self, value: &Value, what: &str) -> Result<Duration> {
+        let parsed = match value {
+            Value::Number(n) => n
+                .as_f64()
+                .and_then(duration::from_secs_f64)
+                .ok_or_else(|| format!("invalid duration {n}")),
+            Value::String(s) => duration::parse(s),
+            other => Err(format!("invalid duration {other}")),
+        };
+        parsed.map_err(|e| {
+            self.error(format!(
+                "{what}: {e}; write e.g. 500ms, 2s, 1m30s or a number of seconds"
+            ))
+        })
+    }
+
+    fn command(&self, value: &Value, what: &str) -> Result<CommandSpec> {
+        CommandSpec::from_value(value).map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
+    fn check_keys(&self, map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let hint = similar::closest(key, allowed.iter().copied())
+                    .map(|k| format!("did you mean `{k}`? "))
+                    .unwrap_or_default();
+                return Err(self.error(format!(
+                    "unknown key `{key}` in {what}; {hint}allowed: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A valid compose service name: starts with a letter or digit, then letters, digits, `_.-`.
+pub fn valid_service_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The environment variable that overrides a service's timeout: `TIMEOUT_<SERVICE>`.
+pub fn timeout_env_var(service: &str) -> String {
+    format!(
+        "TIMEOUT_{}",
+        service.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// Is a service with these profiles active under the chosen ones?
+fn profile_active(service_profiles: &[String], active: &[String]) -> bool {
+    service_profiles.is_empty()
+        || active
+            .iter()
+            .any(|p| p == "*" || service_profiles.contains(p))
+}
+
+/// A dependency as declared.
+struct Dependency {
+    name: String,
+    required: bool,
+}
+
+/// Parse `depends_on` in both forms.
+fn dependencies(place: &Place<'_>, value: Option<&Value>) -> Result<Vec<Dependency>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(name) => Ok(Dependency { name: name.clone(), required: true }),
+                other => Err(place.error(format!("depends_on: list items must be service names, found {other}"))),
+            })
+            .collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(name, spec)| {
+                let required = match spec {
+                    Value::Object(spec) => {
+                        if let Some(condition) = spec.get("condition") {
+                            let ok = matches!(condition.as_str(), Some("service_started" | "service_healthy" | "service_completed_successfully"));
+                            if !ok {
+                                return Err(place.error(format!(
+                                    "depends_on.{name}.condition: {condition} is not one of service_started, service_healthy, service_completed_successfully"
+                                )));
+                            }
+                        }
+                        match spec.get("required") {
+                            None => true,
+                            Some(Value::Bool(b)) => *b,
+                            Some(other) => {
+                                return Err(place.error(format!(
+                                    "depends_on.{name}.required: must be true or false, found {other}"
+                                )));
+                            }
+                        }
+                    }
+                    Value::Null => true,
+                    other => {
+                        return Err(place.error(format!(
+                            "depends_on.{name}: must be a mapping (condition, required, restart), found {other}"
+                        )));
+                    }
+                };
+                Ok(Dependency { name: name.clone(), required })
+            })
+            .collect(),
+        Some(other) => Err(place.error(format!("depends_on: must be a list or a mapping, found {other}"))),
+    }
+}
+
+/// Labels in both forms (`["k=v"]` and `{k: v}`), as a map.
+fn labels(place: &Place<'_>, value: Option<&Value>) -> Result<BTreeMap<String, String>> {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match value {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(match text.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), v.to_owned()),
+                    None => (text.clone(), String::new()),
+                }),
+                other => Err(place.error(format!(
+                    "labels: list items must be \"key=value\" strings, found {other}"
+                ))),
+            })
+            .collect(),
+        Some(Value::Object(map)) => Ok(map.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()),
+        Some(other) => Err(place.error(format!(
+            "labels: must be a list or a mapping, found {other}"
+        ))),
+    }
+}
+
+/// A list of strings (profiles).
+fn string_list(place: &Place<'_>, value: Option<&Value>, what: &str) -> Result<Vec<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str().map(str::to_owned).ok_or_else(|| {
+                    place.error(format!("{what}: items must be strings, found {item}"))
+                })
+            })
+            .collect(),
+        Some(other) => {
+            Err(place.error(format!("{what}: must be a list of strings, found {other}")))
+        }
+    }
+}
+
+/// The compose healthcheck test as a command to run inside the container.
+fn compose_test(place: &Place<'_>, healthcheck: Option<&Value>) -> Result<CommandSpec> {
+    let test = healthcheck.and_then(|h| h.get("test")).ok_or_else(|| {
+        place.error("x-hub.health.exec needs the service's compose `healthcheck.test`; add one or drop exec")
+    })?;
+    match test {
+        Value::String(text) => Ok(CommandSpec::Shell(text.clone())),
+        Value::Array(items) => {
+            let words: Vec<String> = items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            match words.split_first() {
+                Some((first, rest)) if first == "CMD" && !rest.is_empty() => Ok(CommandSpec::Argv(rest.to_vec())),
+                Some((first, rest)) if first == "CMD-SHELL" && !rest.is_empty() => Ok(CommandSpec::Shell(rest.join(" "))),
+                _ => Err(place.error("healthcheck.test must be [\"CMD\", …], [\"CMD-SHELL\", \"…\"] or a string for x-hub.health.exec")),
+            }
+        }
+        other => Err(place.error(format!("healthcheck.test: unexpected value {other}"))),
+    }
+}
+
+/// Resolve `x-hub.health` (or the default for the backend).
+fn health(
+    place: &Place<'_>,
+    xhub: &Map<String, Value>,
+    backend: Backend,
+    healthcheck: Option<&Value>,
+) -> Result<HealthSpec> {
+    let Some(spec) = xhub.get("health") else {
+        let check = match backend {
+            Backend::Container => Check::Container {
+                grace_ms: duration::to_ms(DEFAULT_CONTAINER_GRACE),
+            },
+            Backend::Start | Backend::Run => Check::None,
+        };
+        return Ok(HealthSpec {
+            check,
+            interval_ms: duration::to_ms(DEFAULT_CMD_INTERVAL),
+            probe_timeout_ms: duration::to_ms(DEFAULT_PROBE_TIMEOUT),
+            start_period_ms: 0,
+        });
+    };
+    let Value::Object(spec) = spec else {
+        return Err(place.error("x-hub.health: must be a mapping with one of cmd, http, tcp, exec"));
+    };
+    place.check_keys(spec, &HEALTH_KEYS, "x-hub.health")?;
+    let exec = match spec.get("exec") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => {
+            return Err(place.error(format!(
+                "x-hub.health.exec: must be true or false, found {other}"
+            )));
+        }
+    };
+    let kinds: Vec<&str> = ["cmd", "http", "tcp"]
+        .into_iter()
+        .filter(|k| spec.contains_key(*k))
+        .chain(exec.then_some("exec"))
+        .collect();
+    if kinds.len() != 1 {
+        return Err(place.error(format!(
+            "x-hub.health: needs exactly one of cmd, http, tcp, exec: true (found {})",
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(", ")
+            }
+        )));
+    }
+    let check = match kinds[0] {
+        "cmd" => Check::Cmd {
+            cmd: place.command(&spec["cmd"], "x-hub.health.cmd")?,
+        },
+        "http" => {
+            let url = spec["http"]
+                .as_str()
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                .ok_or_else(|| {
+                    place
+                        .error("x-hub.health.http: must be a URL starting with http:// or https://")
+                })?;
+            let status = match spec.get("status") {
+                None => "200-399".to_owned(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => {
+                    return Err(place.error(format!(
+                        "x-hub.health.status: expected e.g. 200-399, found {other}"
+                    )));
+                }
+            };
+            crate::records::status_matches(&status, 200)
+                .map_err(|e| place.error(format!("x-hub.health.status: {e}")))?;
+            let body = match spec.get("body") {
+                None => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    return Err(place.error(format!(
+                        "x-hub.health.body: must be a string, found {other}"
+                    )));
+                }
+            };
+            Check::Http {
+                url: url.to_owned(),
+                status,
+                body,
+            }
+        }
+        "tcp" => {
+            let address = spec["tcp"]
+                .as_str()
+                .filter(|a| {
+                    a.rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                })
+                .ok_or_else(|| {
+                    place.error("x-hub.health.tcp: must be HOST:PORT, e.g. 127.0.0.1:5432")
+                })?;
+            Check::Tcp {
+                address: address.to_owned(),
+            }
+        }
+        _ => {
+            if backend != Backend::Container {
+                return Err(place.error(
+                    "x-hub.health.exec: only a container service can be checked with docker exec",
+                ));
+            }
+            Check::Exec {
+                test: compose_test(place, healthcheck)?,
+            }
+        }
+    };
+    let default_interval = match check {
+        Check::Http { .. } | Check::Tcp { .. } => DEFAULT_FAST_INTERVAL,
+        _ => DEFAULT_CMD_INTERVAL,
+    };
+    let get = |key: &str, default: Duration| -> Result<u64> {
+        spec.get(key)
+            .map_or(Ok(default), |v| {
+                place.duration(v, &format!("x-hub.health.{key}"))
+            })
+            .map(duration::to_ms)
+    };
+    Ok(HealthSpec {
+        check,
+        interval_ms: get("interval", default_interval)?.max(1),
+        probe_timeout_ms: get("probe_timeout", DEFAULT_PROBE_TIMEOUT)?.max(1),
+        start_period_ms: get("start_period", Duration::ZERO)?,
+    })
+}
+
+/// The seed's retry defaults, overridable by `RETRY_MAX_ATTEMPTS`, `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY`.
+pub fn retry_defaults(env: &dyn Fn(&str) -> Option<String>) -> Result<RetrySpec> {
+    let mut spec = RetrySpec::default();
+    if let Some(text) = env("RETRY_MAX_ATTEMPTS") {
+        spec.attempts = text.trim().parse().map_err(|_| {
+            Error::input(format!(
+                "RETRY_MAX_ATTEMPTS={text}: not a whole number; set e.g. RETRY_MAX_ATTEMPTS=3"
+            ))
+        })?;
+    }
+    for (var, slot) in [
+        ("RETRY_BASE_DELAY", &mut spec.delay_ms),
+        ("RETRY_MAX_DELAY", &mut spec.max_delay_ms),
+    ] {
+        if let Some(text) = env(var) {
+            *slot = duration::parse(&text)
+                .map(duration::to_ms)
+                .map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
+        }
+    }
+    Ok(spec)
+}
+
+/// Resolve `x-hub.retry` over the defaults.
+fn retry(place: &Place<'_>, xhub: &Map<String, Value>, defaults: RetrySpec) -> Result<RetrySpec> {
+    let Some(spec) = xhub.get("retry") else {
+        return Ok(defaults);
+    };
+    let Value::Object(spec) = spec else {
+        return Err(place.error("x-hub.retry: must be a mapping with attempts, delay, max_delay"));
+    };
+    place.check_keys(spec, &RETRY_KEYS, "x-hub.retry")?;
+    let mut out = defaults;
+    if let Some(attempts) = spec.get("attempts") {
+        out.attempts = attempts
+            .as_f64()
+            .filter(|a| a.fract() == 0.0 && *a >= 0.0 && *a <= f64::from(u32::MAX))
+            .map(|a| a as u32)
+            .ok_or_else(|| place.error(format!("x-hub.retry.attempts: must be a whole number (0 = until success), found {attempts}")))?;
+    }
+    if let Some(delay) = spec.get("delay") {
+        out.delay_ms = duration::to_ms(place.duration(delay, "x-hub.retry.delay")?);
+    }
+    if let Some(max_delay) = spec.get("max_delay") {
+        out.max_delay_ms = duration::to_ms(place.duration(max_delay, "x-hub.retry.max_delay")?);
+    }
+    Ok(out)
+}
+
+/// One service before levels are known, with its declared dependencies.
+struct Pending {
+    plan: Plan,
+    declared: Vec<Dependency>,
+    file: String,
+}
+
+/// Resolve one service.
+fn resolve_service(
+    name: &str,
+    source: &ServiceSource,
+    doc: &ComposeDoc,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+    retry_default: RetrySpec,
+) -> Result<Pending> {
+    let place = Place {
+        file: &source.file,
+        service: name,
+    };
+    let body = &source.body;
+    let empty = Map::new();
+    let xhub = match body.get("x-hub") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(place.error("x-hub: must be a mapping")),
+    };
+    place.check_keys(xhub, &XHUB_KEYS, "x-hub")?;
+    let labels = labels(&place, body.get("labels"))?;
+
+    let class = if let Some(value) = xhub.get("class") {
+        value.as_str().and_then(Class::parse).ok_or_else(|| {
+            place.error(format!(
+                "x-hub.class: {value} is not a class; use core, optional or stretch"
+            ))
+        })?
+    } else if let Some(text) = labels.get(&opts.class_label) {
+        Class::parse(text).unwrap_or_else(|| {
+            warnings.push(format!(
+                "{}: service \"{name}\": label {}={text} is not core, optional or stretch; using {}",
+                source.file, opts.class_label, opts.default_class.as_str()
+            ));
+            opts.default_class
+        })
+    } else {
+        opts.default_class
+    };
+
+    let mut timeout = match (xhub.get("timeout"), labels.get("hub.timeout")) {
+        (Some(value), _) => place.duration(value, "x-hub.timeout")?,
+        (None, Some(text)) => place.duration(&Value::String(text.clone()), "label hub.timeout")?,
+        (None, None) => DEFAULT_TIMEOUT,
+    };
+    let var = timeout_env_var(name);
+    if let Some(text) = (opts.env)(&var) {
+        timeout = duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
+    }
+
+    let start = xhub
+        .get("start")
+        .map(|v| place.command(v, "x-hub.start"))
+        .transpose()?;
+    let run = xhub
+        .get("run")
+        .map(|v| place.command(v, "x-hub.run"))
+        .transpose()?;
+    let stop = xhub
+        .get("stop")
+        .map(|v| place.command(v, "x-hub.stop"))
+        .transpose()?;
+    let backend = match (&start, &run) {
+        (Some(_), Some(_)) => {
+            return Err(place.error(
+                "x-hub: give `start` (returns once launched) or `run` (long-running), not both",
+            ));
+        }
+        (Some(_), None) => Backend::Start,
+        (None, Some(_)) => Backend::Run,
+        (None, None) => Backend::Container,
+    };
+    let healthcheck = body.get("healthcheck").cloned();
+    let health = health(&place, xhub, backend, healthcheck.as_ref())?;
+    let retry = retry(&place, xhub, retry_default)?;
+    let container_name = match body.get("container_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(place.error(format!("container_name: must be a string, found {other}")));
+        }
+    };
+    let profiles = string_list(&place, body.get("profiles"), "profiles")?;
+    let declared = dependencies(&place, body.get("depends_on"))?;
+    let compose = (backend == Backend::Container).then(|| ComposeRef {
+        files: doc
+            .files
+            .iter()
+            .filter(|f| *f != "-")
+            .map(|f| absolute(f))
+            .collect(),
+        project: doc
+            .project
+            .clone()
+            .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME")),
+    });
+    Ok(Pending {
+        plan: Plan {
+            service: name.to_owned(),
+            level: 0,
+            class,
+            deps: Vec::new(),
+            soft_deps: Vec::new(),
+            timeout_ms: duration::to_ms(timeout),
+            backend,
+            start,
+            run,
+            stop,
+            health,
+            retry,
+            container_name,
+            profiles,
+            labels,
+            healthcheck: if backend == Backend::Container {
+                healthcheck
+            } else {
+                None
+            },
+            compose,
+        },
+        declared,
+        file: source.file.clone(),
+    })
+}
+
+/// A path made absolute against the current folder, so a plan works from anywhere.
+fn absolute(path: &str) -> String {
+    std::path::absolute(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
+}
+
+/// Resolve a compose document into plans with levels, validating everything.
+pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
+    let mut warnings = Vec::new();
+    let retry_default = retry_defaults(&*opts.env)?;
+    let mut all: BTreeMap<&str, Pending> = BTreeMap::new();
+    for (name, source) in &doc.services {
+        if !valid_service_name(name) {
+            return Err(Error::input(format!(
+                "{}: service \"{name}\": invalid service name; use letters, digits, `_`, `.`, `-`, starting with a letter or digit",
+                source.file
+            )));
+        }
+        all.insert(
+            name,
+            resolve_service(name, source, doc, opts, &mut warnings, retry_default)?,
+        );
+    }
+    let active: BTreeSet<&str> = all
+        .iter()
+        .filter(|(_, p)| profile_active(&p.plan.profiles, &opts.profiles))
+        .map(|(name, _)| *name)
+        .collect();
+
+    // Dependencies, checked against every defined service, then against the active ones.
+    for (name, pending) in all.iter() {
+        if !active.contains(name) {
+            continue;
+        }
+        for dep in &pending.declared {
+            let place = Place {
+                file: &pending.file,
+                service: name,
+            };
+            if dep.name == *name {
+                return Err(place.error("depends on itself; remove it from its own depends_on"));
+            }
+            if !all.contains_key(dep.name.as_str()) {
+                let hint = similar::closest(&dep.name, all.keys().copied())
+                    .map(|c| format!(" (did you mean \"{c}\"?)"))
+                    .unwrap_or_default();
+                return Err(place.error(format!(
+                    "depends on \"{}\", which is not defined{hint}; define it or remove it from depends_on",
+                    dep.name
+                )));
+            }
+            if !active.contains(dep.name.as_str()) && dep.required {
+                let profiles = all[dep.name.as_str()].plan.profiles.join(", ");
+                return Err(place.error(format!(
+                    "depends on \"{}\", which is left out by its profiles ({profiles}); activate one with --profile, or mark the dependency `required: false`",
+                    dep.name
+                )));
+            }
+        }
+    }
+
+    let names: Vec<&str> = active.iter().copied().collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut plans: Vec<Plan> = Vec::with_capacity(names.len());
+    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(names.len());
+    for name in &names {
+        let Some(pending) = all.remove(name) else {
+            continue;
+        };
+        let mut plan = pending.plan;
+        let mut service_edges = Vec::new();
+        for dep in pending.declared {
+            let Some(&i) = index.get(dep.name.as_str()) else {
+                continue;
+            };
+            if dep.required {
+                plan.deps.push(dep.name);
+            } else {
+                plan.soft_deps.push(dep.name);
+            }
+            service_edges.push(i);
+        }
+        plan.deps.sort();
+        plan.deps.dedup();
+        plan.soft_deps.sort();
+        plan.soft_deps.dedup();
+        service_edges.sort_unstable();
+        service_edges.dedup();
+        edges.push(service_edges);
+        plans.push(plan);
+    }
+    let levels = graph::levels(&edges).map_err(|cycle| {
+        let path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        let file = doc
+            .services
+            .get(path[0])
+            .map_or("compose file", |s| s.file.as_str());
+        Error::input(format!(
+            "{file}: dependency cycle: {}; remove one of these depends_on entries",
+            path.join(" -> ")
+        ))
+    })?;
+    for (plan, level) in plans.iter_mut().zip(levels) {
+        plan.level = level;
+    }
+    let classes: BTreeMap<&str, Class> = plans
+        .iter()
+        .map(|p| (p.service.as_str(), p.class))
+        .collect();
+    for plan in &plans {
+        if plan.class != Class::Core {
+            continue;
+        }
+        for dep in &plan.deps {
+            let dep_class = classes.get(dep.as_str()).copied().unwrap_or(Class::Core);
+            if dep_class != Class::Core {
+                warnings.push(format!(
+                    "service \"{}\" is CORE but hard-depends on \"{dep}\", which is {dep_class}: if \"{dep}\" fails, \"{}\" cannot start and the deploy fails; make \"{dep}\" core or the dependency `required: false`",
+                    plan.service, plan.service
+                ));
+            }
+        }
+    }
+    plans.sort_by(|a, b| (a.level, &a.service).cmp(&(b.level, &b.service)));
+    Ok(Resolved { plans, warnings })
+}

@@ -1,0 +1,195 @@
+//! The test builder every integration test uses: run a real hub binary, feed it stdin, and
+//! assert its exit status and output, in the style of `just`'s tests.
+//!
+//! The binaries are built once per test process with `cargo build --bins`, so `cargo test`
+//! alone never runs a stale binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The folder the workspace's binaries are built into (next to this test executable).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--workspace", "--bins"]);
+        if release {
+            build.arg("--release");
+        }
+        build.current_dir(workspace_root());
+        let status = build.status().expect("running cargo build for the tools");
+        assert!(status.success(), "cargo build --bins failed");
+        dir
+    })
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path of one tool's binary.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// A fixture path under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests").join("fixtures").join(name)
+}
+
+/// A command under test: builder methods, then `.status(n)` runs it and checks the status.
+pub struct Cmd {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+    expect_status: i32,
+    stdout: Option<String>,
+    stderr_contains: Vec<String>,
+}
+
+impl Cmd {
+    /// A command for tool `name` (e.g. `hub-levels`).
+    pub fn new(name: &str) -> Self {
+        let mut command = Command::new(bin(name));
+        // Tests see stable output: no colour, no inherited knobs.
+        command.env("NO_COLOR", "1");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TIMEOUT_")
+                || key.starts_with("RETRY_")
+                || key.starts_with("CIRCUIT_BREAKER_")
+                || key == "COMPOSE_PROFILES"
+                || key == "HUB_LOG"
+            {
+                command.env_remove(key);
+            }
+        }
+        Cmd {
+            command,
+            stdin: None,
+            expect_status: 0,
+            stdout: None,
+            stderr_contains: Vec::new(),
+        }
+    }
+
+    /// Add an argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Add arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Run in this folder.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Feed this to stdin.
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// Expect exactly this stdout.
+    pub fn stdout(mut self, expected: &str) -> Self {
+        self.stdout = Some(expected.to_owned());
+        self
+    }
+
+    /// Expect stderr to contain this.
+    pub fn stderr_contains(mut self, needle: &str) -> Self {
+        self.stderr_contains.push(needle.to_owned());
+        self
+    }
+
+    /// Run, check the exit status and expectations, and return the output.
+    pub fn status(mut self, code: i32) -> Output {
+        self.expect_status = code;
+        self.run()
+    }
+
+    /// Run and check (status 0 unless `.status` was used).
+    pub fn run(mut self) -> Output {
+        self.command.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("spawning the tool");
+        if let Some(input) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+        }
+        let output = child.wait_with_output().expect("waiting for the tool");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(self.expect_status),
+            "unexpected exit status\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        );
+        if let Some(expected) = &self.stdout {
+            assert_eq!(stdout, *expected, "unexpected stdout\n--- stderr\n{stderr}");
+        }
+        for needle in &self.stderr_contains {
+            assert!(
+                stderr.contains(needle.as_str()),
+                "stderr lacks {needle:?}\n--- stderr\n{stderr}"
+            );
+        }
+        output
+    }
+}
+
+/// The JSON records of an output's stdout, decoded.
+pub fn records(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Stderr as a string.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A temp folder with files written into it, removed when dropped.
+pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        let mut file = std::fs::File::create(&path).expect("create fixture");
+        file.write_all(content.as_bytes()).expect("write fixture");
+    }
+    dir
+}

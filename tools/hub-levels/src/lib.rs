@@ -1,0 +1,237 @@
+//! `hub-levels`: read compose files and print their services in dependency levels.
+//!
+//! The first tool of the pipeline: its `plan` records carry everything the others need,
+//! so nothing downstream reads the compose file again.
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use hub::records::{Class, Plan};
+use hub::service::{self, Options};
+use hub::{Error, Result, compose, log, output::RecordWriter};
+
+/// The command-line interface.
+pub fn command() -> Command {
+    let cmd = Command::new("hub-levels")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Read compose files and print their services in dependency levels")
+        .long_about(
+            "Read compose files and print their services in dependency levels.\n\n\
+             Writes one JSON `plan` record per service (ordered by level, then name) for \
+             hub-start, or a text or Graphviz view. A service's level is 0 with no dependencies, \
+             else 1 + the highest level of its dependencies.\n\n\
+             Multiple -f files merge per service (a later file's keys replace an earlier one's); \
+             for compose's full merge and ${VAR} interpolation, pipe `docker compose config | hub-levels -f -`.",
+        )
+        .after_help(
+            "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
+             dependency, cycle, invalid x-hub value, …).\n\n\
+             Environment: COMPOSE_PROFILES (when no --profile), TIMEOUT_<SERVICE> (overrides a \
+             timeout), RETRY_MAX_ATTEMPTS / RETRY_BASE_DELAY / RETRY_MAX_DELAY (retry defaults), \
+             HUB_RUN_ID (the run id put in every record).",
+        )
+        .arg(
+            Arg::new("file")
+                .short('f')
+                .long("file")
+                .value_name("FILE")
+                .action(ArgAction::Append)
+                .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: compose.yaml, docker-compose.yml, … in this folder]"),
+        )
+        .arg(
+            Arg::new("profile")
+                .long("profile")
+                .value_name("PROFILE")
+                .action(ArgAction::Append)
+                .help("Activate a profile (repeatable; * activates all) [default: $COMPOSE_PROFILES]"),
+        )
+        .arg(
+            Arg::new("class-label")
+                .long("class-label")
+                .value_name("KEY")
+                .default_value("hub.class")
+                .help("The label that carries a service's class when x-hub.class is absent (e.g. dive.service.class)"),
+        )
+        .arg(
+            Arg::new("default-class")
+                .long("default-class")
+                .value_name("CLASS")
+                .default_value("optional")
+                .value_parser(["core", "optional", "stretch"])
+                .help("The class of services with no class"),
+        )
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_name("FORMAT")
+                .default_value("json")
+                .value_parser(["json", "text", "dot"])
+                .help("json: plan records; text: `Level 0: a b` lines; dot: Graphviz"),
+        )
+        .arg(Arg::new("reverse").long("reverse").action(ArgAction::SetTrue).help("Highest level first (teardown order)"))
+        .arg(
+            Arg::new("level")
+                .long("level")
+                .value_name("N")
+                .value_parser(value_parser!(u32))
+                .help("Only the services of level N"),
+        )
+        .arg(
+            Arg::new("count")
+                .long("count")
+                .action(ArgAction::SetTrue)
+                .conflicts_with_all(["level", "format", "reverse"])
+                .help("Print the number of levels and nothing else"),
+        )
+        .arg(
+            Arg::new("run-id")
+                .long("run-id")
+                .value_name("ID")
+                .env("HUB_RUN_ID")
+                .help("The run id put in every record [default: generated]"),
+        );
+    hub::cli::with_common_args(cmd)
+}
+
+/// Run `hub-levels`.
+pub fn run(matches: &ArgMatches) -> Result<u8> {
+    let files = input_files(matches)?;
+    let doc = compose::load(&files)?;
+    let profiles: Vec<String> = match matches.get_many::<String>("profile") {
+        Some(values) => values.cloned().collect(),
+        None => std::env::var("COMPOSE_PROFILES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    let default_class = matches
+        .get_one::<String>("default-class")
+        .and_then(|c| Class::parse(c))
+        .unwrap_or(Class::Optional);
+    let opts = Options {
+        class_label: matches
+            .get_one::<String>("class-label")
+            .cloned()
+            .unwrap_or_else(|| "hub.class".into()),
+        default_class,
+        profiles,
+        env: Box::new(|key| std::env::var(key).ok()),
+    };
+    let resolved = service::resolve(&doc, &opts)?;
+    for warning in &resolved.warnings {
+        log::warn(warning);
+    }
+    let mut plans = resolved.plans;
+    let mut out = RecordWriter::stdout();
+    if matches.get_flag("count") {
+        let count = plans.iter().map(|p| p.level + 1).max().unwrap_or(0);
+        out.text(&format!("{count}\n"))?;
+        return Ok(hub::error::exit::OK);
+    }
+    if let Some(level) = matches.get_one::<u32>("level") {
+        plans.retain(|p| p.level == *level);
+    }
+    if matches.get_flag("reverse") {
+        plans.sort_by(|a, b| (b.level, &a.service).cmp(&(a.level, &b.service)));
+    }
+    match matches.get_one::<String>("format").map(String::as_str) {
+        Some("text") => out.text(&text(&plans))?,
+        Some("dot") => out.text(&dot(&plans))?,
+        _ => {
+            let run_id = matches
+                .get_one::<String>("run-id")
+                .cloned()
+                .unwrap_or_else(hub::time::new_run_id);
+            for plan in &plans {
+                out.record("plan", Some(&run_id), plan)?;
+            }
+        }
+    }
+    Ok(hub::error::exit::OK)
+}
+
+/// The files to read: `-f` values, or the default compose file in this folder.
+fn input_files(matches: &ArgMatches) -> Result<Vec<String>> {
+    if let Some(files) = matches.get_many::<String>("file") {
+        return Ok(files.cloned().collect());
+    }
+    let here = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
+    compose::default_file(&here)
+        .map(|f| vec![f])
+        .ok_or_else(|| {
+            Error::input(format!(
+                "no compose file: none of {} in {}; pass one with -f FILE (or -f - for stdin)",
+                compose::DEFAULT_FILES.join(", "),
+                here.display()
+            ))
+        })
+}
+
+/// `Level 0: a b c` lines, in the order of `plans`.
+fn text(plans: &[Plan]) -> String {
+    let mut out = String::new();
+    let mut current: Option<u32> = None;
+    for plan in plans {
+        if current != Some(plan.level) {
+            if current.is_some() {
+                out.push('\n');
+            }
+            out.push_str(&format!("Level {}:", plan.level));
+            current = Some(plan.level);
+        }
+        out.push(' ');
+        out.push_str(&plan.service);
+    }
+    if current.is_some() {
+        out.push('\n');
+    }
+    out
+}
+
+/// Graphviz: an arrow from each dependency to its dependent (start order), soft ones dashed,
+/// each level on one rank, nodes coloured by class.
+fn dot(plans: &[Plan]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = String::from(
+        "digraph hub {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
+    );
+    let mut levels: Vec<u32> = plans.iter().map(|p| p.level).collect();
+    levels.dedup();
+    for level in levels {
+        let members: Vec<String> = plans
+            .iter()
+            .filter(|p| p.level == level)
+            .map(|p| quote(&p.service))
+            .collect();
+        out.push_str(&format!("  {{ rank=same; {}; }}\n", members.join("; ")));
+    }
+    for plan in plans {
+        let colour = match plan.class {
+            Class::Core => "#f8c8c8",
+            Class::Optional => "#c8daf8",
+            Class::Stretch => "#e0e0e0",
+        };
+        out.push_str(&format!(
+            "  {} [fillcolor=\"{colour}\", label=\"{}\\n{} · level {}\"];\n",
+            quote(&plan.service),
+            plan.service.replace('"', "\\\""),
+            plan.class,
+            plan.level
+        ));
+    }
+    for plan in plans {
+        for dep in &plan.deps {
+            out.push_str(&format!("  {} -> {};\n", quote(dep), quote(&plan.service)));
+        }
+        for dep in &plan.soft_deps {
+            out.push_str(&format!(
+                "  {} -> {} [style=dashed];\n",
+                quote(dep),
+                quote(&plan.service)
+            ));
+        }
+    }
+    out.push_str("}\n");
+    out
+}

@@ -13,8 +13,10 @@ pub mod error;
 pub mod graph;
 pub mod log;
 pub mod output;
+pub mod process;
 pub mod records;
 pub mod service;
+pub mod signals;
 pub mod similar;
 pub mod time;
 

@@ -1,0 +1,267 @@
+//! Children in their own process group: spawn, wait with a deadline, kill the whole group.
+//!
+//! A wrapped command (a start script, a probe, an attempt under `hub-retry`) may fork: killing
+//! only its leader leaves orphans holding ports. So every child leads its own process group and
+//! is always signalled as a group. Waiting happens on a thread that blocks in `wait()`, so a
+//! fast child costs no polling delay and a timeout costs no busy loop.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// How a child is detached from us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detach {
+    /// Its own process group (a terminal's Ctrl-C still reaches it through us, by forwarding).
+    Group,
+    /// Its own session and process group (a long-running service that outlives us).
+    Session,
+}
+
+/// A running child that leads its own process group.
+#[derive(Debug)]
+pub struct Running {
+    pid: Pid,
+    exited: Receiver<io::Result<ExitStatus>>,
+    status: Option<ExitStatus>,
+}
+
+impl Running {
+    /// Spawn `cmd` detached as asked. Standard streams are whatever `cmd` was given.
+    pub fn spawn(cmd: &mut Command, detach: Detach) -> io::Result<Running> {
+        match detach {
+            Detach::Group => {
+                cmd.process_group(0);
+            }
+            Detach::Session => {
+                // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
+                #[allow(unsafe_code)]
+                unsafe {
+                    cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+                }
+            }
+        }
+        let mut child = cmd.spawn()?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let (tx, exited) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("wait-{pid}"))
+            .spawn(move || {
+                let _ = tx.send(child.wait());
+            })?;
+        Ok(Running {
+            pid,
+            exited,
+            status: None,
+        })
+    }
+
+    /// The child's pid, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        u32::try_from(self.pid.as_raw()).unwrap_or(0)
+    }
+
+    /// Wait for the child to exit; `None` if it is still running after `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        match self.exited.recv_timeout(timeout) {
+            Ok(result) => {
+                let status = result?;
+                self.status = Some(status);
+                Ok(Some(status))
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(io::Error::other("the child's waiter thread is gone"))
+            }
+        }
+    }
+
+    /// Wait for the child to exit.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self
+            .exited
+            .recv()
+            .map_err(|_| io::Error::other("the child's waiter thread is gone"))??;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// The exit status if the child has exited, without waiting.
+    pub fn try_status(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.wait_timeout(Duration::ZERO)
+    }
+
+    /// Send a signal to the child's whole process group. A group that is gone is not an error.
+    pub fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        signal_group(self.pid(), signal)
+    }
+
+    /// TERM the whole group, wait up to `grace` for the leader, then KILL the group.
+    /// The group is KILLed even when the leader exited in time, so no member outlives it.
+    pub fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        self.signal_group(Signal::SIGTERM)?;
+        let status = match self.wait_timeout(grace)? {
+            Some(status) => status,
+            None => {
+                self.signal_group(Signal::SIGKILL)?;
+                self.wait()?
+            }
+        };
+        self.signal_group(Signal::SIGKILL)?;
+        Ok(status)
+    }
+}
+
+/// Send `signal` to process group `pgid`; a group that no longer exists is fine.
+pub fn signal_group(pgid: u32, signal: Signal) -> io::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(|_| io::Error::other("pid out of range"))?;
+    if pgid <= 1 {
+        return Err(io::Error::other(format!(
+            "refusing to signal process group {pgid}"
+        )));
+    }
+    match killpg(Pid::from_raw(pgid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Is any process of group `pgid` alive?
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Is process `pid` alive (not yet reaped; a zombie counts as alive)?
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    pid > 1 && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+}
+
+/// The shell's view of an exit status: the code, or 128+N when killed by signal N.
+pub fn status_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// How a finished command ended, for [`run_with_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// It exited (or was killed by a signal) on its own; the shell-style status.
+    Exited(i32),
+    /// It ran past its timeout and its group was killed.
+    TimedOut,
+}
+
+/// Run a command in its own group, killing the group if it outlives `timeout`.
+pub fn run_with_timeout(
+    cmd: &mut Command,
+    timeout: Duration,
+    grace: Duration,
+) -> io::Result<Finished> {
+    let mut child = Running::spawn(cmd, Detach::Group)?;
+    match child.wait_timeout(timeout)? {
+        Some(status) => {
+            // Members left behind by a leader that exited in time are killed too.
+            child.signal_group(Signal::SIGKILL)?;
+            Ok(Finished::Exited(status_code(status)))
+        }
+        None => {
+            child.terminate(grace)?;
+            Ok(Finished::TimedOut)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+
+    #[test]
+    fn exit_codes_pass_through() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 7"]);
+        let finished =
+            run_with_timeout(&mut cmd, Duration::from_secs(10), Duration::from_secs(1)).unwrap();
+        assert_eq!(finished, Finished::Exited(7));
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let dir = tempfile_dir();
+        let pidfile = dir.join("grandchild.pid");
+        let mut cmd = Command::new("sh");
+        // The grandchild writes its pid, then both wait forever.
+        cmd.arg("-c")
+            .arg(format!(
+                "sleep 1000 & echo $! > {}; wait",
+                pidfile.display()
+            ))
+            .stdout(Stdio::null());
+        let mut child = Running::spawn(&mut cmd, Detach::Group).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild never started"
+            );
+            std::thread::yield_now();
+        }
+        let grandchild: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            child
+                .wait_timeout(Duration::from_millis(1))
+                .unwrap()
+                .is_none()
+        );
+        let status = child.terminate(Duration::from_secs(2)).unwrap();
+        assert_eq!(status_code(status), 128 + 15);
+        // The grandchild was in the group: it dies too (reaped by init; wait until gone).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while process_alive(grandchild) && !is_zombie(grandchild) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
+            std::thread::yield_now();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn is_zombie(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hub-process-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

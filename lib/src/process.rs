@@ -33,6 +33,7 @@ pub struct Running {
 impl Running {
     /// Spawn `cmd` detached as asked. Standard streams are whatever `cmd` was given.
     pub fn spawn(cmd: &mut Command, detach: Detach) -> io::Result<Running> {
+        unblock_signals_in_child(cmd);
         match detach {
             Detach::Group => {
                 cmd.process_group(0);
@@ -119,6 +120,23 @@ impl Running {
         };
         self.signal_group(Signal::SIGKILL)?;
         Ok(status)
+    }
+}
+
+/// Give the child an empty signal mask.
+///
+/// Tools block SIGINT/SIGTERM in every thread to receive them as events
+/// ([`crate::signals::watch`]); `Command` does not reset the mask, so without this every child
+/// would ignore TERM and Ctrl-C. Use it on every `Command` a tool spawns.
+pub fn unblock_signals_in_child(cmd: &mut Command) {
+    // SAFETY: pthread_sigmask is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(io::Error::from)
+        });
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! A tool calls [`watch`] first thing, before it starts threads: the two signals are blocked in
 //! every thread (the mask is inherited) and one thread waits for them with `sigwait`, then calls
-//! the tool's callback, which typically sends an event into the tool's main loop. Children do
-//! not inherit the mask: Rust's `Command` resets it in the child before `exec`.
+//! the tool's callback, which typically sends an event into the tool's main loop. `Command`
+//! does not reset the mask, so children are spawned through [`crate::process`], which clears
+//! it before `exec` ([`crate::process::unblock_signals_in_child`]).
 
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicI32, Ordering};

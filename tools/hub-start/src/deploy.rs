@@ -31,6 +31,7 @@ pub struct Config {
     /// Logs and pid files.
     pub state_dir: PathBuf,
     /// The circuit breaker's state file.
+    #[allow(dead_code)] // wired to hub::breaker when it lands
     pub breaker_state: PathBuf,
     /// Services made to fail, to rehearse the policy.
     pub inject_failure: Vec<String>,
@@ -276,10 +277,10 @@ impl Deploy {
         if kind != "healthy" && kind != "unhealthy" {
             return Ok(());
         }
-        if let (Some(mine), Some(theirs)) = (self.run_id.as_deref(), value["run_id"].as_str()) {
-            if mine != theirs {
-                return Ok(());
-            }
+        if let (Some(mine), Some(theirs)) = (self.run_id.as_deref(), value["run_id"].as_str())
+            && mine != theirs
+        {
+            return Ok(());
         }
         let Some(index) = value["service"].as_str().and_then(|s| self.sched.find(s)) else {
             return Ok(());

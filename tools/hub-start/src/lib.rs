@@ -112,6 +112,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         .get_one::<PathBuf>("state-dir")
         .cloned()
         .unwrap_or_else(|| PathBuf::from(".hub"));
+    // Records name files under it: absolute, so a reader in another folder finds them.
+    let state_dir = std::path::absolute(&state_dir)
+        .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
     let breaker_state = matches
         .get_one::<PathBuf>("breaker-state")
         .cloned()

@@ -203,7 +203,7 @@ services:
     let last_failure = records
         .iter()
         .filter(|r| r["type"] == "failed")
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(
         (

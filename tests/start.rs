@@ -200,11 +200,7 @@ services:
     let hub = deploy.start(&[]);
     let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(1), "{stderr}");
-    let last_failure = records
-        .iter()
-        .filter(|r| r["type"] == "failed")
-        .next_back()
-        .unwrap();
+    let last_failure = records.iter().rfind(|r| r["type"] == "failed").unwrap();
     assert_eq!(
         (
             last_failure["attempt"].as_u64(),

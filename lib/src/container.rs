@@ -535,7 +535,8 @@ impl Drop for ContainerWatch {
 /// How a container service's health is decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerCheck {
-    /// The engine's healthcheck status; without a healthcheck, running for `grace`.
+    /// The engine's healthcheck status; without a healthcheck, running for `grace` (counted
+    /// from the run's `StartedAt`, so a container that already ran that long passes at once).
     Engine {
         /// How long a container without a healthcheck must run to count as healthy.
         grace: Duration,
@@ -661,7 +662,7 @@ pub fn wait_healthy(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result
                 (true, Some((started_at, seen))) if started_at == state.started_at => {
                     Some((started_at, seen))
                 }
-                (true, _) => Some((state.started_at.clone(), Instant::now())),
+                (true, _) => Some((state.started_at.clone(), up_instant(&state.started_at))),
                 (false, _) => None,
             };
             last = Some(state);
@@ -735,6 +736,18 @@ pub fn wait_healthy(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result
             }
         }
     }
+}
+
+/// When a run that started at `started_at` (the engine's RFC 3339 time) began, on our clock:
+/// a container that has run for a while before the wait counts that time toward its grace.
+/// Now, when the time cannot be read or lies in the future (another clock).
+fn up_instant(started_at: &str) -> Instant {
+    let now = Instant::now();
+    humantime::parse_rfc3339(started_at)
+        .ok()
+        .and_then(|started| SystemTime::now().duration_since(started).ok())
+        .and_then(|ran| now.checked_sub(ran))
+        .unwrap_or(now)
 }
 
 /// Remember what an event says that inspect may no longer know; `Err` when the stream ended.
@@ -917,6 +930,14 @@ mod tests {
             describe(&c),
             "docker compose -p p -f /a.yml -f /b.yml up -d"
         );
+    }
+
+    #[test]
+    fn a_run_started_long_ago_has_used_its_grace() {
+        let long_ago = up_instant("2000-01-01T00:00:00.123456789Z");
+        assert!(long_ago.elapsed() > Duration::from_secs(3600));
+        let unreadable = up_instant("0001-01-01T00:00:00Z x");
+        assert!(unreadable.elapsed() < Duration::from_secs(3600));
     }
 
     #[test]

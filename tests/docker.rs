@@ -454,3 +454,62 @@ services:
     let images = hub_tests::docker::docker(["images", "-q", &tag]);
     assert!(images.stdout.is_empty(), "image {tag} survived");
 }
+
+#[test]
+fn a_cancelled_wait_ends_without_waiting_for_the_deadline() {
+    if !engine_or_skip("a_cancelled_wait_ends_without_waiting_for_the_deadline") {
+        return;
+    }
+    // The engine checks only after an hour: nothing but the cancel flag can end this wait.
+    let project = Project::new(
+        "cancel",
+        r#"
+services:
+  idle:
+    image: {{IMAGE}}
+    healthcheck:
+      test: ["CMD", "/server", "check"]
+      interval: 1h
+"#,
+    );
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cmd = compose_cmd().with_cancel(Arc::clone(&flag));
+    let id = container::up(&cmd, &compose_ref(&project), "idle").unwrap();
+    let waiter = {
+        let cmd = cmd.clone();
+        let id = id.clone();
+        std::thread::spawn(move || {
+            container::wait_healthy(&cmd, &id, &engine_check(GENEROUS, GENEROUS * 10))
+        })
+    };
+    // Cancel once the wait is under way (its `docker events` client runs).
+    let deadline = std::time::Instant::now() + GENEROUS;
+    while !events_client_running(&id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never followed events"
+        );
+        std::thread::yield_now();
+    }
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(waiter.join().unwrap().unwrap(), Outcome::Cancelled);
+    assert!(
+        !events_client_running(&id),
+        "docker events outlived the wait"
+    );
+}
+
+/// Is a `docker events … container=ID` client of this test process running?
+fn events_client_running(id: &str) -> bool {
+    let needle = format!("container={id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .any(|cmdline| {
+            let words: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            words.iter().any(|w| w == "events") && words.iter().any(|w| *w == needle)
+        })
+}

@@ -381,12 +381,7 @@ pub fn exec_probe(
     test: &CommandSpec,
     timeout: Duration,
 ) -> Result<ProbeResult> {
-    let mut exec = cmd.engine_command();
-    exec.args(["exec", id]);
-    match test {
-        CommandSpec::Argv(argv) => exec.args(argv),
-        CommandSpec::Shell(text) => exec.args(["sh", "-c", text]),
-    };
+    let exec = exec_command(cmd, id, test);
     let limited = ComposeCmd {
         timeout,
         ..cmd.clone()
@@ -402,6 +397,17 @@ pub fn exec_probe(
         Ended::TimedOut => ProbeResult::TimedOut,
         Ended::Cancelled => ProbeResult::Cancelled,
     })
+}
+
+/// `docker exec ID ARGV…` for the `CMD` form, `docker exec ID sh -c TEXT` for a shell test.
+fn exec_command(cmd: &ComposeCmd, id: &str, test: &CommandSpec) -> Command {
+    let mut exec = cmd.engine_command();
+    exec.args(["exec", id]);
+    match test {
+        CommandSpec::Argv(argv) => exec.args(argv),
+        CommandSpec::Shell(text) => exec.args(["sh", "-c", text]),
+    };
+    exec
 }
 
 /// A container event, as `docker events` reports it.
@@ -938,6 +944,26 @@ mod tests {
         assert!(long_ago.elapsed() > Duration::from_secs(3600));
         let unreadable = up_instant("0001-01-01T00:00:00Z x");
         assert!(unreadable.elapsed() < Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn exec_probes_use_the_test_form() {
+        let cmd = ComposeCmd::from_words("docker compose", "test").unwrap();
+        let argv = CommandSpec::Argv(vec!["pg_isready".into(), "-q".into()]);
+        assert_eq!(
+            describe(&exec_command(&cmd, "abc", &argv)),
+            "docker exec abc pg_isready -q"
+        );
+        let shell = CommandSpec::Shell("redis-cli ping | grep PONG".into());
+        let exec = exec_command(&cmd, "abc", &shell);
+        let args: Vec<_> = exec
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            ["exec", "abc", "sh", "-c", "redis-cli ping | grep PONG"]
+        );
     }
 
     #[test]

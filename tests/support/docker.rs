@@ -6,6 +6,7 @@
 //! builder (`DOCKER_BUILDKIT=0`; there is no buildx). It is built once and shared by the tests
 //! that run at the same time; the last one to drop it removes it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -63,8 +64,10 @@ pub fn engine_or_skip(test: &str) -> bool {
         std::env::var("HUB_REQUIRE_DOCKER").as_deref() != Ok("1"),
         "{test}: HUB_REQUIRE_DOCKER=1 but no Docker engine answers `docker info` (see /tmp/dockerd.log)"
     );
-    eprintln!(
-        "\n!!!!!!!!!! SKIPPED: no Docker engine: {test} did not run (`docker info` or `docker compose version` failed; .ci/setup.d/50-docker.sh starts one) !!!!!!!!!!\n"
+    // Written to the stderr handle, not with eprintln!, so the test harness does not swallow it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!!!! SKIPPED: no Docker engine: {test} did not run (`docker info` or `docker compose version` failed; .ci/setup.d/50-docker.sh starts one) !!!!!!!!!!"
     );
     false
 }

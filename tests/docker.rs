@@ -510,6 +510,6 @@ fn events_client_running(id: &str) -> bool {
                 .split(|b| *b == 0)
                 .map(|w| String::from_utf8_lossy(w).into_owned())
                 .collect();
-            words.iter().any(|w| w == "events") && words.iter().any(|w| *w == needle)
+            words.iter().any(|w| w == "events") && words.contains(&needle)
         })
 }

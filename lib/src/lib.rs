@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod command;
 pub mod compose;
+pub mod container;
 pub mod duration;
 pub mod error;
 pub mod graph;

@@ -4,6 +4,8 @@
 //! The binaries are built once per test process with `cargo build --bins`, so `cargo test`
 //! alone never runs a stale binary.
 
+pub mod docker;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

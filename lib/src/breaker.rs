@@ -586,6 +586,70 @@ fn holder_alive(trial: &Trial) -> bool {
     }
 }
 
+/// The breaker options `hub-breaker` and `hub-retry` share, read back by [`from_matches`].
+pub fn cli_args() -> Vec<clap::Arg> {
+    use clap::Arg;
+    let duration = |text: &str| crate::duration::parse(text);
+    vec![
+        Arg::new("state")
+            .long("state")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("The breaker state file [default: $HUB_BREAKER_STATE, else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
+        Arg::new("threshold")
+            .long("threshold")
+            .value_name("N")
+            .env(ENV_THRESHOLD)
+            .default_value("3")
+            .value_parser(parse_threshold)
+            .help("Consecutive failures that open the breaker"),
+        Arg::new("cooldown")
+            .long("cooldown")
+            .value_name("D")
+            .env(ENV_COOLDOWN)
+            .default_value("60s")
+            .value_parser(duration)
+            .help("How long an open breaker refuses calls before one trial (bare number = seconds)"),
+        Arg::new("trial-timeout")
+            .long("trial-timeout")
+            .value_name("D")
+            .default_value("60s")
+            .value_parser(duration)
+            .help("A half-open trial still running after this is released to the next caller"),
+        Arg::new("lock-timeout")
+            .long("lock-timeout")
+            .value_name("D")
+            .default_value("10s")
+            .value_parser(duration)
+            .help("How long to wait for the state file's lock before failing (exit 2)"),
+    ]
+}
+
+/// The breaker the [`cli_args`] options describe.
+pub fn from_matches(matches: &clap::ArgMatches) -> Result<Breaker> {
+    let path = default_state_path(
+        matches.get_one::<PathBuf>("state").map(PathBuf::as_path),
+        |key| std::env::var(key).ok(),
+    )?;
+    let defaults = Config::default();
+    let duration =
+        |id: &str, default: Duration| matches.get_one::<Duration>(id).copied().unwrap_or(default);
+    let config = Config {
+        threshold: matches
+            .get_one::<u64>("threshold")
+            .copied()
+            .unwrap_or(defaults.threshold),
+        cooldown: duration("cooldown", defaults.cooldown),
+        trial_timeout: duration("trial-timeout", defaults.trial_timeout),
+        lock_timeout: duration("lock-timeout", defaults.lock_timeout),
+    };
+    Ok(Breaker::new(
+        path,
+        config,
+        Arc::new(crate::clock::SystemClock),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

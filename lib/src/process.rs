@@ -45,6 +45,18 @@ impl Running {
                 }
             }
         }
+        // The child starts with no blocked signal. Rust's `Command` does not reset the mask,
+        // and `signals::watch` blocks SIGINT/SIGTERM in every thread of ours: inherited, they
+        // would make the child deaf to `terminate`'s SIGTERM and to forwarded signals.
+        // SAFETY: pthread_sigmask is async-signal-safe and touches no memory of the parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(io::Error::from)
+            });
+        }
         let mut child = cmd.spawn()?;
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
         let (tx, exited) = mpsc::channel();
@@ -247,6 +259,26 @@ mod tests {
             std::thread::yield_now();
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn children_start_with_no_blocked_signal() {
+        // As after `signals::watch`: SIGTERM blocked in the spawning thread.
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        blocked.thread_block().unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("1000");
+        let mut child = Running::spawn(&mut cmd, Detach::Group).unwrap();
+        let mask = std::fs::read_to_string(format!("/proc/{}/status", child.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:").map(|m| m.trim().to_owned()))
+            .unwrap();
+        let status = child.terminate(Duration::from_secs(60)).unwrap();
+        blocked.thread_unblock().unwrap();
+        assert_eq!(mask, "0000000000000000");
+        assert_eq!(status_code(status), 128 + 15, "SIGTERM reached the child");
     }
 
     fn is_zombie(pid: u32) -> bool {

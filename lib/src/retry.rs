@@ -536,6 +536,24 @@ fn run_attempt(
     })
 }
 
+/// Where `--events` records go: `-` is stdout, else a file appended to (created 0644).
+pub fn open_events(target: &std::path::Path) -> Result<RecordWriter> {
+    if target.as_os_str() == "-" {
+        return Ok(RecordWriter::stdout());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(target)
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot open the events file {}: {e}",
+                target.display()
+            ))
+        })?;
+    Ok(RecordWriter::new(Box::new(file)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,9 @@
 //!
 //! A tool calls [`watch`] first thing, before it starts threads: the two signals are blocked in
 //! every thread (the mask is inherited) and one thread waits for them with `sigwait`, then calls
-//! the tool's callback, which typically sends an event into the tool's main loop. Children do
-//! not inherit the mask: Rust's `Command` resets it in the child before `exec`.
+//! the tool's callback, which typically sends an event into the tool's main loop. Rust's
+//! `Command` does NOT reset the mask in a child: spawn children with
+//! [`crate::process::Running::spawn`], which does, or they cannot be stopped by SIGTERM.
 
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicI32, Ordering};

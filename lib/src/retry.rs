@@ -403,11 +403,12 @@ fn ask_breaker(job: &mut Job<'_>, attempt: u32) -> Result<Option<u8>> {
             Ok(None)
         }
         Decision::Refused { .. } => {
-            log::error(&format!(
-                "{}: {}",
-                job.name,
-                describe_refusal(&key, &decision)
-            ));
+            let refusal = describe_refusal(&key, &decision);
+            if job.name == key {
+                log::error(&refusal);
+            } else {
+                log::error(&format!("{}: {refusal}", job.name));
+            }
             let ended = Ended {
                 outcome: Outcome::Refused,
                 status: i32::from(exit::REFUSED),

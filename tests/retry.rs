@@ -51,9 +51,10 @@ fn spawn_retry(args: &[&str]) -> Child {
         .expect("spawning hub-retry")
 }
 
+/// Send `signal` (`TERM`, `INT`) to `child`, with the shell's builtin `kill` (no procps needed).
 fn send(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -s {signal} {}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());
@@ -319,7 +320,7 @@ fn sigterm_during_a_retry_delay_stops_at_once_with_143() {
         "-n", "2", "--delay", "1h", "--events", log_arg, "--", "false",
     ]);
     wait_until("the first attempt's record", || events(&log).len() == 1);
-    send(&child, "-TERM");
+    send(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted by SIGTERM while waiting to retry"));
@@ -345,7 +346,7 @@ fn sigint_is_forwarded_to_the_running_attempt_and_not_retried() {
         &script,
     ]);
     wait_until("the attempt to start", || marker.exists());
-    send(&child, "-INT");
+    send(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let records = events(&log);

@@ -125,8 +125,6 @@ pub fn command() -> Command {
 
 /// Run `hub-breaker`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    // First, before any thread starts: SIGINT/SIGTERM become events (forwarded by `run`).
-    let interrupts = Interrupts::watch()?;
     let (name, sub) = matches
         .subcommand()
         .ok_or_else(|| Error::input("no subcommand; see hub-breaker --help"))?;
@@ -190,6 +188,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         }
         "status" => status(&breaker, sub),
         "run" => {
+            // Before any thread starts: SIGINT/SIGTERM become events, forwarded to CMD. (The
+            // other subcommands keep the default: a signal ends them at once.)
+            let interrupts = Interrupts::watch()?;
             let key = key();
             let job = Job {
                 name: key.clone(),

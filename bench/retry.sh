@@ -27,6 +27,15 @@ hyperfine -N --warmup 100 --runs 2000 --export-markdown "$dir/retry.md" \
     "$RETRY --breaker bench:retry --state $state -- $TRUE"
 cat "$dir/retry.md"
 
+# CPU time (user + system, the child included) is steadier than wall time on a busy machine.
+if command -v perf >/dev/null; then
+    echo "== 1b. CPU time per run (perf stat, 1000 runs)"
+    for c in "$TRUE" "$RETRY -- $TRUE"; do
+        printf '%s: ' "$c"
+        perf stat -r 1000 $c 2>&1 >/dev/null | grep -E "task-clock" | awk '{print $1, $2}'
+    done
+fi
+
 echo "== 2a. breaker, one process at a time (hyperfine, per operation)"
 "$BREAKER" --state "$state" reset --all
 hyperfine -N --warmup 50 --runs 1000 --export-markdown "$dir/ops.md" \

@@ -488,3 +488,51 @@ fn help_documents_the_exit_statuses() {
         assert!(help.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn jittered_delays_stay_within_their_formula() {
+    let out = Cmd::new("hub-retry")
+        .args([
+            "-n",
+            "4",
+            "--delay",
+            "10ms",
+            "--max-delay",
+            "40ms",
+            "--jitter",
+            "equal",
+        ])
+        .args(["--events", "-", "--", "false"])
+        .status(1);
+    let delays: Vec<u64> = records(&out)
+        .iter()
+        .filter_map(|r| r["next_delay_ms"].as_u64())
+        .collect();
+    assert_eq!(delays.len(), 3);
+    for (delay, ceiling) in delays.iter().zip([10, 20, 40]) {
+        assert!(
+            (ceiling / 2..=ceiling).contains(delay),
+            "{delay} not in [{}, {ceiling}]",
+            ceiling / 2
+        );
+    }
+}
+
+#[test]
+fn the_budget_cuts_a_running_attempt_short() {
+    let out = Cmd::new("hub-retry")
+        .args([
+            "--max-time",
+            "500ms",
+            "--events",
+            "-",
+            "--",
+            "sleep",
+            "1000",
+        ])
+        .stderr_contains("attempt 1/3 was stopped at the end of --max-time 500ms (exit 124)")
+        .status(124);
+    let records = records(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"], "timeout");
+}

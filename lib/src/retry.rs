@@ -226,13 +226,18 @@ pub fn run(mut job: Job<'_>, interrupts: &Interrupts) -> Result<u8> {
             return Ok(refused);
         }
         let timeout = attempt_timeout(&job.policy, started.elapsed());
-        let ended = run_attempt(
+        let mut ended = run_attempt(
             &program,
             &job.argv[1..],
             timeout,
             job.policy.grace,
             interrupts,
         )?;
+        if ended.outcome == Outcome::Timeout && timeout != job.policy.timeout {
+            // The budget, not --timeout, ended it.
+            let budget = format_delay(job.policy.max_time.unwrap_or_default());
+            ended.detail = format!("was stopped at the end of --max-time {budget} (exit 124)");
+        }
         record_in_breaker(&mut job, &ended)?;
         let of = of_attempts(attempt, job.policy.attempts);
         if ended.outcome == Outcome::Success {

@@ -257,36 +257,11 @@ pub fn run(mut job: Job<'_>, interrupts: &Interrupts) -> Result<u8> {
             ));
             return Ok(signals::exit_code(signal));
         }
-        let give_up = match job.policy.retryable(ended.outcome, ended.status) {
-            Err(NoRetry::NotInRetryOn(codes)) => Some(format!(
-                "not retried: {} is not in --retry-on {codes}",
-                ended.status
-            )),
-            Err(NoRetry::InStopOn(codes)) => Some(format!(
-                "not retried: {} is in --stop-on {codes}",
-                ended.status
-            )),
-            Err(NoRetry::Succeeded | NoRetry::Interrupted) => Some(String::new()),
-            Ok(()) if !job.policy.attempts_left(attempt) => Some(if attempt == 1 {
-                String::new()
-            } else {
-                format!("giving up after {attempt} attempts")
-            }),
-            Ok(()) => None,
-        };
         let delay = job
             .policy
             .backoff
             .delay(attempt - 1, previous_delay, &mut rng);
-        let give_up = give_up.or_else(|| {
-            (!budget_covers(&job.policy, started.elapsed(), delay)).then(|| {
-                format!(
-                    "giving up: another attempt after {} would overrun --max-time {}",
-                    format_delay(delay),
-                    format_delay(job.policy.max_time.unwrap_or_default())
-                )
-            })
-        });
+        let give_up = why_stop(&job.policy, attempt, &ended, delay, started.elapsed());
         let final_status = u8::try_from(ended.status).unwrap_or(exit::NO);
         if let Some(reason) = give_up {
             job.write_attempt(attempt, &ended, None)?;
@@ -437,6 +412,48 @@ fn record_in_breaker(job: &mut Job<'_>, ended: &Ended) -> Result<()> {
         Outcome::Interrupted | Outcome::Refused => None,
     };
     job.transition(transition)
+}
+
+/// After a failed attempt: why no other follows (`Some("")` when nothing needs saying), or
+/// `None` to retry after `delay`.
+fn why_stop(
+    policy: &Policy,
+    attempt: u32,
+    ended: &Ended,
+    delay: Duration,
+    elapsed: Duration,
+) -> Option<String> {
+    match policy.retryable(ended.outcome, ended.status) {
+        Err(NoRetry::NotInRetryOn(codes)) => {
+            return Some(format!(
+                "not retried: {} is not in --retry-on {codes}",
+                ended.status
+            ));
+        }
+        Err(NoRetry::InStopOn(codes)) => {
+            return Some(format!(
+                "not retried: {} is in --stop-on {codes}",
+                ended.status
+            ));
+        }
+        Err(NoRetry::Succeeded | NoRetry::Interrupted) => return Some(String::new()),
+        Ok(()) => {}
+    }
+    if !policy.attempts_left(attempt) {
+        return Some(if attempt == 1 {
+            String::new()
+        } else {
+            format!("giving up after {attempt} attempts")
+        });
+    }
+    if !budget_covers(policy, elapsed, delay) {
+        return Some(format!(
+            "giving up: another attempt after {} would overrun --max-time {}",
+            format_delay(delay),
+            format_delay(policy.max_time.unwrap_or_default())
+        ));
+    }
+    None
 }
 
 /// `1/3`, or `1` when attempts are unlimited.

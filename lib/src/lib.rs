@@ -5,7 +5,11 @@
 //! is spelled, what a record looks like, how a child is killed) is written once.
 #![deny(missing_docs)]
 
+pub mod backoff;
+pub mod breaker;
 pub mod cli;
+pub mod clock;
+pub mod codes;
 pub mod command;
 pub mod compose;
 pub mod container;
@@ -16,9 +20,11 @@ pub mod log;
 pub mod output;
 pub mod process;
 pub mod records;
+pub mod retry;
 pub mod service;
 pub mod signals;
 pub mod similar;
+pub mod statefile;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -267,6 +267,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[test]
+    fn children_start_with_no_blocked_signal() {
+        // As after `signals::watch`: SIGTERM blocked in the spawning thread.
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        blocked.thread_block().unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("1000");
+        let mut child = Running::spawn(&mut cmd, Detach::Group).unwrap();
+        let mask = std::fs::read_to_string(format!("/proc/{}/status", child.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:").map(|m| m.trim().to_owned()))
+            .unwrap();
+        let status = child.terminate(Duration::from_secs(60)).unwrap();
+        blocked.thread_unblock().unwrap();
+        assert_eq!(mask, "0000000000000000");
+        assert_eq!(status_code(status), 128 + 15, "SIGTERM reached the child");
+    }
+
     fn is_zombie(pid: u32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| {

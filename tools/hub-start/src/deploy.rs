@@ -7,6 +7,9 @@
 
 use crate::launch::{self, Launch, Paths};
 use crate::scheduler::{Action, Mode, Scheduler, SkipReason, State};
+use hub::backoff::Backoff;
+use hub::breaker::{Breaker, Transition};
+use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::records::{Backend, Class, Plan};
@@ -16,11 +19,13 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 /// What the command line chose.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     /// How services are released.
     pub mode: Mode,
@@ -30,11 +35,12 @@ pub struct Config {
     pub gate: Option<PathBuf>,
     /// Logs and pid files.
     pub state_dir: PathBuf,
-    /// The circuit breaker's state file.
-    #[allow(dead_code)] // wired to hub::breaker when it lands
-    pub breaker_state: PathBuf,
+    /// The circuit breaker shared with every process of this deploy and the next.
+    pub breaker: Breaker,
     /// Services made to fail, to rehearse the policy.
     pub inject_failure: Vec<String>,
+    /// `--compose-cmd`: the compose command for container services (else detected).
+    pub compose_cmd: Option<String>,
 }
 
 /// News for the event loop.
@@ -42,7 +48,7 @@ enum Event {
     Input(String),
     InputEnd(Option<Error>),
     Gate(String),
-    GateEnd(Option<Error>),
+    GateEnd(Error),
     Probed {
         index: usize,
         healthy: bool,
@@ -84,6 +90,8 @@ pub fn run(config: Config) -> Result<u8> {
         in_flight: HashMap::new(),
         levels_announced: BTreeSet::new(),
         levels_summarised: BTreeSet::new(),
+        compose: None,
+        cancel: Arc::new(AtomicBool::new(false)),
         tx,
         config,
     };
@@ -122,38 +130,44 @@ fn spawn_gate_reader(path: PathBuf, tx: Sender<Event>) -> Result<()> {
     std::thread::Builder::new()
         .name("gate".into())
         .spawn(move || {
-            let end = |e: Option<Error>| {
+            let end = |e: Error| {
                 let _ = tx.send(Event::GateEnd(e));
             };
-            // Opening a FIFO blocks until its writer (`tee G`) opens it.
-            let file = match std::fs::File::open(&path) {
+            // A FIFO is opened read-write: the open never blocks, and `tee G`'s open for writing
+            // succeeds even if we have already finished. A regular file is opened read-only.
+            let fifo = std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_fifo()
+            });
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(fifo)
+                .open(&path)
+            {
                 Ok(file) => file,
                 Err(e) => {
-                    return end(Some(Error::input(format!(
+                    return end(Error::input(format!(
                         "--gate {}: cannot open: {e}; create it with `mkfifo {}`",
                         path.display(),
                         path.display()
-                    ))));
+                    )));
                 }
             };
-            let follow = file.metadata().is_ok_and(|m| m.is_file());
+            // We hold the FIFO's write end too, so neither kind ever ends: a FIFO blocks in
+            // read, a regular file is followed like `tail -f` (an end of file is "not yet").
             let mut reader = std::io::BufReader::new(file);
             let mut line = String::new();
             loop {
                 match reader.read_line(&mut line) {
-                    Ok(0) if follow => std::thread::sleep(Duration::from_millis(20)),
-                    Ok(0) => return end(None),
-                    Ok(_) if !line.ends_with('\n') && follow => {}
+                    Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(_) if !line.ends_with('\n') => {}
                     Ok(_) => {
                         if tx.send(Event::Gate(std::mem::take(&mut line))).is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        return end(Some(Error::io(
-                            format!("reading --gate {}", path.display()),
-                            &e,
-                        )));
+                        return end(Error::io(format!("reading --gate {}", path.display()), &e));
                     }
                 }
             }
@@ -176,6 +190,10 @@ struct Deploy {
     in_flight: HashMap<usize, u32>,
     levels_announced: BTreeSet<u32>,
     levels_summarised: BTreeSet<u32>,
+    /// The compose command, detected on the first container service.
+    compose: Option<std::result::Result<ComposeCmd, String>>,
+    /// Set on SIGINT/SIGTERM: docker calls in flight give up.
+    cancel: Arc<AtomicBool>,
     tx: Sender<Event>,
 }
 
@@ -205,14 +223,8 @@ impl Deploy {
             match event {
                 Event::Input(line) => self.input(&line)?,
                 Event::InputEnd(None) => self.sched.input_closed(),
-                Event::InputEnd(Some(err)) | Event::GateEnd(Some(err)) => return Err(err),
+                Event::InputEnd(Some(err)) | Event::GateEnd(err) => return Err(err),
                 Event::Gate(line) => self.gate(&line)?,
-                Event::GateEnd(None) => {
-                    let waiting = self.sched.undecided().join(", ");
-                    return Err(Error::input(format!(
-                        "the gate closed while these services still wait for a health result: {waiting}; is hub-wait-healthy's output tee'd into it?"
-                    )));
-                }
                 Event::Probed { index, healthy } => self.probed(index, healthy)?,
                 Event::Spawned { index, pgid } => {
                     self.in_flight.insert(index, pgid);
@@ -357,10 +369,13 @@ impl Deploy {
         let plan = self.sched.entry(index).plan.clone();
         let paths = self.paths[index].clone();
         let tx = self.tx.clone();
+        let compose = (plan.backend == Backend::Container)
+            .then(|| self.compose_cmd().ok())
+            .flatten();
         let spawned = std::thread::Builder::new()
             .name(format!("probe-{}", plan.service))
             .spawn(move || {
-                let healthy = crate::resume::already_healthy(&plan, &paths);
+                let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
                 let _ = tx.send(Event::Probed { index, healthy });
             });
         if spawned.is_err() {
@@ -416,30 +431,82 @@ impl Deploy {
                     Ok(child) => child,
                     Err(e) => {
                         let message = format!("cannot run `{spec}`: {e}");
-                        return self.attempt_failed(index, attempt, "launch_failed", None, message, false);
+                        return self.attempt_failed(
+                            index,
+                            attempt,
+                            "launch_failed",
+                            None,
+                            message,
+                            false,
+                        );
                     }
                 };
                 self.in_flight.insert(index, child.pid());
                 let tx = self.tx.clone();
                 let spec = spec.clone();
                 let timeout = Duration::from_millis(plan.timeout_ms);
-                let spawned = std::thread::Builder::new().name(format!("start-{}", plan.service)).spawn(move || {
-                    let _ = tx.send(Event::Spawned { index, pgid: child.pid() });
-                    let launch = launch::finish_start(child, timeout, &spec);
-                    let _ = tx.send(Event::Launched { index, attempt, launch });
-                });
-                spawned.map(|_| ()).map_err(|e| Error::io("starting a thread", &e))
+                let spawned = std::thread::Builder::new()
+                    .name(format!("start-{}", plan.service))
+                    .spawn(move || {
+                        let _ = tx.send(Event::Spawned {
+                            index,
+                            pgid: child.pid(),
+                        });
+                        let launch = launch::finish_start(child, timeout, &spec);
+                        let _ = tx.send(Event::Launched {
+                            index,
+                            attempt,
+                            launch,
+                        });
+                    });
+                spawned
+                    .map(|_| ())
+                    .map_err(|e| Error::io("starting a thread", &e))
             }
             (Backend::Run, _, Some(spec)) => {
                 let launch = launch::launch_run(spec, &plan, attempt, &paths);
                 self.launched(index, attempt, launch)
+            }
+            (Backend::Container, _, _) => {
+                let cmd = match self.compose_cmd() {
+                    Ok(cmd) => cmd,
+                    Err(message) => {
+                        return self.attempt_failed(
+                            index,
+                            attempt,
+                            "no_backend",
+                            None,
+                            message,
+                            true,
+                        );
+                    }
+                };
+                let compose = plan.compose.clone().unwrap_or_default();
+                let tx = self.tx.clone();
+                let service = plan.service.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("up-{service}"))
+                    .spawn(move || {
+                        let launch = launch::launch_container(&cmd, &compose, &service);
+                        let _ = tx.send(Event::Launched {
+                            index,
+                            attempt,
+                            launch,
+                        });
+                    });
+                spawned
+                    .map(|_| ())
+                    .map_err(|e| Error::io("starting a thread", &e))
             }
             _ => self.attempt_failed(
                 index,
                 attempt,
                 "no_backend",
                 None,
-                format!("service \"{}\" has no x-hub.start or x-hub.run, and the container backend is not available", plan.service),
+                format!(
+                    "service \"{}\": backend {:?} without its command",
+                    plan.service, plan.backend
+                ),
                 true,
             ),
         }
@@ -450,7 +517,7 @@ impl Deploy {
             return Ok(());
         }
         match launch {
-            Launch::Started { pid } => {
+            Launch::Started { pid, container } => {
                 let plan = &self.sched.entry(index).plan;
                 let paths = &self.paths[index];
                 let body = json!({
@@ -465,7 +532,7 @@ impl Deploy {
                     "exit_file": pid.map(|_| paths.exit.display().to_string()),
                     "timeout_ms": plan.timeout_ms,
                     "health": plan.health,
-                    "container": Value::Null,
+                    "container": container,
                     "compose": plan.compose,
                 });
                 self.out.record("started", self.run_id.as_deref(), &body)?;
@@ -481,6 +548,19 @@ impl Deploy {
                 message,
             } => self.attempt_failed(index, attempt, reason, exit_status, message, false),
         }
+    }
+
+    /// The compose command: `--compose-cmd`, `DOCKER_CMD`, or detected once.
+    fn compose_cmd(&mut self) -> std::result::Result<ComposeCmd, String> {
+        let cancel = self.cancel.clone();
+        let explicit = self.config.compose_cmd.clone();
+        self.compose
+            .get_or_insert_with(|| {
+                ComposeCmd::detect(explicit.as_deref())
+                    .map(|cmd| cmd.with_cancel(cancel))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 
     fn no_attempt_left(&self, index: usize, attempt: u32) -> bool {
@@ -670,6 +750,7 @@ impl Deploy {
             "{} received: stopping start commands in flight",
             signal.as_str()
         ));
+        self.cancel.store(true, Ordering::SeqCst);
         let in_flight: Vec<String> = self
             .sched
             .undecided()
@@ -707,23 +788,46 @@ impl Deploy {
         Ok(hub::signals::exit_code(signal))
     }
 
+    /// The seed's doubling delay, through the same backoff code as `hub-retry`.
     fn retry_delay(&self, index: usize, failed_attempt: u32) -> Duration {
         let retry = &self.sched.entry(index).plan.retry;
-        let doublings = failed_attempt.saturating_sub(1).min(32);
-        let delay = retry
-            .delay_ms
-            .saturating_mul(1u64 << doublings)
-            .min(retry.max_delay_ms);
-        Duration::from_millis(delay)
+        let backoff = Backoff {
+            base: Duration::from_millis(retry.delay_ms),
+            max: Duration::from_millis(retry.max_delay_ms),
+            jitter: hub::backoff::Jitter::None,
+        };
+        backoff.ceiling(failed_attempt.saturating_sub(1))
+    }
+
+    fn breaker_key(&self, index: usize) -> String {
+        format!("{}:start", self.sched.entry(index).plan.service)
+    }
+
+    fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
+        let Some(transition) = transition else {
+            return Ok(());
+        };
+        hub::retry::log_transition(&transition);
+        self.out
+            .record("breaker", self.run_id.as_deref(), &transition)
     }
 
     /// Ask the circuit breaker `SERVICE:start`; a refusal's message.
-    fn breaker_refuses(&mut self, _index: usize) -> Result<Option<String>> {
-        Ok(None)
+    fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
+        let key = self.breaker_key(index);
+        let (decision, transition) = self.config.breaker.check(&key)?;
+        self.transition(transition)?;
+        Ok((!decision.allowed()).then(|| hub::retry::describe_refusal(&key, &decision)))
     }
 
     /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
-    fn breaker_record(&mut self, _index: usize, _ok: bool) -> Result<()> {
-        Ok(())
+    fn breaker_record(&mut self, index: usize, ok: bool) -> Result<()> {
+        let key = self.breaker_key(index);
+        let transition = if ok {
+            self.config.breaker.record_success(&key)?
+        } else {
+            self.config.breaker.record_failure(&key)?
+        };
+        self.transition(transition)
     }
 }

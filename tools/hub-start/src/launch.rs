@@ -47,6 +47,8 @@ pub enum Launch {
     Started {
         /// A `run` service's pid (also its process group and session).
         pid: Option<u32>,
+        /// A container service's container id.
+        container: Option<String>,
     },
     /// The attempt failed.
     Failed {
@@ -99,7 +101,10 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
             // Members a start command leaves behind are part of the service (a daemon that
             // forked): they are not killed.
             match process::status_code(status) {
-                0 => Launch::Started { pid: None },
+                0 => Launch::Started {
+                    pid: None,
+                    container: None,
+                },
                 code => failed(Some(code), format!("`{spec}` exited with status {code}")),
             }
         }
@@ -157,7 +162,29 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     if spawned.is_err() {
         return failed("cannot start a thread to track the process".into(), None);
     }
-    Launch::Started { pid: Some(pid) }
+    Launch::Started {
+        pid: Some(pid),
+        container: None,
+    }
+}
+
+/// Bring a container service up alone (`up -d --no-deps`): hub owns the ordering.
+pub fn launch_container(
+    cmd: &hub::container::ComposeCmd,
+    compose: &hub::records::ComposeRef,
+    service: &str,
+) -> Launch {
+    match hub::container::up(cmd, compose, service) {
+        Ok(id) => Launch::Started {
+            pid: None,
+            container: Some(id),
+        },
+        Err(failure) => Launch::Failed {
+            reason: "start_failed",
+            exit_status: failure.exit_status,
+            message: failure.message,
+        },
+    }
 }
 
 /// Write a small file by temp + rename, so a reader never sees half of it.

@@ -89,6 +89,12 @@ pub fn command() -> Command {
                 .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
         )
         .arg(
+            Arg::new("compose-cmd")
+                .long("compose-cmd")
+                .value_name("CMD")
+                .help("The compose command for container services, e.g. \"docker-compose\" [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
+        )
+        .arg(
             Arg::new("inject-failure")
                 .long("inject-failure")
                 .value_name("SERVICE")
@@ -118,18 +124,24 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let breaker_state = matches
         .get_one::<PathBuf>("breaker-state")
         .cloned()
-        .or_else(|| std::env::var_os("HUB_BREAKER_STATE").map(PathBuf::from))
+        .or_else(|| std::env::var_os(hub::breaker::ENV_STATE).map(PathBuf::from))
         .unwrap_or_else(|| state_dir.join("breaker.json"));
+    let breaker = hub::breaker::Breaker::new(
+        breaker_state,
+        hub::breaker::Config::from_env(|k| std::env::var(k).ok())?,
+        std::sync::Arc::new(hub::clock::SystemClock),
+    );
     let config = deploy::Config {
         mode,
         jobs: matches.get_one::<usize>("jobs").copied().unwrap_or(0),
         gate: matches.get_one::<PathBuf>("gate").cloned(),
         state_dir,
-        breaker_state,
+        breaker,
         inject_failure: matches
             .get_many::<String>("inject-failure")
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
+        compose_cmd: matches.get_one::<String>("compose-cmd").cloned(),
     };
     deploy::run(config)
 }

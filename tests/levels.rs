@@ -547,3 +547,27 @@ fn help_documents_exit_codes() {
     assert!(help.contains("Exit status: 0 ok"), "{help}");
     Cmd::new("hub-levels").arg("--bogus").status(2);
 }
+
+#[test]
+fn table_shows_what_would_start_and_how() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/processes.yaml"))
+        .args(["--format", "table"])
+        .run();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("LEVEL  SERVICE  CLASS"), "{table}");
+    assert!(
+        lines[2].contains("db")
+            && lines[2].contains("run: sleep 1000")
+            && lines[2].contains("tcp 127.0.0.1:5432")
+            && lines[2].contains("5× from 1.0s"),
+        "{table}"
+    );
+    assert!(
+        lines[3].contains("http http://127.0.0.1:8080/ (200-299)")
+            && lines[3].ends_with("cache db"),
+        "{table}"
+    );
+}

@@ -63,8 +63,8 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("json")
-                .value_parser(["json", "text", "dot"])
-                .help("json: plan records; text: `Level 0: a b` lines; dot: Graphviz"),
+                .value_parser(["json", "text", "table", "dot"])
+                .help("json: plan records; text: `Level 0: a b` lines; table: what would start and how (hub-deploy --dry-run); dot: Graphviz"),
         )
         .arg(Arg::new("reverse").long("reverse").action(ArgAction::SetTrue).help("Highest level first (teardown order)"))
         .arg(
@@ -137,6 +137,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     }
     match matches.get_one::<String>("format").map(String::as_str) {
         Some("text") => out.text(&text(&plans))?,
+        Some("table") => out.text(&table(&plans))?,
         Some("dot") => out.text(&dot(&plans))?,
         _ => {
             let run_id = matches
@@ -184,6 +185,78 @@ fn text(plans: &[Plan]) -> String {
         out.push_str(&plan.service);
     }
     if current.is_some() {
+        out.push('\n');
+    }
+    out
+}
+
+/// One row per service: what would start, how, and how its health is judged.
+fn table(plans: &[Plan]) -> String {
+    use hub::records::{Backend, Check};
+    let human = |ms: u64| hub::duration::human(std::time::Duration::from_millis(ms));
+    let clip = |text: String| {
+        if text.chars().count() > 40 {
+            format!("{}…", text.chars().take(39).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let mut rows = vec![
+        [
+            "LEVEL",
+            "SERVICE",
+            "CLASS",
+            "STARTS WITH",
+            "HEALTH",
+            "TIMEOUT",
+            "RETRY",
+            "AFTER",
+        ]
+        .map(String::from),
+    ];
+    for plan in plans {
+        let how = match (plan.backend, &plan.start, &plan.run) {
+            (Backend::Start, Some(cmd), _) => format!("start: {cmd}"),
+            (Backend::Run, _, Some(cmd)) => format!("run: {cmd}"),
+            _ => "compose up -d --no-deps".to_owned(),
+        };
+        let health = match &plan.health.check {
+            Check::Cmd { cmd } => format!("cmd: {cmd}"),
+            Check::Http { url, status, .. } => format!("http {url} ({status})"),
+            Check::Tcp { address } => format!("tcp {address}"),
+            Check::Container { grace_ms } => format!("container (grace {})", human(*grace_ms)),
+            Check::Exec { test } => format!("docker exec: {test}"),
+            Check::None => "none (started = healthy)".to_owned(),
+        };
+        let retry = match plan.retry.attempts {
+            0 => format!("∞ from {}", human(plan.retry.delay_ms)),
+            1 => "none".to_owned(),
+            n => format!("{n}× from {}", human(plan.retry.delay_ms)),
+        };
+        let mut after: Vec<String> = plan.deps.clone();
+        after.extend(plan.soft_deps.iter().map(|d| format!("{d}?")));
+        rows.push([
+            plan.level.to_string(),
+            plan.service.clone(),
+            plan.class.to_string(),
+            clip(how),
+            clip(health),
+            human(plan.timeout_ms),
+            retry,
+            after.join(" "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
     out

@@ -9,6 +9,7 @@ mod deploy;
 mod launch;
 mod resume;
 mod scheduler;
+mod stop;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::Result;
@@ -45,7 +46,7 @@ pub fn command() -> Command {
         .after_help(
             "Exit status: 0 deployed (OPTIONAL/STRETCH failures are warnings), 1 a CORE service \
              failed, 2 bad input or the gate closed early, 130/143 interrupted by SIGINT/SIGTERM \
-             (in-flight start commands are killed; launched services keep running).\n\n\
+             (in-flight start commands are killed; launched services keep running). With --stop: 0 every service stopped, 1 one did not, 2 bad input.\n\n\
              Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
              HUB_BREAKER_STATE (its state file).",
         )
@@ -89,6 +90,21 @@ pub fn command() -> Command {
                 .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
         )
         .arg(
+            Arg::new("stop")
+                .long("stop")
+                .action(ArgAction::SetTrue)
+                .conflicts_with_all(["gate", "inject-failure"])
+                .help("Teardown: stop each service read (pipe `hub-levels --reverse`): x-hub.stop, else TERM its process group (pid file), else compose stop/rm; writes `stopped` records"),
+        )
+        .arg(
+            Arg::new("stop-grace")
+                .long("stop-grace")
+                .value_name("DURATION")
+                .default_value("10s")
+                .value_parser(|s: &str| hub::duration::parse(s))
+                .help("With --stop: how long a process group has between TERM and KILL"),
+        )
+        .arg(
             Arg::new("compose-cmd")
                 .long("compose-cmd")
                 .value_name("CMD")
@@ -121,6 +137,14 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     // Records name files under it: absolute, so a reader in another folder finds them.
     let state_dir = std::path::absolute(&state_dir)
         .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    if matches.get_flag("stop") {
+        let grace = matches
+            .get_one::<std::time::Duration>("stop-grace")
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(10));
+        let compose_cmd = matches.get_one::<String>("compose-cmd").map(String::as_str);
+        return stop::run(&state_dir, grace, compose_cmd);
+    }
     let breaker_state = matches
         .get_one::<PathBuf>("breaker-state")
         .cloned()

@@ -13,6 +13,7 @@ pub mod error;
 pub mod graph;
 pub mod log;
 pub mod output;
+pub mod probe;
 pub mod process;
 pub mod records;
 pub mod service;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod graph;
 pub mod log;
 pub mod output;
+pub mod probe;
 pub mod process;
 pub mod records;
 pub mod retry;

@@ -170,6 +170,24 @@ pub fn process_alive(pid: u32) -> bool {
     pid > 1 && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
 }
 
+/// Is process `pid` a zombie (exited, not yet reaped by its parent) or gone altogether?
+///
+/// `kill(pid, 0)` succeeds on a zombie, so a reader that is not the parent needs `/proc` to
+/// learn that a process has exited before its parent reaps it.
+pub fn process_exited(pid: u32) -> bool {
+    if !process_alive(pid) {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => !process_alive(pid),
+    }
+}
+
 /// The shell's view of an exit status: the code, or 128+N when killed by signal N.
 pub fn status_code(status: ExitStatus) -> i32 {
     status
@@ -193,7 +211,19 @@ pub fn run_with_timeout(
     timeout: Duration,
     grace: Duration,
 ) -> io::Result<Finished> {
+    run_with_timeout_observed(cmd, timeout, grace, |_| {})
+}
+
+/// As [`run_with_timeout`], telling `on_spawn` the child's process group id as soon as it runs,
+/// so a caller can kill the group from elsewhere (on SIGINT/SIGTERM) while this call waits.
+pub fn run_with_timeout_observed(
+    cmd: &mut Command,
+    timeout: Duration,
+    grace: Duration,
+    on_spawn: impl FnOnce(u32),
+) -> io::Result<Finished> {
     let mut child = Running::spawn(cmd, Detach::Group)?;
+    on_spawn(child.pid());
     match child.wait_timeout(timeout)? {
         Some(status) => {
             // Members left behind by a leader that exited in time are killed too.

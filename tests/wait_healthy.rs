@@ -1,0 +1,551 @@
+//! `hub-wait-healthy` end to end: the real binary, real processes, real sockets, real pipes.
+//!
+//! Tests that need to act while the tool runs (open a port, flip an HTTP answer, send SIGTERM)
+//! wait for the tool's own `-v` lines on stderr ("probe 1: connection refused") as the event to
+//! act on, never for a fixed time.
+
+use hub_tests::{Cmd, bin, records, stderr};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest any one expected event may take before a test gives up (a hang, not a speed check).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A health spec of `kind` with the usual timing fields.
+fn health(check: Value) -> Value {
+    let mut health = check;
+    let fields = health.as_object_mut().unwrap();
+    fields.entry("interval_ms").or_insert(json!(100));
+    fields.entry("probe_timeout_ms").or_insert(json!(2000));
+    fields.entry("start_period_ms").or_insert(json!(0));
+    health
+}
+
+/// A `started` record line, as hub-start writes it; `extra` fields are merged in.
+fn started(service: &str, class: &str, timeout_ms: u64, check: Value, extra: Value) -> String {
+    let mut record = json!({
+        "type": "started", "ts": now_ms(), "run_id": "test-run", "service": service,
+        "class": class, "level": 0, "attempt": 1, "max_attempts": 1, "backend": "start",
+        "pid": null, "log": null, "exit_file": null, "timeout_ms": timeout_ms,
+        "health": health(check), "container": null,
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        record[key] = value.clone();
+    }
+    record.to_string()
+}
+
+/// A TCP port nobody listens on (bound then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == kind).collect()
+}
+
+/// The tool running in the background, its output read line by line as it comes.
+struct Live {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    out_lines: Vec<String>,
+    err_lines: Vec<String>,
+}
+
+fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Live {
+    fn spawn(args: &[&str]) -> Live {
+        let mut child = Command::new(bin("hub-wait-healthy"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("HUB_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning hub-wait-healthy");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Live {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            out_lines: Vec::new(),
+            err_lines: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Wait for a stderr line containing `needle`.
+    fn stderr_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        if let Some(line) = self.err_lines.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.err_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?}\n--- stderr\n{}",
+                    self.err_lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Wait for a record of type `kind`.
+    fn record(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.out_lines.push(line.clone());
+                    let record: Value = serde_json::from_str(&line).unwrap();
+                    if record["type"] == kind {
+                        return record;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {kind} record\n--- stdout\n{}\n--- stderr\n{}",
+                    self.out_lines.join("\n"),
+                    self.drain_stderr()
+                ),
+            }
+        }
+    }
+
+    fn drain_stderr(&mut self) -> String {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.err_lines.push(line);
+        }
+        self.err_lines.join("\n")
+    }
+
+    /// Close stdin, wait for the exit, and return its status and every record written.
+    fn finish(mut self) -> (i32, Vec<Value>) {
+        self.close_stdin();
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.stdout.recv_timeout(PATIENCE) {
+            self.out_lines.push(line);
+        }
+        let records = self
+            .out_lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (status.code().unwrap_or(-1), records)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A service process as hub-start launches one: its own process group, output to `log`.
+fn launch(script: &str, log: &std::path::Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+/// Is process `pid` gone or a zombie?
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn a_tcp_service_that_opens_its_port_later_is_healthy() {
+    let port = free_port();
+    let mut live = Live::spawn(&["-v"]);
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{port}")});
+    live.send(&started("redis", "core", 600_000, check, json!({})));
+    live.stderr_line("redis: probe 1: connection refused");
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let healthy = live.record("healthy");
+    assert_eq!(healthy["service"], "redis");
+    assert_eq!(healthy["run_id"], "test-run");
+    assert_eq!(healthy["class"], "core");
+    assert_eq!(healthy["attempt"], 1);
+    assert_eq!(healthy["final"], true);
+    assert!(healthy["probes"].as_u64().unwrap() >= 2, "{healthy}");
+    assert!(healthy["ready_ms"].is_u64());
+    live.stderr_line("✅ redis is healthy (");
+    let (status, _) = live.finish();
+    assert_eq!(status, 0);
+    drop(listener);
+}
+
+/// A tiny HTTP server whose answer the test flips: 0 = 503, 1 = 200 "starting", 2 = 200 "ready".
+fn http_server() -> (u16, Arc<AtomicU8>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = Arc::new(AtomicU8::new(0));
+    let answer = Arc::clone(&state);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let (status, body) = match answer.load(Ordering::SeqCst) {
+                0 => ("503 Service Unavailable", "down"),
+                1 => ("200 OK", "starting"),
+                _ => ("200 OK", "status: ready"),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, state)
+}
+
+#[test]
+fn an_http_check_wants_its_status_and_its_body() {
+    let (port, state) = http_server();
+    let mut live = Live::spawn(&["-v"]);
+    let check = json!({"kind": "http", "url": format!("http://127.0.0.1:{port}/health"),
+                       "status": "200", "body": "ready"});
+    live.send(&started("keycloak", "core", 600_000, check, json!({})));
+    live.stderr_line("keycloak: probe 1: HTTP 503");
+    state.store(1, Ordering::SeqCst);
+    live.stderr_line("HTTP 200, body lacks \"ready\"");
+    state.store(2, Ordering::SeqCst);
+    let healthy = live.record("healthy");
+    assert_eq!(healthy["service"], "keycloak");
+    assert!(healthy["probes"].as_u64().unwrap() >= 3, "{healthy}");
+    let (status, _) = live.finish();
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn a_cmd_check_passes_when_its_command_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let mut live = Live::spawn(&["-v"]);
+    let check = json!({"kind": "cmd", "cmd": ["test", "-e", ready.to_str().unwrap()]});
+    live.send(&started("migrate", "core", 600_000, check, json!({})));
+    live.stderr_line("migrate: probe 1: exit 1");
+    std::fs::write(&ready, "").unwrap();
+    let healthy = live.record("healthy");
+    assert_eq!(healthy["service"], "migrate");
+    let (status, _) = live.finish();
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn a_crashed_process_is_reported_at_once_not_after_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("keycloak.log");
+    // It exits at once and is never reaped while the tool runs: a zombie, as it is while
+    // hub-start has not yet reaped it.
+    let mut crashed = launch(
+        "echo booting; echo 'fatal: port 8080 in use' >&2; exit 3",
+        &log,
+    );
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    let extra = json!({"backend": "run", "pid": crashed.id(), "log": log,
+                       "exit_file": dir.path().join("keycloak.exit"),
+                       "attempt": 3, "max_attempts": 3});
+    // Ten minutes of timeout: the test ending at all shows the exit was seen, not waited out.
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("keycloak", "core", 600_000, check, extra) + "\n")
+        .stderr_contains("❌ keycloak is unhealthy: exited after")
+        .stderr_contains("Service keycloak failed (CORE - deployment will fail)")
+        .status(1);
+    let records = records(&output);
+    let unhealthy = of_type(&records, "unhealthy");
+    assert_eq!(unhealthy.len(), 1, "{records:?}");
+    let unhealthy = unhealthy[0];
+    assert_eq!(unhealthy["reason"], "exited");
+    assert_eq!(unhealthy["final"], true);
+    assert_eq!(unhealthy["attempt"], 3);
+    assert_eq!(unhealthy["max_attempts"], 3);
+    assert!(unhealthy.get("exit_status").is_none(), "{unhealthy}");
+    let tail: Vec<&str> = unhealthy["log_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(tail, ["booting", "fatal: port 8080 in use"]);
+    crashed.wait().unwrap();
+}
+
+#[test]
+fn an_exit_with_attempts_left_is_not_final_and_carries_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kas.log");
+    let exit_file = dir.path().join("kas.exit");
+    // As hub-start does: reap the process, then write its status atomically.
+    let mut crashed = launch("echo 'kas: cannot reach keycloak'; exit 7", &log);
+    let status = crashed.wait().unwrap();
+    let tmp = dir.path().join("kas.exit.tmp");
+    std::fs::write(&tmp, format!("{}\n", status.code().unwrap())).unwrap();
+    std::fs::rename(&tmp, &exit_file).unwrap();
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    let extra = json!({"backend": "run", "pid": crashed.id(), "log": log,
+                       "exit_file": exit_file, "attempt": 1, "max_attempts": 3});
+    // A CORE service, but another attempt follows: not a failure yet, so exit 0.
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("kas", "core", 600_000, check, extra) + "\n")
+        .stderr_contains("kas exited with status 7 after")
+        .stderr_contains("attempt 1/3; hub-start will try again")
+        .status(0);
+    let records = records(&output);
+    let unhealthy = of_type(&records, "unhealthy")[0];
+    assert_eq!(unhealthy["reason"], "exited");
+    assert_eq!(unhealthy["final"], false);
+    assert_eq!(unhealthy["exit_status"], 7);
+    assert_eq!(unhealthy["log_tail"], json!(["kas: cannot reach keycloak"]));
+    assert!(!stderr(&output).contains("deployment will"));
+}
+
+#[test]
+fn a_timeout_warns_at_50_75_90_percent_and_names_the_last_probe() {
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("otel", "optional", 300, check, json!({})) + "\n")
+        .stderr_contains("otel is still not healthy after")
+        .stderr_contains("(50% of 300ms): connection refused")
+        .stderr_contains("⚠️  otel is unhealthy: timed out after")
+        .stderr_contains("Service otel failed (OPTIONAL - deployment will continue)")
+        .status(0);
+    let records = records(&output);
+    let percents: Vec<&Value> = of_type(&records, "waiting")
+        .iter()
+        .map(|r| &r["percent"])
+        .collect();
+    assert_eq!(percents, [&json!(50), &json!(75), &json!(90)]);
+    let waiting = of_type(&records, "waiting")[0];
+    assert_eq!(waiting["timeout_ms"], 300);
+    assert_eq!(waiting["last_probe"], "connection refused");
+    let unhealthy = of_type(&records, "unhealthy")[0];
+    assert_eq!(unhealthy["reason"], "timeout");
+    assert_eq!(unhealthy["final"], true);
+    assert_eq!(unhealthy["last_probe"], "connection refused");
+    assert!(unhealthy["elapsed_ms"].as_u64().unwrap() >= 300);
+    assert_eq!(unhealthy["failures"], unhealthy["probes"]);
+    assert_eq!(records.last().unwrap()["type"], "unhealthy");
+}
+
+#[test]
+fn failures_inside_the_start_period_count_for_nothing_but_the_deadline() {
+    let check = json!({"kind": "cmd", "cmd": "exit 1", "start_period_ms": 600_000});
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("kas", "stretch", 300, check, json!({})) + "\n")
+        .stderr_contains("Service kas failed (STRETCH - deployment will continue)")
+        .status(0);
+    let records = records(&output);
+    assert!(of_type(&records, "waiting").is_empty(), "{records:?}");
+    let unhealthy = of_type(&records, "unhealthy")[0];
+    assert_eq!(unhealthy["reason"], "timeout");
+    assert_eq!(unhealthy["last_probe"], "exit 1");
+    assert_eq!(unhealthy["failures"], 0);
+    assert!(unhealthy["probes"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn a_core_failure_exits_1() {
+    let check = json!({"kind": "cmd", "cmd": "exit 1"});
+    let lines = [
+        started("postgres", "core", 200, check, json!({})),
+        started(
+            "opa",
+            "core",
+            600_000,
+            json!({"kind": "cmd", "cmd": "true"}),
+            json!({}),
+        ),
+    ];
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(lines.join("\n") + "\n")
+        .stderr_contains("❌ postgres is unhealthy: timed out after")
+        .stderr_contains("(last probe: exit 1)")
+        .stderr_contains("✅ opa is healthy (")
+        .stderr_contains("Service postgres failed (CORE - deployment will fail)")
+        .status(1);
+    let records = records(&output);
+    assert_eq!(of_type(&records, "healthy")[0]["service"], "opa");
+    assert_eq!(of_type(&records, "unhealthy")[0]["service"], "postgres");
+}
+
+#[test]
+fn other_records_pass_through_byte_for_byte() {
+    let lines = [
+        r#"{"type":"plan","service":"a",  "weird" : [1, 2.50, "é\u00e9"]}"#,
+        r#"{"type":"something_new","x":{"y":null}}"#,
+        r#"{"type":"failed","service":"b","final":true}"#,
+    ];
+    let input = lines.join("\n") + "\n";
+    Cmd::new("hub-wait-healthy")
+        .stdin(input.clone())
+        .stdout(&input)
+        .status(0);
+}
+
+#[test]
+fn a_live_process_with_no_check_is_healthy_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = launch("exec sleep 600", &dir.path().join("svc.log"));
+    let extra = json!({"backend": "run", "pid": service.id()});
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("svc", "core", 600_000, json!({"kind": "none"}), extra) + "\n")
+        .status(0);
+    assert_eq!(of_type(&records(&output), "healthy")[0]["service"], "svc");
+    service.kill().unwrap();
+    service.wait().unwrap();
+}
+
+#[test]
+fn container_checks_need_the_docker_backend() {
+    let check = json!({"kind": "container", "grace_ms": 10});
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(
+            started(
+                "web",
+                "optional",
+                600_000,
+                check,
+                json!({"backend": "container"}),
+            ) + "\n",
+        )
+        .status(0);
+    let unhealthy = of_type(&records(&output), "unhealthy")[0].clone();
+    assert_eq!(unhealthy["reason"], "probe_error");
+    assert_eq!(unhealthy["final"], true);
+    assert_eq!(
+        unhealthy["message"],
+        "container health needs the docker backend"
+    );
+}
+
+#[test]
+fn bad_lines_are_named_skipped_and_exit_2() {
+    let good = started(
+        "opa",
+        "core",
+        600_000,
+        json!({"kind": "cmd", "cmd": "true"}),
+        json!({}),
+    );
+    let input = format!(
+        "{{\"type\":\"plan\"}}\nnot json\n{{\"type\":\"started\",\"service\":\"x\"}}\n{good}\n"
+    );
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(input)
+        .stderr_contains("stdin:2: not a JSON record")
+        .stderr_contains("stdin:3: malformed record")
+        .status(2);
+    let records = records(&output);
+    assert_eq!(records[0]["type"], "plan");
+    assert_eq!(of_type(&records, "healthy")[0]["service"], "opa");
+}
+
+#[test]
+fn sigterm_stops_waiting_kills_probe_commands_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe_pid = dir.path().join("probe.pid");
+    let mut live = Live::spawn(&["-v"]);
+    let slow_tcp = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    live.send(&started("redis", "core", 600_000, slow_tcp, json!({})));
+    let hanging = json!({"kind": "cmd", "probe_timeout_ms": 600_000,
+        "cmd": format!("echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 600", probe_pid.display())});
+    live.send(&started("vault", "core", 600_000, hanging, json!({})));
+    live.stderr_line("redis: probe 1: connection refused");
+    let deadline = Instant::now() + PATIENCE;
+    while !probe_pid.exists() {
+        assert!(Instant::now() < deadline, "the probe command never started");
+        std::thread::yield_now();
+    }
+    let pid: u32 = std::fs::read_to_string(&probe_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &live.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let interrupted = live.record("interrupted");
+    assert_eq!(interrupted["tool"], "hub-wait-healthy");
+    assert_eq!(interrupted["signal"], "SIGTERM");
+    assert_eq!(interrupted["in_flight"], json!(["redis", "vault"]));
+    assert_eq!(interrupted["run_id"], "test-run");
+    let (status, _) = live.finish();
+    assert_eq!(status, 143);
+    let deadline = Instant::now() + PATIENCE;
+    while !process_gone(pid) {
+        assert!(Instant::now() < deadline, "probe command {pid} survived");
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,597 @@
+//! `hub-wait-healthy`: probe every started service concurrently until it is healthy, its
+//! deadline passes, or its process is known dead, and say so as records.
+//!
+//! It sits between `hub-start` and whatever reads health results (`hub-start --gate`,
+//! `hub-report`): `started` records in, `healthy` / `unhealthy` / `waiting` records out, every
+//! other record passed through byte for byte the moment it is read. One thread reads stdin,
+//! one thread waits per service, and the main thread alone writes stdout and the human log.
+
+mod status;
+mod waiter;
+
+use clap::{ArgMatches, Command};
+use hub::error::exit;
+use hub::output::RecordWriter;
+use hub::records::Class;
+use hub::{Result, duration, log, probe, signals};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use waiter::{Reason, Report, Started, Verdict};
+
+/// How often the live status line is redrawn.
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+
+/// The command-line interface.
+pub fn command() -> Command {
+    let cmd = Command::new("hub-wait-healthy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Probe each started service until it is healthy, times out, or exits")
+        .long_about(
+            "Probe each started service concurrently until it is healthy, its deadline passes, \
+             or its process is known dead.\n\n\
+             Reads JSON-lines records on stdin. Each `started` record (from hub-start) starts a \
+             wait; every other record is passed through to stdout byte for byte, at once. \
+             Writes `healthy`, `unhealthy` (reason timeout, exited or probe_error), `waiting` \
+             (at 50%, 75% and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
+             Probes (from the record's `health`): cmd (exit 0; run in its own process group, \
+             killed on timeout), http (a GET; status in range, default 200-399; optional body \
+             substring; redirects are never followed, the 3xx status is judged as is; proxies \
+             are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms).\n\n\
+             Schedule: the first probe runs at once; then gaps of 10ms, 15ms, 22ms, … growing by \
+             half up to the check's interval_ms. A failing probe is not final: probing goes on \
+             until timeout_ms after the `started` record's time. Failures inside \
+             start_period_ms count toward nothing but the deadline (no `failures`, no warnings). \
+             A `run` service (with a pid) is checked for life at every probe and at least every \
+             50ms: once it has exited (or is a zombie its parent has not reaped yet) it is \
+             `unhealthy` with reason `exited` at once, with its exit status (from exit_file) and \
+             the last 10 lines of its log. Such a failure is not final when attempts remain: \
+             hub-start tries again.\n\n\
+             On a terminal, one live status line on stderr shows who is being waited on.",
+        )
+        .after_help(
+            "Exit status: 0 no CORE service failed (final outcomes only); 1 a CORE service \
+             failed; 2 bad input (a line that is not a JSON record, or a malformed `started` \
+             record: an error naming its line is printed, the line is skipped, every other \
+             service is still waited for, and the exit status is 2); 130 SIGINT, 143 SIGTERM \
+             (an `interrupted` record names the services still waited for; probe commands are \
+             killed).\n\n\
+             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
+        );
+    hub::cli::with_common_args(cmd)
+}
+
+/// Everything the main loop reacts to.
+enum Event {
+    /// One line of stdin, without its newline.
+    Line(Vec<u8>),
+    /// Reading stdin failed.
+    ReadError(String),
+    /// Stdin is closed.
+    Eof,
+    /// A waiter's report.
+    Report { id: u64, report: Report },
+    /// SIGINT or SIGTERM.
+    Signal(Signal),
+}
+
+/// A wait in progress.
+struct Waiting {
+    id: u64,
+    started: Started,
+    since: Instant,
+    /// Dropping it stops the waiter.
+    _stop: Sender<()>,
+}
+
+/// `healthy`
+#[derive(Serialize)]
+struct HealthyRecord<'a> {
+    service: &'a str,
+    class: Class,
+    level: u32,
+    attempt: u32,
+    max_attempts: u32,
+    #[serde(rename = "final")]
+    is_final: bool,
+    ready_ms: u64,
+    probes: u32,
+    failures: u32,
+}
+
+/// `unhealthy`
+#[derive(Serialize)]
+struct UnhealthyRecord<'a> {
+    service: &'a str,
+    class: Class,
+    level: u32,
+    attempt: u32,
+    max_attempts: u32,
+    #[serde(rename = "final")]
+    is_final: bool,
+    reason: &'static str,
+    elapsed_ms: u64,
+    probes: u32,
+    failures: u32,
+    last_probe: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_tail: Option<&'a [String]>,
+    message: &'a str,
+}
+
+/// `waiting`
+#[derive(Serialize)]
+struct WaitingRecord<'a> {
+    service: &'a str,
+    class: Class,
+    level: u32,
+    attempt: u32,
+    max_attempts: u32,
+    percent: u32,
+    elapsed_ms: u64,
+    timeout_ms: u64,
+    last_probe: Option<&'a str>,
+}
+
+/// `interrupted`
+#[derive(Serialize)]
+struct InterruptedRecord<'a> {
+    tool: &'static str,
+    signal: &'a str,
+    in_flight: Vec<&'a str>,
+}
+
+/// The main loop's state.
+struct Waiter {
+    out: RecordWriter,
+    events: Sender<Event>,
+    waiting: BTreeMap<String, Waiting>,
+    next_id: u64,
+    run_id: Option<String>,
+    healthy: usize,
+    failed: usize,
+    core_failed: usize,
+    bad_input: bool,
+    status: status::StatusLine,
+}
+
+/// Run `hub-wait-healthy`.
+pub fn run(_matches: &ArgMatches) -> Result<u8> {
+    let (events, inbox) = mpsc::channel();
+    let on_signal = events.clone();
+    signals::watch(move |signal| {
+        let _ = on_signal.send(Event::Signal(signal));
+    })?;
+    let reader = events.clone();
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || read_stdin(&reader))
+        .map_err(|e| hub::Error::input(format!("cannot start the stdin reader: {e}")))?;
+    let mut waiter = Waiter {
+        out: RecordWriter::stdout(),
+        events,
+        waiting: BTreeMap::new(),
+        next_id: 0,
+        run_id: None,
+        healthy: 0,
+        failed: 0,
+        core_failed: 0,
+        bad_input: false,
+        status: status::StatusLine::for_stderr(),
+    };
+    waiter.main_loop(&inbox)
+}
+
+/// Send each stdin line to the main loop, then `Eof`.
+fn read_stdin(events: &Sender<Event>) {
+    let mut input = std::io::stdin().lock();
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                if events.send(Event::Line(line)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = events.send(Event::ReadError(e.to_string()));
+                break;
+            }
+        }
+    }
+    let _ = events.send(Event::Eof);
+}
+
+impl Waiter {
+    fn main_loop(&mut self, inbox: &Receiver<Event>) -> Result<u8> {
+        let mut line_no = 0usize;
+        let mut eof = false;
+        while !(eof && self.waiting.is_empty()) {
+            let event = if self.status.enabled() {
+                match inbox.recv_timeout(STATUS_EVERY) {
+                    Ok(event) => Some(event),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match inbox.recv() {
+                    Ok(event) => Some(event),
+                    Err(_) => break,
+                }
+            };
+            match event {
+                None => {}
+                Some(Event::Line(line)) => {
+                    line_no += 1;
+                    self.line(&line, line_no)?;
+                }
+                Some(Event::ReadError(e)) => {
+                    self.bad_input = true;
+                    self.say(log::Level::Error, &format!("reading stdin: {e}"));
+                    eof = true;
+                }
+                Some(Event::Eof) => eof = true,
+                Some(Event::Report { id, report }) => self.report(id, report)?,
+                Some(Event::Signal(signal)) => return self.interrupted(signal),
+            }
+            self.draw_status();
+        }
+        self.status.clear();
+        Ok(if self.bad_input {
+            exit::ERROR
+        } else if self.core_failed > 0 {
+            exit::NO
+        } else {
+            exit::OK
+        })
+    }
+
+    /// A log line, with the live status line cleared first.
+    fn say(&mut self, level: log::Level, message: &str) {
+        self.status.clear();
+        log::line(level, message);
+    }
+
+    fn draw_status(&mut self) {
+        if !self.status.enabled() {
+            return;
+        }
+        let mut waits: Vec<(&str, Duration)> = self
+            .waiting
+            .iter()
+            .map(|(name, w)| (name.as_str(), w.since.elapsed()))
+            .collect();
+        waits.sort_by_key(|w| std::cmp::Reverse(w.1));
+        let text = status::text(self.healthy, self.failed, &waits);
+        self.status.draw(&text);
+    }
+
+    /// One input line: pass it through, or start a wait for a `started` record.
+    fn line(&mut self, line: &[u8], line_no: usize) -> Result<()> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.bad_line(&format!(
+                "stdin:{line_no}: not UTF-8 text; records are JSON lines (skipped)"
+            ));
+            return Ok(());
+        };
+        let (envelope, value) = match hub::records::parse_line(text, "stdin", line_no) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.bad_line(&format!("{e} (skipped)"));
+                return Ok(());
+            }
+        };
+        if envelope.run_id.is_some() {
+            self.run_id.clone_from(&envelope.run_id);
+        }
+        if envelope.kind != "started" {
+            return self.out.line(text);
+        }
+        match hub::records::decode::<Started>(value, "stdin", line_no) {
+            Ok(started) => self.start(started),
+            Err(e) => {
+                self.bad_line(&format!(
+                    "{e} (a started record needs service, class, timeout_ms and health; skipped)"
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    fn bad_line(&mut self, message: &str) {
+        self.bad_input = true;
+        self.say(log::Level::Error, message);
+    }
+
+    /// Start waiting for a service (replacing a wait for an earlier attempt, if any).
+    fn start(&mut self, started: Started) -> Result<()> {
+        let lag = started.ts.map_or(Duration::ZERO, |ts| {
+            Duration::from_millis(
+                hub::time::now_ms()
+                    .saturating_sub(ts)
+                    .min(started.timeout_ms),
+            )
+        });
+        if self.waiting.remove(&started.service).is_some() {
+            self.say(
+                log::Level::Debug,
+                &format!(
+                    "{}: attempt {} replaces the wait for an earlier attempt",
+                    started.service, started.attempt
+                ),
+            );
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let (stop, stopped) = mpsc::channel();
+        waiter::spawn(
+            started.clone(),
+            lag,
+            stopped,
+            self.events.clone(),
+            move |report| Event::Report { id, report },
+        )
+        .map_err(|e| {
+            hub::Error::input(format!(
+                "cannot start a thread to wait for {}: {e}",
+                started.service
+            ))
+        })?;
+        self.say(
+            log::Level::Debug,
+            &format!(
+                "{}: waiting up to {} ({} check)",
+                started.service,
+                duration::human(Duration::from_millis(started.timeout_ms)),
+                check_name(&started)
+            ),
+        );
+        self.waiting.insert(
+            started.service.clone(),
+            Waiting {
+                id,
+                started,
+                since: Instant::now().checked_sub(lag).unwrap_or_else(Instant::now),
+                _stop: stop,
+            },
+        );
+        Ok(())
+    }
+
+    /// A waiter's report: log it, and write a record for warnings and verdicts.
+    fn report(&mut self, id: u64, report: Report) -> Result<()> {
+        let Some(name) = self
+            .waiting
+            .iter()
+            .find(|(_, w)| w.id == id)
+            .map(|(name, _)| name.clone())
+        else {
+            // A superseded wait: its news is stale.
+            return Ok(());
+        };
+        match report {
+            Report::Probe { number, outcome } => {
+                self.say(
+                    log::Level::Debug,
+                    &format!("{name}: probe {number}: {outcome}"),
+                );
+                Ok(())
+            }
+            Report::Waiting {
+                percent,
+                elapsed,
+                last_probe,
+            } => self.waiting_record(&name, percent, elapsed, last_probe.as_deref()),
+            Report::Done(verdict) => {
+                if let Some(waiting) = self.waiting.remove(&name) {
+                    self.verdict(&waiting.started, &verdict)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn waiting_record(
+        &mut self,
+        name: &str,
+        percent: u32,
+        elapsed: Duration,
+        last_probe: Option<&str>,
+    ) -> Result<()> {
+        let Some(started) = self.waiting.get(name).map(|w| w.started.clone()) else {
+            return Ok(());
+        };
+        let timeout = Duration::from_millis(started.timeout_ms);
+        self.say(
+            log::Level::Warn,
+            &format!(
+                "{name} is still not healthy after {} ({percent}% of {}): {}",
+                duration::human(elapsed),
+                duration::human(timeout),
+                last_probe.unwrap_or("no probe has finished yet")
+            ),
+        );
+        let record = WaitingRecord {
+            service: name,
+            class: started.class,
+            level: started.level,
+            attempt: started.attempt,
+            max_attempts: started.max_attempts,
+            percent,
+            elapsed_ms: duration::to_ms(elapsed),
+            timeout_ms: started.timeout_ms,
+            last_probe,
+        };
+        self.out
+            .record("waiting", run_id(&started, &self.run_id), &record)
+    }
+
+    fn verdict(&mut self, started: &Started, verdict: &Verdict) -> Result<()> {
+        let name = started.service.as_str();
+        let run_id = run_id(started, &self.run_id).map(str::to_owned);
+        match verdict {
+            Verdict::Healthy {
+                ready,
+                probes,
+                failures,
+            } => {
+                self.healthy += 1;
+                self.say(
+                    log::Level::Success,
+                    &format!("{name} is healthy ({})", duration::human(*ready)),
+                );
+                let record = HealthyRecord {
+                    service: name,
+                    class: started.class,
+                    level: started.level,
+                    attempt: started.attempt,
+                    max_attempts: started.max_attempts,
+                    is_final: true,
+                    ready_ms: duration::to_ms(*ready),
+                    probes: *probes,
+                    failures: *failures,
+                };
+                self.out.record("healthy", run_id.as_deref(), &record)
+            }
+            Verdict::Unhealthy {
+                reason,
+                elapsed,
+                probes,
+                failures,
+                last_probe,
+                exit_status,
+                log_tail,
+                message,
+            } => {
+                let is_final = !(*reason == Reason::Exited && started.attempts_left());
+                self.unhealthy_log(started, is_final, message, log_tail.as_deref());
+                let record = UnhealthyRecord {
+                    service: name,
+                    class: started.class,
+                    level: started.level,
+                    attempt: started.attempt,
+                    max_attempts: started.max_attempts,
+                    is_final,
+                    reason: reason.as_str(),
+                    elapsed_ms: duration::to_ms(*elapsed),
+                    probes: *probes,
+                    failures: *failures,
+                    last_probe: last_probe.as_deref(),
+                    exit_status: *exit_status,
+                    log_tail: log_tail.as_deref(),
+                    message,
+                };
+                self.out.record("unhealthy", run_id.as_deref(), &record)
+            }
+        }
+    }
+
+    /// The human lines for an unhealthy verdict, in the seed's words.
+    fn unhealthy_log(
+        &mut self,
+        started: &Started,
+        is_final: bool,
+        message: &str,
+        log_tail: Option<&[String]>,
+    ) {
+        let name = started.service.as_str();
+        if !is_final {
+            let attempts = if started.max_attempts == 0 {
+                format!("attempt {}", started.attempt)
+            } else {
+                format!("attempt {}/{}", started.attempt, started.max_attempts)
+            };
+            self.say(
+                log::Level::Warn,
+                &format!("{name} {message} ({attempts}; hub-start will try again)"),
+            );
+        } else if started.class == Class::Core {
+            self.failed += 1;
+            self.core_failed += 1;
+            self.say(
+                log::Level::Error,
+                &format!("{name} is unhealthy: {message}"),
+            );
+        } else {
+            self.failed += 1;
+            self.say(log::Level::Warn, &format!("{name} is unhealthy: {message}"));
+        }
+        for line in log_tail.unwrap_or_default().iter().rev().take(3).rev() {
+            self.say(log::Level::Info, &format!("{name} log: {line}"));
+        }
+        if is_final {
+            if started.class == Class::Core {
+                self.say(
+                    log::Level::Error,
+                    &format!("Service {name} failed (CORE - deployment will fail)"),
+                );
+            } else {
+                self.say(
+                    log::Level::Warn,
+                    &format!(
+                        "Service {name} failed ({} - deployment will continue)",
+                        started.class
+                    ),
+                );
+            }
+        }
+    }
+
+    /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, and exit.
+    fn interrupted(&mut self, signal: Signal) -> Result<u8> {
+        probe::kill_probe_commands();
+        let waiting = std::mem::take(&mut self.waiting);
+        let in_flight: Vec<&str> = waiting.keys().map(String::as_str).collect();
+        let name = signal.as_str();
+        self.say(
+            log::Level::Warn,
+            &format!(
+                "interrupted by {name}{}",
+                if in_flight.is_empty() {
+                    String::new()
+                } else {
+                    format!(" while waiting for {}", in_flight.join(", "))
+                }
+            ),
+        );
+        let record = InterruptedRecord {
+            tool: "hub-wait-healthy",
+            signal: name,
+            in_flight,
+        };
+        self.out
+            .record("interrupted", self.run_id.as_deref(), &record)?;
+        drop(waiting);
+        Ok(signals::exit_code(signal))
+    }
+}
+
+/// The run id for a record about `started`: its own, else the last one seen.
+fn run_id<'a>(started: &'a Started, last: &'a Option<String>) -> Option<&'a str> {
+    started.run_id.as_deref().or(last.as_deref())
+}
+
+/// The check's kind, for log lines.
+fn check_name(started: &Started) -> &'static str {
+    use hub::records::Check;
+    match started.health.check {
+        Check::Cmd { .. } => "cmd",
+        Check::Http { .. } => "http",
+        Check::Tcp { .. } => "tcp",
+        Check::Container { .. } => "container",
+        Check::Exec { .. } => "exec",
+        Check::None => "no",
+    }
+}

@@ -1,0 +1,443 @@
+//! One service's wait: probe on the growing schedule, watch its process, warn at 50/75/90%, and
+//! decide healthy or unhealthy. Runs on its own thread and reports through a channel, so the
+//! main thread alone writes records and log lines.
+
+use hub::duration;
+use hub::probe::{Outcome, Prober, Schedule, Target};
+use hub::process;
+use hub::records::{Class, HealthSpec};
+use serde::Deserialize;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How often a `run` service's process is checked between probes: an exit is seen this fast.
+pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
+/// How long to wait for `hub-start` to write a dead process's exit file (it reaps, then writes).
+const EXIT_FILE_WAIT: Duration = Duration::from_millis(300);
+/// How often the exit file is looked for while waiting for it.
+const EXIT_FILE_POLL: Duration = Duration::from_millis(5);
+/// How many lines of a dead process's log go into its `unhealthy` record.
+pub const LOG_TAIL_LINES: usize = 10;
+/// How much of the end of a log is read to find those lines.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+/// The percentages of the timeout at which a still-waiting service is reported.
+pub const WARN_AT: [u32; 3] = [50, 75, 90];
+
+/// A `started` record, as far as waiting needs it (see docs/records.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Started {
+    /// The service.
+    pub service: String,
+    /// When the record was written (ms since the epoch).
+    #[serde(default)]
+    pub ts: Option<u64>,
+    /// The run it belongs to.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// Its class.
+    pub class: Class,
+    /// Its level.
+    #[serde(default)]
+    pub level: u32,
+    /// This start attempt, 1-based.
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// Attempts allowed (0 = until success).
+    #[serde(default = "one")]
+    pub max_attempts: u32,
+    /// `run` services: the process (and group) id.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// `run` services: its log file.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// `run` services: where its exit status is written when it exits.
+    #[serde(default)]
+    pub exit_file: Option<String>,
+    /// How long it has to become healthy.
+    pub timeout_ms: u64,
+    /// Its health check.
+    pub health: HealthSpec,
+    /// Container services: the container.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Started {
+    /// Does a failure of this attempt leave another attempt to `hub-start`?
+    pub fn attempts_left(&self) -> bool {
+        self.max_attempts == 0 || self.attempt < self.max_attempts
+    }
+}
+
+/// Why a service is unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The deadline passed.
+    Timeout,
+    /// Its process exited.
+    Exited,
+    /// The check cannot run.
+    ProbeError,
+}
+
+impl Reason {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Exited => "exited",
+            Reason::ProbeError => "probe_error",
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// A probe passed.
+    Healthy {
+        /// From the `started` record's time to the passing probe.
+        ready: Duration,
+        /// Probes run.
+        probes: u32,
+        /// Failed probes outside the start period.
+        failures: u32,
+    },
+    /// It did not become healthy.
+    Unhealthy {
+        /// Why.
+        reason: Reason,
+        /// From the `started` record's time to the decision.
+        elapsed: Duration,
+        /// Probes run.
+        probes: u32,
+        /// Failed probes outside the start period.
+        failures: u32,
+        /// The last probe's result.
+        last_probe: Option<String>,
+        /// For `exited`: its exit status, when known.
+        exit_status: Option<i32>,
+        /// For `exited`: the last lines of its log.
+        log_tail: Option<Vec<String>>,
+        /// One line for humans.
+        message: String,
+    },
+}
+
+/// What a waiter tells the main thread.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// A probe's result differs from the previous one (for `-v`).
+    Probe {
+        /// The probe's number, 1-based.
+        number: u32,
+        /// Its result.
+        outcome: Outcome,
+    },
+    /// Still waiting at `percent` of the timeout.
+    Waiting {
+        /// 50, 75 or 90.
+        percent: u32,
+        /// Time since start.
+        elapsed: Duration,
+        /// The last probe's result.
+        last_probe: Option<String>,
+    },
+    /// Decided.
+    Done(Verdict),
+}
+
+/// Where a waiter sends its reports: false when nobody listens any more.
+pub type Reporter<'a> = &'a dyn Fn(Report) -> bool;
+
+/// Wait for one service. Returns when it is decided (after reporting [`Report::Done`]), when
+/// `stop` gets a message or is dropped, or when the reporter is gone.
+///
+/// `lag` is how old the `started` record already was when read: the deadline counts from the
+/// record's time, measured from here on with the monotonic clock.
+pub fn wait(started: &Started, lag: Duration, stop: &Receiver<()>, report: Reporter<'_>) {
+    let now = Instant::now();
+    let begin = now.checked_sub(lag).unwrap_or(now);
+    let timeout = Duration::from_millis(started.timeout_ms);
+    let deadline = begin + timeout;
+    let start_period_end = begin + Duration::from_millis(started.health.start_period_ms);
+    let target = Target {
+        service: started.service.clone(),
+        container: started.container.clone(),
+    };
+    let probe_timeout = Duration::from_millis(started.health.probe_timeout_ms);
+    let prober = match Prober::new(&started.health.check, &target, probe_timeout) {
+        Ok(prober) => prober,
+        Err(message) => {
+            report(Report::Done(Verdict::Unhealthy {
+                reason: Reason::ProbeError,
+                elapsed: begin.elapsed(),
+                probes: 0,
+                failures: 0,
+                last_probe: Some(message.clone()),
+                exit_status: None,
+                log_tail: None,
+                message,
+            }));
+            return;
+        }
+    };
+    let mut schedule = Schedule::new(Duration::from_millis(started.health.interval_ms));
+    let mut next_probe = now;
+    let mut probes = 0u32;
+    let mut failures = 0u32;
+    let mut last: Option<Outcome> = None;
+    let mut warned = 0usize;
+    let dead = || started.pid.is_some_and(process::process_exited);
+    loop {
+        if dead() {
+            report(Report::Done(exited(
+                started, begin, probes, failures, &last,
+            )));
+            return;
+        }
+        if Instant::now() >= next_probe {
+            let outcome = prober.probe();
+            probes += 1;
+            if outcome.is_ok() {
+                // A passing probe answered by someone else does not make a dead service healthy.
+                let verdict = if dead() {
+                    exited(started, begin, probes, failures, &last)
+                } else {
+                    Verdict::Healthy {
+                        ready: begin.elapsed(),
+                        probes,
+                        failures,
+                    }
+                };
+                report(Report::Done(verdict));
+                return;
+            }
+            if Instant::now() >= start_period_end {
+                failures += 1;
+            }
+            if last.as_ref() != Some(&outcome)
+                && !report(Report::Probe {
+                    number: probes,
+                    outcome: outcome.clone(),
+                })
+            {
+                return;
+            }
+            last = Some(outcome);
+            next_probe = Instant::now() + schedule.next_gap();
+        }
+        let now = Instant::now();
+        // Every threshold passed while still undecided is reported, in order, even when this
+        // wake-up came late: the record says the service was still waiting at that point.
+        while let Some(percent) = WARN_AT.get(warned).copied() {
+            let at = begin + timeout * percent / 100;
+            if now < at {
+                break;
+            }
+            warned += 1;
+            if at < start_period_end {
+                continue;
+            }
+            let waiting = Report::Waiting {
+                percent,
+                elapsed: now - begin,
+                last_probe: last.as_ref().map(|o| o.detail().to_owned()),
+            };
+            if !report(waiting) {
+                return;
+            }
+        }
+        if now >= deadline {
+            let elapsed = now - begin;
+            let last_probe = last.as_ref().map(|o| o.detail().to_owned());
+            let message = match &last_probe {
+                Some(last) => format!(
+                    "timed out after {} (last probe: {last})",
+                    duration::human(elapsed)
+                ),
+                None => format!("timed out after {}", duration::human(elapsed)),
+            };
+            report(Report::Done(Verdict::Unhealthy {
+                reason: Reason::Timeout,
+                elapsed,
+                probes,
+                failures,
+                last_probe,
+                exit_status: None,
+                log_tail: None,
+                message,
+            }));
+            return;
+        }
+        let mut wake = next_probe.min(deadline);
+        if let Some(percent) = WARN_AT.get(warned) {
+            wake = wake.min(begin + timeout * *percent / 100);
+        }
+        if started.pid.is_some() {
+            wake = wake.min(now + LIVENESS_EVERY);
+        }
+        match stop.recv_timeout(wake.saturating_duration_since(now)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The verdict for a process that exited: its status (from the exit file) and its log's tail.
+fn exited(
+    started: &Started,
+    begin: Instant,
+    probes: u32,
+    failures: u32,
+    last: &Option<Outcome>,
+) -> Verdict {
+    let elapsed = begin.elapsed();
+    let exit_status = started
+        .exit_file
+        .as_deref()
+        .and_then(|path| read_exit_file(path, started.ts));
+    let log_tail = started.log.as_deref().map(log_tail);
+    let message = match exit_status {
+        Some(status) if status > 128 => format!(
+            "killed by signal {} after {}",
+            status - 128,
+            duration::human(elapsed)
+        ),
+        Some(status) => format!(
+            "exited with status {status} after {}",
+            duration::human(elapsed)
+        ),
+        None => format!("exited after {}", duration::human(elapsed)),
+    };
+    Verdict::Unhealthy {
+        reason: Reason::Exited,
+        elapsed,
+        probes,
+        failures,
+        last_probe: last.as_ref().map(|o| o.detail().to_owned()),
+        exit_status,
+        log_tail,
+        message,
+    }
+}
+
+/// Read the exit status `hub-start` writes once it has reaped the process, waiting a little
+/// for it (a zombie is seen before its parent reaps it). A file older than the `started`
+/// record (less a margin for clock granularity) is a previous attempt's and is ignored.
+fn read_exit_file(path: &str, started_ts: Option<u64>) -> Option<i32> {
+    let give_up = Instant::now() + EXIT_FILE_WAIT;
+    loop {
+        if let Some(status) = exit_status_in(path, started_ts) {
+            return Some(status);
+        }
+        if Instant::now() >= give_up {
+            return None;
+        }
+        std::thread::sleep(EXIT_FILE_POLL);
+    }
+}
+
+fn exit_status_in(path: &str, started_ts: Option<u64>) -> Option<i32> {
+    let file = std::fs::File::open(path).ok()?;
+    if let (Some(ts), Ok(modified)) = (started_ts, file.metadata().and_then(|m| m.modified())) {
+        let modified_ms = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(duration::to_ms)
+            .unwrap_or(0);
+        if modified_ms + 500 < ts {
+            return None;
+        }
+    }
+    let mut text = String::new();
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The last [`LOG_TAIL_LINES`] non-empty-ended lines of a log (empty when it cannot be read).
+pub fn log_tail(path: &str) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let skip = len.saturating_sub(LOG_TAIL_BYTES);
+    if skip > 0 && file.seek(SeekFrom::Start(skip)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if skip > 0 && !lines.is_empty() {
+        // The first line read may be cut in the middle.
+        lines.remove(0);
+    }
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines[from..]
+        .iter()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect()
+}
+
+/// Start a waiter thread for `started`; its reports go to `events` through `wrap`.
+pub fn spawn<E: Send + 'static>(
+    started: Started,
+    lag: Duration,
+    stop: Receiver<()>,
+    events: Sender<E>,
+    wrap: impl Fn(Report) -> E + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("wait-{}", started.service))
+        .spawn(move || {
+            let report = |r: Report| events.send(wrap(r)).is_ok();
+            wait(&started, lag, &stop, &report);
+        })
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = std::env::temp_dir().join(format!("hub-wait-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("svc.log");
+        let text: String = (1..=15).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, format!("{text}\n\n")).unwrap();
+        let tail = log_tail(path.to_str().unwrap());
+        assert_eq!(tail.len(), LOG_TAIL_LINES);
+        assert_eq!(tail[0], "line 6");
+        assert_eq!(tail[9], "line 15");
+        assert!(log_tail("/nonexistent/hub.log").is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn attempts_left() {
+        let mut started: Started = serde_json::from_value(serde_json::json!({
+            "service": "a", "class": "core", "timeout_ms": 1,
+            "health": {"kind": "none", "interval_ms": 1, "probe_timeout_ms": 1, "start_period_ms": 0},
+            "attempt": 1, "max_attempts": 3
+        }))
+        .unwrap();
+        assert!(started.attempts_left());
+        started.attempt = 3;
+        assert!(!started.attempts_left());
+        started.max_attempts = 0;
+        assert!(started.attempts_left());
+    }
+}

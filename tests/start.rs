@@ -283,10 +283,8 @@ services:
         ),
         (Some("kas-ui"), Some("dependency_failed"), Some("kas"))
     );
-    assert!(
-        stderr.contains("Service kas failed (STRETCH - deployment will continue)"),
-        "{stderr}"
-    );
+    // The health failure was reported by hub-wait-healthy (here: the test); hub-start does not repeat it.
+    assert!(!stderr.contains("Service kas failed"), "{stderr}");
     assert!(
         stderr.contains("Service otel failed (OPTIONAL - deployment will continue)"),
         "{stderr}"

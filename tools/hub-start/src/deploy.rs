@@ -316,7 +316,7 @@ impl Deploy {
         let is_final =
             value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
         if is_final {
-            self.service_failed(index, reason);
+            self.service_failed(index, reason, false);
         } else {
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
@@ -609,7 +609,7 @@ impl Deploy {
             }
             None => {
                 log::error(&format!("{} failed to start: {message}", plan.service));
-                self.service_failed(index, reason);
+                self.service_failed(index, reason, true);
             }
         }
         Ok(())
@@ -628,9 +628,12 @@ impl Deploy {
         ));
     }
 
-    fn service_failed(&mut self, index: usize, reason: &str) {
+    /// A service failed for good. `announce`: say so in the seed's words (false when
+    /// hub-wait-healthy, which reported the health failure, already did).
+    fn service_failed(&mut self, index: usize, reason: &str, announce: bool) {
         let plan = &self.sched.entry(index).plan;
         match plan.class {
+            _ if !announce => {}
             Class::Core => log::error(&format!(
                 "Service {} failed (CORE - deployment will fail): {reason}",
                 plan.service

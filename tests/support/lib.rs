@@ -62,7 +62,18 @@ pub struct Cmd {
 impl Cmd {
     /// A command for tool `name` (e.g. `hub-levels`).
     pub fn new(name: &str) -> Self {
-        let mut command = Command::new(bin(name));
+        Cmd::program(&bin(name))
+    }
+
+    /// A command for one of the repository's scripts, using the test binaries.
+    pub fn script(name: &str) -> Self {
+        let bins = bin_dir().display().to_string();
+        Cmd::program(&workspace_root().join("scripts").join(name)).env("HUB_BIN_DIR", bins)
+    }
+
+    /// A command for any program.
+    pub fn program(program: &Path) -> Self {
+        let mut command = Command::new(program);
         // Tests see stable output: no colour, no inherited knobs.
         command.env("NO_COLOR", "1");
         for (key, _) in std::env::vars() {
@@ -209,9 +220,28 @@ pub struct Running {
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Running {
-    /// Start `name` with `args` in `dir`, stdin piped (write with [`Running::send`]).
+    /// Start tool `name` with `args` in `dir`, stdin piped (write with [`Running::send`]).
     pub fn spawn(name: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
-        let mut command = Command::new(bin(name));
+        Running::spawn_program(&bin(name), args, dir, env)
+    }
+
+    /// Start one of the repository's scripts (`hub-deploy`) with the test binaries.
+    pub fn spawn_script(name: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
+        let script = workspace_root().join("scripts").join(name);
+        let bins = bin_dir().display().to_string();
+        let mut all_env = vec![("HUB_BIN_DIR", bins.as_str())];
+        all_env.extend_from_slice(env);
+        Running::spawn_program(&script, args, dir, &all_env)
+    }
+
+    /// Start any program.
+    pub fn spawn_program(
+        program: &Path,
+        args: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Running {
+        let mut command = Command::new(program);
         command.args(args).current_dir(dir).env("NO_COLOR", "1");
         for (k, v) in env {
             command.env(k, v);
@@ -367,6 +397,7 @@ impl Drop for KillPidsOnDrop {
             {
                 let _ = Command::new("kill")
                     .args(["-KILL", "--", &format!("-{pid}")])
+                    .stderr(Stdio::null())
                     .status();
             }
         }

@@ -335,7 +335,16 @@ impl Deploy {
         match action {
             Action::Start { index, attempt } => {
                 self.announce_level(index);
-                if attempt == 1 && !self.probed[index] && self.config.mode != Mode::Ungated {
+                let injected = self
+                    .config
+                    .inject_failure
+                    .contains(&self.sched.entry(index).plan.service);
+                // An injected failure rehearses a failing start even on a running stack.
+                if attempt == 1
+                    && !self.probed[index]
+                    && self.config.mode != Mode::Ungated
+                    && !injected
+                {
                     self.probed[index] = true;
                     self.spawn_probe(index);
                     Ok(())

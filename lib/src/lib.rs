@@ -11,6 +11,7 @@ pub mod compose;
 pub mod duration;
 pub mod error;
 pub mod graph;
+pub mod jsonl;
 pub mod log;
 pub mod output;
 pub mod process;

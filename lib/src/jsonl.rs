@@ -254,7 +254,10 @@ mod tests {
         let (result, _, _) = collect("{\"type\":\"plan\"}\n{oops\n", policy);
         let err = result.unwrap_err();
         assert_eq!(err.code(), 2);
-        assert!(err.message().starts_with("events.jsonl:2: not JSON"), "{err}");
+        assert!(
+            err.message().starts_with("events.jsonl:2: not JSON"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! from its start to healthy or failure, coloured by how it ended; the critical path is
 //! outlined in blue and joined by dashed connectors. Hovering a segment shows its details
 //! (SVG `<title>`, no JavaScript).
+//!
+//! The bar colours below are used for bars (and their legend swatches) only; the page's other
+//! decorations use darker shades, so a screenshot's pixels tell whether bars were drawn.
 
 use crate::format::{self, html_escape as esc, secs};
 use crate::model::{Report, SegmentOutcome, ServiceReport, Status};
@@ -21,11 +24,13 @@ pub const FAILED: &str = "#d63c3c";
 pub const CUT_SHORT: &str = "#8a8a8a";
 /// The critical path's outline and connectors.
 pub const CRITICAL: &str = "#1f57d6";
+/// The band behind a critical-path row.
+pub const CRITICAL_BAND: &str = "#eaf0fd";
 
 const WIDTH: f64 = 1000.0;
 const LABEL_X: f64 = 16.0;
 const CHART_X: f64 = 240.0;
-const CHART_W: f64 = 720.0;
+const CHART_W: f64 = 660.0;
 const ROW_H: f64 = 26.0;
 const BAR_H: f64 = 14.0;
 const AXIS_H: f64 = 34.0;
@@ -44,8 +49,8 @@ pub fn page(title: &str, body: &str) -> String {
 const STYLE: &str = "\
 body { font-family: system-ui, -apple-system, \"Segoe UI\", \"DejaVu Sans\", sans-serif; margin: 24px; color: #1d2330; background: #fff; }
 header { border-left: 8px solid #888; padding: 8px 16px; margin-bottom: 20px; background: #f6f7f9; }
-header.healthy { border-color: #2e9e44; } header.degraded { border-color: #f0a030; }
-header.failed { border-color: #d63c3c; } header.interrupted { border-color: #8a8a8a; }
+header.healthy { border-color: #237a35; } header.degraded { border-color: #c77d12; }
+header.failed { border-color: #b32d2d; } header.interrupted { border-color: #6f6f6f; }
 h1 { margin: 4px 0; font-size: 24px; } h2 { font-size: 18px; margin: 24px 0 8px; }
 p { margin: 4px 0; } code { font-size: 13px; }
 .summary { font-size: 17px; font-weight: 600; }
@@ -54,8 +59,8 @@ table { border-collapse: collapse; font-size: 14px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e2e5ea; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 12px; }
-.pill.healthy { background: #2e9e44; } .pill.failed { background: #d63c3c; }
-.pill.skipped { background: #8a8a8a; }
+.pill.healthy { background: #237a35; } .pill.failed { background: #b32d2d; }
+.pill.skipped { background: #6f6f6f; }
 .legend span { display: inline-block; margin-right: 18px; font-size: 13px; }
 .legend i { display: inline-block; width: 14px; height: 10px; margin-right: 6px; vertical-align: middle; }
 pre { background: #1d2330; color: #e8eaee; padding: 8px 12px; overflow-x: auto; font-size: 12px; }
@@ -272,7 +277,7 @@ fn row<'a>(
     if critical {
         let _ = writeln!(
             svg,
-            "<rect x=\"4\" y=\"{:.1}\" width=\"{}\" height=\"{ROW_H}\" fill=\"#eaf0fd\"/>",
+            "<rect x=\"4\" y=\"{:.1}\" width=\"{}\" height=\"{ROW_H}\" fill=\"{CRITICAL_BAND}\"/>",
             y,
             WIDTH - 8.0
         );
@@ -324,7 +329,7 @@ fn row<'a>(
     let mut last_x: f64 = 0.0;
     for segment in &service.segments {
         let x0 = x(segment.start_ms);
-        let width = (x(segment.end_ms) - x0).max(3.0);
+        let width = (x(segment.end_ms) - x0).max(6.0);
         first_x = first_x.min(x0);
         last_x = last_x.max(x0 + width);
         let what = match segment.outcome {

@@ -43,7 +43,7 @@ pub fn exposition(report: &Report) -> String {
     );
     gauge(
         "hub_deploy_core_failures",
-        "CORE services of the last deploy that are not healthy.",
+        "CORE services of the last deploy that failed.",
         &[(String::new(), report.counts.core_failed.to_string())],
     );
     let counts = report.counts;

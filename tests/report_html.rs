@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+type Rgb = [u8; 3];
+
 // The timeline's bar colours (tools/hub-report/src/html.rs).
 const HEALTHY: [u8; 3] = [0x2e, 0x9e, 0x44];
 const RETRIED: [u8; 3] = [0xf0, 0xa0, 0x30];
@@ -153,7 +155,7 @@ fn reports_render_in_chromium_with_their_bars_and_no_console_output() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     // (stream, colours drawn as bars, colours that must not be, critical path drawn)
-    let cases: [(&str, &[[u8; 3]], &[[u8; 3]]); 5] = [
+    let cases: [(&str, &[Rgb], &[Rgb]); 5] = [
         ("healthy", &[HEALTHY], &[RETRIED, FAILED, CUT_SHORT]),
         ("degraded", &[HEALTHY, FAILED], &[RETRIED, CUT_SHORT]),
         ("core-failure", &[HEALTHY, FAILED], &[RETRIED, CUT_SHORT]),

@@ -64,6 +64,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .legend span { display: inline-block; margin-right: 18px; font-size: 13px; }
 .legend i { display: inline-block; width: 14px; height: 10px; margin-right: 6px; vertical-align: middle; }
 pre { background: #1d2330; color: #e8eaee; padding: 8px 12px; overflow-x: auto; font-size: 12px; }
+.chart { display: inline-block; vertical-align: top; margin: 0 24px 12px 0; }
+.chart h3 { font-size: 15px; margin: 8px 0 4px; } .chart small { font-weight: normal; color: #5a6270; }
 svg text { font-family: system-ui, \"DejaVu Sans\", sans-serif; }
 ";
 

@@ -422,7 +422,7 @@ pub fn text(trend: &Trend) -> String {
     out
 }
 
-const CHART_W: f64 = 440.0;
+const CHART_W: f64 = 400.0;
 const CHART_H: f64 = 90.0;
 
 /// A bar chart of one series: a bar per run (red marker for a failed run), the median as a
@@ -531,11 +531,12 @@ pub fn html_page(trend: &Trend, runs: &[Report]) -> String {
         "<h2>Deploy duration</h2>\n{}",
         chart(&durations, &statuses, Some(&trend.deploy))
     );
+    body.push_str("<h2>Time to healthy, per service</h2>\n");
     for s in &trend.services {
         let stats = s.time_to_healthy;
         let _ = write!(
             body,
-            "<h2>{} <small>{} · success {} · median {} · p95 {} · attempts {}{}</small></h2>\n{}",
+            "<div class=\"chart\"><h3>{} <small>{} · success {} · median {} · p95 {} · attempts {}{}</small></h3>\n{}</div>\n",
             esc(&s.service),
             s.class.map_or_else(|| "?".into(), |c| c.to_string()),
             percent(s.success_rate),

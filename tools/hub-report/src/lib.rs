@@ -208,29 +208,36 @@ pub struct Input {
 /// comes last (a newer run replaces the one being folded, so memory stays one run's worth).
 pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Result<Input> {
     let mut runs: Vec<RunSeen> = Vec::new();
-    let mut index: HashMap<Option<String>, usize> = HashMap::new();
+    // Run id → its place in `runs`; looked up by &str, so a record costs no allocation.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut no_id: Option<usize> = None;
     let mut state: Option<RunState> = None;
     let tally = jsonl::read_sources(sources, policy, |line, _place| {
         let event: Event<'_> = jsonl::decode(line)?;
         let run_id = event.run_id.as_deref();
-        let position = match index.get(&run_id.map(str::to_owned)) {
-            Some(&position) => position,
+        let known = match run_id {
+            Some(id) => index.get(id).copied(),
+            None => no_id,
+        };
+        let position = match known {
+            Some(position) => position,
             None => {
-                let id = run_id.map(str::to_owned);
-                index.insert(id.clone(), runs.len());
+                let position = runs.len();
+                match run_id {
+                    Some(id) => {
+                        index.insert(id.to_owned(), position);
+                    }
+                    None => no_id = Some(position),
+                }
                 runs.push(RunSeen {
-                    id,
+                    id: run_id.map(str::to_owned),
                     first_ts: None,
                     records: 0,
                 });
-                let chosen = match wanted {
-                    Some(wanted) => run_id == Some(wanted),
-                    None => true,
-                };
-                if chosen {
+                if wanted.is_none_or(|wanted| run_id == Some(wanted)) {
                     state = Some(RunState::new(run_id.map(str::to_owned)));
                 }
-                runs.len() - 1
+                position
             }
         };
         let seen = &mut runs[position];

@@ -168,9 +168,9 @@ pub struct Report {
     /// True when an `interrupted` record was seen.
     #[serde(default)]
     pub interrupted: bool,
-    /// The deploy's first record, RFC 3339 UTC.
+    /// When the deploy started (see `docs/hub-report.md`), RFC 3339 UTC.
     pub started_at: Option<String>,
-    /// The deploy's length: the `finished` record's `duration_ms`, else first to last record.
+    /// The deploy's length: the `finished` record's `duration_ms`, else start to last record.
     pub duration_ms: u64,
     /// The dependency chain that decided when the last service was done.
     pub critical_path: Vec<String>,
@@ -212,9 +212,12 @@ struct ServiceState {
 #[derive(Debug, Default)]
 pub struct RunState {
     run_id: Option<String>,
+    /// The earliest `ts` of a `plan` record, and of any other record.
+    first_plan_ts: Option<u64>,
     first_ts: Option<u64>,
     last_ts: Option<u64>,
-    finished: Option<(bool, Option<u64>)>,
+    /// The `finished` record: ok, duration_ms, and its ts.
+    finished: Option<(bool, Option<u64>, u64)>,
     interrupted: Option<Vec<String>>,
     services: HashMap<String, ServiceState>,
     /// Records folded.
@@ -251,11 +254,18 @@ impl RunState {
         self.records += 1;
         let ts = event.ts.or(self.last_ts).unwrap_or(0);
         if event.ts.is_some() {
-            self.first_ts = Some(self.first_ts.map_or(ts, |first| first.min(ts)));
+            let first = if event.kind == "plan" {
+                &mut self.first_plan_ts
+            } else {
+                &mut self.first_ts
+            };
+            *first = Some(first.map_or(ts, |first| first.min(ts)));
             self.last_ts = Some(self.last_ts.map_or(ts, |last| last.max(ts)));
         }
         match event.kind.as_ref() {
-            "finished" => self.finished = Some((event.ok.unwrap_or(false), event.duration_ms)),
+            "finished" => {
+                self.finished = Some((event.ok.unwrap_or(false), event.duration_ms, ts));
+            }
             "interrupted" => {
                 let in_flight = self.interrupted.get_or_insert_with(Vec::new);
                 for name in owned_list(&event.in_flight) {
@@ -280,17 +290,34 @@ impl RunState {
             kind @ ("plan" | "started" | "failed" | "skipped" | "healthy" | "unhealthy"
             | "waiting") => {
                 if let Some(service) = event.service.as_deref() {
-                    let state = self.services.entry(service.to_owned()).or_default();
-                    apply_service(state, kind, event, ts);
+                    // get_mut first: the name is copied once per service, not once per record.
+                    if !self.services.contains_key(service) {
+                        self.services
+                            .insert(service.to_owned(), ServiceState::default());
+                    }
+                    if let Some(state) = self.services.get_mut(service) {
+                        apply_service(state, kind, event, ts);
+                    }
                 }
             }
             _ => {}
         }
     }
 
-    /// The report, with times relative to the run's first record.
+    /// When the deploy started: the `finished` record's ts less its `duration_ms`; else the
+    /// first record after the plan (plans may have been written long before the deploy ran);
+    /// else the first plan record.
+    fn start_ts(&self) -> Option<u64> {
+        match self.finished {
+            Some((_, Some(duration), ts)) => Some(ts.saturating_sub(duration)),
+            _ => self.first_ts.or(self.first_plan_ts),
+        }
+    }
+
+    /// The report, with times relative to the deploy's start.
     pub fn report(&self) -> Report {
-        let t0 = self.first_ts.unwrap_or(0);
+        let start = self.start_ts();
+        let t0 = start.unwrap_or(0);
         let rel = |ts: u64| ts.saturating_sub(t0);
         let interrupted = self.interrupted.is_some();
         let mut services: Vec<ServiceReport> = self
@@ -403,15 +430,15 @@ impl RunState {
         }
         let (critical_path, critical_path_ms) = critical_path(&services);
         let duration_ms = match self.finished {
-            Some((_, Some(duration))) => duration,
+            Some((_, Some(duration), _)) => duration,
             _ => self.last_ts.map_or(0, rel),
         };
-        let finished_ok = self.finished.is_none_or(|(ok, _)| ok);
+        let finished_ok = self.finished.is_none_or(|(ok, _, _)| ok);
         Report {
             run_id: self.run_id.clone(),
             ok: counts.core_failed == 0 && !core_skipped && !interrupted && finished_ok,
             interrupted,
-            started_at: self.first_ts.map(rfc3339_millis),
+            started_at: start.map(rfc3339_millis),
             duration_ms,
             critical_path,
             critical_path_ms,
@@ -499,8 +526,10 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
             state.reason = reason.or_else(|| Some("skipped".to_owned()));
         }
         "waiting" => {
-            if let Some(probe) = owned(&event.last_probe) {
-                state.last_probe = Some(probe);
+            if let Some(probe) = event.last_probe.as_deref() {
+                let last = state.last_probe.get_or_insert_with(String::new);
+                last.clear();
+                last.push_str(probe);
             }
         }
         _ => {}
@@ -569,4 +598,52 @@ pub fn rfc3339_millis(ts_ms: u64) -> String {
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms),
     )
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(lines: &[&str]) -> Report {
+        let mut run = RunState::new(Some("r".into()));
+        for line in lines {
+            let event: Event<'_> = hub::jsonl::decode(line).unwrap();
+            run.apply(&event);
+        }
+        run.report()
+    }
+
+    #[test]
+    fn the_critical_path_follows_the_dependency_that_finished_last() {
+        let report = fold(&[
+            r#"{"type":"plan","ts":0,"service":"a","level":0,"class":"core","deps":[]}"#,
+            r#"{"type":"plan","ts":0,"service":"b","level":0,"class":"core","deps":[]}"#,
+            r#"{"type":"plan","ts":0,"service":"c","level":1,"class":"core","deps":["a"],"soft_deps":["b"]}"#,
+            r#"{"type":"started","ts":10,"service":"a","attempt":1}"#,
+            r#"{"type":"started","ts":10,"service":"b","attempt":1}"#,
+            r#"{"type":"healthy","ts":100,"service":"a","attempt":1,"ready_ms":90}"#,
+            r#"{"type":"unhealthy","ts":300,"service":"b","attempt":1,"final":true,"reason":"timeout"}"#,
+            r#"{"type":"started","ts":310,"service":"c","attempt":1}"#,
+            r#"{"type":"healthy","ts":500,"service":"c","attempt":1,"ready_ms":190}"#,
+        ]);
+        // b (a soft dependency) failed last, so it, not a, held c back.
+        assert_eq!(report.critical_path, ["b", "c"]);
+        assert_eq!(report.critical_path_ms, Some(490));
+        assert!(!report.ok, "b is CORE and failed");
+    }
+
+    #[test]
+    fn a_non_final_failure_is_not_an_outcome() {
+        let report = fold(&[
+            r#"{"type":"started","ts":0,"service":"a","class":"core","level":0,"attempt":1}"#,
+            r#"{"type":"unhealthy","ts":50,"service":"a","attempt":1,"final":false,"reason":"exited"}"#,
+        ]);
+        // The stream ends before the retry: the service is incomplete, not failed for good.
+        assert_eq!(report.services[0].status, Status::Failed);
+        assert_eq!(report.services[0].reason.as_deref(), Some("incomplete"));
+        assert_eq!(
+            report.services[0].segments[0].outcome,
+            SegmentOutcome::Retried
+        );
+    }
 }

@@ -16,7 +16,7 @@ for kind in runs wide; do
     fi
     echo "== $kind: $(wc -l <"$file") lines, $(du -m "$file" | cut -f1) MB"
     for format in text json html prometheus; do
-        /usr/bin/time -f "%e s  %M KB max RSS" "$bin" "$file" --format "$format" \
+        /usr/bin/time -f "%e s wall  %U s user  %M KB max RSS" "$bin" "$file" --format "$format" \
             -o "$dir/$kind.$format" 2>"$dir/time.txt" || true
         printf '%-24s %s\n' "$kind --format $format" "$(tail -1 "$dir/time.txt")"
     done
@@ -38,6 +38,6 @@ for i in range(10000):
 ' >"$history"
 fi
 echo "== trend over $(wc -l <"$history") runs"
-/usr/bin/time -f "%e s  %M KB max RSS" "$bin" trend --history "$history" --last 10000 \
+/usr/bin/time -f "%e s wall  %U s user  %M KB max RSS" "$bin" trend --history "$history" --last 10000 \
     -o "$dir/trend.txt" 2>"$dir/time.txt" || true
 printf '%-24s %s\n' "trend --last 10000" "$(tail -1 "$dir/time.txt")"

@@ -5,13 +5,45 @@
 
 use crate::format::{html_escape as esc, secs};
 use crate::html::{self, CRITICAL, FAILED, HEALTHY};
-use crate::model::{Report, Status};
+use crate::model::Status;
 use clap::{Arg, ArgMatches, Command, value_parser};
 use hub::jsonl::{self, Policy};
 use hub::records::Class;
 use hub::{Error, Result, log};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+
+/// One history line, as much of it as the trend needs: the rest of the report (timelines,
+/// hints, log lines) is skipped while parsing, so a long window stays small in memory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunSummary {
+    /// The run id.
+    pub run_id: Option<String>,
+    /// Whether the run was ok.
+    pub ok: bool,
+    /// The deploy's duration.
+    pub duration_ms: u64,
+    /// Its services.
+    pub services: Vec<ServiceSummary>,
+}
+
+/// One service of a history line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSummary {
+    /// The service name.
+    pub service: String,
+    /// Its class.
+    pub class: Option<Class>,
+    /// Its level.
+    pub level: Option<u32>,
+    /// Its outcome.
+    pub status: Status,
+    /// Start attempts.
+    pub attempts: u32,
+    /// From its last start to healthy.
+    #[serde(default)]
+    pub time_to_healthy_ms: Option<u64>,
+}
 
 /// Regressions are judged only against at least this many earlier values: fewer is noise.
 pub const MIN_EARLIER: usize = 3;
@@ -87,9 +119,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     };
     let last = matches.get_one::<u32>("last").copied().unwrap_or(30) as usize;
     let factor = matches.get_one::<f64>("regression").copied().unwrap_or(1.5);
-    let mut runs: std::collections::VecDeque<Report> = Default::default();
+    let mut runs: std::collections::VecDeque<RunSummary> = Default::default();
     let tally = jsonl::read_sources(std::slice::from_ref(&history), policy, |line, _| {
-        let report: Report = jsonl::decode(line)?;
+        let report: RunSummary = jsonl::decode(line)?;
         if runs.len() == last {
             runs.pop_front();
         }
@@ -102,7 +134,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             "no runs in {history}; append some with `hub-report --history {history} EVENTS`"
         )));
     }
-    let runs: Vec<Report> = runs.into();
+    let runs: Vec<RunSummary> = runs.into();
     let trend = analyse(&runs, factor);
     for regression in &trend.regressions {
         log::warn(&format!("regression: {regression}"));
@@ -243,7 +275,7 @@ fn stats(series: &[Option<u64>], factor: f64) -> Option<Stats> {
 }
 
 /// Compute the trend of `runs` (oldest first).
-pub fn analyse(runs: &[Report], factor: f64) -> Trend {
+pub fn analyse(runs: &[RunSummary], factor: f64) -> Trend {
     let mut names: Vec<(Option<u32>, String)> = Vec::new();
     for run in runs.iter().rev() {
         for service in &run.services {
@@ -268,7 +300,7 @@ pub fn analyse(runs: &[Report], factor: f64) -> Trend {
     let services = names
         .into_iter()
         .map(|(_, name)| {
-            let entries: Vec<Option<&crate::model::ServiceReport>> = runs
+            let entries: Vec<Option<&ServiceSummary>> = runs
                 .iter()
                 .map(|run| run.services.iter().find(|s| s.service == name))
                 .collect();
@@ -499,7 +531,7 @@ fn chart(series: &[Option<u64>], statuses: &[Option<Status>], stats: Option<&Sta
 }
 
 /// The HTML page: the deploy's chart, then a chart per service.
-pub fn html_page(trend: &Trend, runs: &[Report]) -> String {
+pub fn html_page(trend: &Trend, runs: &[RunSummary]) -> String {
     let mut body = format!(
         "<header class=\"{}\">\n<h1>Deploy trend</h1>\n<p class=\"summary\">{} runs · median {} · p95 {} · ok {}/{}</p>\n\
          <p>{} … {} · regression factor {}</p>\n</header>\n",

@@ -556,16 +556,21 @@ fn failure_hint(event: &Event<'_>) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
-/// The chain that decided when the last service was done: start at the service that finished
-/// last (healthy or failed), then repeatedly step to the dependency (hard or soft) that
+/// The chain that decided when the last service was done: start at the service whose outcome
+/// (healthy or a final failure) came last, then repeatedly step to the dependency (hard or soft) that
 /// finished last before it. Returns the names, first to last, and the last one's end time.
 pub fn critical_path(services: &[ServiceReport]) -> (Vec<String>, Option<u64>) {
     let by_name: HashMap<&str, &ServiceReport> =
         services.iter().map(|s| (s.service.as_str(), s)).collect();
-    let end = |s: &ServiceReport| s.ready_ms.or(s.failed_ms);
+    // Only decided outcomes count: an attempt cut short ended when the deploy stopped, not
+    // when the service was done.
+    let end = |s: &ServiceReport| match (s.status, s.reason.as_deref()) {
+        (Status::Skipped, _) | (_, Some("interrupted" | "incomplete")) => None,
+        _ => s.ready_ms.or(s.failed_ms),
+    };
     let Some(last) = services
         .iter()
-        .filter(|s| s.status != Status::Skipped && end(s).is_some())
+        .filter(|s| end(s).is_some())
         .max_by_key(|s| (end(s), std::cmp::Reverse(s.service.as_str())))
     else {
         return (Vec::new(), None);

@@ -36,7 +36,7 @@ pub fn command() -> Command {
         )
         .after_help(
             "Exit status: 0 report written (whatever the deploy's outcome), 1 with --check when \
-             the run had a CORE failure or was interrupted, 2 bad input (unreadable file, no \
+             the run is not ok (a CORE service failed or was skipped, or it was interrupted), 2 bad input (unreadable file, no \
              records, unknown --run, a malformed line with --strict).\n\n\
              `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`.\n\
              Environment: NO_COLOR disables colour (text is coloured only on a terminal).",
@@ -88,7 +88,7 @@ pub fn command() -> Command {
             Arg::new("check")
                 .long("check")
                 .action(ArgAction::SetTrue)
-                .help("Exit 1 when the run had a CORE failure or was interrupted"),
+                .help("Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"),
         )
         .arg(
             Arg::new("color")

@@ -465,6 +465,16 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
         state.attempts = state.attempts.max(attempt);
     }
     let attempt = event.attempt.unwrap_or(state.attempts.max(1));
+    // The same outcome twice (an events file fed by two taps of one pipeline) is one outcome.
+    if matches!(kind, "healthy" | "failed" | "unhealthy")
+        && state.running.is_none()
+        && state
+            .segments
+            .last()
+            .is_some_and(|&(last_attempt, _, end, _)| last_attempt == attempt && end == ts)
+    {
+        return;
+    }
     let close = |state: &mut ServiceState, start: u64, outcome: SegmentOutcome| {
         if state.segments.len() < MAX_SEGMENTS {
             state
@@ -635,6 +645,18 @@ mod tests {
         assert_eq!(report.critical_path, ["b", "c"]);
         assert_eq!(report.critical_path_ms, Some(490));
         assert!(!report.ok, "b is CORE and failed");
+    }
+
+    #[test]
+    fn a_repeated_outcome_counts_once() {
+        let healthy = r#"{"type":"healthy","ts":90,"service":"a","attempt":1,"ready_ms":80}"#;
+        let report = fold(&[
+            r#"{"type":"started","ts":10,"service":"a","class":"core","level":0,"attempt":1}"#,
+            healthy,
+            healthy,
+        ]);
+        assert_eq!(report.services[0].segments.len(), 1);
+        assert_eq!(report.services[0].time_to_healthy_ms, Some(80));
     }
 
     #[test]

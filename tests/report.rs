@@ -492,3 +492,23 @@ fn trend_bad_input() {
     let output = Cmd::new("hub-report").arg("trend").status(2);
     assert!(stderr(&output).contains("--history"));
 }
+
+/// A real recording of `hub-levels | hub-start` without `--gate` (no hub-wait-healthy): the
+/// launched services never get a health result, and db's start fails twice.
+#[test]
+fn golden_hub_start_without_gate() {
+    goldens_for("no-gate");
+    let report = json_report(&[events("no-gate").to_str().unwrap()]);
+    assert_eq!(report["counts"]["started"], 2);
+    assert_eq!(report["counts"]["core_failed"], 1);
+    assert_eq!(report["ok"], false);
+    let api = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "api")
+        .unwrap()
+        .clone();
+    assert_eq!(api["status"], "started");
+    assert_eq!(api["reason"], "not_checked");
+}

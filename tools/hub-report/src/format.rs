@@ -27,6 +27,9 @@ pub fn summary(report: &Report) -> String {
     if counts.skipped > 0 {
         text.push_str(&format!(" · {} skipped", counts.skipped));
     }
+    if counts.started > 0 {
+        text.push_str(&format!(" · {} started, not checked", counts.started));
+    }
     if report.interrupted {
         text.push_str(" · interrupted");
     }
@@ -60,7 +63,7 @@ pub fn verdict_icon(report: &Report) -> &'static str {
 }
 
 /// A service's status icon: ✅ healthy, ❌ CORE failed, ⚠️ other failed, ⏭️ skipped,
-/// ⏹️ cut short by an interrupt.
+/// ⏹️ cut short by an interrupt, ▶️ started but never health-checked.
 pub fn icon(service: &ServiceReport) -> &'static str {
     match (service.status, service.reason.as_deref()) {
         (Status::Healthy, _) => "✅",
@@ -68,6 +71,7 @@ pub fn icon(service: &ServiceReport) -> &'static str {
         (Status::Failed, _) if service.class == Some(Class::Core) => "❌",
         (Status::Failed, _) => "⚠️",
         (Status::Skipped, _) => "⏭️",
+        (Status::Started, _) => "▶️",
     }
 }
 

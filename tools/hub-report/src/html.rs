@@ -60,7 +60,7 @@ th, td { padding: 4px 10px; border-bottom: 1px solid #e2e5ea; text-align: left; 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pill { display: inline-block; padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 12px; }
 .pill.healthy { background: #237a35; } .pill.failed { background: #b32d2d; }
-.pill.skipped { background: #6f6f6f; }
+.pill.skipped, .pill.started { background: #6f6f6f; }
 .legend span { display: inline-block; margin-right: 18px; font-size: 13px; }
 .legend i { display: inline-block; width: 14px; height: 10px; margin-right: 6px; vertical-align: middle; }
 pre { background: #1d2330; color: #e8eaee; padding: 8px 12px; overflow-x: auto; font-size: 12px; }
@@ -142,6 +142,7 @@ fn status_word(status: Status) -> &'static str {
         Status::Healthy => "healthy",
         Status::Failed => "failed",
         Status::Skipped => "skipped",
+        Status::Started => "started",
     }
 }
 

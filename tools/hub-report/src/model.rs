@@ -71,6 +71,9 @@ pub enum Status {
     Failed,
     /// Never started.
     Skipped,
+    /// Launched, but the deploy finished with no health result for it (`hub-start` without
+    /// `--gate` counts a launch as done).
+    Started,
 }
 
 /// How one attempt ended, for the timeline.
@@ -155,6 +158,9 @@ pub struct Counts {
     pub skipped: u32,
     /// CORE services that failed.
     pub core_failed: u32,
+    /// Launched but never health-checked (`hub-start` without `--gate`).
+    #[serde(default)]
+    pub started: u32,
 }
 
 /// The report of one run: what `--format json` prints and `--history` stores.
@@ -326,6 +332,10 @@ impl RunState {
             .map(|(name, state)| {
                 let (status, reason) = match state.final_status {
                     Some(status) => (status, state.reason.clone()),
+                    // Launched, and the deploy finished without a health result for it.
+                    None if state.running.is_some() && self.finished.is_some() && !interrupted => {
+                        (Status::Started, Some("not_checked".to_owned()))
+                    }
                     // No final record: cut short by an interrupt, or the stream just ended.
                     None if state.running.is_some() || state.attempts > 0 => (
                         Status::Failed,
@@ -363,6 +373,7 @@ impl RunState {
                 let mut failed_ms = state.failed_ts.map(rel);
                 if let (Some((attempt, start)), None) = (state.running, state.final_status)
                     && segments.len() < MAX_SEGMENTS
+                    && status == Status::Failed
                 {
                     let end = self.last_ts.unwrap_or(start).max(start);
                     segments.push(Segment {
@@ -419,12 +430,13 @@ impl RunState {
                 Status::Healthy => counts.healthy += 1,
                 Status::Failed => counts.failed += 1,
                 Status::Skipped => counts.skipped += 1,
+                Status::Started => counts.started += 1,
             }
             if service.class == Some(Class::Core) {
                 match service.status {
                     Status::Failed => counts.core_failed += 1,
                     Status::Skipped => core_skipped = true,
-                    Status::Healthy => {}
+                    Status::Healthy | Status::Started => {}
                 }
             }
         }
@@ -575,7 +587,7 @@ pub fn critical_path(services: &[ServiceReport]) -> (Vec<String>, Option<u64>) {
     // Only decided outcomes count: an attempt cut short ended when the deploy stopped, not
     // when the service was done.
     let end = |s: &ServiceReport| match (s.status, s.reason.as_deref()) {
-        (Status::Skipped, _) | (_, Some("interrupted" | "incomplete")) => None,
+        (Status::Skipped | Status::Started, _) | (_, Some("interrupted" | "incomplete")) => None,
         _ => s.ready_ms.or(s.failed_ms),
     };
     let Some(last) = services

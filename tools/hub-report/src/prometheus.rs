@@ -54,6 +54,7 @@ pub fn exposition(report: &Report) -> String {
             (r#"{status="healthy"}"#.into(), counts.healthy.to_string()),
             (r#"{status="failed"}"#.into(), counts.failed.to_string()),
             (r#"{status="skipped"}"#.into(), counts.skipped.to_string()),
+            (r#"{status="started"}"#.into(), counts.started.to_string()),
         ],
     );
     let labels = |service: &crate::model::ServiceReport| {

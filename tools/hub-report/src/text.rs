@@ -105,6 +105,6 @@ fn row_colour(service: &ServiceReport) -> &'static str {
         Status::Healthy => "32",
         Status::Failed if service.class == Some(Class::Core) => "31",
         Status::Failed => "33",
-        Status::Skipped => "2",
+        Status::Skipped | Status::Started => "2",
     }
 }

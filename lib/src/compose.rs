@@ -115,7 +115,7 @@ pub fn load(files: &[String]) -> Result<ComposeDoc> {
 /// Merge one document's text into `doc`.
 pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
     let value = parse_document(text, name)?;
-    let Value::Object(top) = value else {
+    let Value::Object(mut top) = value else {
         return Err(Error::input(format!(
             "{name}: not a compose file: the top level must be a mapping with a `services:` key"
         )));
@@ -123,7 +123,7 @@ pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
     if let Some(project) = top.get("name").and_then(Value::as_str) {
         doc.project = Some(project.to_owned());
     }
-    let services = match top.get("services") {
+    let services = match top.remove("services") {
         Some(Value::Object(services)) => services,
         Some(Value::Null) | None => {
             return Err(Error::input(format!(
@@ -138,7 +138,7 @@ pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
     };
     for (service, body) in services {
         let body = match body {
-            Value::Object(body) => body.clone(),
+            Value::Object(body) => body,
             Value::Null => Map::new(),
             _ => {
                 return Err(Error::input(format!(
@@ -146,14 +146,14 @@ pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
                 )));
             }
         };
-        match doc.services.get_mut(service) {
+        match doc.services.get_mut(&service) {
             Some(existing) => {
                 existing.body.extend(body);
                 existing.file = name.to_owned();
             }
             None => {
                 doc.services.insert(
-                    service.clone(),
+                    service,
                     ServiceSource {
                         file: name.to_owned(),
                         body,

@@ -5,9 +5,14 @@
 //! is spelled, what a record looks like, how a child is killed) is written once.
 #![deny(missing_docs)]
 
+pub mod backoff;
+pub mod breaker;
 pub mod cli;
+pub mod clock;
+pub mod codes;
 pub mod command;
 pub mod compose;
+pub mod container;
 pub mod duration;
 pub mod error;
 pub mod graph;
@@ -16,9 +21,11 @@ pub mod log;
 pub mod output;
 pub mod process;
 pub mod records;
+pub mod retry;
 pub mod service;
 pub mod signals;
 pub mod similar;
+pub mod statefile;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -33,6 +33,7 @@ pub struct Running {
 impl Running {
     /// Spawn `cmd` detached as asked. Standard streams are whatever `cmd` was given.
     pub fn spawn(cmd: &mut Command, detach: Detach) -> io::Result<Running> {
+        unblock_signals_in_child(cmd);
         match detach {
             Detach::Group => {
                 cmd.process_group(0);
@@ -119,6 +120,23 @@ impl Running {
         };
         self.signal_group(Signal::SIGKILL)?;
         Ok(status)
+    }
+}
+
+/// Give the child an empty signal mask.
+///
+/// Tools block SIGINT/SIGTERM in every thread to receive them as events
+/// ([`crate::signals::watch`]); `Command` does not reset the mask, so without this every child
+/// would ignore TERM and Ctrl-C. Use it on every `Command` a tool spawns.
+pub fn unblock_signals_in_child(cmd: &mut Command) {
+    // SAFETY: pthread_sigmask is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(io::Error::from)
+        });
     }
 }
 
@@ -247,6 +265,26 @@ mod tests {
             std::thread::yield_now();
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn children_start_with_no_blocked_signal() {
+        // As after `signals::watch`: SIGTERM blocked in the spawning thread.
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        blocked.thread_block().unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("1000");
+        let mut child = Running::spawn(&mut cmd, Detach::Group).unwrap();
+        let mask = std::fs::read_to_string(format!("/proc/{}/status", child.pid()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:").map(|m| m.trim().to_owned()))
+            .unwrap();
+        let status = child.terminate(Duration::from_secs(60)).unwrap();
+        blocked.thread_unblock().unwrap();
+        assert_eq!(mask, "0000000000000000");
+        assert_eq!(status_code(status), 128 + 15, "SIGTERM reached the child");
     }
 
     fn is_zombie(pid: u32) -> bool {

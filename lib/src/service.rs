@@ -9,7 +9,7 @@ use crate::compose::{ComposeDoc, ServiceSource};
 use crate::records::{Backend, Check, Class, ComposeRef, HealthSpec, Plan, RetrySpec};
 use crate::{Error, Result, duration, graph, similar};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The keys `x-hub` may hold.
@@ -583,10 +583,12 @@ fn absolute(path: &str) -> String {
 }
 
 /// Resolve a compose document into plans with levels, validating everything.
+///
+/// Linear in services + edges (hash lookups by name), so a 10,000-service file stays fast.
 pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
     let mut warnings = Vec::new();
     let retry_default = retry_defaults(&*opts.env)?;
-    let mut all: BTreeMap<&str, Pending> = BTreeMap::new();
+    let mut all: Vec<Pending> = Vec::with_capacity(doc.services.len());
     for (name, source) in &doc.services {
         if !valid_service_name(name) {
             return Err(Error::input(format!(
@@ -594,41 +596,49 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
                 source.file
             )));
         }
-        all.insert(
+        all.push(resolve_service(
             name,
-            resolve_service(name, source, doc, opts, &mut warnings, retry_default)?,
-        );
+            source,
+            doc,
+            opts,
+            &mut warnings,
+            retry_default,
+        )?);
     }
-    let active: BTreeSet<&str> = all
+    // `all` is in `doc.services` order, so the document's keys index it.
+    let defined: HashMap<&str, usize> = doc
+        .services
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    let active: Vec<bool> = all
         .iter()
-        .filter(|(_, p)| profile_active(&p.plan.profiles, &opts.profiles))
-        .map(|(name, _)| *name)
+        .map(|p| profile_active(&p.plan.profiles, &opts.profiles))
         .collect();
 
     // Dependencies, checked against every defined service, then against the active ones.
-    for (name, pending) in all.iter() {
-        if !active.contains(name) {
-            continue;
-        }
+    for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
+        let name = pending.plan.service.as_str();
+        let place = Place {
+            file: &pending.file,
+            service: name,
+        };
         for dep in &pending.declared {
-            let place = Place {
-                file: &pending.file,
-                service: name,
-            };
-            if dep.name == *name {
+            if dep.name == name {
                 return Err(place.error("depends on itself; remove it from its own depends_on"));
             }
-            if !all.contains_key(dep.name.as_str()) {
-                let hint = similar::closest(&dep.name, all.keys().copied())
+            let Some(&target) = defined.get(dep.name.as_str()) else {
+                let hint = similar::closest(&dep.name, defined.keys().copied())
                     .map(|c| format!(" (did you mean \"{c}\"?)"))
                     .unwrap_or_default();
                 return Err(place.error(format!(
                     "depends on \"{}\", which is not defined{hint}; define it or remove it from depends_on",
                     dep.name
                 )));
-            }
-            if !active.contains(dep.name.as_str()) && dep.required {
-                let profiles = all[dep.name.as_str()].plan.profiles.join(", ");
+            };
+            if !active[target] && dep.required {
+                let profiles = all[target].plan.profiles.join(", ");
                 return Err(place.error(format!(
                     "depends on \"{}\", which is left out by its profiles ({profiles}); activate one with --profile, or mark the dependency `required: false`",
                     dep.name
@@ -637,30 +647,33 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         }
     }
 
-    let names: Vec<&str> = active.iter().copied().collect();
-    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let mut plans: Vec<Plan> = Vec::with_capacity(names.len());
-    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(names.len());
-    for name in &names {
-        let Some(pending) = all.remove(name) else {
-            continue;
-        };
+    // Index the active services densely; a dependency on an inactive one (soft) is dropped.
+    let mut dense = vec![usize::MAX; all.len()];
+    let mut next = 0;
+    for (i, _) in active.iter().enumerate().filter(|(_, a)| **a) {
+        dense[i] = next;
+        next += 1;
+    }
+    let mut plans: Vec<Plan> = Vec::with_capacity(next);
+    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(next);
+    for (pending, _) in all.into_iter().zip(&active).filter(|(_, a)| **a) {
         let mut plan = pending.plan;
-        let mut service_edges = Vec::new();
+        let mut service_edges = Vec::with_capacity(pending.declared.len());
         for dep in pending.declared {
-            let Some(&i) = index.get(dep.name.as_str()) else {
+            let target = dense[defined[dep.name.as_str()]];
+            if target == usize::MAX {
                 continue;
-            };
+            }
             if dep.required {
                 plan.deps.push(dep.name);
             } else {
                 plan.soft_deps.push(dep.name);
             }
-            service_edges.push(i);
+            service_edges.push(target);
         }
-        plan.deps.sort();
+        plan.deps.sort_unstable();
         plan.deps.dedup();
-        plan.soft_deps.sort();
+        plan.soft_deps.sort_unstable();
         plan.soft_deps.dedup();
         service_edges.sort_unstable();
         service_edges.dedup();
@@ -668,7 +681,7 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         plans.push(plan);
     }
     let levels = graph::levels(&edges).map_err(|cycle| {
-        let path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        let path: Vec<&str> = cycle.iter().map(|&i| plans[i].service.as_str()).collect();
         let file = doc
             .services
             .get(path[0])
@@ -681,14 +694,11 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
     for (plan, level) in plans.iter_mut().zip(levels) {
         plan.level = level;
     }
-    let classes: BTreeMap<&str, Class> = plans
+    let classes: HashMap<&str, Class> = plans
         .iter()
         .map(|p| (p.service.as_str(), p.class))
         .collect();
-    for plan in &plans {
-        if plan.class != Class::Core {
-            continue;
-        }
+    for plan in plans.iter().filter(|p| p.class == Class::Core) {
         for dep in &plan.deps {
             let dep_class = classes.get(dep.as_str()).copied().unwrap_or(Class::Core);
             if dep_class != Class::Core {

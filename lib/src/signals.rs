@@ -2,8 +2,9 @@
 //!
 //! A tool calls [`watch`] first thing, before it starts threads: the two signals are blocked in
 //! every thread (the mask is inherited) and one thread waits for them with `sigwait`, then calls
-//! the tool's callback, which typically sends an event into the tool's main loop. Children do
-//! not inherit the mask: Rust's `Command` resets it in the child before `exec`.
+//! the tool's callback, which typically sends an event into the tool's main loop. `Command`
+//! does not reset the mask, so children are spawned through [`crate::process`], which clears
+//! it before `exec` ([`crate::process::unblock_signals_in_child`]).
 
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -15,6 +16,15 @@ pub fn watch(on_signal: impl Fn(Signal) + Send + 'static) -> crate::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    // A background job of a non-interactive shell starts with SIGINT ignored, and an ignored
+    // signal is discarded, never pending: restore the default so `sigwait` sees it.
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: installing SIG_DFL runs no handler code of ours.
+        #[allow(unsafe_code)]
+        let restored =
+            unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+        restored.map_err(|e| crate::Error::input(format!("cannot reset {signal}: {e}")))?;
+    }
     set.thread_block()
         .map_err(|e| crate::Error::input(format!("cannot block SIGINT/SIGTERM: {e}")))?;
     std::thread::Builder::new()

@@ -4,6 +4,8 @@
 //! The binaries are built once per test process with `cargo build --bins`, so `cargo test`
 //! alone never runs a stale binary.
 
+pub mod docker;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -192,4 +194,204 @@ pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
         file.write_all(content.as_bytes()).expect("write fixture");
     }
     dir
+}
+
+/// A tool running in the background, read record by record as it writes them.
+pub struct Running {
+    child: std::process::Child,
+    records: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every record read so far.
+    pub seen: Vec<serde_json::Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// How long a test waits for any one expected event before failing (a deadline, not a sleep).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Running {
+    /// Start `name` with `args` in `dir`, stdin piped (write with [`Running::send`]).
+    pub fn spawn(name: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Running {
+        let mut command = Command::new(bin(name));
+        command.args(args).current_dir(dir).env("NO_COLOR", "1");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawning the tool");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, records) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON on stdout: {line}: {e}"));
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut err, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running {
+            child,
+            records,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Write a line to its stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{}", line.trim_end()).expect("writing to the tool's stdin");
+        stdin.flush().expect("flush");
+    }
+
+    /// Close its stdin.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// The next record, or None when stdout closed.
+    pub fn next_record(&mut self) -> Option<serde_json::Value> {
+        match self.records.recv_timeout(DEADLINE) {
+            Ok(value) => {
+                self.seen.push(value.clone());
+                Some(value)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!(
+                    "no record within {DEADLINE:?}; seen {:#?}\n--- stderr\n{}",
+                    self.seen,
+                    self.stderr()
+                )
+            }
+        }
+    }
+
+    /// The first record (already read, or read now) that matches.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        if let Some(found) = self.seen.iter().find(|r| matches(r)) {
+            return found.clone();
+        }
+        loop {
+            match self.next_record() {
+                Some(record) if matches(&record) => return record,
+                Some(_) => {}
+                None => panic!(
+                    "stdout closed before {what}; seen {:#?}\n--- stderr\n{}",
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Read all remaining records and wait for the exit status.
+    pub fn finish(mut self) -> (Option<i32>, Vec<serde_json::Value>, String) {
+        self.close_stdin();
+        while self.next_record().is_some() {}
+        let status = self.child.wait().expect("wait");
+        let stderr = self.stderr();
+        (status.code(), std::mem::take(&mut self.seen), stderr)
+    }
+
+    /// Send a signal to the tool.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kill the process groups named by the pid files in `STATE_DIR/pids`, so a test leaves no
+/// service behind even when it fails.
+pub struct KillPidsOnDrop(pub PathBuf);
+
+impl Drop for KillPidsOnDrop {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.0.join("pids")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let pid = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok());
+            if let (true, Some(pid)) = (entry.path().extension().is_some_and(|e| e == "pid"), pid)
+                && pid > 1
+            {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .status();
+            }
+        }
+    }
+}
+
+/// Is process `pid` alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Wait (with a deadline) until `condition` holds.
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

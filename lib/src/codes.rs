@@ -1,0 +1,92 @@
+//! Sets of exit statuses, written as users write them: `1,75,100-110`.
+//!
+//! `hub-retry --retry-on/--stop-on` decide from a child's exit status whether to try again;
+//! the set syntax is the one HTTP status lists use elsewhere in hub (`200-399`), so users
+//! learn one form.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A set of exit statuses (0–255), kept as the inclusive ranges the user wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitCodes {
+    ranges: Vec<(u8, u8)>,
+}
+
+impl ExitCodes {
+    /// Parse `1`, `1,75`, `100-110`, `1,75,100-110` (spaces allowed around items).
+    pub fn parse(text: &str) -> Result<ExitCodes, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let code = |t: &str| {
+                t.trim().parse::<u8>().map_err(|_| {
+                    format!("`{text}` is not a list of exit statuses (0-255) such as 1,75,100-110")
+                })
+            };
+            let (lo, hi) = (code(lo)?, code(hi)?);
+            if lo > hi {
+                return Err(format!("`{part}`: the range is backwards; write {hi}-{lo}"));
+            }
+            ranges.push((lo, hi));
+        }
+        Ok(ExitCodes { ranges })
+    }
+
+    /// Is `status` (a shell-style status: 124 timed out, 128+N killed by signal N) in the set?
+    pub fn contains(&self, status: i32) -> bool {
+        u8::try_from(status)
+            .is_ok_and(|s| self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&s)))
+    }
+}
+
+impl FromStr for ExitCodes {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ExitCodes::parse(text)
+    }
+}
+
+impl fmt::Display for ExitCodes {
+    /// The canonical spelling, `1,75,100-110`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(lo, hi)) in self.ranges.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_ranges() {
+        let codes = ExitCodes::parse("1, 75,100-110").unwrap();
+        for yes in [1, 75, 100, 105, 110] {
+            assert!(codes.contains(yes), "{yes}");
+        }
+        for no in [0, 2, 74, 99, 111, 255, -1, 256, 1000] {
+            assert!(!codes.contains(no), "{no}");
+        }
+        assert_eq!(codes.to_string(), "1,75,100-110");
+    }
+
+    #[test]
+    fn bad_lists_are_refused() {
+        for bad in ["", "x", "1,,2", "256", "-1", "5-3", "1-", "1-2-3"] {
+            assert!(ExitCodes::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ExitCodes::parse("5-3").unwrap_err().contains("backwards"));
+    }
+}

@@ -1,0 +1,251 @@
+//! A small file shared by many processes: read-modify-write under an exclusive lock, replaced
+//! atomically, so readers and crashed writers never see or leave half a file.
+//!
+//! The rules (each fixes a known bug of shared-state tools):
+//! - The lock is taken on a separate lock file beside the data (`breaker.json.lock`) that is
+//!   never renamed or unlinked. Locking the data file itself breaks as soon as it is replaced
+//!   by a rename: the next process locks the new inode while the old lock still stands.
+//! - The new contents go to a temp file in the same folder, which is fsynced, renamed over the
+//!   data file, and then the folder is fsynced, so after a crash the file is either the old or
+//!   the new contents, whole. Readers need no lock: a rename is atomic.
+//! - `flock` locks are released by the kernel when their holder dies (even by `kill -9`), so
+//!   there is no stale-lock cleanup. Waiting is bounded by a lock timeout: a lock that cannot be
+//!   had in time is a clear error, never a hang.
+//! - Files are created with mode 0600 and folders with 0700: the state is per user.
+
+use crate::{Error, Result};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A data file guarded by a lock file beside it.
+#[derive(Debug, Clone)]
+pub struct LockedFile {
+    path: PathBuf,
+    lock_path: PathBuf,
+    lock_timeout: Duration,
+}
+
+/// What an update decided: new contents to write (or `None` to leave the file as it is), and a
+/// value to hand back to the caller.
+pub type Update<T> = (Option<Vec<u8>>, T);
+
+impl LockedFile {
+    /// The data file `path`, locked through `path` + `.lock`, waiting up to `lock_timeout`.
+    pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> LockedFile {
+        let path = path.into();
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
+        LockedFile {
+            path,
+            lock_path,
+            lock_timeout,
+        }
+    }
+
+    /// The data file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lock file beside it.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Read the current contents without locking (`None` when the file does not exist yet).
+    pub fn read(&self) -> Result<Option<Vec<u8>>> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::input(format!(
+                "cannot read {}: {e}; fix its permissions, or start afresh with `hub-breaker reset --all`",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Lock, read the current contents, let `update` decide, write its new contents
+    /// atomically, unlock. `update` runs with the lock held: keep it short and never run a
+    /// child from it.
+    pub fn update<T>(&self, update: impl FnOnce(Option<&[u8]>) -> Result<Update<T>>) -> Result<T> {
+        let _lock = self.lock()?;
+        let current = self.read()?;
+        let (new_contents, value) = update(current.as_deref())?;
+        if let Some(bytes) = new_contents {
+            self.write_atomic(&bytes)?;
+        }
+        Ok(value)
+    }
+
+    /// Take the exclusive lock; it is released when the returned file is dropped.
+    pub fn lock(&self) -> Result<File> {
+        self.create_folder()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.lock_path)
+            .map_err(|e| {
+                Error::input(format!(
+                    "cannot open the lock file {}: {e}",
+                    self.lock_path.display()
+                ))
+            })?;
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(self.lock_error(&e)),
+        }
+        // Contended: block in the kernel's queue on a helper thread, so waiting costs no
+        // polling, and give up after the timeout. A lock won after we gave up is released at
+        // once when the helper drops the file.
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("state-lock".into())
+            .spawn(move || {
+                let locked = file.lock().map(|()| file);
+                let _ = tx.send(locked);
+            })
+            .map_err(|e| self.lock_error(&e))?;
+        match rx.recv_timeout(self.lock_timeout) {
+            Ok(Ok(file)) => Ok(file),
+            Ok(Err(e)) => Err(self.lock_error(&e)),
+            Err(_) => Err(Error::input(format!(
+                "cannot lock {} within {}: another process holds it (find it with `fuser {}`); \
+                 wait for it, or raise --lock-timeout",
+                self.lock_path.display(),
+                crate::backoff::format_delay(self.lock_timeout),
+                self.lock_path.display()
+            ))),
+        }
+    }
+
+    fn lock_error(&self, e: &std::io::Error) -> Error {
+        Error::input(format!("cannot lock {}: {e}", self.lock_path.display()))
+    }
+
+    /// The folder holding the file, created (mode 0700) when missing.
+    fn folder(&self) -> &Path {
+        match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        }
+    }
+
+    fn create_folder(&self) -> Result<()> {
+        let folder = self.folder();
+        if folder.is_dir() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(|e| {
+                Error::input(format!(
+                    "cannot create the folder {}: {e}",
+                    folder.display()
+                ))
+            })
+    }
+
+    /// Temp file, fsync, rename over the data file, fsync the folder.
+    fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(self.path.file_name().unwrap_or_default());
+        temp_name.push(".tmp");
+        let temp = self.path.with_file_name(temp_name);
+        let fail = |what: &str, e: std::io::Error| {
+            Error::input(format!("cannot {what} {}: {e}", self.path.display()))
+        };
+        // The lock is held, so no one else writes this temp file; a leftover from a writer
+        // killed mid-write is simply truncated.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(|e| fail("write a temp file beside", e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| fail("write a temp file beside", e))?;
+        drop(file);
+        fs::rename(&temp, &self.path).map_err(|e| fail("replace", e))?;
+        File::open(self.folder())
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| fail("sync the folder of", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn update_writes_atomically_with_private_modes() {
+        let dir = tempfile_dir("update");
+        let file = LockedFile::new(dir.join("sub/state.json"), Duration::from_secs(5));
+        assert_eq!(file.read().unwrap(), None);
+        let seen = file
+            .update(|current| Ok((Some(b"one".to_vec()), current.map(<[u8]>::to_vec))))
+            .unwrap();
+        assert_eq!(seen, None);
+        let seen = file
+            .update(|current| Ok((None, current.map(<[u8]>::to_vec))))
+            .unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"one"[..]));
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(file.path()), 0o600);
+        assert_eq!(mode(file.lock_path()), 0o600);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        assert!(file.lock_path().ends_with("state.json.lock"));
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_held_lock_times_out_with_a_clear_error() {
+        let dir = tempfile_dir("timeout");
+        let file = LockedFile::new(dir.join("state.json"), Duration::from_millis(50));
+        let held = file.lock().unwrap();
+        let err = file.update(|_| Ok((None, ()))).unwrap_err();
+        assert_eq!(err.code(), 2);
+        assert!(err.message().contains("--lock-timeout"), "{err}");
+        drop(held);
+        file.update(|_| Ok((None, ()))).unwrap();
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_lock_file_survives_replacement_of_the_data_file() {
+        let dir = tempfile_dir("inode");
+        let file = LockedFile::new(dir.join("state.json"), Duration::from_secs(5));
+        file.update(|_| Ok((Some(b"a".to_vec()), ()))).unwrap();
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let lock_inode = inode(file.lock_path());
+        let data_inode = inode(file.path());
+        file.update(|_| Ok((Some(b"b".to_vec()), ()))).unwrap();
+        assert_eq!(inode(file.lock_path()), lock_inode);
+        assert_ne!(
+            inode(file.path()),
+            data_inode,
+            "the data file is replaced by rename"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hub-statefile-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

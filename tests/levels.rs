@@ -1,0 +1,549 @@
+//! hub-levels: compose files in, dependency levels out.
+
+use hub_tests::{Cmd, fixture, records, stderr, temp_with};
+use serde_json::Value;
+
+fn plans(output: &std::process::Output) -> Vec<Value> {
+    let recs = records(output);
+    assert!(recs.iter().all(|r| r["type"] == "plan"), "{recs:?}");
+    recs
+}
+
+fn by_name<'a>(recs: &'a [Value], name: &str) -> &'a Value {
+    recs.iter()
+        .find(|r| r["service"] == name)
+        .unwrap_or_else(|| panic!("no plan for {name}"))
+}
+
+#[test]
+fn seed_stack_levels_as_text() {
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/seed-hub.yml"))
+        .args(["--class-label", "dive.service.class", "--format", "text"])
+        .stdout(
+            "Level 0: mongodb opa postgres redis redis-blacklist\n\
+             Level 1: kas keycloak\n\
+             Level 2: backend\n\
+             Level 3: authzforce frontend otel-collector\n",
+        )
+        .run();
+}
+
+#[test]
+fn seed_stack_plan_records() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/seed-hub.yml"))
+        .args(["--class-label", "dive.service.class", "--run-id", "run-1"])
+        .run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 11);
+    let order: Vec<(u64, &str)> = recs
+        .iter()
+        .map(|r| (r["level"].as_u64().unwrap(), r["service"].as_str().unwrap()))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "records are ordered by level, then name");
+    assert!(
+        recs.iter()
+            .all(|r| r["run_id"] == "run-1" && r["ts"].is_u64())
+    );
+
+    let backend = by_name(&recs, "backend");
+    assert_eq!(
+        backend["deps"],
+        serde_json::json!(["keycloak", "opa", "redis", "redis-blacklist"])
+    );
+    assert_eq!(backend["soft_deps"], serde_json::json!(["kas"]));
+    assert_eq!(backend["level"], 2);
+    assert_eq!(backend["backend"], "container");
+    assert_eq!(backend["health"]["kind"], "container");
+    assert_eq!(backend["compose"]["project"], "dive-hub");
+    assert!(
+        backend["compose"]["files"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("seed-hub.yml")
+    );
+    // Labels in both forms; class values are case-insensitive; unlabelled takes the default.
+    assert_eq!(by_name(&recs, "redis")["class"], "core");
+    assert_eq!(by_name(&recs, "mongodb")["class"], "core");
+    assert_eq!(by_name(&recs, "kas")["class"], "stretch");
+    assert_eq!(by_name(&recs, "otel-collector")["class"], "optional");
+    assert_eq!(
+        by_name(&recs, "postgres")["healthcheck"]["test"][0],
+        "CMD-SHELL"
+    );
+    assert_eq!(by_name(&recs, "postgres")["timeout_ms"], 60_000);
+    assert_eq!(
+        by_name(&recs, "postgres")["retry"],
+        serde_json::json!({"attempts":3,"delay_ms":2000,"max_delay_ms":30000})
+    );
+}
+
+#[test]
+fn default_class_and_default_class_label() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/seed-hub.yml"))
+        .args(["--default-class", "stretch"])
+        .run();
+    // With the default label key (hub.class) nothing is labelled: all take the default.
+    assert!(plans(&out).iter().all(|r| r["class"] == "stretch"));
+}
+
+#[test]
+fn x_hub_fields_are_resolved() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/processes.yaml"))
+        .run();
+    let recs = plans(&out);
+    let db = by_name(&recs, "db");
+    assert_eq!(db["backend"], "run");
+    assert_eq!(db["run"], serde_json::json!(["sleep", "1000"]));
+    assert_eq!(
+        db["health"],
+        serde_json::json!({"kind":"tcp","address":"127.0.0.1:5432","interval_ms":200,"probe_timeout_ms":2000,"start_period_ms":0})
+    );
+    assert_eq!(db["timeout_ms"], 90_000);
+    assert_eq!(
+        db["retry"],
+        serde_json::json!({"attempts":5,"delay_ms":1000,"max_delay_ms":10000})
+    );
+    let cache = by_name(&recs, "cache");
+    assert_eq!(cache["backend"], "start");
+    assert_eq!(cache["start"], "redis-server --daemonize yes");
+    assert_eq!(cache["stop"], "redis-cli shutdown");
+    assert_eq!(cache["class"], "optional");
+    assert_eq!(cache["health"]["kind"], "cmd");
+    assert_eq!(cache["health"]["start_period_ms"], 2000);
+    assert_eq!(cache["health"]["interval_ms"], 500);
+    let api = by_name(&recs, "api");
+    assert_eq!(api["class"], "core");
+    assert_eq!(api["timeout_ms"], 45_000, "label hub.timeout, bare seconds");
+    assert_eq!(api["health"]["kind"], "http");
+    assert_eq!(api["health"]["status"], "200-299");
+    assert_eq!(api["health"]["body"], "Directory");
+    assert_eq!(api["health"]["interval_ms"], 100);
+    assert_eq!(api["level"], 1);
+    assert!(
+        api.get("compose").is_none(),
+        "no compose ref for a process service"
+    );
+}
+
+#[test]
+fn environment_overrides_timeouts_and_retry_defaults() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/processes.yaml"))
+        .env("TIMEOUT_API", "2m")
+        .env("TIMEOUT_DB", "15")
+        .env("RETRY_MAX_ATTEMPTS", "7")
+        .env("RETRY_BASE_DELAY", "1")
+        .env("RETRY_MAX_DELAY", "1m")
+        .run();
+    let recs = plans(&out);
+    assert_eq!(by_name(&recs, "api")["timeout_ms"], 120_000);
+    assert_eq!(by_name(&recs, "db")["timeout_ms"], 15_000);
+    // cache has no x-hub.retry: the seed's variables set its policy; db's own policy wins.
+    assert_eq!(
+        by_name(&recs, "cache")["retry"],
+        serde_json::json!({"attempts":7,"delay_ms":1000,"max_delay_ms":60000})
+    );
+    assert_eq!(by_name(&recs, "db")["retry"]["attempts"], 5);
+}
+
+#[test]
+fn a_dashed_service_name_maps_to_its_timeout_variable() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  redis-blacklist.v2:\n    x-hub: { run: \"true\" }\n",
+    )]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("TIMEOUT_REDIS_BLACKLIST_V2", "5s")
+        .run();
+    assert_eq!(plans(&out)[0]["timeout_ms"], 5000);
+}
+
+#[test]
+fn invalid_environment_values_are_errors() {
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/processes.yaml"))
+        .env("TIMEOUT_DB", "soon")
+        .stderr_contains("TIMEOUT_DB=soon: invalid duration")
+        .status(2);
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/processes.yaml"))
+        .env("RETRY_MAX_ATTEMPTS", "three")
+        .stderr_contains("RETRY_MAX_ATTEMPTS=three: not a whole number")
+        .status(2);
+}
+
+#[test]
+fn profiles_filter_services() {
+    let names = |out: &std::process::Output| -> Vec<String> {
+        plans(out)
+            .iter()
+            .map(|r| r["service"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profiles.yaml"))
+        .run();
+    assert_eq!(names(&out), ["app"]);
+    assert_eq!(
+        plans(&out)[0]["soft_deps"],
+        serde_json::json!([]),
+        "a soft dep left out by profiles is dropped"
+    );
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profiles.yaml"))
+        .args(["--profile", "debug"])
+        .run();
+    assert_eq!(names(&out), ["debug-tools", "metrics", "app"]);
+    assert_eq!(
+        by_name(&plans(&out), "app")["soft_deps"],
+        serde_json::json!(["debug-tools"])
+    );
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profiles.yaml"))
+        .env("COMPOSE_PROFILES", "monitoring")
+        .run();
+    assert_eq!(names(&out), ["app", "metrics"]);
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profiles.yaml"))
+        .args(["--profile", "*"])
+        .run();
+    assert_eq!(names(&out).len(), 3);
+}
+
+#[test]
+fn hard_dependency_on_a_profiled_out_service_is_an_error() {
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profile-hard-dep.yaml"))
+        .stderr_contains("service \"app\": depends on \"debug-tools\", which is left out by its profiles (debug); activate one with --profile")
+        .status(2);
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/profile-hard-dep.yaml"))
+        .args(["--profile", "debug"])
+        .run();
+}
+
+#[test]
+fn cycles_are_printed() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/cycle.yaml"))
+        .status(2);
+    let err = stderr(&out);
+    assert!(err.contains("dependency cycle: a -> b -> c -> a"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+}
+
+fn compose_error(yaml: &str, expected: &str) {
+    let dir = temp_with(&[("compose.yaml", yaml)]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains(expected)
+        .status(2);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("hub-levels: "), "{err}");
+}
+
+#[test]
+fn self_dependency() {
+    compose_error(
+        "services:\n  a:\n    depends_on: [a]\n",
+        "compose.yaml: service \"a\": depends on itself",
+    );
+}
+
+#[test]
+fn unknown_dependency_suggests_a_close_name() {
+    compose_error(
+        "services:\n  postgres: {}\n  app:\n    depends_on: [postgre]\n",
+        "service \"app\": depends on \"postgre\", which is not defined (did you mean \"postgres\"?); define it or remove it from depends_on",
+    );
+    compose_error(
+        "services:\n  app:\n    depends_on: [kafka]\n",
+        "depends on \"kafka\", which is not defined; define it",
+    );
+}
+
+#[test]
+fn invalid_service_name() {
+    compose_error(
+        "services:\n  \"-bad name\": {}\n",
+        "service \"-bad name\": invalid service name",
+    );
+}
+
+#[test]
+fn malformed_yaml_names_line_and_column() {
+    compose_error(
+        "services:\n  a:\n    image: x\n   bad: [\n",
+        "compose.yaml: malformed YAML:",
+    );
+    let dir = temp_with(&[("compose.yaml", "services:\n  a: {image: x\n")]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).status(2);
+    assert!(stderr(&out).contains("line "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("column"), "{}", stderr(&out));
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    Cmd::new("hub-levels")
+        .args(["-f", "-"])
+        .stdin("{\"services\": {\n  \"a\": {,}\n}}\n")
+        .stderr_contains("-: malformed JSON at line 2 column")
+        .status(2);
+}
+
+#[test]
+fn yaml_alias_bombs_are_refused() {
+    let mut text = String::from(
+        "x-a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for pair in names.windows(2) {
+        let refs = vec![format!("*{}", pair[0]); 9].join(",");
+        text.push_str(&format!("x-{}: &{} [{refs}]\n", pair[1], pair[1]));
+    }
+    text.push_str("services:\n  a: {}\n");
+    Cmd::new("hub-levels")
+        .args(["-f", "-"])
+        .stdin(text)
+        .stderr_contains("malformed YAML")
+        .status(2);
+}
+
+#[test]
+fn invalid_x_hub_values() {
+    compose_error(
+        "services:\n  a:\n    x-hub: { timeout: soon }\n",
+        "service \"a\": x-hub.timeout: invalid duration `soon`",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { class: critical }\n",
+        "service \"a\": x-hub.class: \"critical\" is not a class; use core, optional or stretch",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { timout: 5s }\n",
+        "unknown key `timout` in x-hub; did you mean `timeout`?",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { start: a, run: b }\n",
+        "give `start` (returns once launched) or `run` (long-running), not both",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: x, health: { tcp: nowhere } }\n",
+        "x-hub.health.tcp: must be HOST:PORT",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: x, health: { http: \"http://h/\", status: teapot } }\n",
+        "x-hub.health.status:",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: x, health: { interval: 1s } }\n",
+        "needs exactly one of cmd, http, tcp, exec: true (found none)",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: x, retry: { attempts: -1 } }\n",
+        "x-hub.retry.attempts: must be a whole number",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: x, health: { exec: true } }\n",
+        "only a container service can be checked with docker exec",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { health: { exec: true } }\n",
+        "x-hub.health.exec needs the service's compose `healthcheck.test`",
+    );
+}
+
+#[test]
+fn unknown_class_label_warns_and_takes_the_default() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    labels: [hub.class=gold]\n",
+    )]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains("label hub.class=gold is not core, optional or stretch; using optional")
+        .run();
+    assert_eq!(plans(&out)[0]["class"], "optional");
+}
+
+#[test]
+fn core_on_non_core_hard_dependency_warns() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  cache:\n    labels: [hub.class=optional]\n  api:\n    labels: [hub.class=core]\n    depends_on: [cache]\n",
+    )]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains("service \"api\" is CORE but hard-depends on \"cache\", which is OPTIONAL")
+        .run();
+}
+
+#[test]
+fn exec_health_uses_the_compose_healthcheck() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    healthcheck: { test: [\"CMD\", \"/server\", \"check\"], interval: 30s }\n    x-hub: { health: { exec: true, interval: 50ms } }\n",
+    )]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let health = &plans(&out)[0]["health"];
+    assert_eq!(health["kind"], "exec");
+    assert_eq!(health["test"], serde_json::json!(["/server", "check"]));
+    assert_eq!(health["interval_ms"], 50);
+}
+
+#[test]
+fn later_files_override_earlier_ones() {
+    let dir = temp_with(&[
+        (
+            "base.yaml",
+            "services:\n  a:\n    labels: [hub.class=core]\n  b:\n    depends_on: [a]\n",
+        ),
+        (
+            "override.yaml",
+            "services:\n  a:\n    labels: [hub.class=stretch]\n  c:\n    depends_on: [b]\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["-f", "base.yaml", "-f", "override.yaml"])
+        .run();
+    let recs = plans(&out);
+    assert_eq!(by_name(&recs, "a")["class"], "stretch");
+    assert_eq!(by_name(&recs, "c")["level"], 2);
+}
+
+#[test]
+fn reads_stdin_and_json() {
+    let out = Cmd::new("hub-levels")
+        .args(["-f", "-", "--format", "text"])
+        .stdin(r#"{"services": {"b": {"depends_on": {"a": {"condition": "service_healthy"}}}, "a": {}}}"#)
+        .stdout("Level 0: a\nLevel 1: b\n")
+        .run();
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn finds_the_default_compose_file_or_says_how_to_give_one() {
+    let dir = temp_with(&[("docker-compose.yml", "services:\n  only: {}\n")]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--format", "text"])
+        .stdout("Level 0: only\n")
+        .run();
+    let empty = temp_with(&[]);
+    Cmd::new("hub-levels")
+        .current_dir(empty.path())
+        .stderr_contains("no compose file: none of compose.yaml")
+        .status(2);
+    Cmd::new("hub-levels")
+        .args(["-f", "/nonexistent/compose.yaml"])
+        .stderr_contains("/nonexistent/compose.yaml: cannot read the compose file")
+        .status(2);
+}
+
+#[test]
+fn reverse_level_and_count() {
+    let seed = fixture("levels/seed-hub.yml");
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(&seed)
+        .arg("--count")
+        .stdout("4\n")
+        .run();
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(&seed)
+        .args(["--reverse", "--format", "text"])
+        .stdout(
+            "Level 3: authzforce frontend otel-collector\n\
+             Level 2: backend\n\
+             Level 1: kas keycloak\n\
+             Level 0: mongodb opa postgres redis redis-blacklist\n",
+        )
+        .run();
+    Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(&seed)
+        .args(["--level", "1", "--format", "text"])
+        .stdout("Level 1: kas keycloak\n")
+        .run();
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(&seed)
+        .args(["--level", "0"])
+        .run();
+    assert_eq!(plans(&out).len(), 5);
+}
+
+#[test]
+fn dot_output() {
+    let out = Cmd::new("hub-levels")
+        .arg("-f")
+        .arg(fixture("levels/seed-hub.yml"))
+        .args(["--class-label", "dive.service.class", "--format", "dot"])
+        .run();
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph hub {"));
+    assert!(dot.contains("\"keycloak\" -> \"backend\";"));
+    assert!(dot.contains("\"kas\" -> \"backend\" [style=dashed];"));
+    assert!(dot.contains("\"postgres\" [fillcolor=\"#f8c8c8\""));
+    assert!(dot.trim_end().ends_with('}'));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut text = String::from("services:\n");
+    for i in 0..5000 {
+        text.push_str(&format!("  s{i}: {{}}\n"));
+    }
+    let dir = temp_with(&[("compose.yaml", &text)]);
+    let mut child = std::process::Command::new(hub_tests::bin("hub-levels"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close our end.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let out = Cmd::new("hub-levels").arg("--help").run();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("Exit status: 0 ok"), "{help}");
+    Cmd::new("hub-levels").arg("--bogus").status(2);
+}

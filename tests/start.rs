@@ -1,0 +1,406 @@
+//! hub-start on its own: the test plays hub-wait-healthy, writing health results into the gate
+//! file as it sees `started` records, so every scheduling decision is observed exactly.
+
+use hub_tests::{Cmd, KillPidsOnDrop, Running, alive, temp_with, wait_until};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Fields drop in order: the services are killed before their folder is removed.
+struct Deploy {
+    _cleanup: KillPidsOnDrop,
+    dir: tempfile::TempDir,
+    gate: PathBuf,
+}
+
+impl Deploy {
+    fn new(compose: &str) -> Deploy {
+        let dir = temp_with(&[("compose.yaml", compose), ("gate.jsonl", "")]);
+        let gate = dir.path().join("gate.jsonl");
+        let cleanup = KillPidsOnDrop(dir.path().join(".hub"));
+        Deploy {
+            dir,
+            gate,
+            _cleanup: cleanup,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn plans(&self) -> Vec<String> {
+        let out = Cmd::new("hub-levels")
+            .current_dir(self.path())
+            .args(["--run-id", "r1"])
+            .run();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Start hub-start with the plans on stdin (closed), gated on the gate file.
+    fn start(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["--gate", "gate.jsonl"];
+        args.extend_from_slice(extra);
+        let mut running = Running::spawn("hub-start", &args, self.path(), &[]);
+        for line in self.plans() {
+            running.send(&line);
+        }
+        running.close_stdin();
+        running
+    }
+
+    fn report(&self, kind: &str, service: &str, attempt: u64, extra: Value) {
+        let mut record =
+            json!({"type": kind, "run_id": "r1", "service": service, "attempt": attempt});
+        if let (Value::Object(r), Value::Object(e)) = (&mut record, extra) {
+            r.extend(e);
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.gate)
+            .unwrap();
+        writeln!(file, "{record}").unwrap();
+    }
+}
+
+fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
+    move |r| r["type"] == kind && r["service"] == service
+}
+
+fn services_of(records: &[Value], kind: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .map(|r| r["service"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const CHAIN: &str = r#"
+services:
+  db:
+    x-hub: { class: core, run: "exec sleep 1000" }
+  cache:
+    x-hub: { class: core, run: "exec sleep 1000" }
+  api:
+    depends_on: [db]
+    x-hub: { class: core, run: "exec sleep 1000" }
+  web:
+    depends_on: [api, cache]
+    x-hub: { class: core, run: "exec sleep 1000" }
+"#;
+
+#[test]
+fn dag_starts_a_service_as_soon_as_its_own_dependencies_are_healthy() {
+    let deploy = Deploy::new(CHAIN);
+    let mut hub = deploy.start(&[]);
+    hub.wait_for("db started", is("started", "db"));
+    hub.wait_for("cache started", is("started", "cache"));
+    deploy.report("healthy", "db", 1, json!({}));
+    // api needs only db: it starts while cache is still unhealthy.
+    let api = hub.wait_for("api started", is("started", "api"));
+    assert_eq!(api["attempt"], 1);
+    assert_eq!(api["level"], 1);
+    assert!(api["pid"].as_u64().is_some());
+    assert!(Path::new(api["log"].as_str().unwrap()).is_absolute());
+    deploy.report("healthy", "api", 1, json!({}));
+    deploy.report("healthy", "cache", 1, json!({}));
+    hub.wait_for("web started", is("started", "web"));
+    deploy.report("healthy", "web", 1, json!({}));
+    let (status, records, _) = hub.finish();
+    assert_eq!(status, Some(0));
+    let finished = records.iter().find(|r| r["type"] == "finished").unwrap();
+    assert_eq!(finished["ok"], true);
+    assert_eq!(finished["counts"]["healthy"], 4);
+    assert_eq!(services_of(&records, "plan").len(), 4, "plans pass through");
+}
+
+#[test]
+fn levels_mode_waits_for_the_whole_level() {
+    let deploy = Deploy::new(CHAIN);
+    let mut hub = deploy.start(&["--schedule", "levels"]);
+    hub.wait_for("db started", is("started", "db"));
+    hub.wait_for("cache started", is("started", "cache"));
+    deploy.report("healthy", "db", 1, json!({}));
+    // A marker record after db's result: if api were released by db alone, it would come first.
+    deploy.report(
+        "unhealthy",
+        "cache",
+        1,
+        json!({"final": false, "reason": "exited"}),
+    );
+    hub.wait_for("cache retried", |r| {
+        r["type"] == "started" && r["service"] == "cache" && r["attempt"] == 2
+    });
+    assert!(
+        !hub.seen.iter().any(is("started", "api")),
+        "api must wait for all of level 0"
+    );
+    deploy.report("healthy", "cache", 2, json!({}));
+    hub.wait_for("api started", is("started", "api"));
+    deploy.report("healthy", "api", 1, json!({}));
+    hub.wait_for("web started", is("started", "web"));
+    deploy.report("healthy", "web", 1, json!({}));
+    let (status, _, stderr) = hub.finish();
+    assert_eq!(status, Some(0));
+    assert!(stderr.contains("Level 0: Starting cache db"), "{stderr}");
+    assert!(stderr.contains("Level 1: Starting api"), "{stderr}");
+}
+
+#[test]
+fn a_flaky_start_command_recovers_on_its_third_attempt() {
+    let deploy = Deploy::new(
+        r#"
+services:
+  flaky:
+    x-hub:
+      class: core
+      start: 'echo "attempt $HUB_ATTEMPT"; [ "$HUB_ATTEMPT" -ge 3 ]'
+      retry: { attempts: 3, delay: 10ms }
+"#,
+    );
+    let mut hub = deploy.start(&[]);
+    let started = hub.wait_for("flaky started", is("started", "flaky"));
+    assert_eq!(started["attempt"], 3);
+    deploy.report("healthy", "flaky", 3, json!({}));
+    let (status, records, stderr) = hub.finish();
+    assert_eq!(status, Some(0), "{stderr}");
+    let failed: Vec<&Value> = records.iter().filter(|r| r["type"] == "failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0]["attempt"], 1);
+    assert_eq!(failed[0]["final"], false);
+    assert_eq!(failed[0]["exit_status"], 1);
+    assert_eq!(failed[0]["next_delay_ms"], 10);
+    assert_eq!(failed[1]["next_delay_ms"], 20, "delays double");
+    assert!(stderr.contains("flaky: attempt 1/3 failed"), "{stderr}");
+    let log = std::fs::read_to_string(deploy.path().join(".hub/logs/flaky.log")).unwrap();
+    assert_eq!(log, "attempt 1\nattempt 2\nattempt 3\n");
+}
+
+#[test]
+fn a_core_start_failure_stops_everything_not_yet_started() {
+    let deploy = Deploy::new(
+        r#"
+services:
+  db:
+    x-hub: { class: core, start: "exit 4", retry: { attempts: 2, delay: 10ms } }
+  slow:
+    x-hub: { class: optional, run: "exec sleep 1000" }
+  api:
+    depends_on: [db]
+    x-hub: { class: core, run: "exec sleep 1000" }
+  web:
+    depends_on: [api]
+    x-hub: { class: optional, run: "exec sleep 1000" }
+"#,
+    );
+    let hub = deploy.start(&[]);
+    let (status, records, stderr) = hub.finish();
+    assert_eq!(status, Some(1), "{stderr}");
+    let last_failure = records.iter().rfind(|r| r["type"] == "failed").unwrap();
+    assert_eq!(
+        (
+            last_failure["attempt"].as_u64(),
+            last_failure["final"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    let skipped: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["type"] == "skipped")
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap().into(),
+                r["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("api".into(), "aborted".into()),
+            ("web".into(), "aborted".into())
+        ]
+    );
+    assert!(!services_of(&records, "started").contains(&"api".to_owned()));
+    assert_eq!(records.last().unwrap()["type"], "finished");
+    assert_eq!(records.last().unwrap()["ok"], false);
+    assert!(
+        stderr.contains("Level 0 had 1 CORE service failures"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Service db failed (CORE - deployment will fail)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn optional_and_stretch_failures_skip_only_their_dependents() {
+    let deploy = Deploy::new(
+        r#"
+services:
+  db:
+    x-hub: { class: core, run: "exec sleep 1000" }
+  kas:
+    x-hub: { class: stretch, run: "exec sleep 1000" }
+  kas-ui:
+    depends_on: [kas]
+    x-hub: { class: stretch, run: "exec sleep 1000" }
+  otel:
+    x-hub: { class: optional, start: "exit 1", retry: { attempts: 1 } }
+  api:
+    depends_on:
+      db: {}
+      otel: { required: false }
+    x-hub: { class: core, run: "exec sleep 1000" }
+"#,
+    );
+    let mut hub = deploy.start(&[]);
+    hub.wait_for("kas started", is("started", "kas"));
+    deploy.report(
+        "unhealthy",
+        "kas",
+        1,
+        json!({"final": true, "reason": "timeout"}),
+    );
+    hub.wait_for("db started", is("started", "db"));
+    deploy.report("healthy", "db", 1, json!({}));
+    // api's soft dependency otel failed: api still starts.
+    hub.wait_for("api started", is("started", "api"));
+    deploy.report("healthy", "api", 1, json!({}));
+    let (status, records, stderr) = hub.finish();
+    assert_eq!(status, Some(0), "{stderr}");
+    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
+    assert_eq!(
+        (
+            skip["service"].as_str(),
+            skip["reason"].as_str(),
+            skip["dependency"].as_str()
+        ),
+        (Some("kas-ui"), Some("dependency_failed"), Some("kas"))
+    );
+    assert!(
+        stderr.contains("Service kas failed (STRETCH - deployment will continue)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Service otel failed (OPTIONAL - deployment will continue)"),
+        "{stderr}"
+    );
+    let finished = records.last().unwrap();
+    assert_eq!(
+        finished["counts"],
+        json!({"healthy": 2, "started": 0, "failed": 2, "skipped": 1})
+    );
+}
+
+#[test]
+fn a_core_service_behind_a_failed_optional_one_fails_the_deploy() {
+    let deploy = Deploy::new(
+        r#"
+services:
+  cache:
+    x-hub: { class: optional, start: "exit 1", retry: { attempts: 1 } }
+  api:
+    depends_on: [cache]
+    x-hub: { class: core, run: "exec sleep 1000" }
+"#,
+    );
+    let (status, records, stderr) = deploy.start(&[]).finish();
+    assert_eq!(status, Some(1), "{stderr}");
+    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
+    assert_eq!(skip["reason"], "dependency_failed");
+    assert!(
+        stderr.contains("api skipped: its dependency cache failed (CORE - deployment will fail)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_injected_failure_is_final_at_once() {
+    let deploy =
+        Deploy::new("services:\n  kas:\n    x-hub: { class: stretch, run: \"exec sleep 1000\" }\n");
+    let (status, records, stderr) = deploy.start(&["--inject-failure", "kas"]).finish();
+    assert_eq!(status, Some(0), "{stderr}");
+    let failed = records.iter().find(|r| r["type"] == "failed").unwrap();
+    assert_eq!(
+        (failed["reason"].as_str(), failed["final"].as_bool()),
+        (Some("injected"), Some(true))
+    );
+    assert!(
+        stderr.contains("Service kas failed (STRETCH - deployment will continue)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_rerun_skips_services_that_are_already_up() {
+    let deploy =
+        Deploy::new("services:\n  db:\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n");
+    let mut hub = deploy.start(&[]);
+    let first = hub.wait_for("db started", is("started", "db"));
+    deploy.report("healthy", "db", 1, json!({}));
+    assert_eq!(hub.finish().0, Some(0));
+    let pid = first["pid"].as_u64().unwrap() as u32;
+    assert!(alive(pid), "a launched service outlives hub-start");
+    let (status, records, stderr) = deploy.start(&[]).finish();
+    assert_eq!(status, Some(0), "{stderr}");
+    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
+    assert_eq!(skip["reason"], "already_healthy");
+    assert!(services_of(&records, "started").is_empty());
+    assert_eq!(records.last().unwrap()["counts"]["healthy"], 1);
+}
+
+#[test]
+fn sigterm_kills_start_commands_in_flight() {
+    let deploy = Deploy::new(
+        "services:\n  slow:\n    x-hub: { class: core, start: \"echo $$ > started.pid; sleep 1000 & wait\" }\n",
+    );
+    let mut hub = deploy.start(&[]);
+    let marker = deploy.path().join("started.pid");
+    wait_until("the start command runs", || {
+        std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let shell: u32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    hub.signal("TERM");
+    let record = hub.wait_for("interrupted", |r| r["type"] == "interrupted");
+    assert_eq!(record["signal"], "SIGTERM");
+    assert_eq!(record["in_flight"], json!(["slow"]));
+    let (status, _, _) = hub.finish();
+    assert_eq!(status, Some(143));
+    wait_until("the start command is gone", || !alive(shell));
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let dir = temp_with(&[]);
+    Cmd::new("hub-start")
+        .current_dir(dir.path())
+        .stdin("{not json\n")
+        .stderr_contains("stdin:1: not a JSON record")
+        .status(2);
+    let plan = Cmd::new("hub-levels")
+        .args(["-f", "-"])
+        .stdin("services:\n  a:\n    x-hub: { run: \"true\" }\n")
+        .run();
+    let line = String::from_utf8(plan.stdout).unwrap();
+    Cmd::new("hub-start")
+        .current_dir(dir.path())
+        .stdin(format!("{line}{line}"))
+        .stderr_contains("stdin:2: service \"a\" appears twice in the plan")
+        .status(2);
+    Cmd::new("hub-start")
+        .current_dir(dir.path())
+        .args(["--gate", "missing/gate"])
+        .stdin(line)
+        .stderr_contains("--gate missing/gate: cannot open")
+        .status(2);
+}

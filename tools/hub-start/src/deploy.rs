@@ -1,0 +1,833 @@
+//! The executor: one event loop that reads plans and health results, asks the scheduler what
+//! to do, launches attempts, and writes records.
+//!
+//! Every source of news (stdin, the gate, start commands finishing, probes, signals) is a
+//! thread that sends an [`Event`] into one channel, so all state lives on one thread and no
+//! lock is needed. Retry delays are the loop's receive timeout, not sleeps.
+
+use crate::launch::{self, Launch, Paths};
+use crate::scheduler::{Action, Mode, Scheduler, SkipReason, State};
+use hub::backoff::Backoff;
+use hub::breaker::{Breaker, Transition};
+use hub::container::ComposeCmd;
+use hub::error::exit;
+use hub::output::RecordWriter;
+use hub::records::{Backend, Class, Plan};
+use hub::{Error, Result, log};
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// What the command line chose.
+#[derive(Debug)]
+pub struct Config {
+    /// How services are released.
+    pub mode: Mode,
+    /// At most this many attempts in flight (0 = no cap).
+    pub jobs: usize,
+    /// Where health results come from.
+    pub gate: Option<PathBuf>,
+    /// Logs and pid files.
+    pub state_dir: PathBuf,
+    /// The circuit breaker shared with every process of this deploy and the next.
+    pub breaker: Breaker,
+    /// Services made to fail, to rehearse the policy.
+    pub inject_failure: Vec<String>,
+    /// `--compose-cmd`: the compose command for container services (else detected).
+    pub compose_cmd: Option<String>,
+}
+
+/// News for the event loop.
+enum Event {
+    Input(String),
+    InputEnd(Option<Error>),
+    Gate(String),
+    GateEnd(Error),
+    Probed {
+        index: usize,
+        healthy: bool,
+    },
+    Spawned {
+        index: usize,
+        pgid: u32,
+    },
+    Launched {
+        index: usize,
+        attempt: u32,
+        launch: Launch,
+    },
+    Signal(Signal),
+}
+
+/// How long an interrupted start command gets between TERM and KILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Run a deploy per `config`; the exit status.
+pub fn run(config: Config) -> Result<u8> {
+    let (tx, rx) = mpsc::channel();
+    let signal_tx = tx.clone();
+    hub::signals::watch(move |signal| {
+        let _ = signal_tx.send(Event::Signal(signal));
+    })?;
+    spawn_input_reader(tx.clone())?;
+    if let Some(gate) = &config.gate {
+        spawn_gate_reader(gate.clone(), tx.clone())?;
+    }
+    let mut deploy = Deploy {
+        sched: Scheduler::new(config.mode, config.jobs),
+        out: RecordWriter::stdout(),
+        run_id: None,
+        started_at: Instant::now(),
+        line_no: 0,
+        probed: Vec::new(),
+        paths: Vec::new(),
+        in_flight: HashMap::new(),
+        levels_announced: BTreeSet::new(),
+        levels_summarised: BTreeSet::new(),
+        compose: None,
+        cancel: Arc::new(AtomicBool::new(false)),
+        tx,
+        config,
+    };
+    deploy.event_loop(&rx)
+}
+
+fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                match line {
+                    Ok(line) => {
+                        if tx.send(Event::Input(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::InputEnd(Some(Error::io(
+                            "reading plan records from stdin",
+                            &e,
+                        ))));
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(Event::InputEnd(None));
+        })
+        .map(|_| ())
+        .map_err(|e| Error::io("starting the stdin reader", &e))
+}
+
+/// Follow the gate: a FIFO is read to its end; a regular file is followed like `tail -f`.
+fn spawn_gate_reader(path: PathBuf, tx: Sender<Event>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("gate".into())
+        .spawn(move || {
+            let end = |e: Error| {
+                let _ = tx.send(Event::GateEnd(e));
+            };
+            // A FIFO is opened read-write: the open never blocks, and `tee G`'s open for writing
+            // succeeds even if we have already finished. A regular file is opened read-only.
+            let fifo = std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_fifo()
+            });
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(fifo)
+                .open(&path)
+            {
+                Ok(file) => file,
+                Err(e) => {
+                    return end(Error::input(format!(
+                        "--gate {}: cannot open: {e}; create it with `mkfifo {}`",
+                        path.display(),
+                        path.display()
+                    )));
+                }
+            };
+            // We hold the FIFO's write end too, so neither kind ever ends: a FIFO blocks in
+            // read, a regular file is followed like `tail -f` (an end of file is "not yet").
+            let mut reader = std::io::BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                match reader.read_line(&mut line) {
+                    Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(_) if !line.ends_with('\n') => {}
+                    Ok(_) => {
+                        if tx.send(Event::Gate(std::mem::take(&mut line))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        return end(Error::io(format!("reading --gate {}", path.display()), &e));
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| Error::io("starting the gate reader", &e))
+}
+
+struct Deploy {
+    config: Config,
+    sched: Scheduler,
+    out: RecordWriter,
+    run_id: Option<String>,
+    started_at: Instant,
+    line_no: usize,
+    /// Whether the already-healthy probe ran, per service.
+    probed: Vec<bool>,
+    paths: Vec<Paths>,
+    /// Start commands running now: service index -> process group.
+    in_flight: HashMap<usize, u32>,
+    levels_announced: BTreeSet<u32>,
+    levels_summarised: BTreeSet<u32>,
+    /// The compose command, detected on the first container service.
+    compose: Option<std::result::Result<ComposeCmd, String>>,
+    /// Set on SIGINT/SIGTERM: docker calls in flight give up.
+    cancel: Arc<AtomicBool>,
+    tx: Sender<Event>,
+}
+
+impl Deploy {
+    fn event_loop(&mut self, rx: &Receiver<Event>) -> Result<u8> {
+        loop {
+            let now = Instant::now();
+            for action in self.sched.actions(now) {
+                self.act(action)?;
+            }
+            self.summarise_levels();
+            if self.sched.finished() {
+                return self.finish();
+            }
+            let event = match self.sched.next_due() {
+                Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(event) => event,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(Error::input("internal: event channel closed"));
+                    }
+                },
+                None => rx
+                    .recv()
+                    .map_err(|_| Error::input("internal: event channel closed"))?,
+            };
+            match event {
+                Event::Input(line) => self.input(&line)?,
+                Event::InputEnd(None) => self.sched.input_closed(),
+                Event::InputEnd(Some(err)) | Event::GateEnd(err) => return Err(err),
+                Event::Gate(line) => self.gate(&line)?,
+                Event::Probed { index, healthy } => self.probed(index, healthy)?,
+                Event::Spawned { index, pgid } => {
+                    self.in_flight.insert(index, pgid);
+                }
+                Event::Launched {
+                    index,
+                    attempt,
+                    launch,
+                } => {
+                    self.in_flight.remove(&index);
+                    self.launched(index, attempt, launch)?;
+                }
+                Event::Signal(signal) => return self.interrupt(signal, rx),
+            }
+        }
+    }
+
+    fn input(&mut self, line: &str) -> Result<()> {
+        self.line_no += 1;
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let (envelope, value) = hub::records::parse_line(line, "stdin", self.line_no)?;
+        self.out.line(line)?;
+        if envelope.kind != "plan" {
+            return Ok(());
+        }
+        let plan: Plan = hub::records::decode(value, "stdin", self.line_no)?;
+        if self.run_id.is_none() {
+            self.run_id = envelope.run_id;
+        }
+        let paths = Paths::new(&self.config.state_dir, &plan.service).map_err(|e| {
+            Error::io(
+                format!(
+                    "creating the state folder {}",
+                    self.config.state_dir.display()
+                ),
+                &e,
+            )
+        })?;
+        self.sched.add(plan).map_err(|e| {
+            Error::input(format!(
+                "stdin:{}: {e}; each service needs one plan record",
+                self.line_no
+            ))
+        })?;
+        self.probed.push(false);
+        self.paths.push(paths);
+        Ok(())
+    }
+
+    fn gate(&mut self, line: &str) -> Result<()> {
+        // The gate carries everything hub-wait-healthy wrote, our own records included.
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            log::debug(&format!(
+                "gate: ignoring a line that is not JSON: {}",
+                line.trim_end()
+            ));
+            return Ok(());
+        };
+        let kind = value["type"].as_str().unwrap_or_default();
+        if kind != "healthy" && kind != "unhealthy" {
+            return Ok(());
+        }
+        if let (Some(mine), Some(theirs)) = (self.run_id.as_deref(), value["run_id"].as_str())
+            && mine != theirs
+        {
+            return Ok(());
+        }
+        let Some(index) = value["service"].as_str().and_then(|s| self.sched.find(s)) else {
+            return Ok(());
+        };
+        let State::Started { attempt } = self.sched.entry(index).state else {
+            return Ok(());
+        };
+        if value["attempt"]
+            .as_u64()
+            .is_some_and(|a| a != u64::from(attempt))
+        {
+            return Ok(());
+        }
+        if kind == "healthy" {
+            self.breaker_record(index, true)?;
+            self.sched.set(index, State::Healthy);
+            return Ok(());
+        }
+        self.breaker_record(index, false)?;
+        let reason = value["reason"].as_str().unwrap_or("unhealthy");
+        let is_final =
+            value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
+        if is_final {
+            self.service_failed(index, reason);
+        } else {
+            let delay = self.retry_delay(index, attempt);
+            self.log_retry(index, attempt, reason, delay);
+            self.sched.set(
+                index,
+                State::RetryWait {
+                    next_attempt: attempt + 1,
+                    due: Instant::now() + delay,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, action: Action) -> Result<()> {
+        match action {
+            Action::Start { index, attempt } => {
+                self.announce_level(index);
+                if attempt == 1 && !self.probed[index] && self.config.mode != Mode::Ungated {
+                    self.probed[index] = true;
+                    self.spawn_probe(index);
+                    Ok(())
+                } else {
+                    self.launch(index, attempt)
+                }
+            }
+            Action::Skip { index, reason } => self.skip(index, &reason),
+            Action::Abort { cause } => {
+                let level = self.sched.entry(cause).plan.level;
+                let failures = self
+                    .sched
+                    .entries()
+                    .iter()
+                    .filter(|e| {
+                        e.plan.level == level
+                            && e.plan.class == Class::Core
+                            && matches!(e.state, State::Failed | State::Skipped)
+                    })
+                    .count();
+                log::error(&format!(
+                    "Level {level} had {failures} CORE service failures"
+                ));
+                log::error("Stopping startup - fix CORE service failures and redeploy");
+                Ok(())
+            }
+        }
+    }
+
+    fn spawn_probe(&mut self, index: usize) {
+        let plan = self.sched.entry(index).plan.clone();
+        let paths = self.paths[index].clone();
+        let tx = self.tx.clone();
+        let compose = (plan.backend == Backend::Container)
+            .then(|| self.compose_cmd().ok())
+            .flatten();
+        let spawned = std::thread::Builder::new()
+            .name(format!("probe-{}", plan.service))
+            .spawn(move || {
+                let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
+                let _ = tx.send(Event::Probed { index, healthy });
+            });
+        if spawned.is_err() {
+            let _ = self.tx.send(Event::Probed {
+                index,
+                healthy: false,
+            });
+        }
+    }
+
+    fn probed(&mut self, index: usize, healthy: bool) -> Result<()> {
+        if !healthy {
+            return self.launch(index, 1);
+        }
+        let plan = &self.sched.entry(index).plan;
+        log::success(&format!("{} is already healthy (skipped)", plan.service));
+        let body = json!({"service": plan.service, "class": plan.class, "level": plan.level, "reason": "already_healthy"});
+        self.out.record("skipped", self.run_id.as_deref(), &body)?;
+        self.sched.set_already_healthy(index);
+        Ok(())
+    }
+
+    fn launch(&mut self, index: usize, attempt: u32) -> Result<()> {
+        let plan = self.sched.entry(index).plan.clone();
+        if self.config.inject_failure.contains(&plan.service) {
+            return self.attempt_failed(
+                index,
+                attempt,
+                "injected",
+                None,
+                "failure injected by --inject-failure".into(),
+                true,
+            );
+        }
+        if let Some(message) = self.breaker_refuses(index)? {
+            return self.attempt_failed(
+                index,
+                attempt,
+                "breaker_open",
+                Some(i32::from(exit::REFUSED)),
+                message,
+                true,
+            );
+        }
+        log::info(&format!(
+            "Starting {} (attempt {attempt}, level {}, {})",
+            plan.service, plan.level, plan.class
+        ));
+        let paths = self.paths[index].clone();
+        match (plan.backend, &plan.start, &plan.run) {
+            (Backend::Start, Some(spec), _) => {
+                let child = match launch::spawn_start(spec, &plan, attempt, &paths) {
+                    Ok(child) => child,
+                    Err(e) => {
+                        let message = format!("cannot run `{spec}`: {e}");
+                        return self.attempt_failed(
+                            index,
+                            attempt,
+                            "launch_failed",
+                            None,
+                            message,
+                            false,
+                        );
+                    }
+                };
+                self.in_flight.insert(index, child.pid());
+                let tx = self.tx.clone();
+                let spec = spec.clone();
+                let timeout = Duration::from_millis(plan.timeout_ms);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("start-{}", plan.service))
+                    .spawn(move || {
+                        let _ = tx.send(Event::Spawned {
+                            index,
+                            pgid: child.pid(),
+                        });
+                        let launch = launch::finish_start(child, timeout, &spec);
+                        let _ = tx.send(Event::Launched {
+                            index,
+                            attempt,
+                            launch,
+                        });
+                    });
+                spawned
+                    .map(|_| ())
+                    .map_err(|e| Error::io("starting a thread", &e))
+            }
+            (Backend::Run, _, Some(spec)) => {
+                let launch = launch::launch_run(spec, &plan, attempt, &paths);
+                self.launched(index, attempt, launch)
+            }
+            (Backend::Container, _, _) => {
+                let cmd = match self.compose_cmd() {
+                    Ok(cmd) => cmd,
+                    Err(message) => {
+                        return self.attempt_failed(
+                            index,
+                            attempt,
+                            "no_backend",
+                            None,
+                            message,
+                            true,
+                        );
+                    }
+                };
+                let compose = plan.compose.clone().unwrap_or_default();
+                let tx = self.tx.clone();
+                let service = plan.service.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("up-{service}"))
+                    .spawn(move || {
+                        let launch = launch::launch_container(&cmd, &compose, &service);
+                        let _ = tx.send(Event::Launched {
+                            index,
+                            attempt,
+                            launch,
+                        });
+                    });
+                spawned
+                    .map(|_| ())
+                    .map_err(|e| Error::io("starting a thread", &e))
+            }
+            _ => self.attempt_failed(
+                index,
+                attempt,
+                "no_backend",
+                None,
+                format!(
+                    "service \"{}\": backend {:?} without its command",
+                    plan.service, plan.backend
+                ),
+                true,
+            ),
+        }
+    }
+
+    fn launched(&mut self, index: usize, attempt: u32, launch: Launch) -> Result<()> {
+        if !matches!(self.sched.entry(index).state, State::Starting { .. }) {
+            return Ok(());
+        }
+        match launch {
+            Launch::Started { pid, container } => {
+                let plan = &self.sched.entry(index).plan;
+                let paths = &self.paths[index];
+                let body = json!({
+                    "service": plan.service,
+                    "class": plan.class,
+                    "level": plan.level,
+                    "attempt": attempt,
+                    "max_attempts": plan.retry.attempts,
+                    "backend": plan.backend,
+                    "pid": pid,
+                    "log": (plan.backend != Backend::Container).then(|| paths.log.display().to_string()),
+                    "exit_file": pid.map(|_| paths.exit.display().to_string()),
+                    "timeout_ms": plan.timeout_ms,
+                    "health": plan.health,
+                    "container": container,
+                    "compose": plan.compose,
+                });
+                self.out.record("started", self.run_id.as_deref(), &body)?;
+                if self.config.mode == Mode::Ungated {
+                    self.breaker_record(index, true)?;
+                }
+                self.sched.set(index, State::Started { attempt });
+                Ok(())
+            }
+            Launch::Failed {
+                reason,
+                exit_status,
+                message,
+            } => self.attempt_failed(index, attempt, reason, exit_status, message, false),
+        }
+    }
+
+    /// The compose command: `--compose-cmd`, `DOCKER_CMD`, or detected once.
+    fn compose_cmd(&mut self) -> std::result::Result<ComposeCmd, String> {
+        let cancel = self.cancel.clone();
+        let explicit = self.config.compose_cmd.clone();
+        self.compose
+            .get_or_insert_with(|| {
+                ComposeCmd::detect(explicit.as_deref())
+                    .map(|cmd| cmd.with_cancel(cancel))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    fn no_attempt_left(&self, index: usize, attempt: u32) -> bool {
+        let max = self.sched.entry(index).plan.retry.attempts;
+        max != 0 && attempt >= max
+    }
+
+    fn attempt_failed(
+        &mut self,
+        index: usize,
+        attempt: u32,
+        reason: &str,
+        exit_status: Option<i32>,
+        message: String,
+        force_final: bool,
+    ) -> Result<()> {
+        if reason != "breaker_open" && reason != "injected" {
+            self.breaker_record(index, false)?;
+        }
+        let is_final = force_final || self.no_attempt_left(index, attempt);
+        let delay = (!is_final).then(|| self.retry_delay(index, attempt));
+        let plan = &self.sched.entry(index).plan;
+        let body = json!({
+            "service": plan.service,
+            "class": plan.class,
+            "level": plan.level,
+            "attempt": attempt,
+            "max_attempts": plan.retry.attempts,
+            "final": is_final,
+            "reason": reason,
+            "exit_status": exit_status,
+            "message": message,
+            "next_delay_ms": delay.map(hub::duration::to_ms),
+        });
+        self.out.record("failed", self.run_id.as_deref(), &body)?;
+        match delay {
+            Some(delay) => {
+                self.log_retry(index, attempt, &message, delay);
+                self.sched.set(
+                    index,
+                    State::RetryWait {
+                        next_attempt: attempt + 1,
+                        due: Instant::now() + delay,
+                    },
+                );
+            }
+            None => {
+                log::error(&format!("{} failed to start: {message}", plan.service));
+                self.service_failed(index, reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn log_retry(&self, index: usize, attempt: u32, why: &str, delay: Duration) {
+        let plan = &self.sched.entry(index).plan;
+        let max = match plan.retry.attempts {
+            0 => "∞".to_owned(),
+            n => n.to_string(),
+        };
+        log::warn(&format!(
+            "{}: attempt {attempt}/{max} failed ({why}), retrying in {}",
+            plan.service,
+            hub::duration::human(delay)
+        ));
+    }
+
+    fn service_failed(&mut self, index: usize, reason: &str) {
+        let plan = &self.sched.entry(index).plan;
+        match plan.class {
+            Class::Core => log::error(&format!(
+                "Service {} failed (CORE - deployment will fail): {reason}",
+                plan.service
+            )),
+            class => log::warn(&format!(
+                "Service {} failed ({class} - deployment will continue): {reason}",
+                plan.service
+            )),
+        }
+        self.sched.set(index, State::Failed);
+    }
+
+    fn skip(&mut self, index: usize, reason: &SkipReason) -> Result<()> {
+        let plan = &self.sched.entry(index).plan;
+        let (reason, dependency) = match reason {
+            SkipReason::Aborted => ("aborted", None),
+            SkipReason::DependencyFailed(dep) => ("dependency_failed", Some(dep.as_str())),
+        };
+        if let Some(dep) = dependency {
+            let line = format!("{} skipped: its dependency {dep} failed", plan.service);
+            if plan.class == Class::Core {
+                log::error(&format!("{line} (CORE - deployment will fail)"));
+            } else {
+                log::warn(&line);
+            }
+        }
+        let body = json!({"service": plan.service, "class": plan.class, "level": plan.level, "reason": reason, "dependency": dependency});
+        self.out.record("skipped", self.run_id.as_deref(), &body)
+    }
+
+    /// In levels mode, say when a level starts, as the seed did.
+    fn announce_level(&mut self, index: usize) {
+        let level = self.sched.entry(index).plan.level;
+        if self.config.mode != Mode::Levels || !self.levels_announced.insert(level) {
+            return;
+        }
+        let names: Vec<&str> = self
+            .sched
+            .entries()
+            .iter()
+            .filter(|e| e.plan.level == level && !e.state.decided())
+            .map(|e| e.plan.service.as_str())
+            .collect();
+        log::info(&format!("Level {level}: Starting {}", names.join(" ")));
+    }
+
+    /// In levels mode, summarise each level once it is decided.
+    fn summarise_levels(&mut self) {
+        if self.config.mode != Mode::Levels || self.sched.aborted() || !self.sched.input_done() {
+            return;
+        }
+        let levels: BTreeSet<u32> = self.sched.entries().iter().map(|e| e.plan.level).collect();
+        for level in levels {
+            if self.levels_summarised.contains(&level) {
+                continue;
+            }
+            let members: Vec<_> = self
+                .sched
+                .entries()
+                .iter()
+                .filter(|e| e.plan.level == level)
+                .collect();
+            if !members.iter().all(|e| e.state.decided()) {
+                return;
+            }
+            self.levels_summarised.insert(level);
+            let failed = members
+                .iter()
+                .filter(|e| matches!(e.state, State::Failed | State::Skipped))
+                .count();
+            if failed > 0 {
+                log::warn(&format!(
+                    "Level {level} had {failed} failures, but all CORE services operational"
+                ));
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<u8> {
+        let entries = self.sched.entries();
+        let count = |f: &dyn Fn(State) -> bool| entries.iter().filter(|e| f(e.state)).count();
+        let healthy = count(&|s| s == State::Healthy);
+        let started = count(&|s| matches!(s, State::Started { .. }));
+        let failed = count(&|s| s == State::Failed);
+        let skipped = count(&|s| s == State::Skipped);
+        let ok = !self.sched.aborted();
+        let status = if ok { exit::OK } else { exit::NO };
+        let elapsed = self.started_at.elapsed();
+        let body = json!({
+            "ok": ok,
+            "exit_status": status,
+            "counts": {"healthy": healthy, "started": started, "failed": failed, "skipped": skipped},
+            "duration_ms": hub::duration::to_ms(elapsed),
+        });
+        self.out.record("finished", self.run_id.as_deref(), &body)?;
+        let total = entries.len();
+        let took = hub::duration::human(elapsed);
+        match (ok, self.config.mode) {
+            (false, _) => log::error(&format!(
+                "Deploy failed: a CORE service failed ({healthy}/{total} healthy, {failed} failed, {skipped} skipped) after {took}"
+            )),
+            (true, Mode::Ungated) => log::success(&format!(
+                "Launched {started}/{total} services ({failed} failed) in {took}"
+            )),
+            (true, _) if failed + skipped > 0 => log::warn(&format!(
+                "Deployed with degradation: {healthy}/{total} healthy, {failed} failed, {skipped} skipped, in {took}"
+            )),
+            (true, _) => log::success(&format!("Deployed: {healthy}/{total} healthy in {took}")),
+        }
+        Ok(status)
+    }
+
+    /// SIGINT/SIGTERM: kill in-flight start commands' groups (TERM, then KILL after a grace),
+    /// record what was cut short, and exit 130/143. Launched services keep running.
+    fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
+        log::warn(&format!(
+            "{} received: stopping start commands in flight",
+            signal.as_str()
+        ));
+        self.cancel.store(true, Ordering::SeqCst);
+        let in_flight: Vec<String> = self
+            .sched
+            .undecided()
+            .into_iter()
+            .filter(|s| {
+                self.sched
+                    .find(s)
+                    .is_some_and(|i| matches!(self.sched.entry(i).state, State::Starting { .. }))
+            })
+            .map(str::to_owned)
+            .collect();
+        for pgid in self.in_flight.values() {
+            let _ = hub::process::signal_group(*pgid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + KILL_GRACE;
+        while !self.in_flight.is_empty() {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Spawned { index, pgid }) => {
+                    let _ = hub::process::signal_group(pgid, Signal::SIGTERM);
+                    self.in_flight.insert(index, pgid);
+                }
+                Ok(Event::Launched { index, .. }) => {
+                    self.in_flight.remove(&index);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        for pgid in self.in_flight.values() {
+            let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
+        }
+        let body = json!({"tool": "hub-start", "signal": signal.as_str(), "in_flight": in_flight});
+        self.out
+            .record("interrupted", self.run_id.as_deref(), &body)?;
+        Ok(hub::signals::exit_code(signal))
+    }
+
+    /// The seed's doubling delay, through the same backoff code as `hub-retry`.
+    fn retry_delay(&self, index: usize, failed_attempt: u32) -> Duration {
+        let retry = &self.sched.entry(index).plan.retry;
+        let backoff = Backoff {
+            base: Duration::from_millis(retry.delay_ms),
+            max: Duration::from_millis(retry.max_delay_ms),
+            jitter: hub::backoff::Jitter::None,
+        };
+        backoff.ceiling(failed_attempt.saturating_sub(1))
+    }
+
+    fn breaker_key(&self, index: usize) -> String {
+        format!("{}:start", self.sched.entry(index).plan.service)
+    }
+
+    fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
+        let Some(transition) = transition else {
+            return Ok(());
+        };
+        hub::retry::log_transition(&transition);
+        self.out
+            .record("breaker", self.run_id.as_deref(), &transition)
+    }
+
+    /// Ask the circuit breaker `SERVICE:start`; a refusal's message.
+    fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
+        let key = self.breaker_key(index);
+        let (decision, transition) = self.config.breaker.check(&key)?;
+        self.transition(transition)?;
+        Ok((!decision.allowed()).then(|| hub::retry::describe_refusal(&key, &decision)))
+    }
+
+    /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
+    fn breaker_record(&mut self, index: usize, ok: bool) -> Result<()> {
+        let key = self.breaker_key(index);
+        let transition = if ok {
+            self.config.breaker.record_success(&key)?
+        } else {
+            self.config.breaker.record_failure(&key)?
+        };
+        self.transition(transition)
+    }
+}

@@ -1,0 +1,203 @@
+//! Launching one attempt of a service: a `start` command run to completion, or a `run`
+//! command launched detached in its own session and tracked by pid.
+//!
+//! Everything a launched service writes goes to `STATE_DIR/logs/SERVICE.log`; a `run`
+//! service's pid goes to `STATE_DIR/pids/SERVICE.pid`, and its exit status, when it dies while
+//! hub-start runs, to `STATE_DIR/pids/SERVICE.exit` (for `hub-wait-healthy`'s report).
+
+use hub::command::CommandSpec;
+use hub::process::{self, Detach, Running};
+use hub::records::Plan;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Where a service's files live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `STATE_DIR/logs/SERVICE.log`
+    pub log: PathBuf,
+    /// `STATE_DIR/pids/SERVICE.pid`
+    pub pid: PathBuf,
+    /// `STATE_DIR/pids/SERVICE.exit`
+    pub exit: PathBuf,
+}
+
+impl Paths {
+    /// The paths for `service` under `state_dir`, creating the folders.
+    pub fn new(state_dir: &Path, service: &str) -> io::Result<Paths> {
+        let logs = state_dir.join("logs");
+        let pids = state_dir.join("pids");
+        fs::create_dir_all(&logs)?;
+        fs::create_dir_all(&pids)?;
+        Ok(Paths {
+            log: logs.join(format!("{service}.log")),
+            pid: pids.join(format!("{service}.pid")),
+            exit: pids.join(format!("{service}.exit")),
+        })
+    }
+}
+
+/// How an attempt's launch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// Launched: probe it now.
+    Started {
+        /// A `run` service's pid (also its process group and session).
+        pid: Option<u32>,
+        /// A container service's container id.
+        container: Option<String>,
+    },
+    /// The attempt failed.
+    Failed {
+        /// `start_failed` or `launch_failed`.
+        reason: &'static str,
+        /// The start command's status, when there is one.
+        exit_status: Option<i32>,
+        /// One line for humans.
+        message: String,
+    },
+}
+
+/// A command for a service, with its log as stdout/stderr and the attempt in its environment.
+fn service_command(
+    spec: &CommandSpec,
+    plan: &Plan,
+    attempt: u32,
+    log: &Path,
+) -> io::Result<Command> {
+    let log_file = OpenOptions::new().create(true).append(true).open(log)?;
+    let mut cmd = spec.to_command();
+    cmd.stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .env("HUB_SERVICE", &plan.service)
+        .env("HUB_ATTEMPT", attempt.to_string());
+    Ok(cmd)
+}
+
+/// Spawn a `start` command in its own process group (the caller waits for it).
+pub fn spawn_start(
+    spec: &CommandSpec,
+    plan: &Plan,
+    attempt: u32,
+    paths: &Paths,
+) -> io::Result<Running> {
+    let mut cmd = service_command(spec, plan, attempt, &paths.log)?;
+    Running::spawn(&mut cmd, Detach::Group)
+}
+
+/// Wait for a `start` command, killing its group if it outlives `timeout`.
+pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -> Launch {
+    let failed = |exit_status, message| Launch::Failed {
+        reason: "start_failed",
+        exit_status,
+        message,
+    };
+    match child.wait_timeout(timeout) {
+        Ok(Some(status)) => {
+            // Members a start command leaves behind are part of the service (a daemon that
+            // forked): they are not killed.
+            match process::status_code(status) {
+                0 => Launch::Started {
+                    pid: None,
+                    container: None,
+                },
+                code => failed(Some(code), format!("`{spec}` exited with status {code}")),
+            }
+        }
+        Ok(None) => {
+            let _ = child.terminate(Duration::from_secs(2));
+            failed(
+                Some(i32::from(hub::error::exit::TIMED_OUT)),
+                format!(
+                    "`{spec}` did not return within {}",
+                    hub::duration::human(timeout)
+                ),
+            )
+        }
+        Err(e) => failed(None, format!("waiting for `{spec}`: {e}")),
+    }
+}
+
+/// Launch a `run` command detached, record its pid, and track its exit on a thread.
+pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) -> Launch {
+    let failed = |message: String, exit_status| Launch::Failed {
+        reason: "launch_failed",
+        exit_status,
+        message,
+    };
+    let _ = fs::remove_file(&paths.exit);
+    let mut child = match service_command(spec, plan, attempt, &paths.log)
+        .and_then(|mut cmd| Running::spawn(&mut cmd, Detach::Session))
+    {
+        Ok(child) => child,
+        Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
+    };
+    // "Started" means still alive right after launch: a command that is not found or
+    // exits at once fails here, without waiting for any health check.
+    if let Ok(Some(status)) = child.try_status() {
+        let code = process::status_code(status);
+        return failed(
+            format!("`{spec}` exited at once with status {code}"),
+            Some(code),
+        );
+    }
+    let pid = child.pid();
+    if let Err(e) = write_atomically(&paths.pid, &format!("{pid}\n")) {
+        let _ = child.terminate(Duration::from_secs(2));
+        return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
+    }
+    let exit_file = paths.exit.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("track-{}", plan.service))
+        .spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ =
+                    write_atomically(&exit_file, &format!("{}\n", process::status_code(status)));
+            }
+        });
+    if spawned.is_err() {
+        return failed("cannot start a thread to track the process".into(), None);
+    }
+    Launch::Started {
+        pid: Some(pid),
+        container: None,
+    }
+}
+
+/// Bring a container service up alone (`up -d --no-deps`): hub owns the ordering.
+pub fn launch_container(
+    cmd: &hub::container::ComposeCmd,
+    compose: &hub::records::ComposeRef,
+    service: &str,
+) -> Launch {
+    match hub::container::up(cmd, compose, service) {
+        Ok(id) => Launch::Started {
+            pid: None,
+            container: Some(id),
+        },
+        Err(failure) => Launch::Failed {
+            reason: "start_failed",
+            exit_status: failure.exit_status,
+            message: failure.message,
+        },
+    }
+}
+
+/// Write a small file by temp + rename, so a reader never sees half of it.
+pub fn write_atomically(path: &Path, content: &str) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = File::create(&tmp)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The pid recorded for a `run` service by an earlier deploy, if that process is alive.
+pub fn live_pid(paths: &Paths) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
+    process::group_alive(pid).then_some(pid)
+}

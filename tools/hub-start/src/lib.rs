@@ -1,0 +1,147 @@
+//! `hub-start`: start each service the moment its dependencies are healthy.
+//!
+//! Reads `plan` records on stdin, starts services through their backend with retries and a
+//! circuit breaker, and writes `started`/`failed`/`skipped`/`finished` records on stdout. Health
+//! results come back through `--gate` (a FIFO or file fed by `hub-wait-healthy`), so the whole
+//! deploy loop is `hub-levels | hub-start --gate G | hub-wait-healthy | tee G`.
+
+mod deploy;
+mod launch;
+mod resume;
+mod scheduler;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use hub::Result;
+use std::path::PathBuf;
+
+pub use scheduler::Mode;
+
+/// The command-line interface.
+pub fn command() -> Command {
+    let cmd = Command::new("hub-start")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Start services in dependency order, with retries, a circuit breaker and the CORE/OPTIONAL/STRETCH policy")
+        .long_about(
+            "Start services in dependency order, with retries, a circuit breaker and the \
+             CORE/OPTIONAL/STRETCH policy.\n\n\
+             Reads `plan` records (from hub-levels) on stdin and writes `started`, `failed`, \
+             `skipped`, `breaker` and `finished` records on stdout; every input record is passed \
+             through. Health results (`healthy`/`unhealthy` records from hub-wait-healthy) come \
+             back through --gate:\n\n    \
+             mkfifo G; hub-levels | hub-start --gate G | hub-wait-healthy | tee G > events.jsonl\n\n\
+             Without --gate every service is started as it is read, and a launch counts as done.\n\n\
+             A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
+             may take up to the service's timeout). One with `x-hub.run` is launched detached (own \
+             session) with output in STATE_DIR/logs/SERVICE.log and pid in \
+             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT.\n\n\
+             Before starting, one probe checks whether the service is already healthy (a rerun \
+             resumes). A failed attempt (the start command failed, or the process died before it \
+             was healthy) is retried with the service's x-hub.retry policy; each outcome goes to \
+             the circuit breaker `SERVICE:start`.\n\n\
+             When a CORE service fails, nothing new starts: everything not started is skipped \
+             (reason `aborted`) and hub-start exits 1. When an OPTIONAL or STRETCH service fails, \
+             its hard dependents are skipped (`dependency_failed`) and the deploy goes on.",
+        )
+        .after_help(
+            "Exit status: 0 deployed (OPTIONAL/STRETCH failures are warnings), 1 a CORE service \
+             failed, 2 bad input or the gate closed early, 130/143 interrupted by SIGINT/SIGTERM \
+             (in-flight start commands are killed; launched services keep running).\n\n\
+             Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
+             HUB_BREAKER_STATE (its state file).",
+        )
+        .arg(
+            Arg::new("gate")
+                .long("gate")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .help("A FIFO or file to follow for health results (healthy/unhealthy records)"),
+        )
+        .arg(
+            Arg::new("schedule")
+                .long("schedule")
+                .value_name("MODE")
+                .default_value("dag")
+                .value_parser(["dag", "levels"])
+                .help("dag: start a service as soon as its dependencies are healthy; levels: level N+1 waits for all of level N"),
+        )
+        .arg(
+            Arg::new("jobs")
+                .long("jobs")
+                .short('j')
+                .value_name("N")
+                .default_value("0")
+                .value_parser(value_parser!(usize))
+                .help("At most N start attempts in flight at once (0 = no limit)"),
+        )
+        .arg(
+            Arg::new("state-dir")
+                .long("state-dir")
+                .value_name("DIR")
+                .default_value(".hub")
+                .value_parser(value_parser!(PathBuf))
+                .help("Where logs, pid files and the breaker state live"),
+        )
+        .arg(
+            Arg::new("breaker-state")
+                .long("breaker-state")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
+        )
+        .arg(
+            Arg::new("compose-cmd")
+                .long("compose-cmd")
+                .value_name("CMD")
+                .help("The compose command for container services, e.g. \"docker-compose\" [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
+        )
+        .arg(
+            Arg::new("inject-failure")
+                .long("inject-failure")
+                .value_name("SERVICE")
+                .action(ArgAction::Append)
+                .help("Make SERVICE fail as if its start had failed (final at once), to rehearse the policy"),
+        );
+    hub::cli::with_common_args(cmd)
+}
+
+/// Run `hub-start`.
+pub fn run(matches: &ArgMatches) -> Result<u8> {
+    let mode = match (
+        matches.get_one::<PathBuf>("gate"),
+        matches.get_one::<String>("schedule").map(String::as_str),
+    ) {
+        (None, _) => Mode::Ungated,
+        (Some(_), Some("levels")) => Mode::Levels,
+        (Some(_), _) => Mode::Dag,
+    };
+    let state_dir = matches
+        .get_one::<PathBuf>("state-dir")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(".hub"));
+    // Records name files under it: absolute, so a reader in another folder finds them.
+    let state_dir = std::path::absolute(&state_dir)
+        .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    let breaker_state = matches
+        .get_one::<PathBuf>("breaker-state")
+        .cloned()
+        .or_else(|| std::env::var_os(hub::breaker::ENV_STATE).map(PathBuf::from))
+        .unwrap_or_else(|| state_dir.join("breaker.json"));
+    let breaker = hub::breaker::Breaker::new(
+        breaker_state,
+        hub::breaker::Config::from_env(|k| std::env::var(k).ok())?,
+        std::sync::Arc::new(hub::clock::SystemClock),
+    );
+    let config = deploy::Config {
+        mode,
+        jobs: matches.get_one::<usize>("jobs").copied().unwrap_or(0),
+        gate: matches.get_one::<PathBuf>("gate").cloned(),
+        state_dir,
+        breaker,
+        inject_failure: matches
+            .get_many::<String>("inject-failure")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        compose_cmd: matches.get_one::<String>("compose-cmd").cloned(),
+    };
+    deploy::run(config)
+}

@@ -1,0 +1,74 @@
+//! "Is it already healthy?": one probe before starting, so a rerun after an interrupted deploy
+//! resumes where it stopped instead of starting a second copy of a running service.
+
+use crate::launch::{self, Paths};
+use hub::container::{self, ComposeCmd, ProbeResult};
+use hub::process::{self, Finished};
+use hub::records::{Backend, Check, Plan};
+use std::time::Duration;
+
+/// One probe: true when the service is already up.
+pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>) -> bool {
+    match plan.backend {
+        // A `run` service is ours only if the process an earlier deploy launched is alive.
+        Backend::Run => {
+            launch::live_pid(paths).is_some() && (plan.health.check == Check::None || probe(plan))
+        }
+        // Without a health check a start command's result cannot be seen from outside.
+        Backend::Start => plan.health.check != Check::None && probe(plan),
+        Backend::Container => compose.is_some_and(|cmd| container_up(plan, cmd)),
+    }
+}
+
+fn probe(plan: &Plan) -> bool {
+    let timeout = Duration::from_millis(plan.health.probe_timeout_ms);
+    match &plan.health.check {
+        Check::Tcp { address } => {
+            use std::net::ToSocketAddrs;
+            address
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, timeout).is_ok())
+        }
+        Check::Cmd { cmd } => {
+            let mut command = cmd.to_command();
+            command
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            matches!(
+                process::run_with_timeout(&mut command, timeout, Duration::from_secs(1)),
+                Ok(Finished::Exited(0))
+            )
+        }
+        _ => false,
+    }
+}
+
+/// A container service is up when its container runs and, if it has a healthcheck, is healthy
+/// (or, with `x-hub.health.exec`, its test passes now).
+fn container_up(plan: &Plan, cmd: &ComposeCmd) -> bool {
+    let compose = plan.compose.clone().unwrap_or_default();
+    let Ok(Some(id)) = container::container_id(cmd, &compose, &plan.service) else {
+        return false;
+    };
+    let Ok(Some(state)) = container::inspect(cmd, &id) else {
+        return false;
+    };
+    if !state.is_up() {
+        return false;
+    }
+    match &plan.health.check {
+        Check::Exec { test } => matches!(
+            container::exec_probe(
+                cmd,
+                &id,
+                test,
+                Duration::from_millis(plan.health.probe_timeout_ms)
+            ),
+            Ok(ProbeResult::Passed)
+        ),
+        _ => state.health.is_none_or(|h| h.status == "healthy"),
+    }
+}

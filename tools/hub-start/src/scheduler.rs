@@ -1,0 +1,570 @@
+//! The scheduling state machine: which service may start now, which must be skipped, and when
+//! the deploy is decided. Pure logic, no processes, so every failure-propagation path that
+//! peers got wrong (a dependent started after its dependency failed, a dependent left pending
+//! forever, a transitive failure that did not block) is tested directly.
+
+use hub::records::{Class, Plan};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// How services are released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A service starts as soon as each hard dependency is healthy (soft: decided).
+    Dag,
+    /// The seed's barrier: level N+1 starts when every service of level N is decided.
+    Levels,
+    /// No health results come back: start everything as it arrives.
+    Ungated,
+}
+
+/// Where one service is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not started yet.
+    Pending,
+    /// An attempt is in flight (probe, breaker check, start command).
+    Starting { attempt: u32 },
+    /// Launched; waiting for its health result.
+    Started { attempt: u32 },
+    /// A failed attempt; the next one is due then.
+    RetryWait { next_attempt: u32, due: Instant },
+    /// Healthy (or already healthy).
+    Healthy,
+    /// Failed for good.
+    Failed,
+    /// Not started, and never will be in this run.
+    Skipped,
+}
+
+impl State {
+    /// Decided: nothing more will happen to it in this run.
+    pub fn decided(self) -> bool {
+        matches!(self, State::Healthy | State::Failed | State::Skipped)
+    }
+}
+
+/// What the executor must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Begin attempt `attempt` of service `index`.
+    Start { index: usize, attempt: u32 },
+    /// Emit a `skipped` record.
+    Skip { index: usize, reason: SkipReason },
+    /// A CORE service failed: log it (once).
+    Abort { cause: usize },
+}
+
+/// Why a service is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A CORE service failed; nothing new starts.
+    Aborted,
+    /// This hard dependency failed or was skipped.
+    DependencyFailed(String),
+}
+
+/// One service under scheduling.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its plan.
+    pub plan: Plan,
+    /// Where it is.
+    pub state: State,
+}
+
+/// The scheduler.
+#[derive(Debug)]
+pub struct Scheduler {
+    mode: Mode,
+    jobs: usize,
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+    input_done: bool,
+    abort_cause: Option<usize>,
+    abort_announced: bool,
+}
+
+impl Scheduler {
+    /// A scheduler releasing services per `mode`, at most `jobs` attempts in flight (0 = no cap).
+    pub fn new(mode: Mode, jobs: usize) -> Self {
+        Scheduler {
+            mode,
+            jobs,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            input_done: false,
+            abort_cause: None,
+            abort_announced: false,
+        }
+    }
+
+    /// Add a service; an error if it was already added.
+    pub fn add(&mut self, plan: Plan) -> Result<usize, String> {
+        if self.index.contains_key(&plan.service) {
+            return Err(format!(
+                "service \"{}\" appears twice in the plan",
+                plan.service
+            ));
+        }
+        let index = self.entries.len();
+        self.index.insert(plan.service.clone(), index);
+        self.entries.push(Entry {
+            plan,
+            state: State::Pending,
+        });
+        Ok(index)
+    }
+
+    /// No more plans will come.
+    pub fn input_closed(&mut self) {
+        self.input_done = true;
+    }
+
+    /// True once every plan has been read.
+    pub fn input_done(&self) -> bool {
+        self.input_done
+    }
+
+    /// The entry at `index`.
+    pub fn entry(&self, index: usize) -> &Entry {
+        &self.entries[index]
+    }
+
+    /// All entries.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The index of a service by name.
+    pub fn find(&self, service: &str) -> Option<usize> {
+        self.index.get(service).copied()
+    }
+
+    /// True once a CORE failure stopped the deploy.
+    pub fn aborted(&self) -> bool {
+        self.abort_cause.is_some()
+    }
+
+    /// Move a service to a new state. A CORE service that fails (or is skipped because a
+    /// dependency failed) aborts the deploy.
+    pub fn set(&mut self, index: usize, state: State) {
+        self.entries[index].state = state;
+        if matches!(state, State::Failed | State::Skipped)
+            && self.entries[index].plan.class == Class::Core
+            && self.abort_cause.is_none()
+        {
+            self.abort_cause = Some(index);
+        }
+    }
+
+    /// Mark a skip that does not count as a failure (already healthy).
+    pub fn set_already_healthy(&mut self, index: usize) {
+        self.entries[index].state = State::Healthy;
+    }
+
+    /// The earliest retry due time.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.state {
+                State::RetryWait { due, .. } => Some(due),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, State::Starting { .. }))
+            .count()
+    }
+
+    /// How a dependency stands: satisfied, failed, or still waiting.
+    fn dependency(&self, name: &str, hard: bool) -> Dep {
+        let Some(&i) = self.index.get(name) else {
+            // Not in this run's input (e.g. `hub-levels --level 2`): outside our scope.
+            return if self.input_done {
+                Dep::Satisfied
+            } else {
+                Dep::Waiting
+            };
+        };
+        match self.entries[i].state {
+            State::Healthy => Dep::Satisfied,
+            State::Failed | State::Skipped if hard => Dep::Failed,
+            State::Failed | State::Skipped => Dep::Satisfied,
+            _ => Dep::Waiting,
+        }
+    }
+
+    /// In levels mode: is every service below `level` decided?
+    fn lower_levels_decided(&self, level: u32) -> bool {
+        self.input_done
+            && self
+                .entries
+                .iter()
+                .all(|e| e.plan.level >= level || e.state.decided())
+    }
+
+    /// The actions to take now. Call after every change; states move as actions are returned
+    /// (a started service becomes `Starting`, a skipped one `Skipped`).
+    pub fn actions(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(cause) = self.abort_cause {
+            if !self.abort_announced {
+                self.abort_announced = true;
+                actions.push(Action::Abort { cause });
+            }
+            for index in 0..self.entries.len() {
+                if matches!(
+                    self.entries[index].state,
+                    State::Pending | State::RetryWait { .. }
+                ) {
+                    self.entries[index].state = State::Skipped;
+                    actions.push(Action::Skip {
+                        index,
+                        reason: SkipReason::Aborted,
+                    });
+                }
+            }
+            return actions;
+        }
+        // Skips propagate transitively: repeat until nothing changes.
+        loop {
+            let mut changed = false;
+            for index in 0..self.entries.len() {
+                if self.entries[index].state != State::Pending || self.mode == Mode::Ungated {
+                    continue;
+                }
+                let failed = self.entries[index]
+                    .plan
+                    .deps
+                    .iter()
+                    .find(|d| self.dependency(d, true) == Dep::Failed)
+                    .cloned();
+                if let Some(dep) = failed {
+                    self.set(index, State::Skipped);
+                    actions.push(Action::Skip {
+                        index,
+                        reason: SkipReason::DependencyFailed(dep),
+                    });
+                    changed = true;
+                    if self.abort_cause.is_some() {
+                        actions.extend(self.actions(now));
+                        return actions;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut in_flight = self.in_flight();
+        for index in 0..self.entries.len() {
+            if self.jobs > 0 && in_flight >= self.jobs {
+                break;
+            }
+            let attempt = match self.entries[index].state {
+                State::Pending if self.may_start(index) => 1,
+                State::RetryWait { next_attempt, due } if due <= now => next_attempt,
+                _ => continue,
+            };
+            self.entries[index].state = State::Starting { attempt };
+            in_flight += 1;
+            actions.push(Action::Start { index, attempt });
+        }
+        actions
+    }
+
+    fn may_start(&self, index: usize) -> bool {
+        let plan = &self.entries[index].plan;
+        match self.mode {
+            Mode::Ungated => true,
+            Mode::Dag => {
+                plan.deps
+                    .iter()
+                    .all(|d| self.dependency(d, true) == Dep::Satisfied)
+                    && plan
+                        .soft_deps
+                        .iter()
+                        .all(|d| self.dependency(d, false) == Dep::Satisfied)
+            }
+            Mode::Levels => {
+                self.lower_levels_decided(plan.level)
+                    && plan
+                        .deps
+                        .iter()
+                        .all(|d| self.dependency(d, true) == Dep::Satisfied)
+            }
+        }
+    }
+
+    /// The deploy is decided: every service is decided (ungated: launched or failed), or a
+    /// CORE failure stopped it and no attempt is still in flight.
+    pub fn finished(&self) -> bool {
+        if !self.input_done {
+            return false;
+        }
+        let settled = |state: State| match self.mode {
+            Mode::Ungated => state.decided() || matches!(state, State::Started { .. }),
+            _ => state.decided(),
+        };
+        if self.aborted() {
+            return !self
+                .entries
+                .iter()
+                .any(|e| matches!(e.state, State::Starting { .. }));
+        }
+        self.entries.iter().all(|e| settled(e.state))
+    }
+
+    /// Services that are not decided (for an `interrupted` record or an error).
+    pub fn undecided(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| !e.state.decided())
+            .map(|e| e.plan.service.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dep {
+    Satisfied,
+    Failed,
+    Waiting,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub::records::{Backend, Check, HealthSpec, RetrySpec};
+
+    fn plan(name: &str, level: u32, class: Class, deps: &[&str], soft: &[&str]) -> Plan {
+        Plan {
+            service: name.into(),
+            level,
+            class,
+            deps: deps.iter().map(|s| s.to_string()).collect(),
+            soft_deps: soft.iter().map(|s| s.to_string()).collect(),
+            timeout_ms: 1000,
+            backend: Backend::Run,
+            start: None,
+            run: None,
+            stop: None,
+            health: HealthSpec {
+                check: Check::None,
+                interval_ms: 10,
+                probe_timeout_ms: 10,
+                start_period_ms: 0,
+            },
+            retry: RetrySpec::default(),
+            container_name: None,
+            profiles: vec![],
+            labels: Default::default(),
+            healthcheck: None,
+            compose: None,
+        }
+    }
+
+    fn started(actions: &[Action]) -> Vec<usize> {
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Start { index, .. } = a {
+                    Some(*index)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn stack(mode: Mode) -> Scheduler {
+        // a(core) <- b(optional) <- c(core, soft on d) ; d(stretch) ; e(core) <- f(stretch)
+        let mut s = Scheduler::new(mode, 0);
+        s.add(plan("a", 0, Class::Core, &[], &[])).unwrap();
+        s.add(plan("d", 0, Class::Stretch, &[], &[])).unwrap();
+        s.add(plan("e", 0, Class::Core, &[], &[])).unwrap();
+        s.add(plan("b", 1, Class::Optional, &["a"], &[])).unwrap();
+        s.add(plan("f", 1, Class::Stretch, &["e"], &[])).unwrap();
+        s.add(plan("c", 2, Class::Optional, &["b"], &["d"]))
+            .unwrap();
+        s.input_closed();
+        s
+    }
+
+    #[test]
+    fn dag_starts_each_service_when_its_own_dependencies_are_healthy() {
+        let now = Instant::now();
+        let mut s = stack(Mode::Dag);
+        assert_eq!(started(&s.actions(now)), [0, 1, 2]);
+        s.set(0, State::Healthy);
+        // b waits only for a, not for d or e.
+        assert_eq!(started(&s.actions(now)), [3]);
+        s.set(3, State::Healthy);
+        // c also waits for its soft dependency d.
+        assert!(started(&s.actions(now)).is_empty());
+        s.set(1, State::Failed);
+        assert_eq!(
+            started(&s.actions(now)),
+            [5],
+            "a failed soft dependency does not block"
+        );
+        assert!(!s.aborted(), "a STRETCH failure does not abort");
+    }
+
+    #[test]
+    fn levels_waits_for_the_whole_level() {
+        let now = Instant::now();
+        let mut s = stack(Mode::Levels);
+        assert_eq!(started(&s.actions(now)), [0, 1, 2]);
+        s.set(0, State::Healthy);
+        assert!(
+            started(&s.actions(now)).is_empty(),
+            "d and e still undecided"
+        );
+        s.set(1, State::Healthy);
+        s.set(2, State::Healthy);
+        assert_eq!(started(&s.actions(now)), [3, 4]);
+    }
+
+    #[test]
+    fn a_failed_optional_dependency_skips_its_dependents_transitively() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Dag, 0);
+        s.add(plan("a", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("b", 1, Class::Stretch, &["a"], &[])).unwrap();
+        s.add(plan("c", 2, Class::Optional, &["b"], &[])).unwrap();
+        s.input_closed();
+        s.actions(now);
+        s.set(0, State::Failed);
+        let actions = s.actions(now);
+        assert_eq!(
+            actions,
+            [
+                Action::Skip {
+                    index: 1,
+                    reason: SkipReason::DependencyFailed("a".into())
+                },
+                Action::Skip {
+                    index: 2,
+                    reason: SkipReason::DependencyFailed("b".into())
+                },
+            ]
+        );
+        assert!(s.finished(), "nothing is left pending forever");
+        assert!(!s.aborted());
+    }
+
+    #[test]
+    fn a_core_dependent_of_a_failed_optional_service_fails_the_deploy() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Dag, 0);
+        s.add(plan("cache", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("other", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("api", 1, Class::Core, &["cache"], &[])).unwrap();
+        s.add(plan("late", 1, Class::Optional, &["other"], &[]))
+            .unwrap();
+        s.input_closed();
+        s.actions(now);
+        s.set(0, State::Failed);
+        let actions = s.actions(now);
+        assert!(actions.contains(&Action::Skip {
+            index: 2,
+            reason: SkipReason::DependencyFailed("cache".into())
+        }));
+        assert!(actions.contains(&Action::Abort { cause: 2 }));
+        assert!(s.aborted());
+        // `other` is still in flight: the deploy ends when it settles; `late` is never started.
+        assert!(!s.finished());
+        s.set(1, State::Started { attempt: 1 });
+        assert!(s.finished());
+        assert_eq!(s.entry(3).state, State::Skipped);
+    }
+
+    #[test]
+    fn a_core_failure_skips_everything_not_started() {
+        let now = Instant::now();
+        let mut s = stack(Mode::Dag);
+        s.actions(now);
+        s.set(1, State::Healthy);
+        s.set(
+            2,
+            State::RetryWait {
+                next_attempt: 2,
+                due: now,
+            },
+        );
+        s.set(0, State::Failed);
+        let actions = s.actions(now);
+        assert_eq!(actions[0], Action::Abort { cause: 0 });
+        let skipped: Vec<usize> = actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Skip {
+                    index,
+                    reason: SkipReason::Aborted,
+                } = a
+                {
+                    Some(*index)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(skipped, [2, 3, 4, 5]);
+        assert!(s.finished());
+        assert!(s.actions(now).is_empty(), "abort is announced once");
+    }
+
+    #[test]
+    fn retries_wait_for_their_due_time_and_jobs_cap_in_flight() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Ungated, 2);
+        for name in ["a", "b", "c"] {
+            s.add(plan(name, 0, Class::Optional, &[], &[])).unwrap();
+        }
+        s.input_closed();
+        assert_eq!(started(&s.actions(now)), [0, 1], "--jobs 2");
+        let due = now + std::time::Duration::from_secs(2);
+        s.set(
+            0,
+            State::RetryWait {
+                next_attempt: 2,
+                due,
+            },
+        );
+        assert_eq!(started(&s.actions(now)), [2]);
+        s.set(1, State::Started { attempt: 1 });
+        s.set(2, State::Started { attempt: 1 });
+        assert!(started(&s.actions(now)).is_empty(), "not due yet");
+        assert_eq!(s.next_due(), Some(due));
+        assert_eq!(
+            s.actions(due),
+            [Action::Start {
+                index: 0,
+                attempt: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_dependency_outside_the_input_waits_until_input_ends() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Dag, 0);
+        s.add(plan("b", 1, Class::Core, &["a"], &[])).unwrap();
+        assert!(started(&s.actions(now)).is_empty());
+        s.input_closed();
+        assert_eq!(started(&s.actions(now)), [0]);
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut s = Scheduler::new(Mode::Dag, 0);
+        s.add(plan("a", 0, Class::Core, &[], &[])).unwrap();
+        assert!(s.add(plan("a", 0, Class::Core, &[], &[])).is_err());
+    }
+}

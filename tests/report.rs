@@ -512,3 +512,30 @@ fn golden_hub_start_without_gate() {
     assert_eq!(api["status"], "started");
     assert_eq!(api["reason"], "not_checked");
 }
+
+/// A real recording of `hub-levels | hub-start --gate G | hub-wait-healthy | tee G`:
+/// hub-wait-healthy consumes the `started` records, so attempts are placed on the timeline
+/// from the outcome records' `ready_ms` and `elapsed_ms`.
+#[test]
+fn golden_real_pipeline() {
+    goldens_for("pipeline");
+    let report = json_report(&[events("pipeline").to_str().unwrap()]);
+    assert_eq!(report["ok"], true);
+    assert_eq!(
+        report["critical_path"],
+        serde_json::json!(["postgres", "keycloak", "backend"])
+    );
+    for service in report["services"].as_array().unwrap() {
+        assert!(service["start_ms"].is_u64(), "{service}");
+    }
+    let keycloak = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "keycloak")
+        .unwrap()
+        .clone();
+    // ready at 1343 ms, 790 ms after its start.
+    assert_eq!(keycloak["start_ms"], 553);
+    assert_eq!(keycloak["ready_ms"], 1343);
+}

@@ -155,12 +155,13 @@ fn reports_render_in_chromium_with_their_bars_and_no_console_output() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     // (stream, colours drawn as bars, colours that must not be, critical path drawn)
-    let cases: [(&str, &[Rgb], &[Rgb]); 5] = [
+    let cases: [(&str, &[Rgb], &[Rgb]); 6] = [
         ("healthy", &[HEALTHY], &[RETRIED, FAILED, CUT_SHORT]),
         ("degraded", &[HEALTHY, FAILED], &[RETRIED, CUT_SHORT]),
         ("core-failure", &[HEALTHY, FAILED], &[RETRIED, CUT_SHORT]),
         ("interrupted", &[HEALTHY, CUT_SHORT], &[RETRIED, FAILED]),
         ("retries", &[HEALTHY, RETRIED, FAILED], &[CUT_SHORT]),
+        ("pipeline", &[HEALTHY], &[CUT_SHORT]),
     ];
     for (stream, drawn, absent) in cases {
         let page = html_report(stream, dir.path());

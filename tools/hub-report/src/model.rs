@@ -41,6 +41,8 @@ pub struct Event<'a> {
     pub exit_status: Option<i64>,
     #[serde(default)]
     pub ready_ms: Option<u64>,
+    #[serde(default)]
+    pub elapsed_ms: Option<u64>,
     #[serde(default, borrow)]
     pub last_probe: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -502,7 +504,12 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
             state.running = Some((attempt, ts));
         }
         "healthy" => {
-            let start = state.running.map_or(ts, |(_, start)| start);
+            // hub-wait-healthy consumes `started` records: without one, `ready_ms` (from the
+            // start to the passing probe) says when the attempt began.
+            let start = state.running.map_or_else(
+                || ts.saturating_sub(event.ready_ms.unwrap_or(0)),
+                |(_, start)| start,
+            );
             state.first_start_ts.get_or_insert(start);
             close(state, start, SegmentOutcome::Healthy);
             state.final_status = Some(Status::Healthy);
@@ -513,8 +520,12 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
         }
         "failed" | "unhealthy" => {
             let is_final = event.is_final.unwrap_or(true);
-            // A failed start has no `started` record: the attempt shows where it failed.
-            let start = state.running.map_or(ts, |(_, start)| start);
+            // Without a `started` record: an `unhealthy` one's `elapsed_ms` says when the attempt
+            // began; a failed start shows as a mark where it failed.
+            let start = state.running.map_or_else(
+                || ts.saturating_sub(event.elapsed_ms.unwrap_or(0)),
+                |(_, start)| start,
+            );
             state.first_start_ts.get_or_insert(start);
             state.attempts = state.attempts.max(1);
             let outcome = if is_final {
@@ -569,7 +580,11 @@ fn failure_hint(event: &Event<'_>) -> Option<String> {
     if let Some(message) = event.message.as_deref() {
         parts.push(message.to_owned());
     }
-    if let Some(status) = event.exit_status {
+    if let Some(status) = event.exit_status
+        && !parts
+            .iter()
+            .any(|part| part.contains(&format!("status {status}")))
+    {
         parts.push(format!("exit status {status}"));
     }
     if let Some(probe) = event.last_probe.as_deref() {

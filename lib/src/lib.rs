@@ -16,6 +16,7 @@ pub mod container;
 pub mod duration;
 pub mod error;
 pub mod graph;
+pub mod jsonl;
 pub mod log;
 pub mod output;
 pub mod probe;

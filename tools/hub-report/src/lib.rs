@@ -1,0 +1,308 @@
+//! `hub-report`: turn a deploy's event stream into what an operator reads after the deploy
+//! (text, Markdown, a self-contained HTML timeline), what scripts and monitoring read (JSON,
+//! Prometheus metrics), and, from a history of runs, what a team watches over weeks (`trend`).
+//!
+//! The input is streamed: one small state per service of the run being reported, so a file of
+//! a million records costs what its services cost.
+
+pub mod format;
+pub mod html;
+pub mod model;
+pub mod prometheus;
+pub mod text;
+pub mod trend;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use hub::jsonl::{self, Policy};
+use hub::{Error, Result, log};
+use model::{Event, Report, RunState};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+/// The command-line interface.
+pub fn command() -> Command {
+    let cmd = Command::new("hub-report")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Report a deploy from its event records: text, JSON, Markdown, HTML, Prometheus")
+        .long_about(
+            "Report a deploy from its event records (JSON lines, as hub-start and \
+             hub-wait-healthy write them): one row per service grouped by level, a summary, the \
+             critical path, and failure hints.\n\n\
+             Reads the FILEs in turn (- or none: stdin). A file may hold several runs, told \
+             apart by run_id: the report is of the run whose first record comes last, or of \
+             --run ID. A malformed line is reported as FILE:LINE on stderr and skipped \
+             (--strict: exit 2); a truncated last line is tolerated.",
+        )
+        .after_help(
+            "Exit status: 0 report written (whatever the deploy's outcome), 1 with --check when \
+             the run is not ok (a CORE service failed or was skipped, or it was interrupted), 2 bad input (unreadable file, no \
+             records, unknown --run, a malformed line with --strict).\n\n\
+             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`.\n\
+             Environment: NO_COLOR disables colour (text is coloured only on a terminal).",
+        )
+        .subcommand_negates_reqs(true)
+        .args_conflicts_with_subcommands(true)
+        .arg(
+            Arg::new("files")
+                .value_name("FILE")
+                .action(ArgAction::Append)
+                .help("Event files (JSON lines); - or none reads stdin"),
+        )
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_name("FORMAT")
+                .default_value("text")
+                .value_parser(["text", "json", "markdown", "html", "prometheus"])
+                .help("text, json (one object), markdown, html (one self-contained file), prometheus (textfile collector)"),
+        )
+        .arg(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .value_name("FILE")
+                .help("Write the report to FILE atomically (temp file, then rename) instead of stdout"),
+        )
+        .arg(
+            Arg::new("run")
+                .long("run")
+                .value_name("ID")
+                .help("Report this run id [default: the run whose first record comes last]"),
+        )
+        .arg(
+            Arg::new("list-runs")
+                .long("list-runs")
+                .action(ArgAction::SetTrue)
+                .conflicts_with_all(["run", "format", "history"])
+                .help("List the runs in the input (id, first record, records) and exit"),
+        )
+        .arg(
+            Arg::new("history")
+                .long("history")
+                .value_name("FILE")
+                .help("Also append this run's JSON summary, one line, to FILE (for `trend`)"),
+        )
+        .arg(strict_arg())
+        .arg(
+            Arg::new("check")
+                .long("check")
+                .action(ArgAction::SetTrue)
+                .help("Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"),
+        )
+        .arg(
+            Arg::new("color")
+                .long("color")
+                .value_name("WHEN")
+                .default_value("auto")
+                .value_parser(["auto", "always", "never"])
+                .help("Colour the text format: auto (a terminal, and no NO_COLOR), always, never"),
+        )
+        .subcommand(trend::command());
+    hub::cli::with_common_args(cmd)
+}
+
+fn strict_arg() -> Arg {
+    Arg::new("strict")
+        .long("strict")
+        .action(ArgAction::SetTrue)
+        .help("A malformed line is an error (exit 2), not a warning")
+}
+
+/// Run `hub-report`.
+pub fn run(matches: &ArgMatches) -> Result<u8> {
+    if let Some(("trend", sub)) = matches.subcommand() {
+        return trend::run(sub);
+    }
+    let files: Vec<String> = matches
+        .get_many::<String>("files")
+        .map(|values| values.cloned().collect())
+        .unwrap_or_default();
+    let policy = Policy {
+        strict: matches.get_flag("strict"),
+        report_limit: 0,
+    };
+    let wanted = matches.get_one::<String>("run").map(String::as_str);
+    let input = read_run(&files, policy, wanted)?;
+    if matches.get_flag("list-runs") {
+        let mut out = String::new();
+        for run in &input.runs {
+            out.push_str(&format!(
+                "{}\t{}\t{} records\n",
+                run.id.as_deref().unwrap_or("-"),
+                run.first_ts
+                    .map(model::rfc3339_millis)
+                    .unwrap_or_else(|| "-".into()),
+                run.records
+            ));
+        }
+        write_output(&out, None)?;
+        return Ok(hub::error::exit::OK);
+    }
+    let state = input.state.ok_or_else(|| match wanted {
+        Some(id) => {
+            let known: Vec<&str> = input.runs.iter().filter_map(|r| r.id.as_deref()).collect();
+            let suggestion = hub::similar::closest(id, known.iter().copied())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            Error::input(format!(
+                "no run {id} in the input{suggestion}; list the runs with --list-runs"
+            ))
+        }
+        None => Error::input(
+            "no records in the input; pass the events file hub-start wrote (hub-start … | tee events.jsonl)",
+        ),
+    })?;
+    let report = state.report();
+    if let Some(history) = matches.get_one::<String>("history") {
+        append_history(Path::new(history), &report)?;
+    }
+    let format = matches
+        .get_one::<String>("format")
+        .map_or("text", String::as_str);
+    let output = matches.get_one::<String>("output").map(Path::new);
+    let color = match matches.get_one::<String>("color").map(String::as_str) {
+        Some("always") => true,
+        Some("never") => false,
+        _ => {
+            output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let rendered = match format {
+        "json" => format::json(&report)?,
+        "markdown" => format::markdown(&report),
+        "html" => html::report(&report),
+        "prometheus" => prometheus::exposition(&report),
+        _ => text::report(&report, color),
+    };
+    write_output(&rendered, output)?;
+    if matches.get_flag("check") && !report.ok {
+        return Ok(hub::error::exit::NO);
+    }
+    Ok(hub::error::exit::OK)
+}
+
+/// One run seen in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSeen {
+    /// Its id (None for records without one).
+    pub id: Option<String>,
+    /// Its earliest `ts`.
+    pub first_ts: Option<u64>,
+    /// How many records it has.
+    pub records: u64,
+}
+
+/// What reading the input gave: every run seen, and the fold of the chosen one.
+#[derive(Debug)]
+pub struct Input {
+    /// The runs, in the order of their first record.
+    pub runs: Vec<RunSeen>,
+    /// The chosen run's fold (None when it never appeared).
+    pub state: Option<RunState>,
+}
+
+/// Stream the sources, folding only the chosen run: `wanted`, else the run whose first record
+/// comes last (a newer run replaces the one being folded, so memory stays one run's worth).
+pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Result<Input> {
+    let mut runs: Vec<RunSeen> = Vec::new();
+    // Run id → its place in `runs`; looked up by &str, so a record costs no allocation.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut no_id: Option<usize> = None;
+    let mut state: Option<RunState> = None;
+    let tally = jsonl::read_sources(sources, policy, |line, _place| {
+        let event: Event<'_> = jsonl::decode(line)?;
+        let run_id = event.run_id.as_deref();
+        let known = match run_id {
+            Some(id) => index.get(id).copied(),
+            None => no_id,
+        };
+        let position = match known {
+            Some(position) => position,
+            None => {
+                let position = runs.len();
+                match run_id {
+                    Some(id) => {
+                        index.insert(id.to_owned(), position);
+                    }
+                    None => no_id = Some(position),
+                }
+                runs.push(RunSeen {
+                    id: run_id.map(str::to_owned),
+                    first_ts: None,
+                    records: 0,
+                });
+                if wanted.is_none_or(|wanted| run_id == Some(wanted)) {
+                    state = Some(RunState::new(run_id.map(str::to_owned)));
+                }
+                position
+            }
+        };
+        let seen = &mut runs[position];
+        seen.records += 1;
+        if let Some(ts) = event.ts {
+            seen.first_ts = Some(seen.first_ts.map_or(ts, |first| first.min(ts)));
+        }
+        if let Some(state) = state.as_mut()
+            && state.run_id() == run_id
+        {
+            state.apply(&event);
+        }
+        Ok(())
+    })?;
+    tally.report(policy);
+    if tally.malformed > 0 {
+        log::warn(&format!(
+            "{} malformed line{} skipped",
+            tally.malformed,
+            if tally.malformed == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(Input { runs, state })
+}
+
+/// Append the run's JSON summary as one line (one `write`, so concurrent appenders do not
+/// interleave lines on a local file system).
+fn append_history(path: &Path, report: &Report) -> Result<()> {
+    let mut line = format::json(report)?;
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening the history file {}", path.display()), &e))?;
+    file.write_all(line.as_bytes())
+        .map_err(|e| Error::io(format!("appending to {}", path.display()), &e))
+}
+
+/// Write to stdout, or to `path` atomically: a temp file beside it, fsync, rename, fsync the
+/// folder, so a reader (node_exporter's textfile collector) never sees half a file.
+pub fn write_output(content: &str, path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return hub::output::RecordWriter::stdout().text(content);
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::input(format!("--output {}: not a file name", path.display())))?;
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(format!("writing {}", path.display()), &e)
+    })
+}

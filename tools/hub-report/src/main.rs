@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hub::cli::main(hub_report::command(), hub_report::run)
+}

@@ -6,10 +6,12 @@
 //! other record passed through byte for byte the moment it is read. One thread reads stdin,
 //! one thread waits per service, and the main thread alone writes stdout and the human log.
 
+mod exits;
 mod status;
 mod waiter;
 
 use clap::{ArgMatches, Command};
+use exits::{ExitWatcher, Wake};
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::records::Class;
@@ -78,13 +80,18 @@ enum Event {
     Signal(Signal),
 }
 
-/// A wait in progress.
+/// A wait in progress. Dropping it stops the waiter.
 struct Waiting {
     id: u64,
     started: Started,
     since: Instant,
-    /// Dropping it stops the waiter.
-    _stop: Sender<()>,
+    wake: Sender<Wake>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let _ = self.wake.send(Wake::Stop);
+    }
 }
 
 /// `healthy`
@@ -158,6 +165,8 @@ struct Waiter {
     core_failed: usize,
     bad_input: bool,
     status: status::StatusLine,
+    /// Process exits as events; `None` where pidfds are missing (waiters poll instead).
+    exits: Option<ExitWatcher>,
 }
 
 /// Run `hub-wait-healthy`.
@@ -183,6 +192,7 @@ pub fn run(_matches: &ArgMatches) -> Result<u8> {
         core_failed: 0,
         bad_input: false,
         status: status::StatusLine::for_stderr(),
+        exits: ExitWatcher::start().ok(),
     };
     waiter.main_loop(&inbox)
 }
@@ -324,7 +334,8 @@ impl Waiter {
                     .min(started.timeout_ms),
             )
         });
-        if self.waiting.remove(&started.service).is_some() {
+        if let Some(old) = self.waiting.remove(&started.service) {
+            self.forget(&old);
             self.say(
                 log::Level::Debug,
                 &format!(
@@ -335,11 +346,16 @@ impl Waiter {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (stop, stopped) = mpsc::channel();
+        let (wake, inbox) = mpsc::channel();
+        let exit_events = match (&self.exits, started.pid) {
+            (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
+            _ => false,
+        };
         waiter::spawn(
             started.clone(),
             lag,
-            stopped,
+            inbox,
+            exit_events,
             self.events.clone(),
             move |report| Event::Report { id, report },
         )
@@ -364,7 +380,7 @@ impl Waiter {
                 id,
                 started,
                 since: Instant::now().checked_sub(lag).unwrap_or_else(Instant::now),
-                _stop: stop,
+                wake,
             },
         );
         Ok(())
@@ -396,10 +412,18 @@ impl Waiter {
             } => self.waiting_record(&name, percent, elapsed, last_probe.as_deref()),
             Report::Done(verdict) => {
                 if let Some(waiting) = self.waiting.remove(&name) {
+                    self.forget(&waiting);
                     self.verdict(&waiting.started, &verdict)?;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Stop watching a finished wait's process.
+    fn forget(&self, waiting: &Waiting) {
+        if let (Some(exits), Some(_)) = (&self.exits, waiting.started.pid) {
+            exits.forget(waiting.id);
         }
     }
 

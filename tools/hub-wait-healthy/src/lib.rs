@@ -47,9 +47,9 @@ pub fn command() -> Command {
              half up to the check's interval_ms. A failing probe is not final: probing goes on \
              until timeout_ms after the `started` record's time. Failures inside \
              start_period_ms count toward nothing but the deadline (no `failures`, no warnings). \
-             A `run` service (with a pid) is checked for life at every probe and at least every \
-             50ms: once it has exited (or is a zombie its parent has not reaped yet) it is \
-             `unhealthy` with reason `exited` at once, with its exit status (from exit_file) and \
+             A `run` service (with a pid) is watched through a pidfd (on old kernels: checked \
+             every 50ms): the moment it exits (even as a zombie its parent has not reaped yet) it \
+             is `unhealthy` with reason `exited`, with its exit status (from exit_file) and \
              the last 10 lines of its log. Such a failure is not final when attempts remain: \
              hub-start tries again.\n\n\
              On a terminal, one live status line on stderr shows who is being waited on.",
@@ -167,10 +167,12 @@ struct Waiter {
     status: status::StatusLine,
     /// Process exits as events; `None` where pidfds are missing (waiters poll instead).
     exits: Option<ExitWatcher>,
+    /// `-v`: debug lines are shown.
+    verbose: bool,
 }
 
 /// Run `hub-wait-healthy`.
-pub fn run(_matches: &ArgMatches) -> Result<u8> {
+pub fn run(matches: &ArgMatches) -> Result<u8> {
     let (events, inbox) = mpsc::channel();
     let on_signal = events.clone();
     signals::watch(move |signal| {
@@ -193,6 +195,7 @@ pub fn run(_matches: &ArgMatches) -> Result<u8> {
         bad_input: false,
         status: status::StatusLine::for_stderr(),
         exits: ExitWatcher::start().ok(),
+        verbose: matches.get_count("verbose") > 0,
     };
     waiter.main_loop(&inbox)
 }
@@ -265,9 +268,11 @@ impl Waiter {
         })
     }
 
-    /// A log line, with the live status line cleared first.
+    /// A log line, with the live status line cleared first (unless the line is not shown).
     fn say(&mut self, level: log::Level, message: &str) {
-        self.status.clear();
+        if level != log::Level::Debug || self.verbose {
+            self.status.clear();
+        }
         log::line(level, message);
     }
 

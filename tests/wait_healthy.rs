@@ -549,3 +549,21 @@ fn sigterm_stops_waiting_kills_probe_commands_and_exits_143() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn sigint_exits_130_with_an_interrupted_record() {
+    let mut live = Live::spawn(&["-v"]);
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    live.send(&started("redis", "core", 600_000, check, json!({})));
+    live.stderr_line("redis: probe 1: connection refused");
+    let kill = Command::new("kill")
+        .args(["-INT", &live.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let interrupted = live.record("interrupted");
+    assert_eq!(interrupted["signal"], "SIGINT");
+    assert_eq!(interrupted["in_flight"], json!(["redis"]));
+    let (status, _) = live.finish();
+    assert_eq!(status, 130);
+}

@@ -408,6 +408,41 @@ mod tests {
         );
     }
 
+    /// A server that answers every request with `answer`, on a thread; its address.
+    fn answering(answer: &'static str) -> String {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    request.push(byte[0]);
+                }
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        address
+    }
+
+    #[test]
+    fn redirects_are_judged_not_followed() {
+        let address = answering(
+            "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let http = |status: &str| {
+            prober(Check::Http {
+                url: format!("http://{address}/health"),
+                status: status.into(),
+                body: None,
+            })
+        };
+        assert_eq!(http("200-399").probe(), Outcome::Ok("HTTP 302".into()));
+        assert_eq!(http("200").probe(), Outcome::Failed("HTTP 302".into()));
+    }
+
     #[test]
     fn bad_specs_are_refused_up_front() {
         let target = Target::default();

@@ -5,14 +5,14 @@
 //! decides a service's fate: `hub-wait-healthy` keeps probing until the deadline, and
 //! `hub-start` uses a single probe to skip a service that is already up.
 //!
-//! Kinds: `cmd` (exit 0, run in its own process group, the group killed on timeout), `http`
-//! (a GET whose status is in range and whose body holds a substring; redirects are not followed
-//! at all, so a redirect to another host is never followed: the 3xx status itself is judged
-//! against the range; no proxy; the timeout bounds each of connect, send, response and body,
-//! name resolution is left to the system resolver), `tcp` (a connect). `container` and `exec` need the Docker backend: until
-//! it is wired in, [`Prober::new`] refuses them with [`CONTAINER_NEEDS_BACKEND`].
-//! To add a kind, add a [`Kind`] variant, build it in [`Prober::new`] and run it in
-//! [`Prober::probe`].
+//! Kinds: `cmd` (exit 0, run in its own process group, the group killed on timeout); `http` (a
+//! GET whose status is in range and whose body holds a substring; redirects are not followed at
+//! all, so never to another host: the 3xx status itself is judged against the range; no proxy;
+//! the timeout bounds each of connect, send, response and body, name resolution is the system
+//! resolver's); `tcp` (a connect). `container` and `exec` need the Docker backend: until it is
+//! wired in, [`Prober::new`] refuses them with [`CONTAINER_NEEDS_BACKEND`]. To add a kind, add
+//! a [`Kind`] variant, build it in [`Prober::new`] (the [`Target`] carries what it needs, e.g.
+//! the container) and run it in [`Prober::probe`].
 
 use crate::command::CommandSpec;
 use crate::duration;

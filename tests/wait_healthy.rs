@@ -207,6 +207,15 @@ fn launch(script: &str, log: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// Send SIG`name` to the tool (the shell's `kill` builtin: no procps needed).
+fn signal(live: &Live, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{name} {}", live.child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Is process `pid` gone or a zombie?
 fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -531,11 +540,7 @@ fn sigterm_stops_waiting_kills_probe_commands_and_exits_143() {
         .trim()
         .parse()
         .unwrap();
-    let kill = Command::new("kill")
-        .args(["-TERM", &live.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal(&live, "TERM");
     let interrupted = live.record("interrupted");
     assert_eq!(interrupted["tool"], "hub-wait-healthy");
     assert_eq!(interrupted["signal"], "SIGTERM");
@@ -548,4 +553,18 @@ fn sigterm_stops_waiting_kills_probe_commands_and_exits_143() {
         assert!(Instant::now() < deadline, "probe command {pid} survived");
         std::thread::yield_now();
     }
+}
+
+#[test]
+fn sigint_exits_130_with_an_interrupted_record() {
+    let mut live = Live::spawn(&["-v"]);
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    live.send(&started("redis", "core", 600_000, check, json!({})));
+    live.stderr_line("redis: probe 1: connection refused");
+    signal(&live, "INT");
+    let interrupted = live.record("interrupted");
+    assert_eq!(interrupted["signal"], "SIGINT");
+    assert_eq!(interrupted["in_flight"], json!(["redis"]));
+    let (status, _) = live.finish();
+    assert_eq!(status, 130);
 }

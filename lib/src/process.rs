@@ -188,6 +188,48 @@ pub fn process_exited(pid: u32) -> bool {
     }
 }
 
+/// Watches one process for its exit, from a reader that is not its parent.
+///
+/// It holds `/proc/PID/stat` open and re-reads it on each check: one `pread` tells both "reaped"
+/// (the read fails once the process is gone, even if its pid has been reused since) and
+/// "zombie" (state `Z`). Without `/proc` it falls back to [`process_exited`].
+#[derive(Debug)]
+pub struct ExitWatch {
+    pid: u32,
+    stat: Option<std::fs::File>,
+}
+
+impl ExitWatch {
+    /// Start watching `pid`.
+    pub fn new(pid: u32) -> ExitWatch {
+        ExitWatch {
+            pid,
+            stat: std::fs::File::open(format!("/proc/{pid}/stat")).ok(),
+        }
+    }
+
+    /// True once the process has exited (a zombie, or reaped).
+    pub fn exited(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(stat) = &self.stat else {
+            return process_exited(self.pid);
+        };
+        let mut buf = [0u8; 512];
+        match stat.read_at(&mut buf, 0) {
+            Ok(n) => {
+                let text = &buf[..n];
+                let state = text
+                    .iter()
+                    .rposition(|&b| b == b')')
+                    .and_then(|close| text.get(close + 2))
+                    .copied();
+                matches!(state, Some(b'Z' | b'X' | b'x'))
+            }
+            Err(_) => true,
+        }
+    }
+}
+
 /// The shell's view of an exit status: the code, or 128+N when killed by signal N.
 pub fn status_code(status: ExitStatus) -> i32 {
     status
@@ -315,6 +357,24 @@ mod tests {
         blocked.thread_unblock().unwrap();
         assert_eq!(mask, "0000000000000000");
         assert_eq!(status_code(status), 128 + 15, "SIGTERM reached the child");
+    }
+
+    #[test]
+    fn exit_watch_sees_zombies_and_reaped_processes() {
+        let mut alive = Command::new("sleep").arg("600").spawn().unwrap();
+        let watch = ExitWatch::new(alive.id());
+        assert!(!watch.exited());
+        alive.kill().unwrap();
+        // Killed but not reaped: a zombie, which kill(pid, 0) alone would call alive.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !watch.exited() {
+            assert!(std::time::Instant::now() < deadline, "zombie not seen");
+            std::thread::yield_now();
+        }
+        assert!(process_alive(alive.id()));
+        assert!(process_exited(alive.id()));
+        alive.wait().unwrap();
+        assert!(watch.exited());
     }
 
     fn is_zombie(pid: u32) -> bool {

@@ -6,10 +6,12 @@
 //! other record passed through byte for byte the moment it is read. One thread reads stdin,
 //! one thread waits per service, and the main thread alone writes stdout and the human log.
 
+mod exits;
 mod status;
 mod waiter;
 
 use clap::{ArgMatches, Command};
+use exits::{ExitWatcher, Wake};
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::records::Class;
@@ -45,9 +47,9 @@ pub fn command() -> Command {
              half up to the check's interval_ms. A failing probe is not final: probing goes on \
              until timeout_ms after the `started` record's time. Failures inside \
              start_period_ms count toward nothing but the deadline (no `failures`, no warnings). \
-             A `run` service (with a pid) is checked for life at every probe and at least every \
-             50ms: once it has exited (or is a zombie its parent has not reaped yet) it is \
-             `unhealthy` with reason `exited` at once, with its exit status (from exit_file) and \
+             A `run` service (with a pid) is watched through a pidfd (on old kernels: checked \
+             every 50ms): the moment it exits (even as a zombie its parent has not reaped yet) it \
+             is `unhealthy` with reason `exited`, with its exit status (from exit_file) and \
              the last 10 lines of its log. Such a failure is not final when attempts remain: \
              hub-start tries again.\n\n\
              On a terminal, one live status line on stderr shows who is being waited on.",
@@ -78,13 +80,18 @@ enum Event {
     Signal(Signal),
 }
 
-/// A wait in progress.
+/// A wait in progress. Dropping it stops the waiter.
 struct Waiting {
     id: u64,
     started: Started,
     since: Instant,
-    /// Dropping it stops the waiter.
-    _stop: Sender<()>,
+    wake: Sender<Wake>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let _ = self.wake.send(Wake::Stop);
+    }
 }
 
 /// `healthy`
@@ -158,10 +165,14 @@ struct Waiter {
     core_failed: usize,
     bad_input: bool,
     status: status::StatusLine,
+    /// Process exits as events; `None` where pidfds are missing (waiters poll instead).
+    exits: Option<ExitWatcher>,
+    /// `-v`: debug lines are shown.
+    verbose: bool,
 }
 
 /// Run `hub-wait-healthy`.
-pub fn run(_matches: &ArgMatches) -> Result<u8> {
+pub fn run(matches: &ArgMatches) -> Result<u8> {
     let (events, inbox) = mpsc::channel();
     let on_signal = events.clone();
     signals::watch(move |signal| {
@@ -183,6 +194,8 @@ pub fn run(_matches: &ArgMatches) -> Result<u8> {
         core_failed: 0,
         bad_input: false,
         status: status::StatusLine::for_stderr(),
+        exits: ExitWatcher::start().ok(),
+        verbose: matches.get_count("verbose") > 0,
     };
     waiter.main_loop(&inbox)
 }
@@ -255,9 +268,11 @@ impl Waiter {
         })
     }
 
-    /// A log line, with the live status line cleared first.
+    /// A log line, with the live status line cleared first (unless the line is not shown).
     fn say(&mut self, level: log::Level, message: &str) {
-        self.status.clear();
+        if level != log::Level::Debug || self.verbose {
+            self.status.clear();
+        }
         log::line(level, message);
     }
 
@@ -327,7 +342,8 @@ impl Waiter {
                     .min(started.timeout_ms),
             )
         });
-        if self.waiting.remove(&started.service).is_some() {
+        if let Some(old) = self.waiting.remove(&started.service) {
+            self.forget(&old);
             self.say(
                 log::Level::Debug,
                 &format!(
@@ -338,11 +354,16 @@ impl Waiter {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (stop, stopped) = mpsc::channel();
+        let (wake, inbox) = mpsc::channel();
+        let exit_events = match (&self.exits, started.pid) {
+            (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
+            _ => false,
+        };
         waiter::spawn(
             started.clone(),
             lag,
-            stopped,
+            inbox,
+            exit_events,
             self.events.clone(),
             move |report| Event::Report { id, report },
         )
@@ -367,7 +388,7 @@ impl Waiter {
                 id,
                 started,
                 since: Instant::now().checked_sub(lag).unwrap_or_else(Instant::now),
-                _stop: stop,
+                wake,
             },
         );
         Ok(())
@@ -399,10 +420,18 @@ impl Waiter {
             } => self.waiting_record(&name, percent, elapsed, last_probe.as_deref()),
             Report::Done(verdict) => {
                 if let Some(waiting) = self.waiting.remove(&name) {
+                    self.forget(&waiting);
                     self.verdict(&waiting.started, &verdict)?;
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Stop watching a finished wait's process.
+    fn forget(&self, waiting: &Waiting) {
+        if let (Some(exits), Some(_)) = (&self.exits, waiting.started.pid) {
+            exits.forget(waiting.id);
         }
     }
 

@@ -13,6 +13,8 @@ const MAX_WIDTH: usize = 78;
 pub struct StatusLine {
     enabled: bool,
     shown: bool,
+    /// What is on screen, so an unchanged line is not rewritten.
+    last: String,
 }
 
 impl StatusLine {
@@ -22,6 +24,7 @@ impl StatusLine {
         StatusLine {
             enabled: std::io::stderr().is_terminal() && !hub::log::quiet() && !json,
             shown: false,
+            last: String::new(),
         }
     }
 
@@ -40,6 +43,9 @@ impl StatusLine {
             return;
         }
         let text: String = text.chars().take(MAX_WIDTH).collect();
+        if self.shown && text == self.last {
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = if hub::log::color() {
             write!(err, "\r\x1b[2K\x1b[2m{text}\x1b[0m")
@@ -48,6 +54,7 @@ impl StatusLine {
         };
         let _ = err.flush();
         self.shown = true;
+        self.last = text;
     }
 
     /// Erase the line, so the next line written starts clean.
@@ -76,7 +83,7 @@ pub fn text(healthy: usize, failed: usize, waits: &[(&str, Duration)]) -> String
         let part = format!(
             "{}{name} ({})",
             if shown == 0 { "" } else { ", " },
-            duration::human(Duration::from_secs(waited.as_secs()))
+            whole_seconds(*waited)
         );
         // Leave room for ", +N more".
         if shown > 0 && line.chars().count() + part.chars().count() + 10 > MAX_WIDTH {
@@ -86,6 +93,16 @@ pub fn text(healthy: usize, failed: usize, waits: &[(&str, Duration)]) -> String
         line.push_str(&part);
     }
     line
+}
+
+/// `12s`, `1m30s`: a wait to the second, so the line changes at most once a second.
+fn whole_seconds(waited: Duration) -> String {
+    let secs = waited.as_secs();
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        duration::human(Duration::from_secs(secs))
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +118,7 @@ mod tests {
         ];
         assert_eq!(
             text(3, 1, &waits),
-            "⏳ 3 healthy, 1 failed · waiting for keycloak (12.0s), kas (3.0s)"
+            "⏳ 3 healthy, 1 failed · waiting for keycloak (12s), kas (3s)"
         );
         let many: Vec<(String, Duration)> = (0..30)
             .map(|i| (format!("service-{i}"), Duration::from_secs(1)))

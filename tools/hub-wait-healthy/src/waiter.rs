@@ -2,6 +2,7 @@
 //! decide healthy or unhealthy. Runs on its own thread and reports through a channel, so the
 //! main thread alone writes records and log lines.
 
+use crate::exits::Wake;
 use hub::duration;
 use hub::probe::{Outcome, Prober, Schedule, Target};
 use hub::process;
@@ -11,12 +12,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-/// How often a `run` service's process is checked between probes: an exit is seen this fast.
+/// Without pidfds, how often a `run` service's process is checked between probes.
 pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
 /// How long to wait for `hub-start` to write a dead process's exit file (it reaps, then writes).
 const EXIT_FILE_WAIT: Duration = Duration::from_millis(300);
 /// How often the exit file is looked for while waiting for it.
-const EXIT_FILE_POLL: Duration = Duration::from_millis(5);
+const EXIT_FILE_POLL: Duration = Duration::from_millis(2);
 /// How many lines of a dead process's log go into its `unhealthy` record.
 pub const LOG_TAIL_LINES: usize = 10;
 /// How much of the end of a log is read to find those lines.
@@ -157,11 +158,18 @@ pub enum Report {
 pub type Reporter<'a> = &'a dyn Fn(Report) -> bool;
 
 /// Wait for one service. Returns when it is decided (after reporting [`Report::Done`]), when
-/// `stop` gets a message or is dropped, or when the reporter is gone.
+/// `inbox` gets [`Wake::Stop`] or is disconnected, or when the reporter is gone.
 ///
 /// `lag` is how old the `started` record already was when read: the deadline counts from the
-/// record's time, measured from here on with the monotonic clock.
-pub fn wait(started: &Started, lag: Duration, stop: &Receiver<()>, report: Reporter<'_>) {
+/// record's time, measured from here on with the monotonic clock. With `exit_events`, an exit
+/// of the service's process arrives as [`Wake::Exited`]; without, it is polled for.
+pub fn wait(
+    started: &Started,
+    lag: Duration,
+    inbox: &Receiver<Wake>,
+    exit_events: bool,
+    report: Reporter<'_>,
+) {
     let now = Instant::now();
     let begin = now.checked_sub(lag).unwrap_or(now);
     let timeout = Duration::from_millis(started.timeout_ms);
@@ -194,9 +202,13 @@ pub fn wait(started: &Started, lag: Duration, stop: &Receiver<()>, report: Repor
     let mut failures = 0u32;
     let mut last: Option<Outcome> = None;
     let mut warned = 0usize;
-    let dead = || started.pid.is_some_and(process::process_exited);
+    let watch = started.pid.map(process::ExitWatch::new);
+    let dead = || watch.as_ref().is_some_and(process::ExitWatch::exited);
+    // With exit events, `/proc` is read only once an exit was announced (and before a verdict
+    // of healthy); without, at every wake-up.
+    let mut exit_announced = false;
     loop {
-        if dead() {
+        if (exit_announced || !exit_events) && dead() {
             report(Report::Done(exited(
                 started, begin, probes, failures, &last,
             )));
@@ -280,12 +292,13 @@ pub fn wait(started: &Started, lag: Duration, stop: &Receiver<()>, report: Repor
         if let Some(percent) = WARN_AT.get(warned) {
             wake = wake.min(begin + timeout * *percent / 100);
         }
-        if started.pid.is_some() {
+        if started.pid.is_some() && !exit_events {
             wake = wake.min(now + LIVENESS_EVERY);
         }
-        match stop.recv_timeout(wake.saturating_duration_since(now)) {
+        match inbox.recv_timeout(wake.saturating_duration_since(now)) {
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Wake::Exited) => exit_announced = true,
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -394,7 +407,8 @@ pub fn log_tail(path: &str) -> Vec<String> {
 pub fn spawn<E: Send + 'static>(
     started: Started,
     lag: Duration,
-    stop: Receiver<()>,
+    inbox: Receiver<Wake>,
+    exit_events: bool,
     events: Sender<E>,
     wrap: impl Fn(Report) -> E + Send + 'static,
 ) -> std::io::Result<()> {
@@ -402,7 +416,7 @@ pub fn spawn<E: Send + 'static>(
         .name(format!("wait-{}", started.service))
         .spawn(move || {
             let report = |r: Report| events.send(wrap(r)).is_ok();
-            wait(&started, lag, &stop, &report);
+            wait(&started, lag, &inbox, exit_events, &report);
         })
         .map(|_| ())
 }

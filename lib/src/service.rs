@@ -17,7 +17,8 @@ const XHUB_KEYS: [&str; 7] = [
     "class", "start", "run", "stop", "health", "timeout", "retry",
 ];
 /// The keys `x-hub.health` may hold.
-const HEALTH_KEYS: [&str; 9] = [
+const HEALTH_KEYS: [&str; 10] = [
+    "grace",
     "cmd",
     "http",
     "tcp",
@@ -302,7 +303,14 @@ fn health(
         .filter(|k| spec.contains_key(*k))
         .chain(exec.then_some("exec"))
         .collect();
-    if kinds.len() != 1 {
+    // A container judged by the engine needs no kind, only (optionally) its grace.
+    let engine_judged = kinds.is_empty() && backend == Backend::Container;
+    if spec.contains_key("grace") && !(engine_judged) {
+        return Err(place.error(
+            "x-hub.health.grace: only for a container service judged by its engine status (no cmd, http, tcp or exec)",
+        ));
+    }
+    if kinds.len() != 1 && !engine_judged {
         return Err(place.error(format!(
             "x-hub.health: needs exactly one of cmd, http, tcp, exec: true (found {})",
             if kinds.is_empty() {
@@ -312,7 +320,15 @@ fn health(
             }
         )));
     }
-    let check = match kinds[0] {
+    let check = match kinds.first().copied().unwrap_or("grace") {
+        "grace" => Check::Container {
+            grace_ms: spec
+                .get("grace")
+                .map_or(Ok(DEFAULT_CONTAINER_GRACE), |v| {
+                    place.duration(v, "x-hub.health.grace")
+                })
+                .map(duration::to_ms)?,
+        },
         "cmd" => Check::Cmd {
             cmd: place.command(&spec["cmd"], "x-hub.health.cmd")?,
         },

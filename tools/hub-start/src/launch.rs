@@ -168,13 +168,37 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     }
 }
 
+/// Projects whose first `up` succeeded: their networks exist.
+static PROJECTS_UP: std::sync::Mutex<Vec<hub::records::ComposeRef>> =
+    std::sync::Mutex::new(Vec::new());
+/// Held while a project's first `up` runs.
+static FIRST_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Bring a container service up alone (`up -d --no-deps`): hub owns the ordering.
+///
+/// Two concurrent first `up`s of one project both create its default network, and the engine
+/// then refuses both ("network … is ambiguous"). So a project's first `up` runs alone; once it
+/// succeeded, the networks exist and later `up`s run in parallel.
 pub fn launch_container(
     cmd: &hub::container::ComposeCmd,
     compose: &hub::records::ComposeRef,
     service: &str,
 ) -> Launch {
-    match hub::container::up(cmd, compose, service) {
+    let known = |compose| PROJECTS_UP.lock().is_ok_and(|up| up.contains(compose));
+    let result = if known(compose) {
+        hub::container::up(cmd, compose, service)
+    } else {
+        let _first = FIRST_UP.lock();
+        let result = hub::container::up(cmd, compose, service);
+        if result.is_ok()
+            && !known(compose)
+            && let Ok(mut up) = PROJECTS_UP.lock()
+        {
+            up.push(compose.clone());
+        }
+        result
+    };
+    match result {
         Ok(id) => Launch::Started {
             pid: None,
             container: Some(id),

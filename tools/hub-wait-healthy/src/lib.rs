@@ -6,6 +6,7 @@
 //! other record passed through byte for byte the moment it is read. One thread reads stdin,
 //! one thread waits per service, and the main thread alone writes stdout and the human log.
 
+mod containers;
 mod exits;
 mod status;
 mod waiter;
@@ -23,6 +24,9 @@ use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use waiter::{Reason, Report, Started, Verdict};
+
+/// After SIGINT/SIGTERM, how long stdin is still passed through (hub-start's last records).
+const DRAIN_AFTER_SIGNAL: Duration = Duration::from_secs(5);
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -63,7 +67,12 @@ pub fn command() -> Command {
              killed).\n\n\
              Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
         );
-    hub::cli::with_common_args(cmd)
+    hub::cli::with_common_args(cmd.arg(
+        clap::Arg::new("compose-cmd")
+            .long("compose-cmd")
+            .value_name("CMD")
+            .help("The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
+    ))
 }
 
 /// Everything the main loop reacts to.
@@ -173,6 +182,7 @@ struct Waiter {
 
 /// Run `hub-wait-healthy`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
+    let _ = containers::COMPOSE_CMD.set(matches.get_one::<String>("compose-cmd").cloned());
     let (events, inbox) = mpsc::channel();
     let on_signal = events.clone();
     signals::watch(move |signal| {
@@ -254,7 +264,7 @@ impl Waiter {
                 }
                 Some(Event::Eof) => eof = true,
                 Some(Event::Report { id, report }) => self.report(id, report)?,
-                Some(Event::Signal(signal)) => return self.interrupted(signal),
+                Some(Event::Signal(signal)) => return self.interrupted(signal, inbox, eof),
             }
             self.draw_status();
         }
@@ -314,6 +324,9 @@ impl Waiter {
         // Every record passes through, `started` included: downstream (the gate, the events
         // file, hub-report) sees the whole story.
         self.out.line(text)?;
+        if envelope.kind == "finished" && value["ok"] == false {
+            return self.abort();
+        }
         if envelope.kind != "started" {
             return Ok(());
         }
@@ -581,8 +594,42 @@ impl Waiter {
         }
     }
 
+    /// hub-start gave up (a CORE failure: `finished` with `ok: false`): nobody acts on the
+    /// remaining results, so stop waiting and say so, instead of waiting out their timeouts.
+    fn abort(&mut self) -> Result<()> {
+        let waiting = std::mem::take(&mut self.waiting);
+        for wait in waiting.values() {
+            let started = &wait.started;
+            let message = "no longer waited for: the deploy stopped after a CORE failure";
+            let record = UnhealthyRecord {
+                service: &started.service,
+                class: started.class,
+                level: started.level,
+                attempt: started.attempt,
+                max_attempts: started.max_attempts,
+                is_final: true,
+                reason: "aborted",
+                elapsed_ms: duration::to_ms(wait.since.elapsed()),
+                probes: 0,
+                failures: 0,
+                last_probe: None,
+                exit_status: None,
+                log_tail: None,
+                message,
+            };
+            self.say(log::Level::Warn, &format!("{}: {message}", started.service));
+            self.out
+                .record("unhealthy", run_id(started, &self.run_id), &record)?;
+        }
+        Ok(())
+    }
+
     /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, and exit.
-    fn interrupted(&mut self, signal: Signal) -> Result<u8> {
+    ///
+    /// Then it keeps passing stdin through until it ends (for at most [`DRAIN_AFTER_SIGNAL`]):
+    /// hub-start, interrupted by the same Ctrl-C, writes its own `interrupted` record after
+    /// killing its start commands, and that record must reach the events file too.
+    fn interrupted(&mut self, signal: Signal, inbox: &Receiver<Event>, eof: bool) -> Result<u8> {
         probe::kill_probe_commands();
         let waiting = std::mem::take(&mut self.waiting);
         let in_flight: Vec<&str> = waiting.keys().map(String::as_str).collect();
@@ -606,6 +653,14 @@ impl Waiter {
         self.out
             .record("interrupted", self.run_id.as_deref(), &record)?;
         drop(waiting);
+        let deadline = Instant::now() + DRAIN_AFTER_SIGNAL;
+        while !eof {
+            match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Line(line)) => self.out.line(&String::from_utf8_lossy(&line))?,
+                Ok(Event::Eof | Event::ReadError(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         Ok(signals::exit_code(signal))
     }
 }

@@ -175,6 +175,9 @@ pub fn wait(
     let timeout = Duration::from_millis(started.timeout_ms);
     let deadline = begin + timeout;
     let start_period_end = begin + Duration::from_millis(started.health.start_period_ms);
+    if crate::containers::is_container(&started.health.check) {
+        return crate::containers::wait(started, begin, inbox, report);
+    }
     let target = Target {
         service: started.service.clone(),
         container: started.container.clone(),

@@ -1,0 +1,140 @@
+//! hub-deploy and hub-down on a real Docker engine: a healthcheck-gated chain, an exec check that
+//! beats the engine's interval, a container without a healthcheck, a container that exits, and
+//! teardown. Skipped loudly where no engine answers (CI starts one).
+
+use hub_tests::docker::{Project, engine_or_skip};
+use hub_tests::{Cmd, records};
+use serde_json::Value;
+
+const STACK: &str = r#"
+services:
+  db:
+    image: {{IMAGE}}
+    environment: { READY_AFTER_MS: "300" }
+    healthcheck: { test: ["CMD", "/server", "check"], interval: 1s, retries: 60 }
+    labels: [hub.class=core]
+  api:
+    image: {{IMAGE}}
+    depends_on: { db: { condition: service_healthy } }
+    environment: { READY_AFTER_MS: "300" }
+    # The engine would check only after an hour: only hub's exec probe can pass in time.
+    healthcheck: { test: ["CMD", "/server", "check"], interval: 1h }
+    labels: [hub.class=core]
+    x-hub: { health: { exec: true, interval: 100ms }, timeout: 60s }
+  sidecar:
+    image: {{IMAGE}}
+    depends_on: [api]
+    labels: [hub.class=optional]
+    x-hub: { health: { grace: 1s } }
+  broken:
+    image: {{IMAGE}}
+    environment: { EXIT_AFTER_MS: "200", EXIT_CODE: "3", EXIT_MESSAGE: "fatal: broken config" }
+    labels: [hub.class=stretch]
+    x-hub: { retry: { attempts: 1 }, timeout: 10m }
+"#;
+
+fn find<'a>(records: &'a [Value], kind: &str, service: &str) -> Option<&'a Value> {
+    records
+        .iter()
+        .find(|r| r["type"] == kind && r["service"] == service)
+}
+
+#[test]
+fn a_container_stack_deploys_in_order_and_tears_down() {
+    if !engine_or_skip("a_container_stack_deploys_in_order_and_tears_down") {
+        return;
+    }
+    let project = Project::new("deploy", STACK);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().display().to_string();
+    let file = project.file().display().to_string();
+    let out = Cmd::script("hub-deploy")
+        .env("COMPOSE_PROJECT_NAME", project.name())
+        .args([
+            "-f",
+            &file,
+            "--events",
+            "/dev/stdout",
+            "--state-dir",
+            &state_dir,
+        ])
+        .stderr_contains("Service broken failed (STRETCH - deployment will continue)")
+        .run();
+    let events = records(&out);
+    for service in ["db", "api", "sidecar"] {
+        assert!(
+            find(&events, "healthy", service).is_some(),
+            "{service} not healthy: {events:#?}"
+        );
+    }
+    let db_healthy = events
+        .iter()
+        .position(|r| r["type"] == "healthy" && r["service"] == "db")
+        .unwrap();
+    let api_started = events
+        .iter()
+        .position(|r| r["type"] == "started" && r["service"] == "api")
+        .unwrap();
+    assert!(
+        db_healthy < api_started,
+        "api started before db was healthy"
+    );
+    assert!(
+        find(&events, "started", "api").unwrap()["container"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    // Fails fast: one attempt, exit status and log tail, long before its 10-minute timeout.
+    let broken = find(&events, "unhealthy", "broken").unwrap();
+    assert_eq!(
+        (
+            broken["reason"].as_str(),
+            broken["exit_status"].as_i64(),
+            broken["final"].as_bool()
+        ),
+        (Some("exited"), Some(3), Some(true))
+    );
+    assert!(
+        broken["log_tail"].as_array().unwrap().iter().any(|l| l
+            .as_str()
+            .is_some_and(|l| l.contains("fatal: broken config"))),
+        "{broken}"
+    );
+
+    let down = Cmd::script("hub-down")
+        .env("COMPOSE_PROJECT_NAME", project.name())
+        .args(["-f", &file, "--state-dir", &state_dir])
+        .run();
+    let stopped = records(&down);
+    assert_eq!(stopped.len(), 4);
+    assert!(
+        stopped
+            .iter()
+            .all(|r| r["method"] == "container" && r["ok"] == true),
+        "{stopped:#?}"
+    );
+    let order: Vec<&str> = stopped
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order.last(),
+        Some(&"db"),
+        "dependents stop first: {order:?}"
+    );
+    let containers: Vec<String> = hub_tests::docker::docker([
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", project.name()),
+    ])
+    .stdout
+    .iter()
+    .map(|b| *b as char)
+    .collect::<String>()
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect();
+    assert!(containers.is_empty(), "containers left: {containers:?}");
+}

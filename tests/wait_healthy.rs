@@ -466,6 +466,18 @@ fn a_live_process_with_no_check_is_healthy_at_once() {
 }
 
 #[test]
+fn started_records_pass_through_byte_for_byte_before_their_outcome() {
+    let line = started("svc", "core", 600_000, json!({"kind": "none"}), json!({}));
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(line.clone() + "\n")
+        .status(0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&line.as_str()), "stdout:\n{stdout}");
+    assert_eq!(of_type(&records(&output), "healthy")[0]["service"], "svc");
+}
+
+#[test]
 fn container_checks_need_the_docker_backend() {
     let check = json!({"kind": "container", "grace_ms": 10});
     let output = Cmd::new("hub-wait-healthy")

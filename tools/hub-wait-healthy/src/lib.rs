@@ -296,8 +296,11 @@ impl Waiter {
         if envelope.run_id.is_some() {
             self.run_id.clone_from(&envelope.run_id);
         }
+        // Every record passes through, `started` included: the events file downstream is the
+        // whole story (docs/records.md), and readers like hub-report need the start times.
+        self.out.line(text)?;
         if envelope.kind != "started" {
-            return self.out.line(text);
+            return Ok(());
         }
         match hub::records::decode::<Started>(value, "stdin", line_no) {
             Ok(started) => self.start(started),

@@ -78,6 +78,10 @@ enum Event {
     Signal(Signal),
 }
 
+/// How long an interrupted hub-wait-healthy still passes records through, waiting for its
+/// upstream to close: longer than hub-start's grace for killing its start commands (3 s).
+const UPSTREAM_GRACE: Duration = Duration::from_secs(5);
+
 /// A wait in progress.
 struct Waiting {
     id: u64,
@@ -241,7 +245,7 @@ impl Waiter {
                 }
                 Some(Event::Eof) => eof = true,
                 Some(Event::Report { id, report }) => self.report(id, report)?,
-                Some(Event::Signal(signal)) => return self.interrupted(signal),
+                Some(Event::Signal(signal)) => return self.interrupted(signal, inbox),
             }
             self.draw_status();
         }
@@ -552,8 +556,9 @@ impl Waiter {
         }
     }
 
-    /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, and exit.
-    fn interrupted(&mut self, signal: Signal) -> Result<u8> {
+    /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, pass on what
+    /// upstream still writes, and exit.
+    fn interrupted(&mut self, signal: Signal, inbox: &Receiver<Event>) -> Result<u8> {
         probe::kill_probe_commands();
         let waiting = std::mem::take(&mut self.waiting);
         let in_flight: Vec<&str> = waiting.keys().map(String::as_str).collect();
@@ -577,7 +582,28 @@ impl Waiter {
         self.out
             .record("interrupted", self.run_id.as_deref(), &record)?;
         drop(waiting);
+        self.pass_through_until_upstream_ends(inbox)?;
         Ok(signals::exit_code(signal))
+    }
+
+    /// After an interrupt, keep passing stdin through until it closes: a Ctrl-C reaches
+    /// hub-start too, and its last records (its own `interrupted`) come after ours. Bounded by
+    /// [`UPSTREAM_GRACE`]; a second signal ends it at once.
+    fn pass_through_until_upstream_ends(&mut self, inbox: &Receiver<Event>) -> Result<()> {
+        let deadline = Instant::now() + UPSTREAM_GRACE;
+        loop {
+            match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Line(line)) => {
+                    if let Ok(text) = std::str::from_utf8(&line)
+                        && !text.trim().is_empty()
+                    {
+                        self.out.line(text)?;
+                    }
+                }
+                Ok(Event::Report { .. }) => {}
+                Ok(Event::Eof | Event::ReadError(_) | Event::Signal(_)) | Err(_) => return Ok(()),
+            }
+        }
     }
 }
 

@@ -615,15 +615,18 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
+        kill_processes_mentioning(self.path());
     }
 }
 
-/// Live processes whose process group or parent is one of `pids` (nginx's worker, the
-/// postmaster's children), or which are one of them.
-fn processes_of(pids: &[u32]) -> Vec<String> {
-    let mut found = Vec::new();
+/// Kill every process whose command line names `dir`: a server whose pid file was lost (say,
+/// overwritten by a second copy) still names its temp folder in its arguments. Group leaders
+/// (services hub launched) are killed with their group (nginx's workers); never our own group.
+fn kill_processes_mentioning(dir: &Path) {
+    let needle = dir.display().to_string();
+    let own_group = stat_fields(std::process::id()).and_then(|f| f.pgrp);
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
+        return;
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -633,27 +636,61 @@ fn processes_of(pids: &[u32]) -> Vec<String> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        // pid (comm) state ppid pgrp ...
-        let Some((comm, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") {
+        if pid == std::process::id() || !String::from_utf8_lossy(&cmdline).contains(&needle) {
             continue;
         }
-        let ppid = fields.get(1).and_then(|f| f.parse::<u32>().ok());
-        let pgrp = fields.get(2).and_then(|f| f.parse::<u32>().ok());
-        if pids.contains(&pid)
-            || ppid.is_some_and(|p| pids.contains(&p))
-            || pgrp.is_some_and(|p| pids.contains(&p))
-        {
-            found.push(format!("{pid} {comm})"));
-        }
+        let group = stat_fields(pid)
+            .and_then(|f| f.pgrp)
+            .filter(|&g| g == pid && Some(g) != own_group);
+        let target = group.map_or(pid.to_string(), |g| format!("-{g}"));
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &target])
+            .stderr(Stdio::null())
+            .status();
     }
-    found
+}
+
+/// The fields of `/proc/PID/stat` a test needs.
+struct Stat {
+    zombie: bool,
+    ppid: Option<u32>,
+    pgrp: Option<u32>,
+    comm: String,
+}
+
+fn stat_fields(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp ...
+    let (head, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        zombie: fields.first() == Some(&"Z"),
+        ppid: fields.get(1).and_then(|f| f.parse().ok()),
+        pgrp: fields.get(2).and_then(|f| f.parse().ok()),
+        comm: head.split_once('(').map_or("", |(_, c)| c).to_owned(),
+    })
+}
+
+/// Live processes whose process group or parent is one of `pids` (nginx's worker, the
+/// postmaster's children), or which are one of them.
+fn processes_of(pids: &[u32]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = stat_fields(pid)?;
+            let ours = pids.contains(&pid)
+                || stat.ppid.is_some_and(|p| pids.contains(&p))
+                || stat.pgrp.is_some_and(|p| pids.contains(&p));
+            (ours && !stat.zombie).then(|| format!("{pid} ({})", stat.comm))
+        })
+        .collect()
 }
 
 const SERVERS: [&str; 3] = ["postgres", "redis", "nginx"];

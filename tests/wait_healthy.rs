@@ -475,6 +475,42 @@ fn a_live_process_with_no_check_is_healthy_at_once() {
 }
 
 #[test]
+fn started_records_pass_through_byte_for_byte_before_their_outcome() {
+    let line = started("svc", "core", 600_000, json!({"kind": "none"}), json!({}));
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(line.clone() + "\n")
+        .status(0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&line.as_str()), "stdout:\n{stdout}");
+    assert_eq!(of_type(&records(&output), "healthy")[0]["service"], "svc");
+}
+
+#[test]
+fn after_an_interrupt_upstream_records_still_pass_through_until_stdin_closes() {
+    // A Ctrl-C reaches hub-start too: its own `interrupted` record comes after ours and must
+    // still reach the events file.
+    let mut live = Live::spawn(&[]);
+    let tcp = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    live.send(&started("redis", "core", 600_000, tcp, json!({})));
+    live.record("started");
+    let kill = Command::new("kill")
+        .args(["-INT", &live.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    live.record("interrupted");
+    let upstream = r#"{"type":"interrupted","run_id":"test-run","tool":"hub-start","signal":"SIGINT","in_flight":[]}"#;
+    live.send(upstream);
+    let (status, records) = live.finish();
+    assert_eq!(status, 130);
+    assert_eq!(
+        records.last().unwrap(),
+        &serde_json::from_str::<Value>(upstream).unwrap()
+    );
+}
+
+#[test]
 fn container_checks_need_the_docker_backend() {
     let check = json!({"kind": "container", "grace_ms": 10});
     let output = Cmd::new("hub-wait-healthy")

@@ -3,7 +3,7 @@
 
 use crate::launch::{self, Paths};
 use hub::container::{self, ComposeCmd, ProbeResult};
-use hub::process::{self, Finished};
+use hub::probe::Target;
 use hub::records::{Backend, Check, Plan};
 use std::time::Duration;
 
@@ -20,30 +20,12 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
     }
 }
 
+/// One probe through the same prober `hub-wait-healthy` uses, so every kind it can check
+/// (`http` included) can also prove a service already up.
 fn probe(plan: &Plan) -> bool {
     let timeout = Duration::from_millis(plan.health.probe_timeout_ms);
-    match &plan.health.check {
-        Check::Tcp { address } => {
-            use std::net::ToSocketAddrs;
-            address
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, timeout).is_ok())
-        }
-        Check::Cmd { cmd } => {
-            let mut command = cmd.to_command();
-            command
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            matches!(
-                process::run_with_timeout(&mut command, timeout, Duration::from_secs(1)),
-                Ok(Finished::Exited(0))
-            )
-        }
-        _ => false,
-    }
+    hub::probe::Prober::new(&plan.health.check, &Target::default(), timeout)
+        .is_ok_and(|prober| prober.checks_anything() && prober.probe().is_ok())
 }
 
 /// A container service is up when its container runs and, if it has a healthcheck, is healthy

@@ -25,9 +25,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use waiter::{Reason, Report, Started, Verdict};
 
-/// After SIGINT/SIGTERM, how long stdin is still passed through (hub-start's last records).
-const DRAIN_AFTER_SIGNAL: Duration = Duration::from_secs(5);
-
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 
@@ -88,6 +85,10 @@ enum Event {
     /// SIGINT or SIGTERM.
     Signal(Signal),
 }
+
+/// How long an interrupted hub-wait-healthy still passes records through, waiting for its
+/// upstream to close: longer than hub-start's grace for killing its start commands (3 s).
+const UPSTREAM_GRACE: Duration = Duration::from_secs(5);
 
 /// A wait in progress. Dropping it stops the waiter.
 struct Waiting {
@@ -624,11 +625,8 @@ impl Waiter {
         Ok(())
     }
 
-    /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, and exit.
-    ///
-    /// Then it keeps passing stdin through until it ends (for at most [`DRAIN_AFTER_SIGNAL`]):
-    /// hub-start, interrupted by the same Ctrl-C, writes its own `interrupted` record after
-    /// killing its start commands, and that record must reach the events file too.
+    /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, pass on what
+    /// upstream still writes (unless stdin already ended), and exit.
     fn interrupted(&mut self, signal: Signal, inbox: &Receiver<Event>, eof: bool) -> Result<u8> {
         probe::kill_probe_commands();
         let waiting = std::mem::take(&mut self.waiting);
@@ -653,15 +651,30 @@ impl Waiter {
         self.out
             .record("interrupted", self.run_id.as_deref(), &record)?;
         drop(waiting);
-        let deadline = Instant::now() + DRAIN_AFTER_SIGNAL;
-        while !eof {
-            match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Event::Line(line)) => self.out.line(&String::from_utf8_lossy(&line))?,
-                Ok(Event::Eof | Event::ReadError(_)) | Err(_) => break,
-                Ok(_) => {}
-            }
+        if !eof {
+            self.pass_through_until_upstream_ends(inbox)?;
         }
         Ok(signals::exit_code(signal))
+    }
+
+    /// After an interrupt, keep passing stdin through until it closes: a Ctrl-C reaches
+    /// hub-start too, and its last records (its own `interrupted`) come after ours. Bounded by
+    /// [`UPSTREAM_GRACE`]; a second signal ends it at once.
+    fn pass_through_until_upstream_ends(&mut self, inbox: &Receiver<Event>) -> Result<()> {
+        let deadline = Instant::now() + UPSTREAM_GRACE;
+        loop {
+            match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Line(line)) => {
+                    if let Ok(text) = std::str::from_utf8(&line)
+                        && !text.trim().is_empty()
+                    {
+                        self.out.line(text)?;
+                    }
+                }
+                Ok(Event::Report { .. }) => {}
+                Ok(Event::Eof | Event::ReadError(_) | Event::Signal(_)) | Err(_) => return Ok(()),
+            }
+        }
     }
 }
 

@@ -511,7 +511,7 @@ fn after_an_interrupt_upstream_records_still_pass_through_until_stdin_closes() {
 }
 
 #[test]
-fn container_checks_need_the_docker_backend() {
+fn a_container_check_without_a_container_is_a_probe_error() {
     let check = json!({"kind": "container", "grace_ms": 10});
     let output = Cmd::new("hub-wait-healthy")
         .stdin(
@@ -527,9 +527,10 @@ fn container_checks_need_the_docker_backend() {
     let unhealthy = of_type(&records(&output), "unhealthy")[0].clone();
     assert_eq!(unhealthy["reason"], "probe_error");
     assert_eq!(unhealthy["final"], true);
+    // Container checks go to the Docker backend, which needs the container's id.
     assert_eq!(
         unhealthy["message"],
-        "container health needs the docker backend"
+        "the started record names no container"
     );
 }
 

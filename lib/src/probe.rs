@@ -9,8 +9,10 @@
 //! GET whose status is in range and whose body holds a substring; redirects are not followed at
 //! all, so never to another host: the 3xx status itself is judged against the range; no proxy;
 //! the timeout bounds each of connect, send, response and body, name resolution is the system
-//! resolver's); `tcp` (a connect). `container` and `exec` need the Docker backend: until it is
-//! wired in, [`Prober::new`] refuses them with [`CONTAINER_NEEDS_BACKEND`]. To add a kind, add
+//! resolver's); `tcp` (a connect). `container` and `exec` are not probes: a container's health
+//! is followed through the engine's events by [`crate::container::wait_healthy`], which is what
+//! `hub-wait-healthy` uses for them; [`Prober::new`] refuses them with
+//! [`CONTAINER_NEEDS_BACKEND`]. To add a kind, add
 //! a [`Kind`] variant, build it in [`Prober::new`] (the [`Target`] carries what it needs, e.g.
 //! the container) and run it in [`Prober::probe`].
 

@@ -53,10 +53,6 @@ enum Event {
         index: usize,
         healthy: bool,
     },
-    Spawned {
-        index: usize,
-        pgid: u32,
-    },
     Launched {
         index: usize,
         attempt: u32,
@@ -226,9 +222,6 @@ impl Deploy {
                 Event::InputEnd(Some(err)) | Event::GateEnd(err) => return Err(err),
                 Event::Gate(line) => self.gate(&line)?,
                 Event::Probed { index, healthy } => self.probed(index, healthy)?,
-                Event::Spawned { index, pgid } => {
-                    self.in_flight.insert(index, pgid);
-                }
                 Event::Launched {
                     index,
                     attempt,
@@ -451,26 +444,14 @@ impl Deploy {
                     }
                 };
                 self.in_flight.insert(index, child.pid());
-                let tx = self.tx.clone();
                 let spec = spec.clone();
                 let timeout = Duration::from_millis(plan.timeout_ms);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("start-{}", plan.service))
-                    .spawn(move || {
-                        let _ = tx.send(Event::Spawned {
-                            index,
-                            pgid: child.pid(),
-                        });
-                        let launch = launch::finish_start(child, timeout, &spec);
-                        let _ = tx.send(Event::Launched {
-                            index,
-                            attempt,
-                            launch,
-                        });
-                    });
-                spawned
-                    .map(|_| ())
-                    .map_err(|e| Error::io("starting a thread", &e))
+                self.in_background(
+                    index,
+                    attempt,
+                    format!("start-{}", plan.service),
+                    move || launch::finish_start(child, timeout, &spec),
+                )
             }
             (Backend::Run, _, Some(spec)) => {
                 let launch = launch::launch_run(spec, &plan, attempt, &paths);
@@ -491,21 +472,10 @@ impl Deploy {
                     }
                 };
                 let compose = plan.compose.clone().unwrap_or_default();
-                let tx = self.tx.clone();
                 let service = plan.service.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("up-{service}"))
-                    .spawn(move || {
-                        let launch = launch::launch_container(&cmd, &compose, &service);
-                        let _ = tx.send(Event::Launched {
-                            index,
-                            attempt,
-                            launch,
-                        });
-                    });
-                spawned
-                    .map(|_| ())
-                    .map_err(|e| Error::io("starting a thread", &e))
+                self.in_background(index, attempt, format!("up-{service}"), move || {
+                    launch::launch_container(&cmd, &compose, &service)
+                })
             }
             _ => self.attempt_failed(
                 index,
@@ -519,6 +489,30 @@ impl Deploy {
                 true,
             ),
         }
+    }
+
+    /// Run a blocking launch (a start command, a compose `up`) on its own thread; its result
+    /// comes back to the loop as [`Event::Launched`].
+    fn in_background(
+        &self,
+        index: usize,
+        attempt: u32,
+        name: String,
+        work: impl FnOnce() -> Launch + Send + 'static,
+    ) -> Result<()> {
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let launch = work();
+                let _ = tx.send(Event::Launched {
+                    index,
+                    attempt,
+                    launch,
+                });
+            })
+            .map(|_| ())
+            .map_err(|e| Error::io("starting a thread", &e))
     }
 
     fn launched(&mut self, index: usize, attempt: u32, launch: Launch) -> Result<()> {
@@ -780,10 +774,6 @@ impl Deploy {
         let deadline = Instant::now() + KILL_GRACE;
         while !self.in_flight.is_empty() {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Event::Spawned { index, pgid }) => {
-                    let _ = hub::process::signal_group(pgid, Signal::SIGTERM);
-                    self.in_flight.insert(index, pgid);
-                }
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
                 }

@@ -26,16 +26,7 @@ pub fn is_container(check: &Check) -> bool {
 /// Wait for a container service, reporting like [`crate::waiter::wait`].
 pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: Reporter<'_>) {
     let probe_error = |message: String| {
-        report(Report::Done(Verdict::Unhealthy {
-            reason: Reason::ProbeError,
-            elapsed: begin.elapsed(),
-            probes: 0,
-            failures: 0,
-            last_probe: Some(message.clone()),
-            exit_status: None,
-            log_tail: None,
-            message,
-        }));
+        report(Report::Done(Verdict::probe_error(begin.elapsed(), message)));
     };
     let Some(id) = started.container.clone() else {
         return probe_error("the started record names no container".into());
@@ -162,15 +153,6 @@ fn verdict(outcome: hub::Result<Outcome>, begin: Instant) -> Option<Verdict> {
             ),
         },
         Ok(Outcome::Cancelled) => return None,
-        Err(e) => Verdict::Unhealthy {
-            reason: Reason::ProbeError,
-            elapsed,
-            probes: 0,
-            failures: 0,
-            last_probe: Some(e.to_string()),
-            exit_status: None,
-            log_tail: None,
-            message: e.to_string(),
-        },
+        Err(e) => Verdict::probe_error(elapsed, e.to_string()),
     })
 }

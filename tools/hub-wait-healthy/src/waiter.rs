@@ -131,6 +131,22 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// The check cannot run at all (a bad URL, no container id): final at once.
+    pub fn probe_error(elapsed: Duration, message: String) -> Verdict {
+        Verdict::Unhealthy {
+            reason: Reason::ProbeError,
+            elapsed,
+            probes: 0,
+            failures: 0,
+            last_probe: Some(message.clone()),
+            exit_status: None,
+            log_tail: None,
+            message,
+        }
+    }
+}
+
 /// What a waiter tells the main thread.
 #[derive(Debug, Clone)]
 pub enum Report {
@@ -186,16 +202,7 @@ pub fn wait(
     let prober = match Prober::new(&started.health.check, &target, probe_timeout) {
         Ok(prober) => prober,
         Err(message) => {
-            report(Report::Done(Verdict::Unhealthy {
-                reason: Reason::ProbeError,
-                elapsed: begin.elapsed(),
-                probes: 0,
-                failures: 0,
-                last_probe: Some(message.clone()),
-                exit_status: None,
-                log_tail: None,
-                message,
-            }));
+            report(Report::Done(Verdict::probe_error(begin.elapsed(), message)));
             return;
         }
     };

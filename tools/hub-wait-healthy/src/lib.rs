@@ -36,14 +36,20 @@ pub fn command() -> Command {
         .long_about(
             "Probe each started service concurrently until it is healthy, its deadline passes, \
              or its process is known dead.\n\n\
-             Reads JSON-lines records on stdin. Each `started` record (from hub-start) starts a \
-             wait; every other record is passed through to stdout byte for byte, at once. \
-             Writes `healthy`, `unhealthy` (reason timeout, exited or probe_error), `waiting` \
-             (at 50%, 75% and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
+             Reads JSON-lines records on stdin. Every record is passed through to stdout byte for \
+             byte, at once; each `started` record (from hub-start) also starts a wait. \
+             Writes `healthy`, `unhealthy` (reason timeout, exited, probe_error, or aborted when \
+             a `finished` record with ok false says hub-start gave up), `waiting` (at 50%, 75% \
+             and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
              Probes (from the record's `health`): cmd (exit 0; run in its own process group, \
              killed on timeout), http (a GET; status in range, default 200-399; optional body \
              substring; redirects are never followed, the 3xx status is judged as is; proxies \
-             are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms).\n\n\
+             are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms). \
+             Container services (health kind container or exec, from the Docker backend) are \
+             followed through `docker events`: healthy when the engine says so (or, without a \
+             healthcheck, after running for grace_ms), or when the compose test passes under \
+             `docker exec` on hub's schedule; an exited container fails at once with its exit \
+             code and `docker logs` tail; one restarting is not final before the deadline.\n\n\
              Schedule: the first probe runs at once; then gaps of 10ms, 15ms, 22ms, … growing by \
              half up to the check's interval_ms. A failing probe is not final: probing goes on \
              until timeout_ms after the `started` record's time. Failures inside \

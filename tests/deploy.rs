@@ -56,8 +56,9 @@ fn compose(services: &[String]) -> String {
     format!("services:\n{}", services.concat())
 }
 
-#[test]
-fn dag_starts_a_dependent_while_an_unrelated_service_is_still_starting() {
+/// `slow` and `fast` at level 0, `after-fast` (on fast) at level 1; only `slow` waits for the
+/// test to make it ready.
+fn slow_and_fast() -> Stack {
     let stack = Stack::new(&compose(&[
         gated("slow", "core", ""),
         gated("fast", "core", ""),
@@ -65,6 +66,12 @@ fn dag_starts_a_dependent_while_an_unrelated_service_is_still_starting() {
     ]));
     stack.touch("fast.ready");
     stack.touch("after-fast.ready");
+    stack
+}
+
+#[test]
+fn dag_starts_a_dependent_while_an_unrelated_service_is_still_starting() {
+    let stack = slow_and_fast();
     let mut deploy = stack.deploy(&[]);
     // after-fast starts although slow is not healthy (and cannot be until we say so).
     deploy.wait_for("after-fast started", is("started", "after-fast"));
@@ -77,13 +84,7 @@ fn dag_starts_a_dependent_while_an_unrelated_service_is_still_starting() {
 
 #[test]
 fn levels_waits_for_the_whole_level_before_the_next() {
-    let stack = Stack::new(&compose(&[
-        gated("slow", "core", ""),
-        gated("fast", "core", ""),
-        gated("after-fast", "core", "fast"),
-    ]));
-    stack.touch("fast.ready");
-    stack.touch("after-fast.ready");
+    let stack = slow_and_fast();
     let mut deploy = stack.deploy(&["--schedule", "levels"]);
     deploy.wait_for("fast healthy", is("healthy", "fast"));
     stack.touch("slow.ready");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark hub-report on 1,000,000 event lines (by hand, not in CI): wall time and peak RSS.
 #   bench/report.sh            # both streams, every format
-# Goal: under 2 s and under 50 MB peak RSS per run. Figures go in docs/benchmarks-report.md.
+# Goal: under 2 s and under 50 MB peak RSS per run. Figures go in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines="${LINES:-1000000}"

@@ -4,7 +4,7 @@
 //! `up -d --no-deps` the moment its dependency is healthy), torn down between rounds.
 //!
 //! It measures what users feel: wall time from "go" to "every service healthy". Results go to
-//! docs/benchmarks-docker.md. Needs a Docker engine and compose v2 (.ci/setup.d/50-docker.sh),
+//! docs/benchmarks.md. Needs a Docker engine and compose v2 (.ci/setup.d/50-docker.sh),
 //! and gcc for the static test server (tests/docker/server.c).
 //!
 //! Usage: compose-race [--rounds N] [--interval DURATION] [--ready-after MS] [--services N]

@@ -1,4 +1,4 @@
-//! Bench for `hub-wait-healthy`, run by hand (docs/benchmarks-wait.md has the figures):
+//! Bench for `hub-wait-healthy`, run by hand (docs/benchmarks.md has the figures):
 //!
 //! - detection latency: the time from a service becoming ready (a TCP port starts listening;
 //!   an HTTP endpoint turns from 503 to 200) to the `healthy` record arriving on the tool's

@@ -364,3 +364,34 @@ fn the_demo_deploys_recovers_a_flaky_service_and_tears_down() {
 fn records_of(output: &std::process::Output) -> Vec<Value> {
     records(output)
 }
+
+#[test]
+fn hub_down_finishes_the_teardown_when_its_reader_goes_away() {
+    let stack = Stack::new(&compose(&[
+        gated("db", "core", ""),
+        gated("api", "core", "db"),
+        gated("web", "core", "api"),
+    ]));
+    for name in ["db", "api", "web"] {
+        stack.touch(&format!("{name}.ready"));
+    }
+    let (status, records, err) = stack.deploy(&[]).finish();
+    assert_eq!(status, Some(0), "{err}");
+    let bins = hub_tests::bin_dir().display().to_string();
+    let script = hub_tests::workspace_root().join("scripts/hub-down");
+    Cmd::program(Path::new("bash"))
+        .current_dir(stack.path())
+        .env("HUB_BIN_DIR", bins)
+        .args([
+            "-c",
+            &format!(
+                "{} --state-dir .hub | head -1 > /dev/null",
+                script.display()
+            ),
+        ])
+        .run();
+    for started in records.iter().filter(|r| r["type"] == "started") {
+        let pid = started["pid"].as_u64().unwrap() as u32;
+        wait_until("every service is stopped", || !alive(pid));
+    }
+}

@@ -571,3 +571,29 @@ fn table_shows_what_would_start_and_how() {
         "{table}"
     );
 }
+
+#[test]
+fn an_override_file_merges_into_x_hub_and_depends_on() {
+    let dir = temp_with(&[
+        (
+            "base.yaml",
+            "services:\n  a:\n    x-hub: { run: \"exec sleep 1\", health: { tcp: \"127.0.0.1:1\" } }\n  b:\n    depends_on: { a: { condition: service_healthy } }\n    x-hub: { run: \"exec sleep 1\" }\n  c:\n    x-hub: { run: \"exec sleep 1\" }\n",
+        ),
+        (
+            "override.yaml",
+            "services:\n  a:\n    x-hub: { timeout: 5s }\n  b:\n    depends_on: { c: { condition: service_started } }\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["-f", "base.yaml", "-f", "override.yaml"])
+        .run();
+    let recs = plans(&out);
+    let a = by_name(&recs, "a");
+    assert_eq!(
+        (a["backend"].as_str(), a["timeout_ms"].as_u64()),
+        (Some("run"), Some(5000))
+    );
+    assert_eq!(a["health"]["kind"], "tcp");
+    assert_eq!(by_name(&recs, "b")["deps"], serde_json::json!(["a", "c"]));
+}

@@ -98,8 +98,9 @@ pub fn default_file(dir: &Path) -> Option<String> {
         .map(|path| path.display().to_string())
 }
 
-/// Load and merge compose files. A later file overrides an earlier one per service, key by key
-/// at the top of the service (a later `depends_on` replaces the earlier one whole).
+/// Load and merge compose files. A later file overrides an earlier one per service: mappings
+/// merge key by key at every depth (`x-hub`, `labels`, `depends_on` in its mapping form,
+/// `healthcheck`), anything else (a scalar, a list) replaces the earlier value.
 pub fn load(files: &[String]) -> Result<ComposeDoc> {
     let mut doc = ComposeDoc {
         files: files.to_vec(),
@@ -110,6 +111,21 @@ pub fn load(files: &[String]) -> Result<ComposeDoc> {
         merge_text(&mut doc, &text, name)?;
     }
     Ok(doc)
+}
+
+/// Merge `overlay` into `base`: where both hold a mapping, merge it; else the overlay wins.
+///
+/// This is compose's rule for mappings. Compose also merges some lists (`ports`, `volumes`, a
+/// list-form `depends_on`); hub replaces them, and says so in the README.
+fn merge_mapping(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Object(inner)), Value::Object(more)) => merge_mapping(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 /// Merge one document's text into `doc`.
@@ -148,7 +164,7 @@ pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
         };
         match doc.services.get_mut(&service) {
             Some(existing) => {
-                existing.body.extend(body);
+                merge_mapping(&mut existing.body, body);
                 existing.file = name.to_owned();
             }
             None => {
@@ -186,9 +202,33 @@ mod tests {
         .unwrap();
         let a = &doc.services["a"];
         assert_eq!(a.body["image"], "y");
+        assert_eq!(
+            a.body["labels"],
+            serde_json::json!(["k=v"]),
+            "kept when not overridden"
+        );
         assert!(a.body.contains_key("labels"));
         assert_eq!(a.file, "two.yaml");
         assert!(doc.services.contains_key("b"));
+    }
+
+    #[test]
+    fn mappings_merge_at_every_depth_and_lists_are_replaced() {
+        let mut doc = ComposeDoc::default();
+        let base = "services:\n  a:\n    x-hub: { run: x, health: { tcp: \"h:1\", interval: 1s } }\n    depends_on: { b: { condition: service_healthy } }\n    profiles: [one]\n";
+        let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { c: {} }\n    profiles: [two]\n";
+        merge_text(&mut doc, base, "base.yaml").unwrap();
+        merge_text(&mut doc, overlay, "override.yaml").unwrap();
+        let a = &doc.services["a"].body;
+        assert_eq!(
+            a["x-hub"],
+            serde_json::json!({"run": "x", "timeout": "5s", "health": {"tcp": "h:1", "interval": "2s"}})
+        );
+        assert_eq!(
+            a["depends_on"],
+            serde_json::json!({"b": {"condition": "service_healthy"}, "c": {}})
+        );
+        assert_eq!(a["profiles"], serde_json::json!(["two"]));
     }
 
     #[test]

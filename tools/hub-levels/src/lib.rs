@@ -18,7 +18,7 @@ pub fn command() -> Command {
              Writes one JSON `plan` record per service (ordered by level, then name) for \
              hub-start, or a text or Graphviz view. A service's level is 0 with no dependencies, \
              else 1 + the highest level of its dependencies.\n\n\
-             Multiple -f files merge per service (a later file's keys replace an earlier one's); \
+             Multiple -f files merge per service (mappings such as x-hub, labels and depends_on merge key by key; lists and scalars from a later file replace the earlier ones); \
              for compose's full merge and ${VAR} interpolation, pipe `docker compose config | hub-levels -f -`.",
         )
         .after_help(

@@ -50,6 +50,7 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
     };
     let mut out = RecordWriter::stdout();
     let mut all_ok = true;
+    let mut out_closed = false;
     // Consecutive plans of one level stop together.
     let mut start = 0;
     while start < plans.len() {
@@ -87,11 +88,11 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
                 "ok": stopped.ok,
                 "message": stopped.message,
             });
-            out.record(
-                "stopped",
-                (!run_id.is_empty()).then_some(run_id.as_str()),
-                &body,
-            )?;
+            // A reader that went away (`hub-down | head`) must not stop the teardown.
+            if !out_closed {
+                let run_id = (!run_id.is_empty()).then_some(run_id.as_str());
+                out_closed = out.record("stopped", run_id, &body).is_err();
+            }
         }
         start = end;
     }
@@ -192,24 +193,27 @@ fn signal_pid_file(paths: &Paths, grace: Duration) -> std::result::Result<Option
         .trim()
         .parse()
         .map_err(|_| format!("{} does not hold a pid; remove it", paths.pid.display()))?;
-    let note = if process::group_alive(pid) {
+    let note = if process::group_alive(pid) && !process::process_exited(pid) {
         process::signal_group(pid, Signal::SIGTERM)
             .map_err(|e| format!("TERM to group {pid}: {e}"))?;
         let deadline = Instant::now() + grace;
-        // Not our child: no wait() to block on, so look again every few milliseconds.
-        while process::group_alive(pid) && Instant::now() < deadline {
+        // Not our child: no wait() to block on, so look again every few milliseconds. A zombie
+        // counts as gone: after hub-start exits, init reaps it whenever it gets round to it.
+        while !process::process_exited(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if process::group_alive(pid) {
-            process::signal_group(pid, Signal::SIGKILL)
-                .map_err(|e| format!("KILL to group {pid}: {e}"))?;
-            Some(format!(
+        let in_time = process::process_exited(pid);
+        // Members the leader left behind got the TERM too; whatever still runs is killed.
+        process::signal_group(pid, Signal::SIGKILL)
+            .map_err(|e| format!("KILL to group {pid}: {e}"))?;
+        Some(if in_time {
+            format!("process group {pid} terminated")
+        } else {
+            format!(
                 "process group {pid} killed after {}",
                 hub::duration::human(grace)
-            ))
-        } else {
-            Some(format!("process group {pid} terminated"))
-        }
+            )
+        })
     } else {
         None
     };

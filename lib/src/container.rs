@@ -620,6 +620,15 @@ pub struct WaitOptions {
 /// until the deadline. Driven by `docker events`: each event (and the start) triggers one
 /// `docker inspect`; between events nothing is polled except exec probes, when asked for.
 pub fn wait_healthy(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result<Outcome> {
+    match follow_until_decided(cmd, id, options) {
+        // A docker call cut short by the cancel flag is a cancelled wait, not an error.
+        Err(_) if cmd.cancelled() => Ok(Outcome::Cancelled),
+        decided => decided,
+    }
+}
+
+/// [`wait_healthy`]'s loop; its errors may be cancellations.
+fn follow_until_decided(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result<Outcome> {
     let deadline = Instant::now() + options.timeout;
     let watch = ContainerWatch::start(cmd, id)?;
     let mut look_again = true;

@@ -261,22 +261,30 @@ pub struct Envelope {
 
 /// Wrap a record body into a full record line: `{"type": kind, "ts": …, "run_id": …, …body}`.
 pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Result<String> {
-    let mut object = serde_json::Map::new();
-    object.insert("type".into(), kind.into());
-    object.insert("ts".into(), crate::time::now_ms().into());
+    // The envelope is written first and the body's fields spliced after it: `type` leads every
+    // line, and the body is encoded once, straight to text (no intermediate map). Bodies never
+    // carry `type`, `ts` or `run_id` themselves.
+    let fields = serde_json::to_string(body)
+        .map_err(|e| Error::input(format!("cannot encode a {kind} record: {e}")))?;
+    let Some(fields) = fields.strip_prefix('{') else {
+        return Err(Error::input(format!(
+            "a {kind} record's body is not an object: {fields}"
+        )));
+    };
+    let mut line = String::with_capacity(fields.len() + 96);
+    line.push_str("{\"type\":");
+    line.push_str(&serde_json::Value::from(kind).to_string());
+    line.push_str(",\"ts\":");
+    line.push_str(&crate::time::now_ms().to_string());
     if let Some(run_id) = run_id {
-        object.insert("run_id".into(), run_id.into());
+        line.push_str(",\"run_id\":");
+        line.push_str(&serde_json::Value::from(run_id).to_string());
     }
-    match serde_json::to_value(body) {
-        Ok(serde_json::Value::Object(fields)) => object.extend(fields),
-        Ok(other) => {
-            return Err(Error::input(format!(
-                "record body is not an object: {other}"
-            )));
-        }
-        Err(e) => return Err(Error::input(format!("cannot encode a {kind} record: {e}"))),
+    if fields != "}" {
+        line.push(',');
     }
-    serde_json::to_string(&object).map_err(|e| Error::input(format!("cannot encode record: {e}")))
+    line.push_str(fields);
+    Ok(line)
 }
 
 /// Parse one input line into its envelope and full JSON value.
@@ -352,6 +360,23 @@ mod tests {
         assert_eq!(value["health"]["kind"], "http");
         let back: Plan = decode(value, "test", 1).unwrap();
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn the_envelope_leads_every_line() {
+        let line = to_line("finished", Some("r\"1"), &serde_json::json!({"ok": true})).unwrap();
+        assert!(line.starts_with(r#"{"type":"finished","ts":"#), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (value["run_id"].as_str(), value["ok"].as_bool()),
+            (Some("r\"1"), Some(true))
+        );
+        let empty = to_line("x", None, &serde_json::json!({})).unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&empty).is_ok(),
+            "{empty}"
+        );
+        assert!(to_line("x", None, &1).is_err());
     }
 
     #[test]

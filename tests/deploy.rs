@@ -109,7 +109,7 @@ fn the_raw_pipeline_runs_through_a_fifo() {
     let out = Cmd::program(Path::new("bash"))
         .current_dir(stack.path())
         .env("PATH", format!("{bins}:{}", std::env::var("PATH").unwrap_or_default()))
-        .args(["-c", "mkfifo G && hub-levels | hub-start --gate G | hub-wait-healthy | tee -p G > events.jsonl; echo ${PIPESTATUS[*]}"])
+        .args(["-c", "mkfifo G && exec 3<>G && hub-levels | hub-start --gate G | hub-wait-healthy | tee -p G > events.jsonl; echo ${PIPESTATUS[*]}"])
         .stdout("0 0 0 0\n")
         .run();
     assert!(stderr(&out).contains("✅ api is healthy"));

@@ -29,7 +29,7 @@ pub fn command() -> Command {
              `skipped`, `breaker` and `finished` records on stdout; every input record is passed \
              through. Health results (`healthy`/`unhealthy` records from hub-wait-healthy) come \
              back through --gate:\n\n    \
-             mkfifo G; hub-levels | hub-start --gate G | hub-wait-healthy | tee -p G > events.jsonl\n\n\
+             mkfifo G; exec 3<>G; hub-levels | hub-start --gate G | hub-wait-healthy | tee -p G > events.jsonl\n\n\
              Without --gate every service is started as it is read, and a launch counts as done.\n\n\
              A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
              may take up to the service's timeout). One with `x-hub.run` is launched detached (own \

@@ -385,6 +385,25 @@ pub struct KillPidsOnDrop(pub PathBuf);
 
 impl Drop for KillPidsOnDrop {
     fn drop(&mut self) {
+        // Belt and braces: anything still running in the stack's folder (whose pid file a
+        // failed or racing test never saw) goes too.
+        if let Some(folder) = self.0.parent() {
+            let me = std::process::id().to_string();
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                if std::fs::read_link(entry.path().join("cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(folder))
+                {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &name])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
         let Ok(entries) = std::fs::read_dir(self.0.join("pids")) else {
             return;
         };

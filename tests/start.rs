@@ -402,3 +402,36 @@ fn bad_input_is_an_error() {
         .stderr_contains("--gate missing/gate: cannot open")
         .status(2);
 }
+
+#[test]
+fn a_service_whose_probe_was_in_flight_at_a_core_failure_is_not_started() {
+    let deploy = Deploy::new(
+        r#"
+services:
+  db:
+    x-hub: { class: core, start: "exit 1", retry: { attempts: 1 } }
+  other:
+    x-hub:
+      class: optional
+      start: "touch started.flag"
+      health: { cmd: "while [ ! -f release ]; do sleep 0.01; done; false", probe_timeout: 60s }
+"#,
+    );
+    let mut hub = deploy.start(&[]);
+    hub.wait_for("db failed", |r| {
+        r["type"] == "failed" && r["service"] == "db" && r["final"] == true
+    });
+    // Only now does other's already-healthy probe answer (no).
+    std::fs::write(deploy.path().join("release"), "").unwrap();
+    let (status, records, err) = hub.finish();
+    assert_eq!(status, Some(1), "{err}");
+    let skip = records
+        .iter()
+        .find(|r| r["type"] == "skipped" && r["service"] == "other")
+        .unwrap();
+    assert_eq!(skip["reason"], "aborted");
+    assert!(
+        !deploy.path().join("started.flag").exists(),
+        "other was started after the abort"
+    );
+}

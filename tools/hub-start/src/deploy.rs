@@ -389,6 +389,11 @@ impl Deploy {
     }
 
     fn probed(&mut self, index: usize, healthy: bool) -> Result<()> {
+        if !healthy && self.sched.aborted() {
+            // A CORE service failed while this probe ran: start nothing new.
+            self.sched.set(index, State::Skipped);
+            return self.skip(index, &SkipReason::Aborted);
+        }
         if !healthy {
             return self.launch(index, 1);
         }

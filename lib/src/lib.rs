@@ -5,6 +5,7 @@
 //! is spelled, what a record looks like, how a child is killed) is written once.
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod backoff;
 pub mod breaker;
 pub mod cli;

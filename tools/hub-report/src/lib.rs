@@ -285,24 +285,6 @@ pub fn write_output(content: &str, path: Option<&Path>) -> Result<()> {
     let Some(path) = path else {
         return hub::output::RecordWriter::stdout().text(content);
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::input(format!("--output {}: not a file name", path.display())))?;
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(format!("writing {}", path.display()), &e)
-    })
+    hub::atomic::write_file(path, content.as_bytes())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), &e))
 }

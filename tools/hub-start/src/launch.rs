@@ -8,8 +8,8 @@
 use hub::command::CommandSpec;
 use hub::process::{self, Detach, Running};
 use hub::records::Plan;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -146,7 +146,7 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         );
     }
     let pid = child.pid();
-    if let Err(e) = write_atomically(&paths.pid, &format!("{pid}\n")) {
+    if let Err(e) = hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()) {
         let _ = child.terminate(Duration::from_secs(2));
         return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
@@ -155,8 +155,10 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         .name(format!("track-{}", plan.service))
         .spawn(move || {
             if let Ok(status) = child.wait() {
-                let _ =
-                    write_atomically(&exit_file, &format!("{}\n", process::status_code(status)));
+                let _ = hub::atomic::write_file(
+                    &exit_file,
+                    format!("{}\n", process::status_code(status)).as_bytes(),
+                );
             }
         });
     if spawned.is_err() {
@@ -209,15 +211,6 @@ pub fn launch_container(
             message: failure.message,
         },
     }
-}
-
-/// Write a small file by temp + rename, so a reader never sees half of it.
-pub fn write_atomically(path: &Path, content: &str) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
-    file.write_all(content.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
 }
 
 /// The pid recorded for a `run` service by an earlier deploy, if that process is alive.

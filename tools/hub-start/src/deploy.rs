@@ -399,8 +399,7 @@ impl Deploy {
         }
         let plan = &self.sched.entry(index).plan;
         log::success(&format!("{} is already healthy (skipped)", plan.service));
-        let body = json!({"service": plan.service, "class": plan.class, "level": plan.level, "reason": "already_healthy"});
-        self.out.record("skipped", self.run_id.as_deref(), &body)?;
+        self.record_about("skipped", index, json!({"reason": "already_healthy"}))?;
         self.sched.set_already_healthy(index);
         Ok(())
     }
@@ -529,9 +528,6 @@ impl Deploy {
                 let plan = &self.sched.entry(index).plan;
                 let paths = &self.paths[index];
                 let body = json!({
-                    "service": plan.service,
-                    "class": plan.class,
-                    "level": plan.level,
                     "attempt": attempt,
                     "max_attempts": plan.retry.attempts,
                     "backend": plan.backend,
@@ -543,7 +539,7 @@ impl Deploy {
                     "container": container,
                     "compose": plan.compose,
                 });
-                self.out.record("started", self.run_id.as_deref(), &body)?;
+                self.record_about("started", index, body)?;
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
@@ -590,20 +586,16 @@ impl Deploy {
         }
         let is_final = force_final || self.no_attempt_left(index, attempt);
         let delay = (!is_final).then(|| self.retry_delay(index, attempt));
-        let plan = &self.sched.entry(index).plan;
         let body = json!({
-            "service": plan.service,
-            "class": plan.class,
-            "level": plan.level,
             "attempt": attempt,
-            "max_attempts": plan.retry.attempts,
+            "max_attempts": self.sched.entry(index).plan.retry.attempts,
             "final": is_final,
             "reason": reason,
             "exit_status": exit_status,
             "message": message,
             "next_delay_ms": delay.map(hub::duration::to_ms),
         });
-        self.out.record("failed", self.run_id.as_deref(), &body)?;
+        self.record_about("failed", index, body)?;
         match delay {
             Some(delay) => {
                 self.log_retry(index, attempt, &message, delay);
@@ -616,7 +608,8 @@ impl Deploy {
                 );
             }
             None => {
-                log::error(&format!("{} failed to start: {message}", plan.service));
+                let service = &self.sched.entry(index).plan.service;
+                log::error(&format!("{service} failed to start: {message}"));
                 self.service_failed(index, reason, true);
             }
         }
@@ -668,8 +661,21 @@ impl Deploy {
                 log::warn(&line);
             }
         }
-        let body = json!({"service": plan.service, "class": plan.class, "level": plan.level, "reason": reason, "dependency": dependency});
-        self.out.record("skipped", self.run_id.as_deref(), &body)
+        let body = json!({"reason": reason, "dependency": dependency});
+        self.record_about("skipped", index, body)
+    }
+
+    /// Write a record about service `index`: `fields` after its `service`, `class` and `level`.
+    fn record_about(&mut self, kind: &str, index: usize, fields: Value) -> Result<()> {
+        let plan = &self.sched.entry(index).plan;
+        let mut body = serde_json::Map::new();
+        body.insert("service".into(), plan.service.clone().into());
+        body.insert("class".into(), plan.class.as_str().into());
+        body.insert("level".into(), plan.level.into());
+        if let Value::Object(fields) = fields {
+            body.extend(fields);
+        }
+        self.out.record(kind, self.run_id.as_deref(), &body)
     }
 
     /// In levels mode, say when a level starts, as the seed did.

@@ -29,6 +29,27 @@ pub fn bin_dir() -> &'static Path {
             build.arg("--release");
         }
         build.current_dir(workspace_root());
+        // Cargo gives a test the variables of the package under test; build scripts (ring's)
+        // watch some of them, so an inherited set would make this build and the next `cargo
+        // test` rebuild each other every time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set_for_tests = key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_EXE_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_BIN_NAME",
+                    "OUT_DIR",
+                ]
+                .contains(&key.as_ref());
+            if set_for_tests {
+                build.env_remove(key.as_ref());
+            }
+        }
         let status = build.status().expect("running cargo build for the tools");
         assert!(status.success(), "cargo build --bins failed");
         dir
@@ -213,7 +234,9 @@ pub struct Running {
     records: std::sync::mpsc::Receiver<serde_json::Value>,
     /// Every record read so far.
     pub seen: Vec<serde_json::Value>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Receives once the tool's stderr reaches end of file.
+    stderr_closed: std::sync::mpsc::Receiver<()>,
 }
 
 /// How long a test waits for any one expected event before failing (a deadline, not a sleep).
@@ -269,25 +292,26 @@ impl Running {
                 }
             }
         });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = stderr.clone();
         let mut err = child.stderr.take().expect("stderr");
+        let (closed, stderr_closed) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = std::io::Read::read(&mut err, &mut buf) {
                 if n == 0 {
                     break;
                 }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let _ = closed.send(());
         });
         Running {
             child,
             records,
             seen: Vec::new(),
             stderr,
+            stderr_closed,
         }
     }
 
@@ -353,6 +377,11 @@ impl Running {
         self.close_stdin();
         while self.next_record().is_some() {}
         let status = self.child.wait().expect("wait");
+        // The reader thread may still hold the tool's last lines: wait for end of file, with a
+        // deadline, since a grandchild that inherited stderr may keep it open.
+        let _ = self
+            .stderr_closed
+            .recv_timeout(std::time::Duration::from_secs(5));
         let stderr = self.stderr();
         (status.code(), std::mem::take(&mut self.seen), stderr)
     }
@@ -368,7 +397,10 @@ impl Running {
 
     /// What it wrote on stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 }
 

@@ -41,8 +41,8 @@ pub struct ComposeDoc {
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
 ///
-/// YAML goes through serde-saphyr, whose budget refuses alias bombs rather than expanding them.
-/// Errors name the file, the line and the column.
+/// YAML goes through [`crate::yaml`], which reads it as compose does and refuses alias bombs
+/// rather than expanding them. Errors name the file, the line and the column.
 pub fn parse_document(text: &str, name: &str) -> Result<Value> {
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(text).map_err(|e| {
@@ -53,21 +53,9 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
             ))
         });
     }
-    // Compose reads YAML 1.2 (go-yaml v3): `y`, `yes`, `on` are strings, `0755` is not octal.
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    options.leading_zero_numbers_as_strings = true;
-    options.with_snippet = false;
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-        let first = e.to_string();
-        let first = first
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("error: ")
-            .to_owned();
+    crate::yaml::to_json(text).map_err(|e| {
         Error::input(format!(
-            "{name}: malformed YAML: {first}; fix the file or check it with `docker compose config`"
+            "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
         ))
     })
 }
@@ -238,7 +226,7 @@ mod tests {
             err.message().starts_with("bad.yaml: malformed YAML:"),
             "{err}"
         );
-        assert!(err.message().contains("line 2, column"), "{err}");
+        assert!(err.message().contains("line 3, column 1"), "{err}");
     }
 
     #[test]

@@ -29,5 +29,6 @@ pub mod signals;
 pub mod similar;
 pub mod statefile;
 pub mod time;
+pub mod yaml;
 
 pub use error::{Error, Result};

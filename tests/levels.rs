@@ -597,3 +597,50 @@ fn an_override_file_merges_into_x_hub_and_depends_on() {
     assert_eq!(a["health"]["kind"], "tcp");
     assert_eq!(by_name(&recs, "b")["deps"], serde_json::json!(["a", "c"]));
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys_share_a_template() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        r#"
+x-python: &python
+  x-hub: &hub { class: core, run: "exec sleep 1000", timeout: 30s }
+  labels: { team: platform }
+services:
+  a:
+    <<: *python
+  b:
+    <<: *python
+    x-hub: { <<: *hub, class: stretch }
+    depends_on: [a]
+"#,
+    )]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let plans = plans(&out);
+    let (a, b) = (by_name(&plans, "a"), by_name(&plans, "b"));
+    assert_eq!(
+        (
+            a["class"].as_str(),
+            a["timeout_ms"].as_u64(),
+            a["run"].as_str()
+        ),
+        (Some("core"), Some(30_000), Some("exec sleep 1000"))
+    );
+    assert_eq!(
+        (
+            b["class"].as_str(),
+            b["timeout_ms"].as_u64(),
+            b["level"].as_u64()
+        ),
+        (Some("stretch"), Some(30_000), Some(1))
+    );
+    assert_eq!(b["labels"]["team"], "platform");
+}
+
+#[test]
+fn duplicate_keys_are_an_error_as_in_compose() {
+    compose_error(
+        "services:\n  a:\n    image: x\n    image: y\n",
+        "compose.yaml: malformed YAML: the key \"image\" is defined twice in one mapping; remove one at line 4",
+    );
+}

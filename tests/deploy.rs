@@ -395,3 +395,49 @@ fn hub_down_finishes_the_teardown_when_its_reader_goes_away() {
         wait_until("every service is stopped", || !alive(pid));
     }
 }
+
+/// `migrate` is a one-shot job that `api` waits on with `service_completed_successfully`.
+fn with_a_migration(job: &str) -> Stack {
+    Stack::new(&format!(
+        r#"
+services:
+  migrate:
+    x-hub: {{ class: core, run: "{job}", retry: {{ attempts: 1 }} }}
+  api:
+    depends_on: {{ migrate: {{ condition: service_completed_successfully }} }}
+    x-hub: {{ class: core, run: "exec sleep 1000", health: {{ cmd: "test -f migrated", interval: 20ms }} }}
+"#
+    ))
+}
+
+#[test]
+fn a_one_shot_job_that_exits_0_lets_its_dependents_start() {
+    let stack = with_a_migration("echo migrating; touch migrated");
+    let (status, records, err) = stack.deploy(&[]).finish();
+    assert_eq!(status, Some(0), "{err}");
+    let done = position(&records, is("healthy", "migrate"));
+    assert!(
+        done < position(&records, is("started", "api")),
+        "{records:#?}"
+    );
+    assert!(records.iter().any(is("healthy", "api")));
+    assert!(stack.path().join("migrated").exists());
+}
+
+#[test]
+fn a_one_shot_job_that_fails_blocks_its_dependents() {
+    let stack = with_a_migration("echo 'relation users already exists' >&2; exit 3");
+    let (status, records, err) = stack.deploy(&[]).finish();
+    assert_eq!(status, Some(1), "{err}");
+    let failed = &records[position(&records, is("unhealthy", "migrate"))];
+    assert_eq!(failed["reason"], "exited");
+    assert_eq!(failed["exit_status"], 3);
+    assert_eq!(
+        failed["log_tail"],
+        serde_json::json!(["relation users already exists"])
+    );
+    // A CORE job failed: the deploy stops, and api never starts.
+    let skipped = &records[position(&records, is("skipped", "api"))];
+    assert_eq!(skipped["reason"], "aborted");
+    assert!(!records.iter().any(is("started", "api")));
+}

@@ -557,3 +557,51 @@ services:
     }
     assert!(seen.contains(&"unhealthy".to_owned()), "{seen:?}");
 }
+
+#[test]
+fn a_one_shot_container_is_done_when_it_exits_0_and_failed_otherwise() {
+    if !engine_or_skip("a_one_shot_container_is_done_when_it_exits_0_and_failed_otherwise") {
+        return;
+    }
+    let project = Project::new(
+        "oneshot",
+        r#"
+services:
+  migrate:
+    image: {{IMAGE}}
+    environment: { EXIT_AFTER_MS: "300", EXIT_CODE: "0", EXIT_MESSAGE: "migrated" }
+  broken:
+    image: {{IMAGE}}
+    environment: { EXIT_AFTER_MS: "300", EXIT_CODE: "5", EXIT_MESSAGE: "migration 0042 failed" }
+"#,
+    );
+    let cmd = compose_cmd();
+    let completed = WaitOptions {
+        check: ContainerCheck::Completed,
+        timeout: GENEROUS,
+        log_lines: 5,
+    };
+    let id = container::up(&cmd, &compose_ref(&project), "migrate").unwrap();
+    assert_eq!(
+        container::wait_healthy(&cmd, &id, &completed).unwrap(),
+        Outcome::Healthy {
+            by: HealthyBy::Completed,
+            probes: 0
+        }
+    );
+    let id = container::up(&cmd, &compose_ref(&project), "broken").unwrap();
+    let outcome = container::wait_healthy(&cmd, &id, &completed).unwrap();
+    let Outcome::Exited {
+        exit_code,
+        log_tail,
+        ..
+    } = outcome
+    else {
+        panic!("expected Exited, got {outcome:?}");
+    };
+    assert_eq!(exit_code, Some(5));
+    assert_eq!(
+        log_tail.last().map(String::as_str),
+        Some("migration 0042 failed")
+    );
+}

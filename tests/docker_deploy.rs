@@ -1,5 +1,5 @@
-//! hub-deploy and hub-down on a real Docker engine: a healthcheck-gated chain, an exec check that
-//! beats the engine's interval, a container without a healthcheck, a container that exits, and
+//! hub-deploy and hub-down on a real Docker engine: a healthcheck-gated chain, a one-shot
+//! migration, an exec check that beats the engine's interval, a container without a healthcheck, a container that exits, and
 //! teardown. Skipped loudly where no engine answers (CI starts one).
 
 use hub_tests::docker::{Project, engine_or_skip};
@@ -13,9 +13,16 @@ services:
     environment: { READY_AFTER_MS: "300" }
     healthcheck: { test: ["CMD", "/server", "check"], interval: 1s, retries: 60 }
     labels: [hub.class=core]
-  api:
+  migrate:
     image: {{IMAGE}}
     depends_on: { db: { condition: service_healthy } }
+    environment: { EXIT_AFTER_MS: "200", EXIT_CODE: "0", EXIT_MESSAGE: "migrated" }
+    labels: [hub.class=core]
+  api:
+    image: {{IMAGE}}
+    depends_on:
+      db: { condition: service_healthy }
+      migrate: { condition: service_completed_successfully }
     environment: { READY_AFTER_MS: "300" }
     # The engine would check only after an hour: only hub's exec probe can pass in time.
     healthcheck: { test: ["CMD", "/server", "check"], interval: 1h }
@@ -61,7 +68,7 @@ fn a_container_stack_deploys_in_order_and_tears_down() {
         .stderr_contains("Service broken failed (STRETCH - deployment will continue)")
         .run();
     let events = records(&out);
-    for service in ["db", "api", "sidecar"] {
+    for service in ["db", "migrate", "api", "sidecar"] {
         assert!(
             find(&events, "healthy", service).is_some(),
             "{service} not healthy: {events:#?}"
@@ -78,6 +85,15 @@ fn a_container_stack_deploys_in_order_and_tears_down() {
     assert!(
         db_healthy < api_started,
         "api started before db was healthy"
+    );
+    // The one-shot migration ran to exit 0 before api started.
+    let migrated = events
+        .iter()
+        .position(|r| r["type"] == "healthy" && r["service"] == "migrate")
+        .unwrap();
+    assert!(
+        migrated < api_started,
+        "api started before migrate completed"
     );
     assert!(
         find(&events, "started", "api").unwrap()["container"]
@@ -106,7 +122,7 @@ fn a_container_stack_deploys_in_order_and_tears_down() {
         .args(["-f", &file, "--state-dir", &state_dir])
         .run();
     let stopped = records(&down);
-    assert_eq!(stopped.len(), 4);
+    assert_eq!(stopped.len(), 5);
     assert!(
         stopped
             .iter()

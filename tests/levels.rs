@@ -360,7 +360,7 @@ fn invalid_x_hub_values() {
     );
     compose_error(
         "services:\n  a:\n    x-hub: { run: x, health: { interval: 1s } }\n",
-        "needs exactly one of cmd, http, tcp, exec: true (found none)",
+        "needs exactly one of cmd, http, tcp, exec: true, completed: true (found none)",
     );
     compose_error(
         "services:\n  a:\n    x-hub: { run: x, retry: { attempts: -1 } }\n",
@@ -642,5 +642,61 @@ fn duplicate_keys_are_an_error_as_in_compose() {
     compose_error(
         "services:\n  a:\n    image: x\n    image: y\n",
         "compose.yaml: malformed YAML: the key \"image\" is defined twice in one mapping; remove one at line 4",
+    );
+}
+
+#[test]
+fn a_service_depended_on_to_complete_is_a_one_shot_job() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        r#"
+services:
+  db: { x-hub: { run: "exec sleep 1000" } }
+  migrate:
+    depends_on: [db]
+    x-hub: { run: "./migrate.sh" }
+  seed:
+    image: seed
+  api:
+    depends_on:
+      db: { condition: service_healthy }
+      migrate: { condition: service_completed_successfully }
+      seed: { condition: service_completed_successfully }
+    x-hub: { run: "exec sleep 1000" }
+  batch: { x-hub: { run: "./batch.sh", health: { completed: true } } }
+"#,
+    )]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let plans = plans(&out);
+    for job in ["migrate", "seed", "batch"] {
+        assert_eq!(by_name(&plans, job)["health"]["kind"], "completed", "{job}");
+    }
+    for service in ["db", "api"] {
+        assert_eq!(
+            by_name(&plans, service)["health"]["kind"],
+            "none",
+            "{service}"
+        );
+    }
+    let table = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--format", "table"])
+        .run();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("completed (a one-shot job: exit 0)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_one_shot_job_needs_an_exit_hub_can_see() {
+    compose_error(
+        "services:\n  job: { x-hub: { start: \"true\" } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { run: x }\n",
+        "service \"job\": a one-shot job (x-hub.health.completed, or a dependent's `condition: service_completed_successfully`) needs `x-hub.run` or a container",
+    );
+    compose_error(
+        "services:\n  job: { x-hub: { run: x, health: { tcp: \"h:1\" } } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { run: x }\n",
+        "service \"job\": \"api\" waits for it to complete (`condition: service_completed_successfully`), but its x-hub.health checks it while it runs; make that `completed: true`, or change the condition",
     );
 }

@@ -557,6 +557,9 @@ pub enum ContainerCheck {
         /// How long one probe may run.
         probe_timeout: Duration,
     },
+    /// A one-shot job: healthy when it has exited 0 (compose's
+    /// `service_completed_successfully`); any other final exit fails it.
+    Completed,
 }
 
 /// What made a container count as healthy.
@@ -568,6 +571,8 @@ pub enum HealthyBy {
     Grace,
     /// An exec probe passed.
     ExecProbe,
+    /// A one-shot job exited 0.
+    Completed,
 }
 
 /// How [`wait_healthy`] ended.
@@ -617,7 +622,8 @@ pub struct WaitOptions {
 /// Rules: with a healthcheck, healthy when the engine says `healthy`; without one, healthy once
 /// it has run for the grace period (counted again from each restart); exited or dead means
 /// failed at once, with its exit code and log tail; restarting or `unhealthy` is not final
-/// until the deadline. Driven by `docker events`: each event (and the start) triggers one
+/// until the deadline. A one-shot job ([`ContainerCheck::Completed`]) is healthy when it exits 0
+/// and failed on any other exit. Driven by `docker events`: each event (and the start) triggers one
 /// `docker inspect`; between events nothing is polled except exec probes, when asked for.
 pub fn wait_healthy(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result<Outcome> {
     match follow_until_decided(cmd, id, options) {
@@ -661,13 +667,23 @@ fn follow_until_decided(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Re
                 });
             };
             if state.is_final() {
+                if options.check == ContainerCheck::Completed && state.exit_code == 0 {
+                    return Ok(Outcome::Healthy {
+                        by: HealthyBy::Completed,
+                        probes,
+                    });
+                }
                 return Ok(Outcome::Exited {
                     exit_code: Some(state.exit_code),
                     oom_killed: state.oom_killed,
                     log_tail: logs_tail(cmd, id, options.log_lines)?,
                 });
             }
-            if state.is_up() && state.health.as_ref().is_some_and(|h| h.status == "healthy") {
+            let judged_by_health = options.check != ContainerCheck::Completed;
+            if judged_by_health
+                && state.is_up()
+                && state.health.as_ref().is_some_and(|h| h.status == "healthy")
+            {
                 return Ok(Outcome::Healthy {
                     by: HealthyBy::Healthcheck,
                     probes,
@@ -725,6 +741,8 @@ fn follow_until_decided(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Re
                     wake = wake.min(next_probe);
                 }
             }
+            // Only its exit, which arrives as an event, decides.
+            ContainerCheck::Completed => {}
         }
         let now = Instant::now();
         if now >= deadline {

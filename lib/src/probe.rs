@@ -12,7 +12,8 @@
 //! resolver's); `tcp` (a connect). `container` and `exec` are not probes: a container's health
 //! is followed through the engine's events by [`crate::container::wait_healthy`], which is what
 //! `hub-wait-healthy` uses for them; [`Prober::new`] refuses them with
-//! [`CONTAINER_NEEDS_BACKEND`]. To add a kind, add
+//! [`CONTAINER_NEEDS_BACKEND`]. Nor is `completed`, a one-shot job's exit status, which the
+//! waiter reads where it sees the exit ([`COMPLETION_IS_NOT_PROBED`]). To add a kind, add
 //! a [`Kind`] variant, build it in [`Prober::new`] (the [`Target`] carries what it needs, e.g.
 //! the container) and run it in [`Prober::probe`].
 
@@ -30,6 +31,9 @@ use std::time::Duration;
 
 /// The message for the container kinds until the Docker backend is wired in.
 pub const CONTAINER_NEEDS_BACKEND: &str = "container health needs the docker backend";
+/// The reason a one-shot job has no prober: its exit decides, not a probe.
+pub const COMPLETION_IS_NOT_PROBED: &str =
+    "a one-shot job is judged by its exit status, not by a probe";
 
 /// The HTTP probe's input buffer (its output buffer is a quarter of it).
 const HTTP_BUFFER: usize = 32 * 1024;
@@ -163,6 +167,7 @@ impl Prober {
             Check::Container { .. } | Check::Exec { .. } => {
                 return Err(CONTAINER_NEEDS_BACKEND.to_owned());
             }
+            Check::Completed => return Err(COMPLETION_IS_NOT_PROBED.to_owned()),
             Check::None => Kind::Nothing,
         };
         Ok(Prober { kind, timeout })

@@ -133,6 +133,9 @@ pub enum Check {
         /// The healthcheck test, as a command run inside the container.
         test: CommandSpec,
     },
+    /// A one-shot job (a migration, a seed): done, and so healthy, when its process or
+    /// container exits 0; any other exit fails it.
+    Completed,
     /// No check: healthy once started (and, for a `run` service, still alive).
     None,
 }

@@ -17,8 +17,9 @@ const XHUB_KEYS: [&str; 7] = [
     "class", "start", "run", "stop", "health", "timeout", "retry",
 ];
 /// The keys `x-hub.health` may hold.
-const HEALTH_KEYS: [&str; 10] = [
+const HEALTH_KEYS: [&str; 11] = [
     "grace",
+    "completed",
     "cmd",
     "http",
     "tcp",
@@ -146,6 +147,8 @@ fn profile_active(service_profiles: &[String], active: &[String]) -> bool {
 struct Dependency {
     name: String,
     required: bool,
+    /// `condition: service_completed_successfully`: the dependency is a one-shot job.
+    completes: bool,
 }
 
 /// Parse `depends_on` in both forms.
@@ -155,13 +158,14 @@ fn dependencies(place: &Place<'_>, value: Option<&Value>) -> Result<Vec<Dependen
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| match item {
-                Value::String(name) => Ok(Dependency { name: name.clone(), required: true }),
+                Value::String(name) => Ok(Dependency { name: name.clone(), required: true, completes: false }),
                 other => Err(place.error(format!("depends_on: list items must be service names, found {other}"))),
             })
             .collect(),
         Some(Value::Object(map)) => map
             .iter()
             .map(|(name, spec)| {
+                let completes = spec.get("condition").and_then(Value::as_str) == Some("service_completed_successfully");
                 let required = match spec {
                     Value::Object(spec) => {
                         if let Some(condition) = spec.get("condition") {
@@ -189,7 +193,7 @@ fn dependencies(place: &Place<'_>, value: Option<&Value>) -> Result<Vec<Dependen
                         )));
                     }
                 };
-                Ok(Dependency { name: name.clone(), required })
+                Ok(Dependency { name: name.clone(), required, completes })
             })
             .collect(),
         Some(other) => Err(place.error(format!("depends_on: must be a list or a mapping, found {other}"))),
@@ -289,30 +293,31 @@ fn health(
         return Err(place.error("x-hub.health: must be a mapping with one of cmd, http, tcp, exec"));
     };
     place.check_keys(spec, &HEALTH_KEYS, "x-hub.health")?;
-    let exec = match spec.get("exec") {
-        None | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(other) => {
-            return Err(place.error(format!(
-                "x-hub.health.exec: must be true or false, found {other}"
-            )));
-        }
+    let flag = |key: &str| match spec.get(key) {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(other) => Err(place.error(format!(
+            "x-hub.health.{key}: must be true or false, found {other}"
+        ))),
     };
+    let exec = flag("exec")?;
+    let completed = flag("completed")?;
     let kinds: Vec<&str> = ["cmd", "http", "tcp"]
         .into_iter()
         .filter(|k| spec.contains_key(*k))
         .chain(exec.then_some("exec"))
+        .chain(completed.then_some("completed"))
         .collect();
     // A container judged by the engine needs no kind, only (optionally) its grace.
     let engine_judged = kinds.is_empty() && backend == Backend::Container;
     if spec.contains_key("grace") && !(engine_judged) {
         return Err(place.error(
-            "x-hub.health.grace: only for a container service judged by its engine status (no cmd, http, tcp or exec)",
+            "x-hub.health.grace: only for a container service judged by its engine status (no cmd, http, tcp, exec or completed)",
         ));
     }
     if kinds.len() != 1 && !engine_judged {
         return Err(place.error(format!(
-            "x-hub.health: needs exactly one of cmd, http, tcp, exec: true (found {})",
+            "x-hub.health: needs exactly one of cmd, http, tcp, exec: true, completed: true (found {})",
             if kinds.is_empty() {
                 "none".to_owned()
             } else {
@@ -380,6 +385,12 @@ fn health(
             Check::Tcp {
                 address: address.to_owned(),
             }
+        }
+        "completed" => {
+            if backend == Backend::Start {
+                return Err(place.error(ONE_SHOT_NEEDS_A_PROCESS));
+            }
+            Check::Completed
         }
         _ => {
             if backend != Backend::Container {
@@ -465,7 +476,12 @@ struct Pending {
     plan: Plan,
     declared: Vec<Dependency>,
     file: String,
+    /// `x-hub.health` was written out (not a default).
+    explicit_health: bool,
 }
+
+/// Why a `start` service cannot be a one-shot job.
+const ONE_SHOT_NEEDS_A_PROCESS: &str = "a one-shot job (x-hub.health.completed, or a dependent's `condition: service_completed_successfully`) needs `x-hub.run` or a container, whose exit hub can see; a `start` command returns once it has launched something";
 
 /// Resolve one service.
 fn resolve_service(
@@ -590,6 +606,7 @@ fn resolve_service(
         },
         declared,
         file: source.file.clone(),
+        explicit_health: xhub.contains_key("health"),
     })
 }
 
@@ -661,6 +678,37 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
                 )));
             }
         }
+    }
+
+    // A service that a dependent waits for with `condition: service_completed_successfully` is
+    // a one-shot job (a migration, a seed): done when it exits 0, as compose has it.
+    let mut jobs: Vec<(usize, String)> = Vec::new();
+    for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
+        for dep in pending.declared.iter().filter(|d| d.completes) {
+            let target = defined[dep.name.as_str()];
+            if active[target] {
+                jobs.push((target, pending.plan.service.clone()));
+            }
+        }
+    }
+    for (target, dependent) in jobs {
+        let job = &all[target];
+        if job.plan.health.check == Check::Completed {
+            continue;
+        }
+        let place = Place {
+            file: &job.file,
+            service: &job.plan.service,
+        };
+        if job.plan.backend == Backend::Start {
+            return Err(place.error(ONE_SHOT_NEEDS_A_PROCESS));
+        }
+        if job.explicit_health {
+            return Err(place.error(format!(
+                "\"{dependent}\" waits for it to complete (`condition: service_completed_successfully`), but its x-hub.health checks it while it runs; make that `completed: true`, or change the condition"
+            )));
+        }
+        all[target].plan.health.check = Check::Completed;
     }
 
     // Index the active services densely; a dependency on an inactive one (soft) is dropped.

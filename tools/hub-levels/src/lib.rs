@@ -17,7 +17,9 @@ pub fn command() -> Command {
             "Read compose files and print their services in dependency levels.\n\n\
              Writes one JSON `plan` record per service (ordered by level, then name) for \
              hub-start, or a text or Graphviz view. A service's level is 0 with no dependencies, \
-             else 1 + the highest level of its dependencies.\n\n\
+             else 1 + the highest level of its dependencies. A service that a dependent waits \
+             for with `condition: service_completed_successfully` is a one-shot job (health \
+             kind `completed`: done when it exits 0).\n\n\
              Multiple -f files merge per service (mappings such as x-hub, labels and depends_on merge key by key; lists and scalars from a later file replace the earlier ones); \
              for compose's full merge and ${VAR} interpolation, pipe `docker compose config | hub-levels -f -`.",
         )
@@ -226,6 +228,7 @@ fn table(plans: &[Plan]) -> String {
             Check::Tcp { address } => format!("tcp {address}"),
             Check::Container { grace_ms } => format!("container (grace {})", human(*grace_ms)),
             Check::Exec { test } => format!("docker exec: {test}"),
+            Check::Completed => "completed (a one-shot job: exit 0)".to_owned(),
             Check::None => "none (started = healthy)".to_owned(),
         };
         let retry = match plan.retry.attempts {

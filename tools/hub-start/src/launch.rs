@@ -137,8 +137,13 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
     // "Started" means still alive right after launch: a command that is not found or
-    // exits at once fails here, without waiting for any health check.
-    if let Ok(Some(status)) = child.try_status() {
+    // exits at once fails here, without waiting for any health check. A one-shot job may well
+    // be done already: its exit status, written by the tracker below, decides.
+    let one_shot = plan.health.check == hub::records::Check::Completed;
+    if let Some(status) = (!one_shot)
+        .then(|| child.try_status().ok().flatten())
+        .flatten()
+    {
         let code = process::status_code(status);
         return failed(
             format!("`{spec}` exited at once with status {code}"),

@@ -42,6 +42,8 @@ fn container_up(plan: &Plan, cmd: &ComposeCmd) -> bool {
         return false;
     }
     match &plan.health.check {
+        // A job still running from an earlier deploy has not completed; compose runs it again.
+        Check::Completed => false,
         Check::Exec { test } => matches!(
             container::exec_probe(
                 cmd,

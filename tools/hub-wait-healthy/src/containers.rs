@@ -18,9 +18,14 @@ pub static COMPOSE_CMD: OnceLock<Option<String>> = OnceLock::new();
 /// How often the waiter looks for a stop request while the engine wait runs.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
-/// Is this check one for the container backend?
-pub fn is_container(check: &Check) -> bool {
-    matches!(check, Check::Container { .. } | Check::Exec { .. })
+/// Is this service's wait one for the container backend? (A one-shot job may be a container
+/// or a process.)
+pub fn is_container(started: &Started) -> bool {
+    match started.health.check {
+        Check::Container { .. } | Check::Exec { .. } => true,
+        Check::Completed => started.container.is_some(),
+        _ => false,
+    }
 }
 
 /// Wait for a container service, reporting like [`crate::waiter::wait`].
@@ -46,6 +51,7 @@ pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: R
         Check::Container { grace_ms } => ContainerCheck::Engine {
             grace: Duration::from_millis(*grace_ms),
         },
+        Check::Completed => ContainerCheck::Completed,
         _ => return probe_error("not a container check".into()),
     };
     let timeout = Duration::from_millis(started.timeout_ms);

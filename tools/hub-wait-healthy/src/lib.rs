@@ -698,6 +698,7 @@ fn check_name(started: &Started) -> &'static str {
         Check::Tcp { .. } => "tcp",
         Check::Container { .. } => "container",
         Check::Exec { .. } => "exec",
+        Check::Completed => "completion",
         Check::None => "no",
     }
 }

@@ -6,7 +6,7 @@ use crate::exits::Wake;
 use hub::duration;
 use hub::probe::{Outcome, Prober, Schedule, Target};
 use hub::process;
-use hub::records::{Class, HealthSpec};
+use hub::records::{Check, Class, HealthSpec};
 use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -191,23 +191,34 @@ pub fn wait(
     let timeout = Duration::from_millis(started.timeout_ms);
     let deadline = begin + timeout;
     let start_period_end = begin + Duration::from_millis(started.health.start_period_ms);
-    if crate::containers::is_container(&started.health.check) {
+    if crate::containers::is_container(started) {
         return crate::containers::wait(started, begin, inbox, report);
     }
-    let target = Target {
-        service: started.service.clone(),
-        container: started.container.clone(),
-    };
-    let probe_timeout = Duration::from_millis(started.health.probe_timeout_ms);
-    let prober = match Prober::new(&started.health.check, &target, probe_timeout) {
-        Ok(prober) => prober,
-        Err(message) => {
+    // A one-shot job is not probed: its exit decides.
+    let one_shot = started.health.check == Check::Completed;
+    let prober = if one_shot {
+        if started.pid.is_none() {
+            let message = "a one-shot job needs its process id (x-hub.run) or its container in the started record".to_owned();
             report(Report::Done(Verdict::probe_error(begin.elapsed(), message)));
             return;
         }
+        None
+    } else {
+        let target = Target {
+            service: started.service.clone(),
+            container: started.container.clone(),
+        };
+        let probe_timeout = Duration::from_millis(started.health.probe_timeout_ms);
+        match Prober::new(&started.health.check, &target, probe_timeout) {
+            Ok(prober) => Some(prober),
+            Err(message) => {
+                report(Report::Done(Verdict::probe_error(begin.elapsed(), message)));
+                return;
+            }
+        }
     };
     let mut schedule = Schedule::new(Duration::from_millis(started.health.interval_ms));
-    let mut next_probe = now;
+    let mut next_probe = if one_shot { deadline } else { now };
     let mut probes = 0u32;
     let mut failures = 0u32;
     let mut last: Option<Outcome> = None;
@@ -224,7 +235,7 @@ pub fn wait(
             )));
             return;
         }
-        if Instant::now() >= next_probe {
+        if let Some(prober) = prober.as_ref().filter(|_| Instant::now() >= next_probe) {
             let outcome = prober.probe();
             probes += 1;
             if outcome.is_ok() {
@@ -313,7 +324,8 @@ pub fn wait(
     }
 }
 
-/// The verdict for a process that exited: its status (from the exit file) and its log's tail.
+/// The verdict for a process that exited: its status (from the exit file) and its log's tail;
+/// healthy for a one-shot job that exited 0.
 fn exited(
     started: &Started,
     begin: Instant,
@@ -326,6 +338,13 @@ fn exited(
         .exit_file
         .as_deref()
         .and_then(|path| read_exit_file(path, started.ts));
+    if started.health.check == Check::Completed && exit_status == Some(0) {
+        return Verdict::Healthy {
+            ready: elapsed,
+            probes,
+            failures,
+        };
+    }
     let log_tail = started.log.as_deref().map(log_tail);
     let message = match exit_status {
         Some(status) if status > 128 => format!(

@@ -700,3 +700,35 @@ fn a_one_shot_job_needs_an_exit_hub_can_see() {
         "service \"job\": \"api\" waits for it to complete (`condition: service_completed_successfully`), but its x-hub.health checks it while it runs; make that `completed: true`, or change the condition",
     );
 }
+
+#[test]
+fn an_override_file_adds_dependencies_in_either_form_as_compose_does() {
+    let dir = temp_with(&[
+        (
+            "base.yaml",
+            "services:\n  a: {}\n  b: {}\n  c: {}\n  api:\n    depends_on: [a]\n    profiles: [web]\n",
+        ),
+        (
+            "override.yaml",
+            "services:\n  api:\n    depends_on: [b]\n    profiles: [api]\n  more:\n    depends_on: [api]\n",
+        ),
+        (
+            "more.yaml",
+            "services:\n  api:\n    depends_on: { c: { condition: service_healthy } }\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["-f", "base.yaml", "-f", "override.yaml", "-f", "more.yaml"])
+        .args(["--profile", "web"])
+        .run();
+    let recs = plans(&out);
+    assert_eq!(
+        by_name(&recs, "api")["deps"],
+        serde_json::json!(["a", "b", "c"])
+    );
+    assert_eq!(
+        by_name(&recs, "api")["profiles"],
+        serde_json::json!(["web", "api"])
+    );
+}

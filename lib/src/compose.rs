@@ -101,10 +101,77 @@ pub fn load(files: &[String]) -> Result<ComposeDoc> {
     Ok(doc)
 }
 
+/// Merge a later file's definition of a service into the earlier one, with compose's rules for
+/// what hub reads: `depends_on` and `labels` merge in their mapping form whichever form each
+/// file wrote (compose merges "the expanded form"), `profiles` append, and the rest follows
+/// [`merge_mapping`]. Other lists (`ports`, `volumes`; hub does not read them) are replaced.
+fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (key, value) in overlay {
+        let earlier = base.remove(&key);
+        let merged = match (key.as_str(), earlier) {
+            ("depends_on" | "labels", Some(earlier)) => {
+                match (expanded(&key, earlier), expanded(&key, value)) {
+                    (Value::Object(mut earlier), Value::Object(later)) => {
+                        merge_mapping(&mut earlier, later);
+                        Value::Object(earlier)
+                    }
+                    (_, later) => later,
+                }
+            }
+            ("profiles", Some(Value::Array(mut earlier))) => match value {
+                Value::Array(later) => {
+                    for profile in later {
+                        if !earlier.contains(&profile) {
+                            earlier.push(profile);
+                        }
+                    }
+                    Value::Array(earlier)
+                }
+                later => later,
+            },
+            (_, Some(Value::Object(mut earlier))) => match value {
+                Value::Object(later) => {
+                    merge_mapping(&mut earlier, later);
+                    Value::Object(earlier)
+                }
+                later => later,
+            },
+            (_, _) => value,
+        };
+        base.insert(key, merged);
+    }
+}
+
+/// The mapping form of a list-form `depends_on` (`[a]` → `{a: {condition: service_started}}`,
+/// as compose expands it) or `labels` (`["k=v"]` → `{k: v}`). Anything else is returned as is,
+/// for validation to name.
+fn expanded(key: &str, value: Value) -> Value {
+    let Value::Array(items) = value else {
+        return value;
+    };
+    if !items.iter().all(Value::is_string) {
+        return Value::Array(items);
+    }
+    let entries = items.into_iter().filter_map(|item| match item {
+        Value::String(text) => Some(text),
+        _ => None,
+    });
+    Value::Object(if key == "depends_on" {
+        entries
+            .map(|name| (name, serde_json::json!({"condition": "service_started"})))
+            .collect()
+    } else {
+        entries
+            .map(|text| match text.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+                None => (text, Value::String(String::new())),
+            })
+            .collect()
+    })
+}
+
 /// Merge `overlay` into `base`: where both hold a mapping, merge it; else the overlay wins.
-///
-/// This is compose's rule for mappings. Compose also merges some lists (`ports`, `volumes`, a
-/// list-form `depends_on`); hub replaces them, and says so in the README.
+/// This is compose's rule for mappings.
 fn merge_mapping(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
         match (base.get_mut(&key), value) {
@@ -152,7 +219,7 @@ pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
         };
         match doc.services.get_mut(&service) {
             Some(existing) => {
-                merge_mapping(&mut existing.body, body);
+                merge_service(&mut existing.body, body);
                 existing.file = name.to_owned();
             }
             None => {
@@ -201,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn mappings_merge_at_every_depth_and_lists_are_replaced() {
+    fn mappings_merge_at_every_depth_and_profiles_append() {
         let mut doc = ComposeDoc::default();
         let base = "services:\n  a:\n    x-hub: { run: x, health: { tcp: \"h:1\", interval: 1s } }\n    depends_on: { b: { condition: service_healthy } }\n    profiles: [one]\n";
         let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { c: {} }\n    profiles: [two]\n";
@@ -216,7 +283,30 @@ mod tests {
             a["depends_on"],
             serde_json::json!({"b": {"condition": "service_healthy"}, "c": {}})
         );
-        assert_eq!(a["profiles"], serde_json::json!(["two"]));
+        assert_eq!(a["profiles"], serde_json::json!(["one", "two"]));
+    }
+
+    #[test]
+    fn depends_on_and_labels_merge_whichever_form_each_file_wrote() {
+        let mut doc = ComposeDoc::default();
+        let base = "services:\n  a:\n    depends_on: [b]\n    labels: [hub.class=core, team=db]\n    x-hub: { run: [sleep, \"1\"] }\n";
+        let overlay = "services:\n  a:\n    depends_on: { c: { condition: service_completed_successfully } }\n    labels: { hub.class: stretch }\n    x-hub: { run: [sleep, \"2\"] }\n";
+        merge_text(&mut doc, base, "base.yaml").unwrap();
+        merge_text(&mut doc, overlay, "override.yaml").unwrap();
+        let a = &doc.services["a"].body;
+        assert_eq!(
+            a["depends_on"],
+            serde_json::json!({
+                "b": {"condition": "service_started"},
+                "c": {"condition": "service_completed_successfully"}
+            })
+        );
+        assert_eq!(
+            a["labels"],
+            serde_json::json!({"hub.class": "stretch", "team": "db"})
+        );
+        // A command is replaced, never appended.
+        assert_eq!(a["x-hub"]["run"], serde_json::json!(["sleep", "2"]));
     }
 
     #[test]

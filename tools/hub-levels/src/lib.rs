@@ -20,7 +20,7 @@ pub fn command() -> Command {
              else 1 + the highest level of its dependencies. A service that a dependent waits \
              for with `condition: service_completed_successfully` is a one-shot job (health \
              kind `completed`: done when it exits 0).\n\n\
-             Multiple -f files merge per service (mappings such as x-hub, labels and depends_on merge key by key; lists and scalars from a later file replace the earlier ones); \
+             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
              for compose's full merge and ${VAR} interpolation, pipe `docker compose config | hub-levels -f -`.",
         )
         .after_help(

@@ -536,3 +536,39 @@ fn the_budget_cuts_a_running_attempt_short() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["outcome"], "timeout");
 }
+
+#[test]
+fn replay_stdin_gives_every_attempt_all_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let script = format!(
+        "cat >> '{}'; echo >> '{}'; exit 1",
+        seen.display(),
+        seen.display()
+    );
+    let input = "line one\nline two\n";
+    Cmd::new("hub-retry")
+        .args([
+            "-n",
+            "3",
+            "--delay",
+            "1ms",
+            "--replay-stdin",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(input)
+        .status(1);
+    let text = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(text, format!("{input}\n").repeat(3));
+    // Without it, stdin is inherited: the first attempt reads it all, the later ones nothing.
+    std::fs::remove_file(&seen).unwrap();
+    Cmd::new("hub-retry")
+        .args(["-n", "3", "--delay", "1ms", "--", "sh", "-c", &script])
+        .stdin(input)
+        .status(1);
+    let text = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(text, format!("{input}\n\n\n"));
+}

@@ -196,6 +196,41 @@ pub struct Job<'a> {
     pub events: Option<RecordWriter>,
     /// The run id for records.
     pub run_id: Option<String>,
+    /// A spooled copy of stdin ([`spool_stdin`]) that every attempt reads from its start;
+    /// `None`: attempts inherit stdin.
+    pub stdin: Option<std::fs::File>,
+}
+
+/// Read all of stdin into an unnamed temporary file (created in the temp folder and unlinked at
+/// once, so nothing is left behind), for every attempt to read from its start.
+pub fn spool_stdin() -> Result<std::fs::File> {
+    let folder = std::env::temp_dir();
+    let path = folder.join(format!(
+        "hub-retry-stdin-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "--replay-stdin: creating a spool file in {}",
+                    folder.display()
+                ),
+                &e,
+            )
+        })?;
+    let _ = std::fs::remove_file(&path);
+    std::io::copy(&mut std::io::stdin().lock(), &mut file)
+        .map_err(|e| Error::io("--replay-stdin: reading stdin into the spool file", &e))?;
+    Ok(file)
 }
 
 /// What one attempt came to.
@@ -229,6 +264,7 @@ pub fn run(mut job: Job<'_>, interrupts: &Interrupts) -> Result<u8> {
         let mut ended = run_attempt(
             &program,
             &job.argv[1..],
+            job.stdin.as_ref(),
             timeout,
             job.policy.grace,
             interrupts,
@@ -493,6 +529,7 @@ fn budget_covers(policy: &Policy, elapsed: Duration, delay: Duration) -> bool {
 fn run_attempt(
     program: &OsString,
     args: &[OsString],
+    stdin: Option<&std::fs::File>,
     timeout: Option<Duration>,
     grace: Duration,
     interrupts: &Interrupts,
@@ -500,6 +537,17 @@ fn run_attempt(
     let began = Instant::now();
     let mut cmd = Command::new(program);
     cmd.args(args);
+    if let Some(spool) = stdin {
+        // The attempt's copy shares the file offset: rewind it for each attempt.
+        let rewound = {
+            use std::io::Seek;
+            let mut spool = spool;
+            spool.rewind().and_then(|()| spool.try_clone())
+        };
+        let spool =
+            rewound.map_err(|e| Error::io("--replay-stdin: rewinding the spool file", &e))?;
+        cmd.stdin(spool);
+    }
     let shown = program.to_string_lossy();
     let mut child = Running::spawn(&mut cmd, Detach::Group).map_err(|e| {
         let code = if e.kind() == std::io::ErrorKind::NotFound {

@@ -204,6 +204,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                 },
                 breaker: Some((&breaker, key)),
                 events,
+                stdin: None,
                 run_id,
             };
             retry::run(job, &interrupts)

@@ -26,7 +26,9 @@ pub fn command() -> Command {
              CMD runs directly (no shell) in its own process group, with stdin, stdout and \
              stderr inherited. Delays double from --delay up to --max-delay: 2s 4s 8s 16s 30s. \
              Durations are humantime (500ms, 2s, 1m30s) or bare seconds.\n\n\
-             stdin is not replayed: a later attempt reads whatever the earlier ones left.",
+             stdin is inherited, not replayed: a later attempt reads whatever the earlier ones \
+             left. With --replay-stdin, hub-retry first reads stdin to its end into a temporary \
+             file and gives every attempt the whole of it.",
         )
         .after_help(
             "Exit status: 0 the command succeeded; otherwise the last attempt's status \
@@ -111,6 +113,12 @@ pub fn command() -> Command {
                 .value_name("CODES")
                 .value_parser(ExitCodes::parse)
                 .help("Never retry these statuses, e.g. 2,126-127"),
+        )
+        .arg(
+            Arg::new("replay-stdin")
+                .long("replay-stdin")
+                .action(clap::ArgAction::SetTrue)
+                .help("Read stdin to its end first, and give every attempt all of it (spooled to a temporary file)"),
         )
         .arg(
             Arg::new("name")
@@ -210,6 +218,11 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .zip(matches.get_one::<String>("breaker").cloned()),
         events,
         run_id: matches.get_one::<String>("run-id").cloned(),
+        stdin: if matches.get_flag("replay-stdin") {
+            Some(retry::spool_stdin()?)
+        } else {
+            None
+        },
     };
     retry::run(job, &interrupts)
 }

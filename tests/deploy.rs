@@ -338,12 +338,17 @@ fn the_demo_deploys_recovers_a_flaky_service_and_tears_down() {
         "{err}"
     );
     assert!(records.iter().any(is("healthy", "frontend")));
+    // The one-shot migration completed before keycloak's first attempt.
+    assert!(
+        position(&records, is("healthy", "keycloak-migrate"))
+            < position(&records, is("started", "keycloak"))
+    );
     let down = Cmd::script("hub-down")
         .current_dir(empty.path())
         .args(["--state-dir", &state_arg])
         .run();
     let stopped = records_of(&down);
-    assert_eq!(stopped.len(), 8);
+    assert_eq!(stopped.len(), 9);
     assert!(
         stopped
             .iter()
@@ -422,6 +427,7 @@ fn a_one_shot_job_that_exits_0_lets_its_dependents_start() {
     );
     assert!(records.iter().any(is("healthy", "api")));
     assert!(stack.path().join("migrated").exists());
+    assert!(err.contains("migrate completed with exit 0 after"), "{err}");
 }
 
 #[test]

@@ -500,10 +500,13 @@ impl Waiter {
                 failures,
             } => {
                 self.healthy += 1;
-                self.say(
-                    log::Level::Success,
-                    &format!("{name} is healthy ({})", duration::human(*ready)),
-                );
+                let took = duration::human(*ready);
+                let line = if started.health.check == hub::records::Check::Completed {
+                    format!("{name} completed with exit 0 after {took}")
+                } else {
+                    format!("{name} is healthy ({took})")
+                };
+                self.say(log::Level::Success, &line);
                 let record = HealthyRecord {
                     service: name,
                     class: started.class,

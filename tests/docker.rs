@@ -35,6 +35,18 @@ fn engine_check(grace: Duration, timeout: Duration) -> WaitOptions {
     }
 }
 
+/// The exit code and log tail of an `Exited` outcome; any other outcome fails the test.
+fn exit_of(outcome: Outcome) -> (Option<i32>, Vec<String>) {
+    match outcome {
+        Outcome::Exited {
+            exit_code,
+            log_tail,
+            ..
+        } => (exit_code, log_tail),
+        other => panic!("expected Exited, got {other:?}"),
+    }
+}
+
 fn server_check() -> CommandSpec {
     CommandSpec::Argv(vec!["/server".into(), "check".into()])
 }
@@ -295,14 +307,7 @@ services:
         },
     )
     .unwrap();
-    let Outcome::Exited {
-        exit_code,
-        log_tail,
-        ..
-    } = outcome
-    else {
-        panic!("expected Exited, got {outcome:?}");
-    };
+    let (exit_code, log_tail) = exit_of(outcome);
     assert_eq!(exit_code, Some(9));
     assert_eq!(log_tail, ["out of luck"]);
 }
@@ -590,15 +595,7 @@ services:
         }
     );
     let id = container::up(&cmd, &compose_ref(&project), "broken").unwrap();
-    let outcome = container::wait_healthy(&cmd, &id, &completed).unwrap();
-    let Outcome::Exited {
-        exit_code,
-        log_tail,
-        ..
-    } = outcome
-    else {
-        panic!("expected Exited, got {outcome:?}");
-    };
+    let (exit_code, log_tail) = exit_of(container::wait_healthy(&cmd, &id, &completed).unwrap());
     assert_eq!(exit_code, Some(5));
     assert_eq!(
         log_tail.last().map(String::as_str),

@@ -213,7 +213,8 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
     let mut no_id: Option<usize> = None;
     let mut state: Option<RunState> = None;
     let tally = jsonl::read_sources(sources, policy, |line, _place| {
-        let event: Event<'_> = jsonl::decode(line)?;
+        let mut event = Event::default();
+        event.decode_into(line)?;
         let run_id = event.run_id.as_deref();
         let known = match run_id {
             Some(id) => index.get(id).copied(),

@@ -352,6 +352,18 @@ impl RunState {
         }
     }
 
+    /// Start over on another run. The service table keeps its room: a file of many runs
+    /// replaces the fold once per run, and regrowing the table each time showed in the profile.
+    pub fn restart(&mut self, run_id: Option<String>) {
+        let mut services = std::mem::take(&mut self.services);
+        services.clear();
+        *self = RunState {
+            run_id,
+            services,
+            ..RunState::default()
+        };
+    }
+
     /// The run id.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
@@ -398,13 +410,15 @@ impl RunState {
             kind @ ("plan" | "started" | "failed" | "skipped" | "healthy" | "unhealthy"
             | "waiting") => {
                 if let Some(service) = event.service.as_deref() {
-                    // get_mut first: the name is copied once per service, not once per record.
-                    if !self.services.contains_key(service) {
-                        self.services
-                            .insert(service.to_owned(), ServiceState::default());
-                    }
-                    if let Some(state) = self.services.get_mut(service) {
-                        apply_service(state, kind, event, ts);
+                    // Looked up by &str: the name is copied once per service, not once per
+                    // record, and a known service (nearly every record) costs one lookup.
+                    match self.services.get_mut(service) {
+                        Some(state) => apply_service(state, kind, event, ts),
+                        None => {
+                            let mut state = ServiceState::default();
+                            apply_service(&mut state, kind, event, ts);
+                            self.services.insert(service.to_owned(), state);
+                        }
                     }
                 }
             }

@@ -784,6 +784,50 @@ mod tests {
         "{ \"type\" : \"healthy\" ,\t\"service\":\"caf\u{e9} \u{2713}\", \"x\": [ ] }",
     ];
 
+    /// Every field serde's derive knows is one the scan reads, so a field added to `Event`
+    /// without its arm in `Event::scan` fails here rather than going silently missing (the scan
+    /// would step over it as unknown). serde hands a struct's field names to
+    /// `deserialize_struct`; this deserializer only collects them.
+    #[test]
+    fn the_fast_scan_reads_every_field_serde_knows() {
+        struct Names(Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for &mut Names {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("names only"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend(fields);
+                Err(serde::de::Error::custom("names only"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut names = Names(Vec::new());
+        assert!(Event::deserialize(&mut names).is_err());
+        assert!(names.0.len() > 20, "{:?}", names.0);
+        for name in names.0.iter().filter(|&&name| name != "type") {
+            // No field takes an object, so the scan must decline the line, not step over it.
+            let line = format!(r#"{{"type":"x","{name}":{{"z":1}}}}"#);
+            assert_eq!(
+                Event::default().scan(&line),
+                None,
+                "the scan skips `{name}`"
+            );
+        }
+    }
+
     /// What the fast scan reads, serde reads alike: each record, and thousands of small
     /// mutations of them (an escape, a float, a stray comma, a duplicate field, a wrong type…).
     /// Where the scan declines, serde decides, so only its acceptances need checking.

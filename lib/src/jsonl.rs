@@ -5,7 +5,8 @@
 //! reader hands each line to a callback and keeps nothing. A writer killed mid-line leaves a
 //! truncated last line; that is expected wear, not corruption, so it is tolerated even under
 //! `strict`. Decoding is the caller's (each reader knows its own record shapes); [`decode`]
-//! turns serde's error into the one-line message the reader reports.
+//! turns serde's error into the one-line message the reader reports, and a reader of millions of
+//! lines can try [`crate::jsonscan`] first.
 
 use crate::{Error, Result, log};
 use serde::Deserialize;
@@ -122,53 +123,109 @@ where
     F: FnMut(&str, Place<'_>) -> std::result::Result<(), String>,
 {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let mut buf = Vec::with_capacity(1024);
+    // Lines are handed out from the reader's own buffer; only a line cut by the buffer's end is
+    // copied, here, so a big file is not copied a second time line by line.
+    let mut carry = Vec::with_capacity(1024);
     let mut line_no = 0u64;
     loop {
-        buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(format!("reading {source}"), &e))?;
-        if read == 0 {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("reading {source}"), &e)),
+        };
+        if chunk.is_empty() {
+            if !carry.is_empty() {
+                line_no += 1;
+                take_line(&carry, line_no, source, policy, tally, each)?;
+            }
             return Ok(());
         }
-        line_no += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let bytes = trim_ascii(&buf);
-        if bytes.is_empty() {
-            continue;
+        let mut rest = chunk;
+        if !carry.is_empty() {
+            let Some(end) = find_newline(rest) else {
+                carry.extend_from_slice(rest);
+                let used = rest.len();
+                reader.consume(used);
+                continue;
+            };
+            let (tail, after) = rest.split_at(end + 1);
+            carry.extend_from_slice(tail);
+            line_no += 1;
+            take_line(&carry, line_no, source, policy, tally, each)?;
+            carry.clear();
+            rest = after;
         }
-        tally.lines += 1;
-        let place = Place {
-            source,
-            line: line_no,
-        };
-        let outcome = match std::str::from_utf8(bytes) {
-            Ok(line) => each(line, place),
-            Err(e) => Err(format!("not UTF-8 text ({e})")),
-        };
-        match outcome {
-            Ok(()) => tally.records += 1,
-            Err(_) if !complete => {
-                // The last line with no newline: a writer stopped mid-line. Expected, not fatal.
-                tally.truncated += 1;
-                log::warn(&format!(
-                    "{place}: truncated last line ignored (its writer stopped mid-line)"
-                ));
+        while let Some(end) = find_newline(rest) {
+            let (line, after) = rest.split_at(end + 1);
+            line_no += 1;
+            take_line(line, line_no, source, policy, tally, each)?;
+            rest = after;
+        }
+        carry.extend_from_slice(rest);
+        let used = chunk.len();
+        reader.consume(used);
+    }
+}
+
+/// Hand one line (its newline included, when it has one) to `each`, and count and report the
+/// outcome.
+fn take_line<F>(
+    line: &[u8],
+    line_no: u64,
+    source: &str,
+    policy: Policy,
+    tally: &mut Tally,
+    each: &mut F,
+) -> Result<()>
+where
+    F: FnMut(&str, Place<'_>) -> std::result::Result<(), String>,
+{
+    let complete = line.last() == Some(&b'\n');
+    let bytes = trim_ascii(line);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    tally.lines += 1;
+    let place = Place {
+        source,
+        line: line_no,
+    };
+    let outcome = match std::str::from_utf8(bytes) {
+        Ok(line) => each(line, place),
+        Err(e) => Err(format!("not UTF-8 text ({e})")),
+    };
+    match outcome {
+        Ok(()) => tally.records += 1,
+        Err(_) if !complete => {
+            // The last line with no newline: a writer stopped mid-line. Expected, not fatal.
+            tally.truncated += 1;
+            log::warn(&format!(
+                "{place}: truncated last line ignored (its writer stopped mid-line)"
+            ));
+        }
+        Err(message) => {
+            tally.malformed += 1;
+            if policy.strict {
+                return Err(Error::input(format!(
+                    "{place}: {message} (--strict refuses malformed lines)"
+                )));
             }
-            Err(message) => {
-                tally.malformed += 1;
-                if policy.strict {
-                    return Err(Error::input(format!(
-                        "{place}: {message} (--strict refuses malformed lines)"
-                    )));
-                }
-                if tally.malformed <= limit(policy) {
-                    log::warn(&format!("{place}: {message}; line skipped"));
-                }
+            if tally.malformed <= limit(policy) {
+                log::warn(&format!("{place}: {message}; line skipped"));
             }
         }
     }
+    Ok(())
+}
+
+/// Where the first `\n` is.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    use crate::jsonscan::{find, splat, zero_bytes};
+    find(
+        bytes,
+        |word| zero_bytes(word ^ splat(b'\n')),
+        |b| b == b'\n',
+    )
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -291,6 +348,62 @@ mod tests {
         );
         assert!(result.is_ok());
         assert_eq!(tally.malformed, 1);
+    }
+
+    /// A reader that hands out a few bytes per read, so lines straddle its buffer's refills.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_cut_across_reads_are_joined() {
+        let input = "{\"type\":\"plan\"}\n\n{\"type\":\"healthy\"}\r\n{\"type\":\"finished\"}";
+        for step in 1..input.len() {
+            let mut seen = Vec::new();
+            let mut tally = Tally::default();
+            let result = read_source(
+                Trickle(input.as_bytes(), step),
+                "x",
+                Policy::default(),
+                &mut tally,
+                &mut |line: &str, place: Place<'_>| {
+                    seen.push((place.line, line.to_owned()));
+                    Ok(())
+                },
+            );
+            assert!(result.is_ok());
+            assert_eq!(
+                seen,
+                vec![
+                    (1, "{\"type\":\"plan\"}".to_owned()),
+                    (3, "{\"type\":\"healthy\"}".to_owned()),
+                    (4, "{\"type\":\"finished\"}".to_owned()),
+                ],
+                "{step} bytes per read"
+            );
+        }
+    }
+
+    #[test]
+    fn the_newline_search_finds_the_first_one_anywhere() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut bytes = vec![b'x'; len];
+                bytes[at] = b'\n';
+                if at + 3 < len {
+                    bytes[at + 3] = b'\n';
+                }
+                assert_eq!(find_newline(&bytes), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_newline(&vec![0x8a; len]), None);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod error;
 pub mod graph;
 pub mod jsonl;
+pub mod jsonscan;
 pub mod log;
 pub mod output;
 pub mod probe;

@@ -211,11 +211,16 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
     // Run id → its place in `runs`; looked up by &str, so a record costs no allocation.
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut no_id: Option<usize> = None;
+    let mut last: Option<usize> = None;
     let mut state: Option<RunState> = None;
     let tally = jsonl::read_sources(sources, policy, |line, _place| {
-        let event: Event<'_> = jsonl::decode(line)?;
+        let mut event = Event::default();
+        event.decode_into(line)?;
         let run_id = event.run_id.as_deref();
+        // A run's records mostly come together: the previous record's run is checked before
+        // the index.
         let known = match run_id {
+            _ if last.is_some_and(|at: usize| runs[at].id.as_deref() == run_id) => last,
             Some(id) => index.get(id).copied(),
             None => no_id,
         };
@@ -235,11 +240,16 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
                     records: 0,
                 });
                 if wanted.is_none_or(|wanted| run_id == Some(wanted)) {
-                    state = Some(RunState::new(run_id.map(str::to_owned)));
+                    let run_id = run_id.map(str::to_owned);
+                    match state.as_mut() {
+                        Some(state) => state.restart(run_id),
+                        None => state = Some(RunState::new(run_id)),
+                    }
                 }
                 position
             }
         };
+        last = Some(position);
         let seen = &mut runs[position];
         seen.records += 1;
         if let Some(ts) = event.ts {

@@ -4,13 +4,17 @@
 //! so `trend` reads back exactly what `--format json` shows. The fold keeps one small state
 //! per service, so memory grows with services, not with records.
 
+use hub::jsonscan::Scan;
 use hub::records::Class;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The fields of any record that the report uses; everything else is skipped unread.
-#[derive(Debug, Deserialize)]
+///
+/// Decode with [`Event::decode`]: a million lines are read per report, and serde's general
+/// decoding is most of what that costs.
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Event<'a> {
     /// The record type.
     #[serde(rename = "type", borrow)]
@@ -61,6 +65,102 @@ pub struct Event<'a> {
     pub key: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub to: Option<Cow<'a, str>>,
+}
+
+impl<'a> Event<'a> {
+    /// Decode one line: the fast scan for the plain lines hub's tools write, serde for the rest
+    /// (escapes, floats, anything odd), which then decides and words any error.
+    pub fn decode(line: &'a str) -> Result<Self, String> {
+        let mut event = Event::default();
+        event.decode_into(line)?;
+        Ok(event)
+    }
+
+    /// [`Event::decode`] into `self`, a default event: an event is a few hundred bytes, and
+    /// moving one out of a function per line shows in the profile. On an error, what `self`
+    /// holds is unspecified.
+    pub fn decode_into(&mut self, line: &'a str) -> Result<(), String> {
+        if self.scan(line).is_none() {
+            *self = hub::jsonl::decode(line)?;
+        }
+        Ok(())
+    }
+
+    /// The fast path: `None` whenever the line is not one it can vouch for, serde's derive
+    /// above being the definition. Fields are told apart by a bit each, because serde refuses
+    /// a field given twice (even as `null`).
+    fn scan(&mut self, line: &'a str) -> Option<()> {
+        let mut seen = 0u32;
+        Scan::new(line).object(|key, scan| {
+            let e = &mut *self;
+            let (bit, read) = match key {
+                "type" => (0, scan.str().map(|v| e.kind = Cow::Borrowed(v))),
+                "ts" => (1, scan.nullable(Scan::u64).map(|v| e.ts = v)),
+                "run_id" => (
+                    2,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.run_id = v.map(Cow::from)),
+                ),
+                "service" => (
+                    3,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.service = v.map(Cow::from)),
+                ),
+                "class" => (4, scan.nullable(Scan::str_as).map(|v| e.class = v)),
+                "level" => (5, scan.nullable(Scan::u32).map(|v| e.level = v)),
+                "deps" => (6, scan.nullable(Scan::str_array).map(|v| e.deps = v)),
+                "soft_deps" => (7, scan.nullable(Scan::str_array).map(|v| e.soft_deps = v)),
+                "attempt" => (8, scan.nullable(Scan::u32).map(|v| e.attempt = v)),
+                "final" => (9, scan.nullable(Scan::bool).map(|v| e.is_final = v)),
+                "reason" => (
+                    10,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.reason = v.map(Cow::from)),
+                ),
+                "message" => (
+                    11,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.message = v.map(Cow::from)),
+                ),
+                "exit_status" => (12, scan.nullable(Scan::i64).map(|v| e.exit_status = v)),
+                "ready_ms" => (13, scan.nullable(Scan::u64).map(|v| e.ready_ms = v)),
+                "elapsed_ms" => (14, scan.nullable(Scan::u64).map(|v| e.elapsed_ms = v)),
+                "last_probe" => (
+                    15,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.last_probe = v.map(Cow::from)),
+                ),
+                "log_tail" => (16, scan.nullable(Scan::str_array).map(|v| e.log_tail = v)),
+                "dependency" => (
+                    17,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.dependency = v.map(Cow::from)),
+                ),
+                "ok" => (18, scan.nullable(Scan::bool).map(|v| e.ok = v)),
+                "duration_ms" => (19, scan.nullable(Scan::u64).map(|v| e.duration_ms = v)),
+                "signal" => (
+                    20,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.signal = v.map(Cow::from)),
+                ),
+                "in_flight" => (21, scan.nullable(Scan::str_array).map(|v| e.in_flight = v)),
+                "key" => (
+                    22,
+                    scan.nullable(Scan::str).map(|v| e.key = v.map(Cow::from)),
+                ),
+                "to" => (
+                    23,
+                    scan.nullable(Scan::str).map(|v| e.to = v.map(Cow::from)),
+                ),
+                _ => return scan.skip(),
+            };
+            read?;
+            let bit = 1u32 << bit;
+            (seen & bit == 0).then(|| seen |= bit)
+        })?;
+        // `type` is the one field serde requires.
+        (seen & 1 != 0).then_some(())
+    }
 }
 
 /// A service's outcome in the report.
@@ -252,6 +352,18 @@ impl RunState {
         }
     }
 
+    /// Start over on another run. The service table keeps its room: a file of many runs
+    /// replaces the fold once per run, and regrowing the table each time showed in the profile.
+    pub fn restart(&mut self, run_id: Option<String>) {
+        let mut services = std::mem::take(&mut self.services);
+        services.clear();
+        *self = RunState {
+            run_id,
+            services,
+            ..RunState::default()
+        };
+    }
+
     /// The run id.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
@@ -298,13 +410,15 @@ impl RunState {
             kind @ ("plan" | "started" | "failed" | "skipped" | "healthy" | "unhealthy"
             | "waiting") => {
                 if let Some(service) = event.service.as_deref() {
-                    // get_mut first: the name is copied once per service, not once per record.
-                    if !self.services.contains_key(service) {
-                        self.services
-                            .insert(service.to_owned(), ServiceState::default());
-                    }
-                    if let Some(state) = self.services.get_mut(service) {
-                        apply_service(state, kind, event, ts);
+                    // Looked up by &str: the name is copied once per service, not once per
+                    // record, and a known service (nearly every record) costs one lookup.
+                    match self.services.get_mut(service) {
+                        Some(state) => apply_service(state, kind, event, ts),
+                        None => {
+                            let mut state = ServiceState::default();
+                            apply_service(&mut state, kind, event, ts);
+                            self.services.insert(service.to_owned(), state);
+                        }
                     }
                 }
             }
@@ -649,10 +763,167 @@ mod tests {
     fn fold(lines: &[&str]) -> Report {
         let mut run = RunState::new(Some("r".into()));
         for line in lines {
-            let event: Event<'_> = hub::jsonl::decode(line).unwrap();
+            let event = Event::decode(line).unwrap();
             run.apply(&event);
         }
         run.report()
+    }
+
+    /// Records of every shape the report reads, as hub's tools write them.
+    const RECORDS: &[&str] = &[
+        r#"{"type":"plan","ts":1795882713000,"run_id":"r-1","service":"api","level":1,"class":"core","deps":["db","cache"],"soft_deps":[],"timeout_ms":60000,"backend":"run","run":["/opt/api"],"health":{"kind":"http","url":"http://127.0.0.1:8080/health","status":"200-399","interval_ms":100},"retry":{"attempts":3,"delay_ms":2000},"labels":{"hub.class":"core"}}"#,
+        r#"{"type":"started","ts":1795882713050,"run_id":"r-1","service":"api","class":"stretch","level":0,"attempt":1,"max_attempts":3,"backend":"run","pid":2000,"log":".hub/logs/api.log"}"#,
+        r#"{"type":"waiting","ts":1795882714754,"run_id":"r-1","service":"api","attempt":1,"percent":50,"elapsed_ms":1704,"last_probe":"GET /health: 503"}"#,
+        r#"{"type":"unhealthy","ts":1795882713950,"run_id":"r-1","service":"api","class":"optional","attempt":1,"final":false,"reason":"exited","elapsed_ms":900,"probes":9,"exit_status":-1,"last_probe":"connection refused","log_tail":["error: not ready","exiting"]}"#,
+        r#"{"type":"healthy","ts":1795882716459,"run_id":"r-1","service":"api","attempt":2,"final":true,"ready_ms":3409,"probes":34,"ratio":0.25}"#,
+        r#"{"type":"failed","ts":5,"service":"api","message":"exit status 3","exit_status":3,"reason":null,"dependency":"db"}"#,
+        r#"{"type":"skipped","ts":6,"run_id":null,"service":"web","reason":"dependency_failed","dependency":"api"}"#,
+        r#"{"type":"breaker","ts":7,"key":"api:exited","from":"closed","to":"open"}"#,
+        r#"{"type":"interrupted","ts":8,"signal":"SIGINT","in_flight":["api","web"]}"#,
+        r#"{"type":"finished","ts":9,"ok":true,"exit_status":0,"counts":{"healthy":11},"duration_ms":3450}"#,
+        "{ \"type\" : \"healthy\" ,\t\"service\":\"caf\u{e9} \u{2713}\", \"x\": [ ] }",
+    ];
+
+    /// Every field serde's derive knows is one the scan reads, so a field added to `Event`
+    /// without its arm in `Event::scan` fails here rather than going silently missing (the scan
+    /// would step over it as unknown). serde hands a struct's field names to
+    /// `deserialize_struct`; this deserializer only collects them.
+    #[test]
+    fn the_fast_scan_reads_every_field_serde_knows() {
+        struct Names(Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for &mut Names {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("names only"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend(fields);
+                Err(serde::de::Error::custom("names only"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut names = Names(Vec::new());
+        assert!(Event::deserialize(&mut names).is_err());
+        assert!(names.0.len() > 20, "{:?}", names.0);
+        for name in names.0.iter().filter(|&&name| name != "type") {
+            // No field takes an object, so the scan must decline the line, not step over it.
+            let line = format!(r#"{{"type":"x","{name}":{{"z":1}}}}"#);
+            assert_eq!(
+                Event::default().scan(&line),
+                None,
+                "the scan skips `{name}`"
+            );
+        }
+    }
+
+    /// What the fast scan reads, serde reads alike: each record, and thousands of small
+    /// mutations of them (an escape, a float, a stray comma, a duplicate field, a wrong type…).
+    /// Where the scan declines, serde decides, so only its acceptances need checking.
+    #[test]
+    fn the_fast_scan_agrees_with_serde() {
+        const PIECES: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "\"",
+            "\\",
+            " ",
+            "0",
+            "7",
+            "-",
+            ".",
+            "e",
+            "E",
+            "+",
+            "null",
+            "true",
+            "false",
+            "\\n",
+            "\\u00e9",
+            "1.5",
+            "-0",
+            "01",
+            "1e3",
+            "-1",
+            "18446744073709551616",
+            "4294967296",
+            "9223372036854775808",
+            "\"type\":\"x\",",
+            "\"ts\":1,",
+            "\"level\":2,",
+            "\"final\":null,",
+            "\"deps\":[\"a\"],",
+            "\"class\":\"core\",",
+            "\"class\":\"CORE\",",
+            "\u{1}",
+            "\u{e9}",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let (mut tried, mut accepted) = (0, 0);
+        for record in RECORDS {
+            let mut fast = Event::default();
+            assert_eq!(fast.scan(record), Some(()), "the scan reads {record}");
+            for _ in 0..3000 {
+                let mut line = (*record).to_owned();
+                for _ in 0..1 + next(3) {
+                    let mut at = next(line.len() + 1);
+                    while !line.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    let piece = PIECES[next(PIECES.len())];
+                    match next(3) {
+                        0 => line.insert_str(at, piece),
+                        1 => {
+                            let mut end = (at + 1 + next(4)).min(line.len());
+                            while !line.is_char_boundary(end) {
+                                end += 1;
+                            }
+                            line.replace_range(at..end, "");
+                        }
+                        _ => {
+                            let mut end = (at + 1).min(line.len());
+                            while !line.is_char_boundary(end) {
+                                end += 1;
+                            }
+                            line.replace_range(at..end, piece);
+                        }
+                    }
+                }
+                tried += 1;
+                let mut fast = Event::default();
+                if fast.scan(&line).is_some() {
+                    accepted += 1;
+                    let slow: Event<'_> = hub::jsonl::decode(&line).unwrap_or_else(|e| {
+                        panic!("serde refuses what the scan read: {line}: {e}")
+                    });
+                    assert_eq!(fast, slow, "{line}");
+                }
+            }
+        }
+        // Enough mutations survive for the comparison to mean something.
+        assert!(accepted * 10 > tried, "{accepted} of {tried}");
     }
 
     #[test]

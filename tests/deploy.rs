@@ -223,7 +223,7 @@ fn a_rerun_resumes_skipping_what_is_healthy() {
 #[test]
 fn sigterm_mid_deploy_leaves_no_start_command_running() {
     let stack = Stack::new(
-        "services:\n  slow:\n    x-hub: { class: core, start: \"echo $$ > start.pid; sleep 1000 & wait\" }\n",
+        "services:\n  slow:\n    x-hub: { class: core, start: \"echo $$$$ > start.pid; sleep 1000 & wait\" }\n",
     );
     let deploy = stack.deploy(&[]);
     let marker = stack.path().join("start.pid");

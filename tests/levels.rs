@@ -732,3 +732,52 @@ fn an_override_file_adds_dependencies_in_either_form_as_compose_does() {
         serde_json::json!(["web", "api"])
     );
 }
+
+#[test]
+fn variables_are_interpolated_from_the_environment_then_the_dotenv_file() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            r#"
+services:
+  db:
+    x-hub:
+      run: "exec sleep 1000"
+      health: { tcp: "${DB_HOST:-127.0.0.1}:${DB_PORT}" }
+      timeout: ${DB_TIMEOUT}
+  api:
+    depends_on: [db]
+    x-hub: { run: "echo $$PATH; exec api --db $DB_HOST$MISSING" }
+"#,
+        ),
+        (
+            ".env",
+            "DB_PORT=5432\nDB_TIMEOUT=45s\nDB_HOST=from-dotenv\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("DB_HOST", "db.internal")
+        .stderr_contains("the variable MISSING is not set")
+        .run();
+    let recs = plans(&out);
+    let db = by_name(&recs, "db");
+    assert_eq!(db["health"]["address"], "db.internal:5432");
+    assert_eq!(db["timeout_ms"], 45_000);
+    assert_eq!(
+        by_name(&recs, "api")["run"],
+        "echo $PATH; exec api --db db.internal"
+    );
+}
+
+#[test]
+fn a_required_variable_or_a_bad_template_is_an_error() {
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: \"exec app ${TOKEN:?set TOKEN to the API token}\" }\n",
+        "compose.yaml: variable TOKEN is not set: set TOKEN to the API token",
+    );
+    compose_error(
+        "services:\n  a:\n    x-hub: { run: \"exec app $(cat token)\" }\n",
+        "compose.yaml: invalid interpolation in `exec app $(cat token)`; write $$ for a literal $",
+    );
+}

@@ -158,7 +158,7 @@ services:
   flaky:
     x-hub:
       class: core
-      start: 'echo "attempt $HUB_ATTEMPT"; [ "$HUB_ATTEMPT" -ge 3 ]'
+      start: 'echo "attempt $$HUB_ATTEMPT"; [ "$$HUB_ATTEMPT" -ge 3 ]'
       retry: { attempts: 3, delay: 10ms }
 "#,
     );
@@ -356,7 +356,7 @@ fn a_rerun_skips_services_that_are_already_up() {
 #[test]
 fn sigterm_kills_start_commands_in_flight() {
     let deploy = Deploy::new(
-        "services:\n  slow:\n    x-hub: { class: core, start: \"echo $$ > started.pid; sleep 1000 & wait\" }\n",
+        "services:\n  slow:\n    x-hub: { class: core, start: \"echo $$$$ > started.pid; sleep 1000 & wait\" }\n",
     );
     let mut hub = deploy.start(&[]);
     let marker = deploy.path().join("started.pid");

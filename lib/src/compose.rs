@@ -1,9 +1,10 @@
-//! Reading compose files (YAML or JSON) and the simple part of compose's multi-file merge.
+//! Reading compose files (YAML or JSON): `${VAR}` interpolation ([`crate::interpolate`]) and
+//! compose's multi-file merge for what hub reads.
 //!
 //! hub reads the compose file itself so that a stack needs no extra manifest. What it does not
-//! do is compose's full merge (deep merge of lists and maps, `extends`, `include`) and
-//! variable interpolation: for those, `docker compose config | hub-levels -f -` hands hub the
-//! file compose itself resolved.
+//! do is `extends`, `include`, or merging the lists hub does not read (`ports`, `volumes`) by
+//! their keys: for those, `docker compose config | hub-levels -f -` hands hub the file compose
+//! itself resolved.
 
 use crate::{Error, Result};
 use serde_json::{Map, Value};
@@ -37,6 +38,8 @@ pub struct ComposeDoc {
     pub project: Option<String>,
     /// Services by name.
     pub services: BTreeMap<String, ServiceSource>,
+    /// Warnings for stderr: variables read while unset.
+    pub warnings: Vec<String>,
 }
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
@@ -86,18 +89,39 @@ pub fn default_file(dir: &Path) -> Option<String> {
         .map(|path| path.display().to_string())
 }
 
-/// Load and merge compose files. A later file overrides an earlier one per service: mappings
-/// merge key by key at every depth (`x-hub`, `labels`, `depends_on` in its mapping form,
-/// `healthcheck`), anything else (a scalar, a list) replaces the earlier value.
-pub fn load(files: &[String]) -> Result<ComposeDoc> {
+/// Load, interpolate and merge compose files, as compose does: `${VAR}` from `env`, then from
+/// the `.env` file in the project folder (the first file's, or the current one for stdin);
+/// then a later file overrides an earlier one per service ([`merge_service`]).
+pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
     let mut doc = ComposeDoc {
         files: files.to_vec(),
         ..ComposeDoc::default()
     };
+    let project_dir = files
+        .iter()
+        .find(|f| *f != "-")
+        .and_then(|f| Path::new(f).parent())
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+    let dotenv = crate::interpolate::read_dotenv(&project_dir.join(".env"))
+        .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?;
+    let mut variables = crate::interpolate::Variables::new(env, dotenv);
     for name in files {
         let text = read_source(name)?;
-        merge_text(&mut doc, &text, name)?;
+        let mut value = parse_document(&text, name)?;
+        variables
+            .interpolate(&mut value)
+            .map_err(|e| Error::input(format!("{name}: {e}")))?;
+        merge_value(&mut doc, value, name)?;
     }
+    doc.warnings = variables
+        .unset
+        .iter()
+        .map(|var| {
+            format!(
+                "the variable {var} is not set: it reads as an empty string (set it, write ${{{var}:-default}}, or write $${var} to leave it to the command's shell)"
+            )
+        })
+        .collect();
     Ok(doc)
 }
 
@@ -185,7 +209,11 @@ fn merge_mapping(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
 
 /// Merge one document's text into `doc`.
 pub fn merge_text(doc: &mut ComposeDoc, text: &str, name: &str) -> Result<()> {
-    let value = parse_document(text, name)?;
+    merge_value(doc, parse_document(text, name)?, name)
+}
+
+/// Merge one parsed (and interpolated) document into `doc`.
+fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
     let Value::Object(mut top) = value else {
         return Err(Error::input(format!(
             "{name}: not a compose file: the top level must be a mapping with a `services:` key"

@@ -17,6 +17,7 @@ pub mod container;
 pub mod duration;
 pub mod error;
 pub mod graph;
+pub mod interpolate;
 pub mod jsonl;
 pub mod jsonscan;
 pub mod log;

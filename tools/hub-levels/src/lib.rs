@@ -21,7 +21,9 @@ pub fn command() -> Command {
              for with `condition: service_completed_successfully` is a one-shot job (health \
              kind `completed`: done when it exits 0).\n\n\
              Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
-             for compose's full merge and ${VAR} interpolation, pipe `docker compose config | hub-levels -f -`.",
+             string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
+             environment, then .env beside the first file); for extends and include, pipe \
+             `docker compose config | hub-levels -f -`.",
         )
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
@@ -96,7 +98,10 @@ pub fn command() -> Command {
 /// Run `hub-levels`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
     let files = input_files(matches)?;
-    let doc = compose::load(&files)?;
+    let doc = compose::load(&files, &|key| std::env::var(key).ok())?;
+    for warning in &doc.warnings {
+        log::warn(warning);
+    }
     let profiles: Vec<String> = match matches.get_many::<String>("profile") {
         Some(values) => values.cloned().collect(),
         None => std::env::var("COMPOSE_PROFILES")

@@ -34,7 +34,9 @@ pub fn command() -> Command {
              A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
              may take up to the service's timeout). One with `x-hub.run` is launched detached (own \
              session) with output in STATE_DIR/logs/SERVICE.log and pid in \
-             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT.\n\n\
+             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT \
+             (in a compose file write $$HUB_ATTEMPT: hub-levels interpolates $VAR as compose \
+             does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \
              resumes). A failed attempt (the start command failed, or the process died before it \
              was healthy) is retried with the service's x-hub.retry policy; each outcome goes to \

@@ -6,7 +6,7 @@
 //! - CPU: the tool's own user+system time (from /proc/PID/stat) while it waits on 100 services
 //!   that never become ready, at the default probe intervals.
 //!
-//! Usage: hub-bench-wait [--bin PATH] [--rounds N] [--cpu-seconds S] [--services N]
+//! Usage: hub-bench-wait [--bin PATH] [--rounds N] [--cpu-seconds S] [--services N] [--only KIND]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -23,6 +23,8 @@ struct Options {
     rounds: usize,
     cpu_seconds: u64,
     services: usize,
+    /// Only this CPU case (`tcp`, `http-keep-alive`, `http`, `run`, `cmd`), and no latency rounds.
+    only: Option<String>,
 }
 
 fn options() -> Options {
@@ -32,6 +34,7 @@ fn options() -> Options {
         rounds: 40,
         cpu_seconds: 20,
         services: 100,
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -42,6 +45,7 @@ fn options() -> Options {
             "--rounds" => opts.rounds = value.parse().expect("--rounds N"),
             "--cpu-seconds" => opts.cpu_seconds = value.parse().expect("--cpu-seconds S"),
             "--services" => opts.services = value.parse().expect("--services N"),
+            "--only" => opts.only = Some(value),
             other => {
                 eprintln!("unknown argument {other}; see the top of bench/wait/src/main.rs");
                 std::process::exit(2);
@@ -361,6 +365,9 @@ fn cpu(opts: &Options) {
         ("cmd `exit 1` (forks a shell per probe)", "cmd", 500),
     ];
     for (label, kind, interval) in cases {
+        if opts.only.as_deref().is_some_and(|only| only != kind) {
+            continue;
+        }
         let mut tool = Tool::spawn(&opts.bin);
         let mut sleepers = Vec::new();
         for i in 0..n {
@@ -430,6 +437,8 @@ fn cpu(opts: &Options) {
 fn main() {
     let opts = options();
     println!("# hub-wait-healthy bench\n\nbinary: {}", opts.bin.display());
-    latency(&opts);
+    if opts.only.is_none() {
+        latency(&opts);
+    }
     cpu(&opts);
 }

@@ -781,3 +781,23 @@ fn a_required_variable_or_a_bad_template_is_an_error() {
         "compose.yaml: invalid interpolation in `exec app $(cat token)`; write $$ for a literal $",
     );
 }
+
+#[test]
+fn the_dotenv_file_also_sets_compose_profiles_and_project_name() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx\n    profiles: [web]\n  db:\n    image: postgres\n",
+        ),
+        (".env", "COMPOSE_PROFILES=web\nCOMPOSE_PROJECT_NAME=shop\n"),
+    ]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(by_name(&recs, "web")["compose"]["project"], "shop");
+    // The environment still wins over the file.
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("COMPOSE_PROFILES", "none")
+        .run();
+    assert_eq!(plans(&out).len(), 1);
+}

@@ -8,7 +8,7 @@
 
 use crate::{Error, Result};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
@@ -40,6 +40,9 @@ pub struct ComposeDoc {
     pub services: BTreeMap<String, ServiceSource>,
     /// Warnings for stderr: variables read while unset.
     pub warnings: Vec<String>,
+    /// The project's `.env` file, which also sets compose's own `COMPOSE_PROFILES` and
+    /// `COMPOSE_PROJECT_NAME` when the environment does not.
+    pub dotenv: HashMap<String, String>,
 }
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
@@ -104,6 +107,7 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
     let dotenv = crate::interpolate::read_dotenv(&project_dir.join(".env"))
         .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?;
+    doc.dotenv = dotenv.clone();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
     for name in files {
         let text = read_source(name)?;

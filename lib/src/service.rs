@@ -578,7 +578,8 @@ fn resolve_service(
         project: doc
             .project
             .clone()
-            .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME")),
+            .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
+            .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned()),
     });
     Ok(Pending {
         plan: Plan {

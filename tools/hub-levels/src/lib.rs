@@ -28,7 +28,7 @@ pub fn command() -> Command {
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
              dependency, cycle, invalid x-hub value, …).\n\n\
-             Environment: COMPOSE_PROFILES (when no --profile), TIMEOUT_<SERVICE> (overrides a \
+             Environment: COMPOSE_PROFILES (when no --profile; else from .env), TIMEOUT_<SERVICE> (overrides a \
              timeout), RETRY_MAX_ATTEMPTS / RETRY_BASE_DELAY / RETRY_MAX_DELAY (retry defaults), \
              HUB_RUN_ID (the run id put in every record).",
         )
@@ -105,6 +105,8 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let profiles: Vec<String> = match matches.get_many::<String>("profile") {
         Some(values) => values.cloned().collect(),
         None => std::env::var("COMPOSE_PROFILES")
+            .ok()
+            .or_else(|| doc.dotenv.get("COMPOSE_PROFILES").cloned())
             .unwrap_or_default()
             .split(',')
             .map(str::trim)

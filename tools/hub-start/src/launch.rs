@@ -140,10 +140,12 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     // exits at once fails here, without waiting for any health check. A one-shot job may well
     // be done already: its exit status, written by the tracker below, decides.
     let one_shot = plan.health.check == hub::records::Check::Completed;
-    if let Some(status) = (!one_shot)
-        .then(|| child.try_status().ok().flatten())
-        .flatten()
-    {
+    let exited_at_once = if one_shot {
+        None
+    } else {
+        child.try_status().ok().flatten()
+    };
+    if let Some(status) = exited_at_once {
         let code = process::status_code(status);
         return failed(
             format!("`{spec}` exited at once with status {code}"),

@@ -10,6 +10,15 @@ pub fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
+/// The width of a SERVICE column holding these names (never narrower than its heading).
+pub fn service_column<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("SERVICE".len())
+}
+
 /// `11/11 healthy in 67.2s · 0 CORE failures` (and failed, skipped, interrupted when any).
 pub fn summary(report: &Report) -> String {
     let counts = report.counts;

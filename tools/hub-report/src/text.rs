@@ -17,13 +17,7 @@ pub fn report(report: &Report, color: bool) -> String {
             text.to_owned()
         }
     };
-    let width = report
-        .services
-        .iter()
-        .map(|s| s.service.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("SERVICE".len());
+    let width = format::service_column(report.services.iter().map(|s| s.service.as_str()));
     let mut out = format!(
         "Run {} · started {}\n\n",
         report.run_id.as_deref().unwrap_or("-"),

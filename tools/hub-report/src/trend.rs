@@ -409,13 +409,7 @@ pub fn text(trend: &Trend) -> String {
             ""
         }
     );
-    let width = trend
-        .services
-        .iter()
-        .map(|s| s.service.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("SERVICE".len());
+    let width = crate::format::service_column(trend.services.iter().map(|s| s.service.as_str()));
     let _ = writeln!(
         out,
         "\n{:<width$}  {:<8}  {:>4}  {:>7}  {:>7}  {:>7}  {:>7}  {:>8}",

@@ -110,14 +110,33 @@ impl Drop for Waiting {
     }
 }
 
-/// `healthy`
+/// The fields every record about one attempt starts with, from its `started` record.
 #[derive(Serialize)]
-struct HealthyRecord<'a> {
+struct AttemptHead<'a> {
     service: &'a str,
     class: Class,
     level: u32,
     attempt: u32,
     max_attempts: u32,
+}
+
+impl<'a> AttemptHead<'a> {
+    fn of(started: &'a Started) -> Self {
+        AttemptHead {
+            service: &started.service,
+            class: started.class,
+            level: started.level,
+            attempt: started.attempt,
+            max_attempts: started.max_attempts,
+        }
+    }
+}
+
+/// `healthy`
+#[derive(Serialize)]
+struct HealthyRecord<'a> {
+    #[serde(flatten)]
+    head: AttemptHead<'a>,
     #[serde(rename = "final")]
     is_final: bool,
     ready_ms: u64,
@@ -128,11 +147,8 @@ struct HealthyRecord<'a> {
 /// `unhealthy`
 #[derive(Serialize)]
 struct UnhealthyRecord<'a> {
-    service: &'a str,
-    class: Class,
-    level: u32,
-    attempt: u32,
-    max_attempts: u32,
+    #[serde(flatten)]
+    head: AttemptHead<'a>,
     #[serde(rename = "final")]
     is_final: bool,
     reason: &'static str,
@@ -150,11 +166,8 @@ struct UnhealthyRecord<'a> {
 /// `waiting`
 #[derive(Serialize)]
 struct WaitingRecord<'a> {
-    service: &'a str,
-    class: Class,
-    level: u32,
-    attempt: u32,
-    max_attempts: u32,
+    #[serde(flatten)]
+    head: AttemptHead<'a>,
     percent: u32,
     elapsed_ms: u64,
     timeout_ms: u64,
@@ -476,11 +489,7 @@ impl Waiter {
             ),
         );
         let record = WaitingRecord {
-            service: name,
-            class: started.class,
-            level: started.level,
-            attempt: started.attempt,
-            max_attempts: started.max_attempts,
+            head: AttemptHead::of(&started),
             percent,
             elapsed_ms: duration::to_ms(elapsed),
             timeout_ms: started.timeout_ms,
@@ -508,11 +517,7 @@ impl Waiter {
                 };
                 self.say(log::Level::Success, &line);
                 let record = HealthyRecord {
-                    service: name,
-                    class: started.class,
-                    level: started.level,
-                    attempt: started.attempt,
-                    max_attempts: started.max_attempts,
+                    head: AttemptHead::of(started),
                     is_final: true,
                     ready_ms: duration::to_ms(*ready),
                     probes: *probes,
@@ -533,11 +538,7 @@ impl Waiter {
                 let is_final = !(*reason == Reason::Exited && started.attempts_left());
                 self.unhealthy_log(started, is_final, message, log_tail.as_deref());
                 let record = UnhealthyRecord {
-                    service: name,
-                    class: started.class,
-                    level: started.level,
-                    attempt: started.attempt,
-                    max_attempts: started.max_attempts,
+                    head: AttemptHead::of(started),
                     is_final,
                     reason: reason.as_str(),
                     elapsed_ms: duration::to_ms(*elapsed),
@@ -612,11 +613,7 @@ impl Waiter {
             let started = &wait.started;
             let message = "no longer waited for: the deploy stopped after a CORE failure";
             let record = UnhealthyRecord {
-                service: &started.service,
-                class: started.class,
-                level: started.level,
-                attempt: started.attempt,
-                max_attempts: started.max_attempts,
+                head: AttemptHead::of(started),
                 is_final: true,
                 reason: "aborted",
                 elapsed_ms: duration::to_ms(wait.since.elapsed()),

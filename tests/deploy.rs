@@ -2,7 +2,9 @@
 //! hub-wait-healthy | tee G) on stacks of real local processes whose readiness the test
 //! controls with marker files, so every ordering claim is observed, never timed.
 
-use hub_tests::{Cmd, KillPidsOnDrop, Running, alive, records, stderr, temp_with, wait_until};
+use hub_tests::{
+    Cmd, KillPidsOnDrop, Running, alive, records, stderr, temp_with, wait_for_pid_file, wait_until,
+};
 use serde_json::Value;
 use std::path::Path;
 
@@ -227,14 +229,7 @@ fn sigterm_mid_deploy_leaves_no_start_command_running() {
     );
     let deploy = stack.deploy(&[]);
     let marker = stack.path().join("start.pid");
-    wait_until("the start command runs", || {
-        std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let shell: u32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let shell = wait_for_pid_file(&marker);
     deploy.signal("TERM");
     let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(143), "{err}");

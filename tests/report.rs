@@ -98,6 +98,17 @@ fn golden_retries() {
     goldens_for("retries");
 }
 
+/// One service's entry in a JSON report.
+fn service_in(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == name)
+        .unwrap_or_else(|| panic!("no service {name} in {report}"))
+        .clone()
+}
+
 fn json_report(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
@@ -145,15 +156,7 @@ fn json_carries_the_documented_fields() {
     let failed = json_report(&[events("core-failure").to_str().unwrap()]);
     assert_eq!(failed["ok"], false);
     assert_eq!(failed["counts"]["core_failed"], 1);
-    let service = |name: &str| {
-        failed["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["service"] == name)
-            .unwrap()
-            .clone()
-    };
+    let service = |name: &str| service_in(&failed, name);
     assert_eq!(service("keycloak")["status"], "failed");
     assert_eq!(service("keycloak")["reason"], "timeout");
     assert_eq!(service("keycloak")["ready_ms"], serde_json::Value::Null);
@@ -165,15 +168,7 @@ fn json_carries_the_documented_fields() {
 #[test]
 fn retries_count_only_final_records_and_keep_every_attempt() {
     let retries = json_report(&[events("retries").to_str().unwrap()]);
-    let service = |name: &str| {
-        retries["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["service"] == name)
-            .unwrap()
-            .clone()
-    };
+    let service = |name: &str| service_in(&retries, name);
     // postgres exited once (final: false), then became healthy.
     assert_eq!(service("postgres")["status"], "healthy");
     assert_eq!(service("postgres")["attempts"], 2);

@@ -36,6 +36,38 @@ fn gone(pid: u32) -> bool {
     }
 }
 
+/// Commands that count their runs in a file.
+struct CountedRuns {
+    dir: tempfile::TempDir,
+}
+
+impl CountedRuns {
+    fn new() -> Self {
+        CountedRuns {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn count_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("count")
+    }
+
+    /// A shell command that counts one run and exits with `code`.
+    fn failing(&self, code: u8) -> String {
+        format!("echo x >> {}; exit {code}", self.count_file().display())
+    }
+
+    /// The runs counted so far, starting the count again.
+    fn take(&self) -> usize {
+        let n = std::fs::read_to_string(self.count_file())
+            .unwrap_or_default()
+            .lines()
+            .count();
+        let _ = std::fs::remove_file(self.count_file());
+        n
+    }
+}
+
 /// hub-retry spawned in the background, with the inherited knobs removed.
 fn spawn_retry(args: &[&str]) -> Child {
     let mut cmd = Command::new(bin("hub-retry"));
@@ -199,17 +231,7 @@ fn a_timeout_kills_the_whole_group_and_exits_124() {
 
 #[test]
 fn retry_on_retries_only_the_listed_statuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let count = dir.path().join("count");
-    let failing = |code: u8| format!("echo x >> {}; exit {code}", count.display());
-    let attempts = || {
-        let n = std::fs::read_to_string(&count)
-            .unwrap_or_default()
-            .lines()
-            .count();
-        let _ = std::fs::remove_file(&count);
-        n
-    };
+    let runs = CountedRuns::new();
     Cmd::new("hub-retry")
         .args([
             "--delay",
@@ -219,11 +241,11 @@ fn retry_on_retries_only_the_listed_statuses() {
             "--",
             "sh",
             "-c",
-            &failing(4),
+            &runs.failing(4),
         ])
         .stderr_contains("not retried: 4 is not in --retry-on 3,100-110")
         .status(4);
-    assert_eq!(attempts(), 1);
+    assert_eq!(runs.take(), 1);
     Cmd::new("hub-retry")
         .args([
             "--delay",
@@ -233,25 +255,15 @@ fn retry_on_retries_only_the_listed_statuses() {
             "--",
             "sh",
             "-c",
-            &failing(105),
+            &runs.failing(105),
         ])
         .status(105);
-    assert_eq!(attempts(), 3);
+    assert_eq!(runs.take(), 3);
 }
 
 #[test]
 fn stop_on_stops_at_the_listed_statuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let count = dir.path().join("count");
-    let failing = |code: u8| format!("echo x >> {}; exit {code}", count.display());
-    let attempts = || {
-        let n = std::fs::read_to_string(&count)
-            .unwrap_or_default()
-            .lines()
-            .count();
-        let _ = std::fs::remove_file(&count);
-        n
-    };
+    let runs = CountedRuns::new();
     Cmd::new("hub-retry")
         .args([
             "--delay",
@@ -261,11 +273,11 @@ fn stop_on_stops_at_the_listed_statuses() {
             "--",
             "sh",
             "-c",
-            &failing(5),
+            &runs.failing(5),
         ])
         .stderr_contains("not retried: 5 is in --stop-on 5")
         .status(5);
-    assert_eq!(attempts(), 1);
+    assert_eq!(runs.take(), 1);
     Cmd::new("hub-retry")
         .args([
             "--delay",
@@ -275,10 +287,10 @@ fn stop_on_stops_at_the_listed_statuses() {
             "--",
             "sh",
             "-c",
-            &failing(6),
+            &runs.failing(6),
         ])
         .status(6);
-    assert_eq!(attempts(), 3);
+    assert_eq!(runs.take(), 3);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! hub-start on its own: the test plays hub-wait-healthy, writing health results into the gate
 //! file as it sees `started` records, so every scheduling decision is observed exactly.
 
-use hub_tests::{Cmd, KillPidsOnDrop, Running, alive, temp_with, wait_until};
+use hub_tests::{Cmd, KillPidsOnDrop, Running, alive, temp_with, wait_for_pid_file, wait_until};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -360,14 +360,7 @@ fn sigterm_kills_start_commands_in_flight() {
     );
     let mut hub = deploy.start(&[]);
     let marker = deploy.path().join("started.pid");
-    wait_until("the start command runs", || {
-        std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let shell: u32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let shell = wait_for_pid_file(&marker);
     hub.signal("TERM");
     let record = hub.wait_for("interrupted", |r| r["type"] == "interrupted");
     assert_eq!(record["signal"], "SIGTERM");

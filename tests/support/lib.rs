@@ -466,6 +466,18 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Wait until a command has written its pid (a whole line) to `path`, and read it.
+pub fn wait_for_pid_file(path: &Path) -> u32 {
+    wait_until(&format!("a pid in {}", path.display()), || {
+        std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n'))
+    });
+    std::fs::read_to_string(path)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
 /// Wait (with a deadline) until `condition` holds.
 pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + DEADLINE;

@@ -135,16 +135,10 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 /// [`merge_mapping`]. Other lists (`ports`, `volumes`; hub does not read them) are replaced.
 fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
-        let earlier = base.remove(&key);
-        let merged = match (key.as_str(), earlier) {
+        let value = match (key.as_str(), base.remove(&key)) {
+            (_, None) => value,
             ("depends_on" | "labels", Some(earlier)) => {
-                match (expanded(&key, earlier), expanded(&key, value)) {
-                    (Value::Object(mut earlier), Value::Object(later)) => {
-                        merge_mapping(&mut earlier, later);
-                        Value::Object(earlier)
-                    }
-                    (_, later) => later,
-                }
+                merged(expanded(&key, earlier), expanded(&key, value))
             }
             ("profiles", Some(Value::Array(mut earlier))) => match value {
                 Value::Array(later) => {
@@ -157,16 +151,9 @@ fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
                 }
                 later => later,
             },
-            (_, Some(Value::Object(mut earlier))) => match value {
-                Value::Object(later) => {
-                    merge_mapping(&mut earlier, later);
-                    Value::Object(earlier)
-                }
-                later => later,
-            },
-            (_, _) => value,
+            (_, Some(earlier)) => merged(earlier, value),
         };
-        base.insert(key, merged);
+        base.insert(key, value);
     }
 }
 
@@ -196,6 +183,18 @@ fn expanded(key: &str, value: Value) -> Value {
             })
             .collect()
     })
+}
+
+/// An earlier value with a later one merged in: two mappings merge ([`merge_mapping`]),
+/// otherwise the later value wins.
+fn merged(earlier: Value, later: Value) -> Value {
+    match (earlier, later) {
+        (Value::Object(mut earlier), Value::Object(later)) => {
+            merge_mapping(&mut earlier, later);
+            Value::Object(earlier)
+        }
+        (_, later) => later,
+    }
 }
 
 /// Merge `overlay` into `base`: where both hold a mapping, merge it; else the overlay wins.

@@ -777,8 +777,8 @@ fn a_required_variable_or_a_bad_template_is_an_error() {
         "compose.yaml: variable TOKEN is not set: set TOKEN to the API token",
     );
     compose_error(
-        "services:\n  a:\n    x-hub: { run: \"exec app $(cat token)\" }\n",
-        "compose.yaml: invalid interpolation in `exec app $(cat token)`; write $$ for a literal $",
+        "services:\n  a:\n    x-hub: { run: \"exec app ${}\" }\n",
+        "compose.yaml: invalid interpolation in `exec app ${}`; write $$ for a literal $",
     );
 }
 
@@ -800,4 +800,25 @@ fn the_dotenv_file_also_sets_compose_profiles_and_project_name() {
         .env("COMPOSE_PROFILES", "none")
         .run();
     assert_eq!(plans(&out).len(), 1);
+}
+
+#[test]
+fn dotenv_values_refer_to_earlier_entries_and_lose_their_quotes() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx\n    depends_on: [db]\n    profiles: [web]\n    labels: [\"greeting=${Q}\", \"name=${NAME}\"]\n  db:\n    image: postgres\n    profiles: [postgresql]\n",
+        ),
+        (
+            ".env",
+            "export BASE=demo\nNAME=${BASE}-app\nQ=\"hello world\" # c\nCOMPOSE_PROFILES=${WEB:-web},${DB_TYPE:-postgresql}\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let web = by_name(&recs, "web");
+    assert_eq!(web["level"], 1);
+    assert_eq!(web["labels"]["greeting"], "hello world");
+    assert_eq!(web["labels"]["name"], "demo-app");
 }

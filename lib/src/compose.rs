@@ -105,8 +105,12 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         .find(|f| *f != "-")
         .and_then(|f| Path::new(f).parent())
         .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
-    let dotenv = crate::interpolate::read_dotenv(&project_dir.join(".env"))
-        .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?;
+    let dotenv: HashMap<String, String> =
+        crate::dotenv::read_optional(&project_dir.join(".env"), env)
+            .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     doc.dotenv = dotenv.clone();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
     for name in files {

@@ -12,7 +12,9 @@
 //! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`; other tags (compose's `!reset`,
 //!   `!override`) are read as if untagged;
 //! - anchors, aliases and merge keys (`<<: *base`, `<<: [*a, *b]`), explicit keys winning;
-//! - one document per file; a duplicate key is an error, as in compose.
+//! - one document per file; a duplicate key is an error, as in compose;
+//! - no indentation rule inside a flow collection (`[`…`]`, `{`…`}`), as go-yaml: the
+//!   `vendor/yaml-rust2` copy of the crate drops the scanner's checks there.
 
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
@@ -434,6 +436,21 @@ mod tests {
 
     fn error(text: &str) -> String {
         to_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn flow_collections_may_close_at_or_below_their_key_indentation() {
+        // go-yaml (compose) and PyYAML read these the same (checked once with both).
+        assert_eq!(
+            read("web:\n  command: [\n    \"a\", \"b\"\n  ]\n  image: x\n"),
+            json!({"web": {"command": ["a", "b"], "image": "x"}})
+        );
+        assert_eq!(
+            read("web:\n  command: [\na, \"b\"\n]\n  env: {\nA: \"x\n  y\"\n }\n"),
+            json!({"web": {"command": ["a", "b"], "env": {"A": "x y"}}})
+        );
+        // Block indentation is still checked.
+        assert!(to_json("web:\n    a: 1\n  b: 2\n").is_err());
     }
 
     #[test]

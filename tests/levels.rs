@@ -822,3 +822,56 @@ fn dotenv_values_refer_to_earlier_entries_and_lose_their_quotes() {
     assert_eq!(web["labels"]["greeting"], "hello world");
     assert_eq!(web["labels"]["name"], "demo-app");
 }
+
+#[test]
+fn a_flow_sequence_may_close_at_its_key_indentation() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  web:\n    command: [\n      \"a\", \"b\"\n    ]\n    image: x\n    depends_on: [\n      db\n    ]\n  db:\n    image: y\n",
+    )]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(by_name(&plans(&out), "web")["level"], 1);
+}
+
+#[test]
+fn an_empty_or_comment_only_override_overrides_nothing() {
+    let dir = temp_with(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n"),
+        ("empty.yaml", ""),
+        ("comments.yaml", "# nothing to override today\n"),
+        ("volumes.yaml", "volumes:\n  data: {}\n"),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "compose.yaml",
+            "-f",
+            "empty.yaml",
+            "-f",
+            "comments.yaml",
+        ])
+        .args(["-f", "volumes.yaml"])
+        .run();
+    assert_eq!(plans(&out).len(), 1);
+    // Alone, an empty file is no compose file.
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["-f", "comments.yaml"])
+        .stderr_contains("comments.yaml: not a compose file")
+        .status(2);
+}
+
+#[test]
+fn a_container_name_shared_by_two_active_services_is_an_error() {
+    let yaml = "services:\n  a:\n    image: x\n    container_name: same\n  b:\n    image: x\n    container_name: same\n    profiles: [extra]\n";
+    let dir = temp_with(&[("compose.yaml", yaml)]);
+    // Not while one of them is left out by its profile, as compose.
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(plans(&out).len(), 1);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--profile", "extra"])
+        .stderr_contains("service \"b\": container_name \"same\" is already used by service \"a\"")
+        .status(2);
+}

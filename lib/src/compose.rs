@@ -116,10 +116,21 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     for name in files {
         let text = read_source(name)?;
         let mut value = parse_document(&text, name)?;
+        // An empty or comment-only file overrides nothing, as compose reads it; alone it
+        // is no compose file at all.
+        if value.is_null() && files.len() > 1 {
+            continue;
+        }
         variables
             .interpolate(&mut value)
             .map_err(|e| Error::input(format!("{name}: {e}")))?;
         merge_value(&mut doc, value, name)?;
+    }
+    if doc.services.is_empty() {
+        return Err(Error::input(format!(
+            "{}: no services: a compose file needs a top-level `services:` mapping",
+            files.join(", ")
+        )));
     }
     doc.warnings = variables
         .unset
@@ -231,11 +242,9 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
     }
     let services = match top.remove("services") {
         Some(Value::Object(services)) => services,
-        Some(Value::Null) | None => {
-            return Err(Error::input(format!(
-                "{name}: no services: a compose file needs a top-level `services:` mapping"
-            )));
-        }
+        // One file may hold no services (an override of volumes); [`load`] checks that some
+        // file had them.
+        Some(Value::Null) | None => Map::new(),
         Some(_) => {
             return Err(Error::input(format!(
                 "{name}: `services` must be a mapping of service names to their definitions"

@@ -651,6 +651,22 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         .map(|p| profile_active(&p.plan.profiles, &opts.profiles))
         .collect();
 
+    // Two active services may not share a container name (compose refuses it too).
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
+        if let Some(container) = pending.plan.container_name.as_deref()
+            && let Some(first) = names.insert(container, &pending.plan.service)
+        {
+            let place = Place {
+                file: &pending.file,
+                service: &pending.plan.service,
+            };
+            return Err(place.error(format!(
+                "container_name \"{container}\" is already used by service \"{first}\"; give each service its own container_name (or none)"
+            )));
+        }
+    }
+
     // Dependencies, checked against every defined service, then against the active ones.
     for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
         let name = pending.plan.service.as_str();

@@ -875,3 +875,56 @@ fn a_container_name_shared_by_two_active_services_is_an_error() {
         .stderr_contains("service \"b\": container_name \"same\" is already used by service \"a\"")
         .status(2);
 }
+
+#[test]
+fn include_and_extends_bring_services_and_their_dependencies() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            "include:\n  - infra/compose.yaml\nservices:\n  web:\n    extends: { service: app, file: common.yaml }\n  worker:\n    extends: web\n    depends_on: [queue]\n",
+        ),
+        (
+            "common.yaml",
+            "services:\n  app:\n    image: app\n    depends_on: [db]\n",
+        ),
+        (
+            "infra/compose.yaml",
+            "services:\n  db:\n    image: ${DB_IMAGE}\n  queue:\n    image: q\n    depends_on: [db]\n",
+        ),
+        ("infra/.env", "DB_IMAGE=postgres\n"),
+    ]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(by_name(&recs, "web")["level"], 1);
+    assert_eq!(by_name(&recs, "worker")["level"], 2);
+    assert_eq!(
+        by_name(&recs, "worker")["deps"],
+        serde_json::json!(["db", "queue"])
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "the included .env sets DB_IMAGE: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn include_and_extends_mistakes_are_named() {
+    compose_error(
+        "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+        "compose.yaml: extends cycle: a extends b extends a",
+    );
+    compose_error(
+        "services:\n  a:\n    extends: { service: nope }\n",
+        "compose.yaml: service \"a\": extends: service \"nope\" not found in",
+    );
+    compose_error(
+        "include:\n  - oci://registry/stack:1\nservices:\n  a:\n    image: x\n",
+        "include of the remote file oci://registry/stack:1 is not supported by hub",
+    );
+    compose_error(
+        "include:\n  - compose.yaml\nservices:\n  a:\n    image: x\n",
+        "include cycle",
+    );
+}

@@ -1,10 +1,10 @@
 //! Reading compose files (YAML or JSON): `${VAR}` interpolation ([`crate::interpolate`]) and
 //! compose's multi-file merge for what hub reads.
 //!
-//! hub reads the compose file itself so that a stack needs no extra manifest. What it does not
-//! do is `extends`, `include`, or merging the lists hub does not read (`ports`, `volumes`) by
-//! their keys: for those, `docker compose config | hub-levels -f -` hands hub the file compose
-//! itself resolved.
+//! hub reads the compose file itself so that a stack needs no extra manifest; `include` and
+//! `extends` are [`crate::include`]'s. What it does not do is merge the lists hub does not read
+//! (`ports`, `volumes`) by their keys: for those, `hub-levels --resolve` hands hub the file
+//! compose itself resolved.
 
 use crate::{Error, Result};
 use serde_json::{Map, Value};
@@ -67,7 +67,7 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
 }
 
 /// Read a file, or standard input for `-`.
-fn read_source(name: &str) -> Result<String> {
+pub(crate) fn read_source(name: &str) -> Result<String> {
     let mut text = String::new();
     if name == "-" {
         std::io::stdin()
@@ -113,17 +113,21 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             .collect();
     doc.dotenv = dotenv.clone();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
+    // `include` and `extends` paths start from the project folder, made absolute so that the
+    // paths they bring in (env_file) stay right from any folder.
+    let base = std::env::current_dir()
+        .map_err(|e| Error::io("finding the current folder", &e))?
+        .join(&project_dir);
     for name in files {
         let text = read_source(name)?;
-        let mut value = parse_document(&text, name)?;
+        let value = parse_document(&text, name)?;
         // An empty or comment-only file overrides nothing, as compose reads it; alone it
         // is no compose file at all.
         if value.is_null() && files.len() > 1 {
             continue;
         }
-        variables
-            .interpolate(&mut value)
-            .map_err(|e| Error::input(format!("{name}: {e}")))?;
+        let value =
+            crate::include::resolve_file(value, name, &base, &mut variables, &mut Vec::new())?;
         merge_value(&mut doc, value, name)?;
     }
     if doc.services.is_empty() {
@@ -145,14 +149,16 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 }
 
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for
-/// what hub reads: `depends_on` and `labels` merge in their mapping form whichever form each
-/// file wrote (compose merges "the expanded form"), `profiles` append, and the rest follows
+/// what hub reads: `depends_on`, `labels` and `environment` merge in their mapping form
+/// whichever form each file wrote (compose merges "the expanded form"), `profiles` append,
+/// `env_file` lists append (a path named again replaced in place), and the rest follows
 /// [`merge_mapping`]. Other lists (`ports`, `volumes`; hub does not read them) are replaced.
-fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+pub(crate) fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
         let value = match (key.as_str(), base.remove(&key)) {
             (_, None) => value,
-            ("depends_on" | "labels", Some(earlier)) => {
+            ("env_file", Some(earlier)) => env_files(earlier, value),
+            ("depends_on" | "labels" | "environment", Some(earlier)) => {
                 merged(expanded(&key, earlier), expanded(&key, value))
             }
             ("profiles", Some(Value::Array(mut earlier))) => match value {
@@ -172,6 +178,27 @@ fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     }
 }
 
+/// `env_file` lists appended, a path named again keeping its first place and its last entry
+/// (compose's `envFileIndexer`).
+fn env_files(earlier: Value, later: Value) -> Value {
+    let as_list = |value: Value| match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let path = |item: &Value| match item {
+        Value::Object(entry) => entry.get("path").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let mut out: Vec<Value> = as_list(earlier);
+    for item in as_list(later) {
+        match out.iter().position(|e| path(e) == path(&item)) {
+            Some(at) => out[at] = item,
+            None => out.push(item),
+        }
+    }
+    Value::Array(out)
+}
+
 /// The mapping form of a list-form `depends_on` (`[a]` → `{a: {condition: service_started}}`,
 /// as compose expands it) or `labels` (`["k=v"]` → `{k: v}`). Anything else is returned as is,
 /// for validation to name.
@@ -189,6 +216,14 @@ fn expanded(key: &str, value: Value) -> Value {
     Value::Object(if key == "depends_on" {
         entries
             .map(|name| (name, serde_json::json!({"condition": "service_started"})))
+            .collect()
+    } else if key == "environment" {
+        // `NAME` alone takes its value from the environment: null in the mapping form.
+        entries
+            .map(|text| match text.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+                None => (text, Value::Null),
+            })
             .collect()
     } else {
         entries

@@ -928,3 +928,54 @@ fn include_and_extends_mistakes_are_named() {
         "include cycle",
     );
 }
+
+#[test]
+fn compose_finds_the_override_file_and_compose_file_and_so_does_hub() {
+    let dir = temp_with(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n"),
+        (
+            "compose.override.yml",
+            "services:\n  web:\n    depends_on: [db]\n  db:\n    image: y\n",
+        ),
+        ("other.yaml", "services:\n  solo:\n    image: z\n"),
+        ("sub/.keep", ""),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path().join("sub"))
+        .run();
+    assert_eq!(
+        by_name(&plans(&out), "web")["level"],
+        1,
+        "found above, with its override"
+    );
+    std::fs::write(dir.path().join(".env"), "COMPOSE_FILE=other.yaml\n").unwrap();
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["service"], "solo");
+}
+
+#[test]
+fn resolved_input_is_not_filtered_by_profile_again() {
+    // What `docker compose --profile web config` prints: db (profile worker) left out, web kept
+    // with its profile and its `required: false` dependency on db.
+    let resolved = "name: shop\nservices:\n  web:\n    image: x\n    profiles: [web]\n    command: [echo, $$HOME]\n    depends_on:\n      db:\n        condition: service_started\n        required: false\n";
+    let out = Cmd::new("hub-levels")
+        .args(["-f", "-", "--resolved"])
+        .stdin(resolved)
+        .run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["soft_deps"], serde_json::json!([]));
+    assert!(
+        stderr(&out).contains("its `required: false` dependency \"db\" is not active"),
+        "{}",
+        stderr(&out)
+    );
+    // Read as a plain file, the same text is refused with a pointer to --resolved.
+    Cmd::new("hub-levels")
+        .args(["-f", "-", "--profile", "web"])
+        .stdin(resolved)
+        .stderr_contains("read it with --resolved")
+        .status(2);
+}

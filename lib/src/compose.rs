@@ -12,12 +12,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
-/// The file names compose looks for, in its order of preference.
+/// The file names compose looks for, in its order of preference (compose-go's).
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
+];
+
+/// The override files compose adds beside the default file when no file is named.
+pub const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
 ];
 
 /// One service's mapping, with the file its last definition came from.
@@ -83,9 +91,44 @@ pub(crate) fn read_source(name: &str) -> Result<String> {
     Ok(text)
 }
 
-/// The default compose file in `dir`, as compose finds it.
-pub fn default_file(dir: &Path) -> Option<String> {
-    DEFAULT_FILES
+/// The files compose reads when none is named with `-f`, as compose finds them:
+/// `COMPOSE_FILE` (from `env`, else from `dir`'s `.env`; split on `COMPOSE_PATH_SEPARATOR`,
+/// `:` by default), else the default file in `dir` or the nearest folder above it with one,
+/// followed by the override file beside it if there is one. `None` when there is none.
+pub fn default_files(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<String>>> {
+    let dotenv: HashMap<String, String> = match env("COMPOSE_FILE") {
+        Some(_) => HashMap::new(),
+        None => crate::dotenv::read_optional(&dir.join(".env"), env)?
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    let var = |key: &str| env(key).or_else(|| dotenv.get(key).cloned());
+    if let Some(list) = var("COMPOSE_FILE").filter(|l| !l.trim().is_empty()) {
+        let separator = var("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
+        return Ok(Some(
+            list.split(separator.as_str())
+                .filter(|f| !f.is_empty())
+                .map(|f| dir.join(f).display().to_string())
+                .collect(),
+        ));
+    }
+    for folder in dir.ancestors() {
+        let Some(main) = first_file(folder, &DEFAULT_FILES) else {
+            continue;
+        };
+        let mut files = vec![main];
+        files.extend(first_file(folder, &OVERRIDE_FILES));
+        return Ok(Some(files));
+    }
+    Ok(None)
+}
+
+fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
+    names
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
@@ -145,6 +188,21 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             )
         })
         .collect();
+    Ok(doc)
+}
+
+/// A document compose resolved (`docker compose config` output, named `name`), for a plan of
+/// `files`: no `.env`, no include or extends left; its `$$` read back as `$`.
+pub fn load_resolved(text: &str, name: &str, files: &[String]) -> Result<ComposeDoc> {
+    let mut doc = ComposeDoc {
+        files: files.to_vec(),
+        ..ComposeDoc::default()
+    };
+    let mut value = parse_document(text, name)?;
+    crate::interpolate::Variables::new(&|_| None, HashMap::new())
+        .interpolate(&mut value)
+        .map_err(|e| Error::input(format!("{name}: {e}")))?;
+    merge_value(&mut doc, value, name)?;
     Ok(doc)
 }
 

@@ -321,3 +321,23 @@ fn hub_levels_agrees_with_docker_compose_config_on_every_stack() {
     }
     assert!(compared >= 25, "only {compared} cases compared");
 }
+
+#[test]
+fn hub_deploy_passes_resolve_through_to_hub_levels() {
+    if !compose_or_skip() {
+        return;
+    }
+    let stack = fixture("compose-oracle").join("split-include");
+    let out = hub_tests::Cmd::script("hub-deploy")
+        .current_dir(&stack)
+        .args(["--resolve", "--profile", "monitoring", "--dry-run"])
+        .run();
+    let table = String::from_utf8_lossy(&out.stdout);
+    for service in ["gateway", "tracing", "notifications", "db"] {
+        assert!(table.contains(service), "{service} missing from:\n{table}");
+    }
+    assert!(
+        !table.contains("base-service"),
+        "a templates service:\n{table}"
+    );
+}

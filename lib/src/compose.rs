@@ -170,6 +170,12 @@ fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
+    // compose would read these files instead of `.env`; hub does not, so it says so.
+    if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
+        return Err(Error::input(
+            "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
+        ));
+    }
     let mut doc = ComposeDoc {
         files: files.to_vec(),
         ..ComposeDoc::default()

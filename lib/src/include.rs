@@ -5,10 +5,9 @@
 //! - `include:` (top level) lists files, as paths or as `{path, project_directory, env_file}`.
 //!   Each is loaded as a project of its own (its first path the main file, the others its
 //!   overrides; its own includes and extends applied), interpolated from the including
-//!   project's variables and then its own `.env` (or `env_file`), and its services imported:
-//!   where the including file defines the same service, its definition overrides the
-//!   imported one by the merge rules of [`crate::compose`]. Includes come first, so a service
-//!   may extend an included one.
+//!   project's variables and then its own `.env` (or `env_file`), and its services imported;
+//!   a service the including file defines differently too is refused, as compose 2.40 does.
+//!   Includes come first, so a service may extend an included one.
 //! - `extends:` (a service's) names a service, of the same file or of `file:`, recursively;
 //!   the base is merged under the service by the same rules as an override file.
 //!
@@ -44,7 +43,7 @@ pub fn resolve_file(
         return Ok(value);
     };
     if let Some(list) = top.remove("include") {
-        include(top, list, resets, name, dir, vars, included)?;
+        include(top, list, name, dir, vars, included)?;
     }
     if let Some(Value::Object(services)) = top.get_mut("services") {
         apply_extends(services, resets, name, dir, vars)?;
@@ -62,7 +61,6 @@ struct Entry {
 fn include(
     top: &mut Map<String, Value>,
     list: Value,
-    resets: &[Reset],
     name: &str,
     dir: &Path,
     vars: &mut Variables<'_>,
@@ -94,13 +92,12 @@ fn include(
         let lookup = |key: &str| parent.get(key);
         let mut inner = Variables::new(&lookup, dotenv);
         included.push(main.clone());
-        let mut services = load_project(&entry, &mut inner, included)?;
+        let services = load_project(&entry, &mut inner, included)?;
         included.pop();
         let unset = std::mem::take(&mut inner.unset);
         drop(inner);
         vars.unset.extend(unset);
-        reset_services(&mut services, resets);
-        import(top, services);
+        import(top, services, name, main)?;
     }
     Ok(())
 }
@@ -254,9 +251,15 @@ fn load_project(
     Ok(services)
 }
 
-/// Import included services: where the including file defines one too, its definition
-/// overrides the imported one.
-fn import(top: &mut Map<String, Value>, imported: Map<String, Value>) {
+/// Import included services. A service the including file defines too is refused unless both
+/// definitions are the same, as compose 2.40 (compose-go 2.9) refuses it ("conflicts with
+/// imported resource"); newer compose merges them, so hub refuses rather than guess.
+fn import(
+    top: &mut Map<String, Value>,
+    imported: Map<String, Value>,
+    name: &str,
+    main: &Path,
+) -> Result<()> {
     let services = top
         .entry("services")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -265,25 +268,22 @@ fn import(top: &mut Map<String, Value>, imported: Map<String, Value>) {
     }
     let Value::Object(services) = services else {
         // Not a mapping: left for the caller to name.
-        return;
+        return Ok(());
     };
-    for (name, body) in imported {
-        match services.remove(&name) {
-            Some(Value::Object(local)) => {
-                let Value::Object(mut base) = body else {
-                    continue;
-                };
-                merge_service(&mut base, local);
-                services.insert(name, Value::Object(base));
+    for (service, body) in imported {
+        match services.get(&service) {
+            Some(local) if *local != body => {
+                return Err(Error::input(format!(
+                    "{name}: services.{service} conflicts with the one included from {}; define it in one place (compose refuses this too), or override it in a file given with -f",
+                    main.display()
+                )));
             }
-            Some(Value::Null) | None => {
-                services.insert(name, body);
-            }
-            Some(other) => {
-                services.insert(name, other);
+            _ => {
+                services.insert(service, body);
             }
         }
     }
+    Ok(())
 }
 
 /// A service's definition as a mapping (`null` is an empty one).

@@ -92,23 +92,12 @@ pub fn to_document(text: &str) -> Result<Document, YamlError> {
             .next_token()
             .map_err(|e| YamlError::at(*e.marker(), e.info()))?;
         if let Event::StreamEnd = event {
-            let mut value = builder.document.unwrap_or(Value::Null);
-            for reset in builder.resets.iter().filter(|r| !r.keep) {
-                remove_path(&mut value, &reset.path);
-            }
             return Ok(Document {
-                value,
+                value: builder.document.unwrap_or(Value::Null),
                 resets: builder.resets,
             });
         }
         builder.event(event, mark)?;
-    }
-}
-
-/// Remove the value at `path` (mapping keys) from `value`, if it is there.
-pub fn remove_path(value: &mut Value, path: &[String]) {
-    if let Value::Object(map) = value {
-        remove_in(map, path);
     }
 }
 
@@ -132,6 +121,8 @@ struct Open {
     kind: OpenKind,
     anchor: usize,
     nodes: usize,
+    /// Tagged `!reset`: built, then dropped from its parent.
+    discard: bool,
 }
 
 enum OpenKind {
@@ -177,7 +168,10 @@ impl Builder {
                 if self.expects_key() {
                     return self.key(scalar_key(text, style, tag.as_ref(), mark)?, mark);
                 }
-                self.note_reset(tag.as_ref());
+                if self.note_reset(tag.as_ref()) {
+                    self.drop_value();
+                    return Ok(());
+                }
                 let value = scalar(text, style, tag.as_ref(), mark)?;
                 self.complete(value, 1, anchor, mark)?;
             }
@@ -207,11 +201,11 @@ impl Builder {
                 self.complete(value, nodes, 0, mark)?;
             }
             Event::SequenceStart(anchor, tag) => {
-                self.note_reset(tag.as_ref());
-                self.open(OpenKind::Sequence(Vec::new()), anchor, mark)?
+                let discard = self.note_reset(tag.as_ref());
+                self.open(OpenKind::Sequence(Vec::new()), anchor, discard, mark)?
             }
             Event::MappingStart(anchor, tag) => {
-                self.note_reset(tag.as_ref());
+                let discard = self.note_reset(tag.as_ref());
                 self.open(
                     OpenKind::Mapping {
                         map: Map::new(),
@@ -219,6 +213,7 @@ impl Builder {
                         merges: Vec::new(),
                     },
                     anchor,
+                    discard,
                     mark,
                 )?
             }
@@ -239,24 +234,33 @@ impl Builder {
                         Value::Object(map)
                     }
                 };
-                self.complete(value, open.nodes, open.anchor, mark)?;
+                if open.discard {
+                    self.drop_value();
+                } else {
+                    self.complete(value, open.nodes, open.anchor, mark)?;
+                }
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Ok(())
     }
 
-    /// Note a value tagged `!reset` or `!override` at the keys leading to it. Inside a
-    /// sequence compose applies neither (its paths there never match), so neither does hub.
-    fn note_reset(&mut self, tag: Option<&Tag>) {
+    /// Note a value tagged `!reset` or `!override` at the keys leading to it, and say whether
+    /// to drop it (`!reset`: compose drops the node wherever it is). Below a sequence the path
+    /// is not noted: compose's paths there never match an earlier file's.
+    fn note_reset(&mut self, tag: Option<&Tag>) -> bool {
         let Some(tag) = tag.filter(|t| t.handle == "!") else {
-            return;
+            return false;
         };
         let keep = match tag.suffix.as_str() {
             "reset" => false,
             "override" => true,
-            _ => return,
+            _ => return false,
         };
+        // Inside a node being dropped already: compose does not look further.
+        if self.stack.iter().any(|open| open.discard) {
+            return false;
+        }
         let mut path = Vec::with_capacity(self.stack.len());
         for open in &self.stack {
             match &open.kind {
@@ -265,10 +269,23 @@ impl Builder {
                     ..
                 } => path.push(name.clone()),
                 OpenKind::Mapping { .. } => {}
-                OpenKind::Sequence(_) => return,
+                OpenKind::Sequence(_) => return !keep,
             }
         }
         self.resets.push(Reset { path, keep });
+        !keep
+    }
+
+    /// A dropped (`!reset`) value: its key, if any, goes with it.
+    fn drop_value(&mut self) {
+        match self.stack.last_mut() {
+            Some(Open {
+                kind: OpenKind::Mapping { key, .. },
+                ..
+            }) => *key = None,
+            Some(_) => {}
+            None => self.document = Some(Value::Null),
+        }
     }
 
     /// True when the innermost open collection is a mapping waiting for a key.
@@ -301,7 +318,13 @@ impl Builder {
         Ok(())
     }
 
-    fn open(&mut self, kind: OpenKind, anchor: usize, mark: Marker) -> Result<(), YamlError> {
+    fn open(
+        &mut self,
+        kind: OpenKind,
+        anchor: usize,
+        discard: bool,
+        mark: Marker,
+    ) -> Result<(), YamlError> {
         if self.expects_key() {
             return Err(YamlError::at(
                 mark,
@@ -312,6 +335,7 @@ impl Builder {
             kind,
             anchor,
             nodes: 1,
+            discard,
         });
         Ok(())
     }
@@ -571,8 +595,9 @@ mod tests {
 
     #[test]
     fn reset_and_override_are_dropped_or_kept_and_noted() {
+        // `docker compose config` (2.40.3) on the same service: command [x], no labels.
         let doc = to_document(
-            "services:\n  a:\n    profiles: !reset []\n    depends_on: !override { b: {} }\n    command: [x]\n",
+            "services:\n  a:\n    profiles: !reset []\n    depends_on: !override { b: {} }\n    command: [x, !reset y, !reset [z]]\n    labels: !reset { a: !reset b }\n",
         )
         .unwrap();
         assert_eq!(
@@ -590,6 +615,10 @@ mod tests {
                 Reset {
                     path: path(&["services", "a", "depends_on"]),
                     keep: true
+                },
+                Reset {
+                    path: path(&["services", "a", "labels"]),
+                    keep: false
                 },
             ]
         );

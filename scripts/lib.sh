@@ -43,7 +43,7 @@ hub_bins() {
 # repository root, where its commands' paths point). Sets $demo=1 when it did.
 hub_compose_files() {
     demo=0
-    if [ "${#files[@]}" -gt 0 ]; then
+    if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ]; then
         return
     fi
     local name
@@ -56,12 +56,17 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, profiles and class label.
+# hub_levels_args: the hub-levels arguments for the chosen files, profiles and class label
+# (and --resolve when $resolve=1: compose resolves the files, hub plans from its output).
 hub_levels_args() {
     levels_args=()
     local f p
     for f in "${files[@]}"; do levels_args+=(-f "$f"); done
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
+    if [ "${resolve:-0}" = 1 ]; then
+        levels_args+=(--resolve)
+        [ -n "${compose_cmd:-}" ] && levels_args+=(--compose-cmd "$compose_cmd")
+    fi
     return 0
 }

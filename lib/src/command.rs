@@ -1,6 +1,7 @@
 //! Commands as compose writes them: a string run by `sh -c`, or a list run directly.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A command from a compose file or a record.
@@ -28,6 +29,35 @@ impl CommandSpec {
                 cmd
             }
         }
+    }
+
+    /// A command for a local service: run in `working_dir` (when given), with `environment`
+    /// over the inherited variables (`None` unsets one), as compose gives them to a container.
+    ///
+    /// A `working_dir` that is not a folder is an error naming it, not the `No such file or
+    /// directory` that spawning would report as if the program were missing.
+    pub fn to_command_in(
+        &self,
+        working_dir: Option<&str>,
+        environment: &BTreeMap<String, Option<String>>,
+    ) -> std::io::Result<std::process::Command> {
+        let mut cmd = self.to_command();
+        if let Some(dir) = working_dir {
+            if !std::path::Path::new(dir).is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("its working_dir {dir} is not a folder"),
+                ));
+            }
+            cmd.current_dir(dir);
+        }
+        for (key, value) in environment {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        Ok(cmd)
     }
 
     /// Read a command from a compose value: a non-empty string or a non-empty list of strings.

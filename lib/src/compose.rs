@@ -10,7 +10,7 @@ use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The file names compose looks for, in its order of preference.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -43,6 +43,11 @@ pub struct ComposeDoc {
     /// The project's `.env` file, which also sets compose's own `COMPOSE_PROFILES` and
     /// `COMPOSE_PROJECT_NAME` when the environment does not.
     pub dotenv: HashMap<String, String>,
+    /// The project directory, absolute: relative paths (`env_file`, `working_dir`, local
+    /// commands) are relative to it, as compose has them.
+    pub project_dir: PathBuf,
+    /// `--project-directory` as given (made absolute), for compose calls on containers.
+    pub project_directory: Option<String>,
 }
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
@@ -96,15 +101,23 @@ pub fn default_file(dir: &Path) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
+    load_in(files, None, env)
+}
+
+/// As [`load`], in compose's `--project-directory` when one is given: the folder `.env` is
+/// read from and local services run in.
+pub fn load_in(
+    files: &[String],
+    project_directory: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ComposeDoc> {
+    let project_dir = project_dir(files, project_directory)?;
     let mut doc = ComposeDoc {
         files: files.to_vec(),
+        project_dir: project_dir.clone(),
+        project_directory: project_directory.map(|_| project_dir.display().to_string()),
         ..ComposeDoc::default()
     };
-    let project_dir = files
-        .iter()
-        .find(|f| *f != "-")
-        .and_then(|f| Path::new(f).parent())
-        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
     let dotenv: HashMap<String, String> =
         crate::dotenv::read_optional(&project_dir.join(".env"), env)
             .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
@@ -131,6 +144,33 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         })
         .collect();
     Ok(doc)
+}
+
+/// The project directory, absolute, as compose chooses it: `--project-directory`, else the
+/// first file's folder, else (stdin only) the current one.
+fn project_dir(files: &[String], explicit: Option<&Path>) -> Result<PathBuf> {
+    let dir = match explicit {
+        Some(dir) if !dir.is_dir() => {
+            return Err(Error::input(format!(
+                "--project-directory {}: not a folder; give the folder the stack's paths are relative to",
+                dir.display()
+            )));
+        }
+        Some(dir) => dir.to_path_buf(),
+        None => files
+            .iter()
+            .find(|f| *f != "-")
+            .and_then(|f| Path::new(f).parent())
+            .map_or_else(PathBuf::new, Path::to_path_buf),
+    };
+    // `absolute` of an empty path fails: the current folder is "".
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    std::path::absolute(&dir)
+        .map_err(|e| Error::io(format!("finding the folder {}", dir.display()), &e))
 }
 
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for

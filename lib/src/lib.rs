@@ -21,6 +21,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod jsonl;
 pub mod jsonscan;
+mod local;
 pub mod log;
 pub mod output;
 pub mod probe;

@@ -23,7 +23,15 @@ pub fn command() -> Command {
              Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
              string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
              environment, then .env beside the first file); for extends and include, pipe \
-             `docker compose config | hub-levels -f -`.",
+             `docker compose config | hub-levels -f -`.\n\n\
+             A local service (x-hub.start or x-hub.run) runs as compose would run its container: \
+             in the project directory (or its working_dir, relative to it), with its environment \
+             and env_file variables (compose's precedence) over the inherited ones, and, with no \
+             x-hub.health, probed with its compose healthcheck (CMD, CMD-SHELL, NONE, disable; \
+             interval caps the probe gaps, timeout bounds a probe, start_period is kept, and \
+             start_period + retries × interval is its deadline unless x-hub.timeout says). What \
+             compose would do and hub does not for a process (ports, volumes, restart, …) is \
+             warned about, one line per service.",
         )
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
@@ -39,6 +47,13 @@ pub fn command() -> Command {
                 .value_name("FILE")
                 .action(ArgAction::Append)
                 .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: compose.yaml, docker-compose.yml, … in this folder]"),
+        )
+        .arg(
+            Arg::new("project-directory")
+                .long("project-directory")
+                .value_name("DIR")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help("The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"),
         )
         .arg(
             Arg::new("profile")
@@ -97,8 +112,11 @@ pub fn command() -> Command {
 
 /// Run `hub-levels`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let files = input_files(matches)?;
-    let doc = compose::load(&files, &|key| std::env::var(key).ok())?;
+    let project_directory = matches
+        .get_one::<std::path::PathBuf>("project-directory")
+        .map(std::path::PathBuf::as_path);
+    let files = input_files(matches, project_directory)?;
+    let doc = compose::load_in(&files, project_directory, &|key| std::env::var(key).ok())?;
     for warning in &doc.warnings {
         log::warn(warning);
     }
@@ -161,12 +179,19 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     Ok(hub::error::exit::OK)
 }
 
-/// The files to read: `-f` values, or the default compose file in this folder.
-fn input_files(matches: &ArgMatches) -> Result<Vec<String>> {
+/// The files to read: `-f` values, or the default compose file in the project directory
+/// (compose looks there), else in this folder.
+fn input_files(
+    matches: &ArgMatches,
+    project_directory: Option<&std::path::Path>,
+) -> Result<Vec<String>> {
     if let Some(files) = matches.get_many::<String>("file") {
         return Ok(files.cloned().collect());
     }
-    let here = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
+    let here = match project_directory {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?,
+    };
     compose::default_file(&here)
         .map(|f| vec![f])
         .ok_or_else(|| {

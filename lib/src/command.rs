@@ -17,6 +17,10 @@ pub enum CommandSpec {
 impl CommandSpec {
     /// A `std::process::Command` for this spec (not yet spawned).
     pub fn to_command(&self) -> std::process::Command {
+        self.build(None)
+    }
+
+    fn build(&self, working_dir: Option<&str>) -> std::process::Command {
         match self {
             CommandSpec::Shell(text) => {
                 let mut cmd = std::process::Command::new("sh");
@@ -24,7 +28,15 @@ impl CommandSpec {
                 cmd
             }
             CommandSpec::Argv(argv) => {
-                let mut cmd = std::process::Command::new(argv.first().map_or("", String::as_str));
+                let program = argv.first().map_or("", String::as_str);
+                // `./migrate.sh` is the one in the folder the command runs in; which folder a
+                // relative program is found from is left to the platform by the standard library.
+                let mut cmd = match working_dir {
+                    Some(dir) if program.contains('/') && !program.starts_with('/') => {
+                        std::process::Command::new(std::path::Path::new(dir).join(program))
+                    }
+                    _ => std::process::Command::new(program),
+                };
                 cmd.args(argv.iter().skip(1));
                 cmd
             }
@@ -41,7 +53,7 @@ impl CommandSpec {
         working_dir: Option<&str>,
         environment: &BTreeMap<String, Option<String>>,
     ) -> std::io::Result<std::process::Command> {
-        let mut cmd = self.to_command();
+        let mut cmd = self.build(working_dir);
         if let Some(dir) = working_dir {
             if !std::path::Path::new(dir).is_dir() {
                 return Err(std::io::Error::new(

@@ -170,7 +170,27 @@ fn project_dir(files: &[String], explicit: Option<&Path>) -> Result<PathBuf> {
         dir
     };
     std::path::absolute(&dir)
+        .map(|dir| clean(&dir))
         .map_err(|e| Error::io(format!("finding the folder {}", dir.display()), &e))
+}
+
+/// `path` with `.` and `..` folded away without asking the file system, as compose's paths
+/// are (Go's `filepath.Clean`): `/srv/app/../stack` is `/srv/stack`.
+pub fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(part);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for
@@ -382,6 +402,15 @@ mod tests {
         );
         // A command is replaced, never appended.
         assert_eq!(a["x-hub"]["run"], serde_json::json!(["sleep", "2"]));
+    }
+
+    #[test]
+    fn paths_are_cleaned_as_compose_cleans_them() {
+        assert_eq!(
+            clean(Path::new("/srv/app/../stack/./data")),
+            Path::new("/srv/stack/data")
+        );
+        assert_eq!(clean(Path::new("/..")), Path::new("/"));
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub(crate) fn working_dir(
 ) -> Result<String> {
     let dir = match body.get("working_dir") {
         None | Some(Value::Null) => project_dir.to_path_buf(),
-        Some(Value::String(dir)) if !dir.is_empty() => project_dir.join(dir),
+        Some(Value::String(dir)) if !dir.is_empty() => {
+            crate::compose::clean(&project_dir.join(dir))
+        }
         Some(other) => {
             return Err(place.error(format!(
                 "working_dir: must be a folder (absolute, or relative to the project directory), found {other}"

@@ -503,6 +503,18 @@ const DEPLOY_STACK: &[(&str, &str)] = &[
     ("elsewhere/.keep", ""),
 ];
 
+/// The deploy ends with status 0, these services healthy in this order.
+fn assert_deployed(deploy: Running, services: &[&str]) {
+    let (status, records, err) = deploy.finish();
+    assert_eq!(status, Some(0), "{err}");
+    let healthy: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "healthy")
+        .filter_map(|r| r["service"].as_str())
+        .collect();
+    assert_eq!(healthy, services, "{err}");
+}
+
 fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -545,14 +557,7 @@ fn a_deploy_from_another_folder_runs_local_services_as_compose_would() {
         deploy.seen
     );
     std::fs::write(stack.join("data/ready"), "").unwrap();
-    let (status, records, err) = deploy.finish();
-    assert_eq!(status, Some(0), "{err}");
-    let healthy: Vec<&str> = records
-        .iter()
-        .filter(|r| r["type"] == "healthy")
-        .filter_map(|r| r["service"].as_str())
-        .collect();
-    assert_eq!(healthy, ["migrate", "api", "web"], "{err}");
+    assert_deployed(deploy, &["migrate", "api", "web"]);
     assert_eq!(
         std::fs::read_to_string(stack.join("migrate.out")).unwrap(),
         format!("{}\nfile=from app.env\n", stack.display())
@@ -573,4 +578,42 @@ fn a_deploy_from_another_folder_runs_local_services_as_compose_would() {
         std::fs::read_to_string(stack.join("data/stopped")).unwrap(),
         format!("{}\n", stack.join("data").display())
     );
+}
+
+#[test]
+fn the_readme_example_is_the_example_stack_and_deploys_as_written() {
+    let root = hub_tests::workspace_root();
+    let example = root.join("examples/readme/compose.yaml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{text}```\n")),
+        "README's \"Describing a stack\" must show examples/readme/compose.yaml as it is"
+    );
+    let dir = temp_with(&[(".keep", "")]);
+    let _cleanup = KillPidsOnDrop(dir.path().join(".hub"));
+    let port = hub_tests::free_port().to_string();
+    let file = example.display().to_string();
+    let args = [
+        "-f",
+        &file,
+        "--state-dir",
+        ".hub",
+        "--events",
+        "/dev/stdout",
+    ];
+    let deploy = Running::spawn_script("hub-deploy", &args, dir.path(), &[("API_PORT", &port)]);
+    assert_deployed(deploy, &["migrate", "api"]);
+    let log = std::fs::read_to_string(dir.path().join(".hub/logs/migrate.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "run from {}",
+            root.join("examples/readme").display()
+        )),
+        "{log}"
+    );
+    Cmd::script("hub-down")
+        .current_dir(dir.path())
+        .args(["-f", &file, "--state-dir", ".hub"])
+        .run();
 }

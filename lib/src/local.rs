@@ -120,7 +120,9 @@ pub(crate) fn environment(
         // compose parses every file into one map that already holds `environment` and the
         // earlier files, and looks a `${NAME}` up in the project's environment, then in
         // `environment`, then in that map. `dotenv::parse` looks up before the entries above in
-        // the same file, so the earlier files are offered only for names this file does not set.
+        // the same file, so the earlier files are offered only for names this file does not set
+        // (a `${VAR}` above this file's own `VAR=` thus misses an earlier file's `VAR`; README's
+        // Limits says so).
         let own: HashSet<String> = parse(&|_| Some("set".to_owned()))?
             .into_iter()
             .map(|(key, _)| key)

@@ -39,11 +39,11 @@ hub_bins() {
     done
 }
 
-# hub_compose_files: with no -f, no --project-directory and no compose file here, use the
-# bundled demo (its state in the repository root's .hub). Sets $demo=1 when it did.
+# hub_compose_files: with no -f, no COMPOSE_FILE, no --project-directory and no compose file here,
+# use the bundled demo (its state in the repository root's .hub). Sets $demo=1 when it did.
 hub_compose_files() {
     demo=0
-    if [ "${#files[@]}" -gt 0 ] || [ -n "$project_dir" ]; then
+    if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ] || [ -n "$project_dir" ]; then
         return
     fi
     local name
@@ -57,7 +57,8 @@ hub_compose_files() {
 }
 
 # hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles
-# and class label.
+# and class label (and --resolve when $resolve=1: compose resolves the files, hub plans from
+# its output).
 hub_levels_args() {
     levels_args=()
     local f p
@@ -65,5 +66,9 @@ hub_levels_args() {
     [ -n "$project_dir" ] && levels_args+=(--project-directory "$project_dir")
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
+    if [ "${resolve:-0}" = 1 ]; then
+        levels_args+=(--resolve)
+        [ -n "${compose_cmd:-}" ] && levels_args+=(--compose-cmd "$compose_cmd")
+    fi
     return 0
 }

@@ -1,10 +1,10 @@
 //! Reading compose files (YAML or JSON): `${VAR}` interpolation ([`crate::interpolate`]) and
 //! compose's multi-file merge for what hub reads.
 //!
-//! hub reads the compose file itself so that a stack needs no extra manifest. What it does not
-//! do is `extends`, `include`, or merging the lists hub does not read (`ports`, `volumes`) by
-//! their keys: for those, `docker compose config | hub-levels -f -` hands hub the file compose
-//! itself resolved.
+//! hub reads the compose file itself so that a stack needs no extra manifest; `include` and
+//! `extends` are [`crate::include`]'s. What it does not do is merge the lists hub does not read
+//! (`ports`, `volumes`) by their keys: for those, `hub-levels --resolve` hands hub the file
+//! compose itself resolved.
 
 use crate::{Error, Result};
 use serde_json::{Map, Value};
@@ -12,12 +12,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The file names compose looks for, in its order of preference.
+/// The file names compose looks for, in its order of preference (compose-go's).
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
+];
+
+/// The override files compose adds beside the default file when no file is named.
+pub const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
 ];
 
 /// One service's mapping, with the file its last definition came from.
@@ -72,7 +80,7 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
 }
 
 /// Read a file, or standard input for `-`.
-fn read_source(name: &str) -> Result<String> {
+pub(crate) fn read_source(name: &str) -> Result<String> {
     let mut text = String::new();
     if name == "-" {
         std::io::stdin()
@@ -88,9 +96,44 @@ fn read_source(name: &str) -> Result<String> {
     Ok(text)
 }
 
-/// The default compose file in `dir`, as compose finds it.
-pub fn default_file(dir: &Path) -> Option<String> {
-    DEFAULT_FILES
+/// The files compose reads when none is named with `-f`, as compose finds them:
+/// `COMPOSE_FILE` (from `env`, else from `dir`'s `.env`; split on `COMPOSE_PATH_SEPARATOR`,
+/// `:` by default), else the default file in `dir` or the nearest folder above it with one,
+/// followed by the override file beside it if there is one. `None` when there is none.
+pub fn default_files(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<String>>> {
+    let dotenv: HashMap<String, String> = match env("COMPOSE_FILE") {
+        Some(_) => HashMap::new(),
+        None => crate::dotenv::read_optional(&dir.join(".env"), env)?
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    let var = |key: &str| env(key).or_else(|| dotenv.get(key).cloned());
+    if let Some(list) = var("COMPOSE_FILE").filter(|l| !l.trim().is_empty()) {
+        let separator = var("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
+        return Ok(Some(
+            list.split(separator.as_str())
+                .filter(|f| !f.is_empty())
+                .map(|f| dir.join(f).display().to_string())
+                .collect(),
+        ));
+    }
+    for folder in dir.ancestors() {
+        let Some(main) = first_file(folder, &DEFAULT_FILES) else {
+            continue;
+        };
+        let mut files = vec![main];
+        files.extend(first_file(folder, &OVERRIDE_FILES));
+        return Ok(Some(files));
+    }
+    Ok(None)
+}
+
+fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
+    names
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
@@ -126,13 +169,28 @@ pub fn load_in(
             .collect();
     doc.dotenv = dotenv.clone();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
+    // `include` and `extends` paths start from the project folder, made absolute so that the
+    // paths they bring in (env_file) stay right from any folder.
+    let base = std::env::current_dir()
+        .map_err(|e| Error::io("finding the current folder", &e))?
+        .join(&project_dir);
     for name in files {
         let text = read_source(name)?;
-        let mut value = parse_document(&text, name)?;
-        variables
-            .interpolate(&mut value)
-            .map_err(|e| Error::input(format!("{name}: {e}")))?;
+        let value = parse_document(&text, name)?;
+        // An empty or comment-only file overrides nothing, as compose reads it; alone it
+        // is no compose file at all.
+        if value.is_null() && files.len() > 1 {
+            continue;
+        }
+        let value =
+            crate::include::resolve_file(value, name, &base, &mut variables, &mut Vec::new())?;
         merge_value(&mut doc, value, name)?;
+    }
+    if doc.services.is_empty() {
+        return Err(Error::input(format!(
+            "{}: no services: a compose file needs a top-level `services:` mapping",
+            files.join(", ")
+        )));
     }
     doc.warnings = variables
         .unset
@@ -143,6 +201,30 @@ pub fn load_in(
             )
         })
         .collect();
+    Ok(doc)
+}
+
+/// A document compose resolved (`docker compose config` output, named `name`), for a plan of
+/// `files` in `project_directory` (as for [`load_in`]): no `.env`, no include or extends left;
+/// its `$$` read back as `$`.
+pub fn load_resolved(
+    text: &str,
+    name: &str,
+    files: &[String],
+    project_directory: Option<&Path>,
+) -> Result<ComposeDoc> {
+    let project_dir = project_dir(files, project_directory)?;
+    let mut doc = ComposeDoc {
+        files: files.to_vec(),
+        project_dir: project_dir.clone(),
+        project_directory: project_directory.map(|_| project_dir.display().to_string()),
+        ..ComposeDoc::default()
+    };
+    let mut value = parse_document(text, name)?;
+    crate::interpolate::Variables::new(&|_| None, HashMap::new())
+        .interpolate(&mut value)
+        .map_err(|e| Error::input(format!("{name}: {e}")))?;
+    merge_value(&mut doc, value, name)?;
     Ok(doc)
 }
 
@@ -194,14 +276,16 @@ pub fn clean(path: &Path) -> PathBuf {
 }
 
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for
-/// what hub reads: `depends_on` and `labels` merge in their mapping form whichever form each
-/// file wrote (compose merges "the expanded form"), `profiles` append, and the rest follows
+/// what hub reads: `depends_on`, `labels` and `environment` merge in their mapping form
+/// whichever form each file wrote (compose merges "the expanded form"), `profiles` append,
+/// `env_file` lists append (a path named again replaced in place), and the rest follows
 /// [`merge_mapping`]. Other lists (`ports`, `volumes`; hub does not read them) are replaced.
-fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+pub(crate) fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
         let value = match (key.as_str(), base.remove(&key)) {
             (_, None) => value,
-            ("depends_on" | "labels", Some(earlier)) => {
+            ("env_file", Some(earlier)) => env_files(earlier, value),
+            ("depends_on" | "labels" | "environment", Some(earlier)) => {
                 merged(expanded(&key, earlier), expanded(&key, value))
             }
             ("profiles", Some(Value::Array(mut earlier))) => match value {
@@ -221,6 +305,27 @@ fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     }
 }
 
+/// `env_file` lists appended, a path named again keeping its first place and its last entry
+/// (compose's `envFileIndexer`).
+fn env_files(earlier: Value, later: Value) -> Value {
+    let as_list = |value: Value| match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let path = |item: &Value| match item {
+        Value::Object(entry) => entry.get("path").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let mut out: Vec<Value> = as_list(earlier);
+    for item in as_list(later) {
+        match out.iter().position(|e| path(e) == path(&item)) {
+            Some(at) => out[at] = item,
+            None => out.push(item),
+        }
+    }
+    Value::Array(out)
+}
+
 /// The mapping form of a list-form `depends_on` (`[a]` → `{a: {condition: service_started}}`,
 /// as compose expands it) or `labels` (`["k=v"]` → `{k: v}`). Anything else is returned as is,
 /// for validation to name.
@@ -238,6 +343,14 @@ fn expanded(key: &str, value: Value) -> Value {
     Value::Object(if key == "depends_on" {
         entries
             .map(|name| (name, serde_json::json!({"condition": "service_started"})))
+            .collect()
+    } else if key == "environment" {
+        // `NAME` alone takes its value from the environment: null in the mapping form.
+        entries
+            .map(|text| match text.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+                None => (text, Value::Null),
+            })
             .collect()
     } else {
         entries
@@ -291,11 +404,9 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
     }
     let services = match top.remove("services") {
         Some(Value::Object(services)) => services,
-        Some(Value::Null) | None => {
-            return Err(Error::input(format!(
-                "{name}: no services: a compose file needs a top-level `services:` mapping"
-            )));
-        }
+        // One file may hold no services (an override of volumes); [`load`] checks that some
+        // file had them.
+        Some(Value::Null) | None => Map::new(),
         Some(_) => {
             return Err(Error::input(format!(
                 "{name}: `services` must be a mapping of service names to their definitions"

@@ -210,6 +210,23 @@ pub fn container_id(
         .map(str::to_owned))
 }
 
+/// The project as compose resolves it: `COMPOSE -f FILE… [--profile P]… config`, as YAML (its
+/// JSON drops the `x-` keys inside services, `x-hub` among them, in compose 2.40). Returns the
+/// YAML and compose's stderr (its warnings).
+pub fn config(
+    cmd: &ComposeCmd,
+    compose: &ComposeRef,
+    profiles: &[String],
+) -> Result<(String, String), ComposeFailure> {
+    let mut call = cmd.compose_command(compose);
+    for profile in profiles {
+        call.args(["--profile", profile]);
+    }
+    call.arg("config");
+    let out = run_checked(cmd, call)?;
+    Ok((out.stdout, out.stderr))
+}
+
 /// Teardown of one service: `COMPOSE stop SERVICE`, then `COMPOSE rm -f SERVICE`.
 pub fn stop_and_remove(
     cmd: &ComposeCmd,

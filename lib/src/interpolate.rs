@@ -29,7 +29,8 @@ impl<'a> Variables<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    /// A variable's value: the environment's, else the `.env` file's.
+    pub fn get(&self, name: &str) -> Option<String> {
         (self.env)(name).or_else(|| self.dotenv.get(name).cloned())
     }
 

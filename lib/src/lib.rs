@@ -18,6 +18,7 @@ pub mod dotenv;
 pub mod duration;
 pub mod error;
 pub mod graph;
+pub mod include;
 pub mod interpolate;
 pub mod jsonl;
 pub mod jsonscan;

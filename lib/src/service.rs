@@ -57,6 +57,10 @@ pub struct Options {
     pub profiles: Vec<String>,
     /// Environment lookup (injected so tests need not set process variables).
     pub env: EnvLookup,
+    /// The document is compose's own resolution (`docker compose config` output): every
+    /// service in it is active, and a `required: false` dependency on a service it left out
+    /// is dropped with a note, as compose ignores it at `up` time.
+    pub resolved: bool,
 }
 
 /// The result of resolving a compose document.
@@ -146,6 +150,13 @@ fn profile_active(service_profiles: &[String], active: &[String]) -> bool {
         || active
             .iter()
             .any(|p| p == "*" || service_profiles.contains(p))
+}
+
+/// The note for a `required: false` dependency on a service the profiles left out.
+fn left_out_note(service: &str, dep: &str) -> String {
+    format!(
+        "note: service \"{service}\": its `required: false` dependency \"{dep}\" is not active (left out by its profiles); it is dropped, as compose ignores it at `up`"
+    )
 }
 
 /// A dependency as declared.
@@ -679,8 +690,36 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         .collect();
     let active: Vec<bool> = all
         .iter()
-        .map(|p| profile_active(&p.plan.profiles, &opts.profiles))
+        .map(|p| opts.resolved || profile_active(&p.plan.profiles, &opts.profiles))
         .collect();
+    if opts.resolved {
+        for pending in &mut all {
+            let service = &pending.plan.service;
+            pending.declared.retain(|dep| {
+                let keep = dep.required || defined.contains_key(dep.name.as_str());
+                if !keep {
+                    warnings.push(left_out_note(service, &dep.name));
+                }
+                keep
+            });
+        }
+    }
+
+    // Two active services may not share a container name (compose refuses it too).
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
+        if let Some(container) = pending.plan.container_name.as_deref()
+            && let Some(first) = names.insert(container, &pending.plan.service)
+        {
+            let place = Place {
+                file: &pending.file,
+                service: &pending.plan.service,
+            };
+            return Err(place.error(format!(
+                "container_name \"{container}\" is already used by service \"{first}\"; give each service its own container_name (or none)"
+            )));
+        }
+    }
 
     warnings.extend(
         all.iter()
@@ -701,14 +740,23 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
                 return Err(place.error("depends on itself; remove it from its own depends_on"));
             }
             let Some(&target) = defined.get(dep.name.as_str()) else {
-                let hint = similar::closest(&dep.name, defined.keys().copied())
+                let mut hint = similar::closest(&dep.name, defined.keys().copied())
                     .map(|c| format!(" (did you mean \"{c}\"?)"))
                     .unwrap_or_default();
+                if !dep.required {
+                    // `docker compose --profile … config` keeps such a dependency by name.
+                    hint.push_str(
+                        "; if this is `docker compose config` output, read it with --resolved",
+                    );
+                }
                 return Err(place.error(format!(
                     "depends on \"{}\", which is not defined{hint}; define it or remove it from depends_on",
                     dep.name
                 )));
             };
+            if !active[target] && !dep.required {
+                warnings.push(left_out_note(name, &dep.name));
+            }
             if !active[target] && dep.required {
                 let profiles = all[target].plan.profiles.join(", ");
                 return Err(place.error(format!(

@@ -166,6 +166,9 @@ fn environment_and_env_file_mean_what_compose_config_says() {
         piped = piped.env(key, value);
     }
     assert_environments_match(&records(&piped.run()), &compose);
+    // And so does --resolve, which runs compose itself.
+    let resolved = records(&hub_levels(dir.path(), &["--resolve"]));
+    assert_environments_match(&resolved, &compose);
 }
 
 #[test]
@@ -248,6 +251,19 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
     }
     let compose = compose_config(&elsewhere, &moved);
     assert_environments_match(&plans, &compose);
+    // --resolve: compose is told the project directory, and the plans run in it.
+    let resolved = records(&hub_levels(
+        &elsewhere,
+        &[&moved[..], &["--resolve"]].concat(),
+    ));
+    assert_environments_match(&resolved, &compose);
+    for service in ["a", "w", "abs"] {
+        assert_eq!(
+            plan(&resolved, service)["working_dir"],
+            plan(&plans, service)["working_dir"],
+            "{service}"
+        );
+    }
 }
 
 #[test]

@@ -456,6 +456,25 @@ fn env_file_and_healthcheck_mistakes_are_refused_by_name() {
 }
 
 #[test]
+fn an_env_file_is_read_only_for_an_active_service() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    x-hub: { run: ./a.sh }\n  later:\n    image: x\n    profiles: [later]\n    env_file: not-yet.env\n    x-hub: { run: ./b.sh }\n",
+    )]);
+    // As compose: `docker compose config` accepts it too, and fails with --profile later.
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--format", "text"])
+        .stdout("Level 0: a\n")
+        .run();
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--profile", "later"])
+        .stderr_contains("not-yet.env not found")
+        .status(2);
+}
+
+#[test]
 fn a_launch_into_a_missing_working_dir_fails_naming_it() {
     let dir = temp_with(&[(
         "compose.yaml",

@@ -264,11 +264,14 @@ pub fn clean(path: &Path) -> PathBuf {
     for part in path.components() {
         match part {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push(part);
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                // Above the root is the root.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(part),
+            },
             other => out.push(other),
         }
     }
@@ -522,6 +525,7 @@ mod tests {
             Path::new("/srv/stack/data")
         );
         assert_eq!(clean(Path::new("/..")), Path::new("/"));
+        assert_eq!(clean(Path::new("../a/../../b")), Path::new("../../b"));
     }
 
     #[test]

@@ -576,8 +576,7 @@ fn resolve_service(
     if let Some(text) = (opts.env)(&var) {
         timeout = duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
     }
-    let (working_dir, environment, unhonoured) = if local {
-        let project_env = |key: &str| (opts.env)(key).or_else(|| doc.dotenv.get(key).cloned());
+    let (working_dir, unhonoured) = if local {
         let keys = crate::local::unhonoured(body, from_healthcheck.is_some());
         let how = if backend == Backend::Start {
             "x-hub.start"
@@ -586,7 +585,6 @@ fn resolve_service(
         };
         (
             Some(crate::local::working_dir(&place, body, &doc.project_dir)?),
-            crate::local::environment(&place, body, &doc.project_dir, &project_env)?,
             (!keys.is_empty()).then(|| format!(
                 "{}: service \"{name}\" runs as a local process ({how}): hub does not apply {}, which compose would apply to its container",
                 source.file,
@@ -594,7 +592,7 @@ fn resolve_service(
             )),
         )
     } else {
-        (None, Environment::new(), None)
+        (None, None)
     };
     let retry = retry(&place, xhub, retry_default)?;
     let container_name = match body.get("container_name") {
@@ -633,7 +631,8 @@ fn resolve_service(
             run,
             stop,
             working_dir,
-            environment,
+            // Read once it is known to be active (see `resolve`).
+            environment: Environment::new(),
             health,
             retry,
             container_name,
@@ -727,6 +726,23 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
             .filter(|(_, a)| **a)
             .filter_map(|(p, _)| p.unhonoured.clone()),
     );
+    // An active local service's variables; compose reads no env_file of a service its
+    // profiles leave out.
+    let project_env = |key: &str| (opts.env)(key).or_else(|| doc.dotenv.get(key).cloned());
+    for (pending, _) in all.iter_mut().zip(&active).filter(|(_, a)| **a) {
+        let plan = &mut pending.plan;
+        if let (true, Some(source)) = (
+            plan.backend != Backend::Container,
+            doc.services.get(&plan.service),
+        ) {
+            let place = Place {
+                file: &source.file,
+                service: &plan.service,
+            };
+            plan.environment =
+                crate::local::environment(&place, &source.body, &doc.project_dir, &project_env)?;
+        }
+    }
 
     // Dependencies, checked against every defined service, then against the active ones.
     for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {

@@ -298,6 +298,14 @@ fn a_compose_healthcheck_probes_a_local_service() {
   no-healthcheck:
     image: x
     x-hub: { class: core, run: ./s.sh }
+  job:
+    image: x
+    healthcheck: { test: ["CMD", "true"], interval: 1s, retries: 2 }
+    x-hub: { class: core, run: ./migrate.sh }
+  after-job:
+    image: x
+    depends_on: { job: { condition: service_completed_successfully } }
+    x-hub: { class: core, run: ./s.sh }
 "#,
     )]);
     let out = Cmd::new("hub-levels")
@@ -328,13 +336,17 @@ fn a_compose_healthcheck_probes_a_local_service() {
     assert_eq!(health("disabled")["kind"], "none");
     assert_eq!(health("own-health")["kind"], "tcp", "x-hub.health wins");
     assert_eq!(health("no-healthcheck")["kind"], "none");
+    // A one-shot job is judged by its exit, as compose does: its healthcheck and the deadline
+    // that came with it do not apply.
+    assert_eq!(health("job")["kind"], "completed");
+    assert_eq!(timeout("job"), 60_000);
     if !engine_or_skip("a_compose_healthcheck_probes_a_local_service") {
         return;
     }
     // The test compose normalises is the one hub runs.
     let compose = compose_config(dir.path(), &[]);
     for (name, service) in compose["services"].as_object().unwrap() {
-        if name == "own-health" || name == "no-healthcheck" {
+        if ["own-health", "no-healthcheck", "job", "after-job"].contains(&name.as_str()) {
             continue;
         }
         let check = &service["healthcheck"];

@@ -484,6 +484,8 @@ struct Pending {
     explicit_health: bool,
     /// A local service: the warning naming what compose would do that hub does not.
     unhonoured: Option<String>,
+    /// Its deadline is its compose healthcheck's (nothing else set one).
+    healthcheck_deadline: bool,
 }
 
 /// Why a `start` service cannot be a one-shot job.
@@ -564,18 +566,24 @@ fn resolve_service(
         Some(from) => from.health.clone(),
         None => health(&place, xhub, backend, healthcheck.as_ref())?,
     };
-    let mut timeout = match (xhub.get("timeout"), labels.get("hub.timeout")) {
-        (Some(value), _) => place.duration(value, "x-hub.timeout")?,
-        (None, Some(text)) => place.duration(&Value::String(text.clone()), "label hub.timeout")?,
-        (None, None) => from_healthcheck
-            .as_ref()
-            .and_then(|from| from.deadline)
-            .unwrap_or(DEFAULT_TIMEOUT),
+    let written = match (xhub.get("timeout"), labels.get("hub.timeout")) {
+        (Some(value), _) => Some(place.duration(value, "x-hub.timeout")?),
+        (None, Some(text)) => {
+            Some(place.duration(&Value::String(text.clone()), "label hub.timeout")?)
+        }
+        (None, None) => None,
     };
     let var = timeout_env_var(name);
-    if let Some(text) = (opts.env)(&var) {
-        timeout = duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
-    }
+    let from_env = (opts.env)(&var)
+        .map(|text| duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}"))))
+        .transpose()?;
+    let chosen = from_env.or(written);
+    let healthcheck_deadline = from_healthcheck
+        .as_ref()
+        .and_then(|from| from.deadline)
+        .filter(|_| chosen.is_none());
+    let timeout = chosen.or(healthcheck_deadline).unwrap_or(DEFAULT_TIMEOUT);
+    let healthcheck_deadline = healthcheck_deadline.is_some();
     let (working_dir, unhonoured) = if local {
         let keys = crate::local::unhonoured(body, from_healthcheck.is_some());
         let how = if backend == Backend::Start {
@@ -649,6 +657,7 @@ fn resolve_service(
         file: source.file.clone(),
         explicit_health: xhub.contains_key("health"),
         unhonoured,
+        healthcheck_deadline,
     })
 }
 
@@ -812,6 +821,10 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
             )));
         }
         all[target].plan.health.check = Check::Completed;
+        // Its exit decides, not its healthcheck: nor does the healthcheck's deadline.
+        if all[target].healthcheck_deadline {
+            all[target].plan.timeout_ms = duration::to_ms(DEFAULT_TIMEOUT);
+        }
     }
 
     // Index the active services densely; a dependency on an inactive one (soft) is dropped.

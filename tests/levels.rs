@@ -979,3 +979,13 @@ fn resolved_input_is_not_filtered_by_profile_again() {
         .stderr_contains("read it with --resolved")
         .status(2);
 }
+
+#[test]
+fn compose_env_files_is_refused_by_name_rather_than_ignored() {
+    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("COMPOSE_ENV_FILES", "prod.env")
+        .stderr_contains("COMPOSE_ENV_FILES is set")
+        .status(2);
+}

@@ -6,6 +6,7 @@
 //! (`ports`, `volumes`) by their keys: for those, `hub-levels --resolve` hands hub the file
 //! compose itself resolved.
 
+use crate::yaml::Reset;
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -58,13 +59,31 @@ pub struct ComposeDoc {
     pub project_directory: Option<String>,
 }
 
+impl ComposeDoc {
+    /// An empty document for `files`, in the project directory compose would choose.
+    fn of(files: &[String], project_directory: Option<&Path>) -> Result<ComposeDoc> {
+        let project_dir = project_dir(files, project_directory)?;
+        Ok(ComposeDoc {
+            files: files.to_vec(),
+            project_directory: project_directory.map(|_| project_dir.display().to_string()),
+            project_dir,
+            ..ComposeDoc::default()
+        })
+    }
+}
+
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
 ///
 /// YAML goes through [`crate::yaml`], which reads it as compose does and refuses alias bombs
 /// rather than expanding them. Errors name the file, the line and the column.
 pub fn parse_document(text: &str, name: &str) -> Result<Value> {
+    parse_with_resets(text, name).map(|(value, _)| value)
+}
+
+/// As [`parse_document`], with the document's `!reset`/`!override` nodes ([`crate::yaml`]).
+pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map_err(|e| {
+        return serde_json::from_str(text).map(|value| (value, Vec::new())).map_err(|e| {
             Error::input(format!(
                 "{name}: malformed JSON at line {} column {}: {e}; fix the file or check it with `docker compose config`",
                 e.line(),
@@ -72,11 +91,36 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
             ))
         });
     }
-    crate::yaml::to_json(text).map_err(|e| {
-        Error::input(format!(
-            "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
-        ))
-    })
+    crate::yaml::to_document(text)
+        .map(|doc| (doc.value, doc.resets))
+        .map_err(|e| {
+            Error::input(format!(
+                "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
+            ))
+        })
+}
+
+/// The `!reset`/`!override` nodes under `services.NAME`: the service's name and the keys
+/// below it (none: the whole service). What they name is cleared from the earlier definitions
+/// before a merge, as compose does.
+pub(crate) fn service_resets(resets: &[Reset]) -> impl Iterator<Item = (&str, &[String])> {
+    resets
+        .iter()
+        .filter_map(|reset| match reset.path.as_slice() {
+            [top, name, rest @ ..] if top == "services" => Some((name.as_str(), rest)),
+            _ => None,
+        })
+}
+
+/// Clear what `resets` name in the service mappings of `services`.
+pub(crate) fn reset_services(services: &mut Map<String, Value>, resets: &[Reset]) {
+    for (name, keys) in service_resets(resets) {
+        if keys.is_empty() {
+            services.remove(name);
+        } else if let Some(Value::Object(body)) = services.get_mut(name) {
+            crate::yaml::remove_in(body, keys);
+        }
+    }
 }
 
 /// Read a file, or standard input for `-`.
@@ -154,13 +198,14 @@ pub fn load_in(
     project_directory: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ComposeDoc> {
-    let project_dir = project_dir(files, project_directory)?;
-    let mut doc = ComposeDoc {
-        files: files.to_vec(),
-        project_dir: project_dir.clone(),
-        project_directory: project_directory.map(|_| project_dir.display().to_string()),
-        ..ComposeDoc::default()
-    };
+    // compose would read these files instead of `.env`; hub does not, so it says so.
+    if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
+        return Err(Error::input(
+            "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
+        ));
+    }
+    let mut doc = ComposeDoc::of(files, project_directory)?;
+    let project_dir = doc.project_dir.clone();
     let dotenv: HashMap<String, String> =
         crate::dotenv::read_optional(&project_dir.join(".env"), env)
             .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
@@ -171,19 +216,28 @@ pub fn load_in(
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
     // `include` and `extends` paths start from the project folder, made absolute so that the
     // paths they bring in (env_file) stay right from any folder.
-    let base = std::env::current_dir()
-        .map_err(|e| Error::io("finding the current folder", &e))?
-        .join(&project_dir);
+    let cwd = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
+    let base = cwd.join(&project_dir);
     for name in files {
         let text = read_source(name)?;
-        let value = parse_document(&text, name)?;
+        let (value, resets) = parse_with_resets(&text, name)?;
         // An empty or comment-only file overrides nothing, as compose reads it; alone it
         // is no compose file at all.
         if value.is_null() && files.len() > 1 {
             continue;
         }
+        for (service, keys) in service_resets(&resets) {
+            if keys.is_empty() {
+                doc.services.remove(service);
+            } else if let Some(source) = doc.services.get_mut(service) {
+                crate::yaml::remove_in(&mut source.body, keys);
+            }
+        }
+        // The file itself heads its include chain, so including it again is a cycle.
+        let mut chain: Vec<std::path::PathBuf> =
+            (name != "-").then(|| cwd.join(name)).into_iter().collect();
         let value =
-            crate::include::resolve_file(value, name, &base, &mut variables, &mut Vec::new())?;
+            crate::include::resolve_file(value, &resets, name, &base, &mut variables, &mut chain)?;
         merge_value(&mut doc, value, name)?;
     }
     if doc.services.is_empty() {
@@ -213,13 +267,7 @@ pub fn load_resolved(
     files: &[String],
     project_directory: Option<&Path>,
 ) -> Result<ComposeDoc> {
-    let project_dir = project_dir(files, project_directory)?;
-    let mut doc = ComposeDoc {
-        files: files.to_vec(),
-        project_dir: project_dir.clone(),
-        project_directory: project_directory.map(|_| project_dir.display().to_string()),
-        ..ComposeDoc::default()
-    };
+    let mut doc = ComposeDoc::of(files, project_directory)?;
     let mut value = parse_document(text, name)?;
     crate::interpolate::Variables::new(&|_| None, HashMap::new())
         .interpolate(&mut value)

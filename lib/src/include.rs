@@ -16,18 +16,23 @@
 //! against that file's folder, as compose resolves them. Remote includes (`git`, `oci`, URLs)
 //! are refused by name.
 
-use crate::compose::{merge_service, parse_document, read_source};
+use crate::compose::{
+    merge_service, parse_with_resets, read_source, reset_services, service_resets,
+};
 use crate::interpolate::Variables;
+use crate::yaml::Reset;
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Interpolate a parsed file and apply its `include:` and its services' `extends:`. `dir` is
+/// Interpolate a parsed file and apply its `include:` and its services' `extends:`, honouring
+/// its `!reset`/`!override` nodes (`resets`) over what those bring in. `dir` is
 /// where its relative paths start (the project folder for the files given with `-f`);
 /// `included` is the chain of files including this one, to refuse a cycle.
 pub fn resolve_file(
     mut value: Value,
+    resets: &[Reset],
     name: &str,
     dir: &Path,
     vars: &mut Variables<'_>,
@@ -39,10 +44,10 @@ pub fn resolve_file(
         return Ok(value);
     };
     if let Some(list) = top.remove("include") {
-        include(top, list, name, dir, vars, included)?;
+        include(top, list, resets, name, dir, vars, included)?;
     }
     if let Some(Value::Object(services)) = top.get_mut("services") {
-        apply_extends(services, name, dir, vars)?;
+        apply_extends(services, resets, name, dir, vars)?;
     }
     Ok(value)
 }
@@ -57,6 +62,7 @@ struct Entry {
 fn include(
     top: &mut Map<String, Value>,
     list: Value,
+    resets: &[Reset],
     name: &str,
     dir: &Path,
     vars: &mut Variables<'_>,
@@ -88,11 +94,12 @@ fn include(
         let lookup = |key: &str| parent.get(key);
         let mut inner = Variables::new(&lookup, dotenv);
         included.push(main.clone());
-        let services = load_project(&entry, &mut inner, included)?;
+        let mut services = load_project(&entry, &mut inner, included)?;
         included.pop();
         let unset = std::mem::take(&mut inner.unset);
         drop(inner);
         vars.unset.extend(unset);
+        reset_services(&mut services, resets);
         import(top, services);
     }
     Ok(())
@@ -219,11 +226,12 @@ fn load_project(
     for path in &entry.paths {
         let name = path.display().to_string();
         let text = read_source(&name)?;
-        let value = parse_document(&text, &name)?;
+        let (value, resets) = parse_with_resets(&text, &name)?;
         if value.is_null() && several {
             continue;
         }
-        let value = resolve_file(value, &name, &entry.project_dir, vars, included)?;
+        reset_services(&mut services, &resets);
+        let value = resolve_file(value, &resets, &name, &entry.project_dir, vars, included)?;
         let Value::Object(mut top) = value else {
             return Err(Error::input(format!(
                 "{name}: not a compose file: the top level must be a mapping"
@@ -318,6 +326,7 @@ fn absolute_paths(body: &mut Map<String, Value>, dir: &Path) {
 /// Apply `extends:` to every service of one file.
 fn apply_extends(
     services: &mut Map<String, Value>,
+    resets: &[Reset],
     file: &str,
     dir: &Path,
     vars: &mut Variables<'_>,
@@ -329,7 +338,15 @@ fn apply_extends(
         .collect();
     let mut done: HashMap<String, Value> = HashMap::new();
     for name in extending {
-        let merged = extend(&name, services, file, dir, vars, &mut Vec::new(), &mut done)?;
+        let merged = extend(
+            &name,
+            (services, resets),
+            file,
+            dir,
+            vars,
+            &mut Vec::new(),
+            &mut done,
+        )?;
         services.insert(name, merged);
     }
     Ok(())
@@ -339,7 +356,7 @@ fn apply_extends(
 /// being extended, to refuse a cycle; `done` the services of `file` already resolved.
 fn extend(
     name: &str,
-    services: &Map<String, Value>,
+    (services, resets): (&Map<String, Value>, &[Reset]),
     file: &str,
     dir: &Path,
     vars: &mut Variables<'_>,
@@ -406,13 +423,13 @@ fn extend(
                     "{place}: service \"{base_name}\" not found in {file}; define it or fix the name"
                 )));
             }
-            extend(&base_name, services, file, dir, vars, chain, done)?
+            extend(&base_name, (services, resets), file, dir, vars, chain, done)?
         }
         Some(other) => {
             let path = dir.join(&other);
             let other_name = path.display().to_string();
             let text = read_source(&other_name)?;
-            let mut value = parse_document(&text, &other_name)?;
+            let (mut value, other_resets) = parse_with_resets(&text, &other_name)?;
             vars.interpolate(&mut value)
                 .map_err(|e| Error::input(format!("{other_name}: {e}")))?;
             let Some(Value::Object(other_services)) = value.get_mut("services").map(Value::take)
@@ -431,7 +448,7 @@ fn extend(
                 .map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
             let mut base = extend(
                 &base_name,
-                &other_services,
+                (&other_services, &other_resets),
                 &other_name,
                 &other_dir,
                 vars,
@@ -448,6 +465,12 @@ fn extend(
     let Value::Object(mut merged) = base else {
         return Ok(Value::Object(body));
     };
+    // `!reset`/`!override` in the extending service clear what the base set there.
+    for (service, keys) in service_resets(resets) {
+        if service == name && !keys.is_empty() {
+            crate::yaml::remove_in(&mut merged, keys);
+        }
+    }
     merge_service(&mut merged, body);
     let merged = Value::Object(merged);
     done.insert(name.to_owned(), merged.clone());

@@ -9,8 +9,10 @@
 //! - the YAML 1.2 core schema for plain scalars: `null`/`~`/empty, `true`/`false` (so `yes`,
 //!   `on` and `y` stay strings), decimal, `0o` octal and `0x` hex integers, floats; a decimal
 //!   with a leading zero (`0755`) stays a string, as compose keeps it;
-//! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`; other tags (compose's `!reset`,
-//!   `!override`) are read as if untagged;
+//! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`; compose's `!reset` (the value is
+//!   dropped, and what earlier files or an extended service set there is cleared) and
+//!   `!override` (the value replaces, not merges), returned as [`Reset`]s for the merge to
+//!   honour; other tags are read as if untagged;
 //! - anchors, aliases and merge keys (`<<: *base`, `<<: [*a, *b]`), explicit keys winning;
 //! - one document per file; a duplicate key is an error, as in compose;
 //! - no indentation rule inside a flow collection (`[`…`]`, `{`…`}`), as go-yaml: the
@@ -59,6 +61,30 @@ impl YamlError {
 
 /// Read one YAML document into a JSON value (`null` for an empty stream).
 pub fn to_json(text: &str) -> Result<Value, YamlError> {
+    to_document(text).map(|doc| doc.value)
+}
+
+/// A node tagged `!reset` or `!override`: where (the mapping keys from the top; merge keys
+/// left out, as compose does), and whether its value stays (`!override`) or was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reset {
+    /// The keys leading to the node.
+    pub path: Vec<String>,
+    /// True for `!override`: the value stays, replacing whatever was there.
+    pub keep: bool,
+}
+
+/// A document with its `!reset`/`!override` nodes (the `!reset` ones already dropped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The document.
+    pub value: Value,
+    /// Its `!reset` and `!override` nodes, for the merge with earlier files to honour.
+    pub resets: Vec<Reset>,
+}
+
+/// Read one YAML document, with its `!reset` and `!override` nodes.
+pub fn to_document(text: &str) -> Result<Document, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
@@ -66,9 +92,38 @@ pub fn to_json(text: &str) -> Result<Value, YamlError> {
             .next_token()
             .map_err(|e| YamlError::at(*e.marker(), e.info()))?;
         if let Event::StreamEnd = event {
-            return Ok(builder.document.unwrap_or(Value::Null));
+            let mut value = builder.document.unwrap_or(Value::Null);
+            for reset in builder.resets.iter().filter(|r| !r.keep) {
+                remove_path(&mut value, &reset.path);
+            }
+            return Ok(Document {
+                value,
+                resets: builder.resets,
+            });
         }
         builder.event(event, mark)?;
+    }
+}
+
+/// Remove the value at `path` (mapping keys) from `value`, if it is there.
+pub fn remove_path(value: &mut Value, path: &[String]) {
+    if let Value::Object(map) = value {
+        remove_in(map, path);
+    }
+}
+
+/// Remove the value at `path` (mapping keys) from `map`, if it is there.
+pub fn remove_in(map: &mut Map<String, Value>, path: &[String]) {
+    match path {
+        [] => {}
+        [last] => {
+            map.remove(last);
+        }
+        [first, rest @ ..] => {
+            if let Some(Value::Object(inner)) = map.get_mut(first) {
+                remove_in(inner, rest);
+            }
+        }
     }
 }
 
@@ -103,6 +158,7 @@ struct Builder {
     alias_nodes: usize,
     document: Option<Value>,
     documents: usize,
+    resets: Vec<Reset>,
 }
 
 impl Builder {
@@ -121,6 +177,7 @@ impl Builder {
                 if self.expects_key() {
                     return self.key(scalar_key(text, style, tag.as_ref(), mark)?, mark);
                 }
+                self.note_reset(tag.as_ref());
                 let value = scalar(text, style, tag.as_ref(), mark)?;
                 self.complete(value, 1, anchor, mark)?;
             }
@@ -149,18 +206,22 @@ impl Builder {
                 }
                 self.complete(value, nodes, 0, mark)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.note_reset(tag.as_ref());
                 self.open(OpenKind::Sequence(Vec::new()), anchor, mark)?
             }
-            Event::MappingStart(anchor, _) => self.open(
-                OpenKind::Mapping {
-                    map: Map::new(),
-                    key: None,
-                    merges: Vec::new(),
-                },
-                anchor,
-                mark,
-            )?,
+            Event::MappingStart(anchor, tag) => {
+                self.note_reset(tag.as_ref());
+                self.open(
+                    OpenKind::Mapping {
+                        map: Map::new(),
+                        key: None,
+                        merges: Vec::new(),
+                    },
+                    anchor,
+                    mark,
+                )?
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(open) = self.stack.pop() else {
                     return Err(YamlError::at(mark, "a collection ends that never began"));
@@ -183,6 +244,31 @@ impl Builder {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Ok(())
+    }
+
+    /// Note a value tagged `!reset` or `!override` at the keys leading to it. Inside a
+    /// sequence compose applies neither (its paths there never match), so neither does hub.
+    fn note_reset(&mut self, tag: Option<&Tag>) {
+        let Some(tag) = tag.filter(|t| t.handle == "!") else {
+            return;
+        };
+        let keep = match tag.suffix.as_str() {
+            "reset" => false,
+            "override" => true,
+            _ => return,
+        };
+        let mut path = Vec::with_capacity(self.stack.len());
+        for open in &self.stack {
+            match &open.kind {
+                OpenKind::Mapping {
+                    key: Some(Key::Name(name)),
+                    ..
+                } => path.push(name.clone()),
+                OpenKind::Mapping { .. } => {}
+                OpenKind::Sequence(_) => return,
+            }
+        }
+        self.resets.push(Reset { path, keep });
     }
 
     /// True when the innermost open collection is a mapping waiting for a key.
@@ -477,10 +563,36 @@ mod tests {
     #[test]
     fn core_tags_decide_the_type() {
         assert_eq!(
-            read("a: !!str 12\nb: !!int \"12\"\nc: !!float 2\nd: !reset []\n"),
+            read("a: !!str 12\nb: !!int \"12\"\nc: !!float 2\nd: !custom []\n"),
             json!({"a": "12", "b": 12, "c": 2.0, "d": []})
         );
         assert!(error("a: !!int twelve\n").contains("tagged !!int"));
+    }
+
+    #[test]
+    fn reset_and_override_are_dropped_or_kept_and_noted() {
+        let doc = to_document(
+            "services:\n  a:\n    profiles: !reset []\n    depends_on: !override { b: {} }\n    command: [x]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.value,
+            json!({"services": {"a": {"depends_on": {"b": {}}, "command": ["x"]}}})
+        );
+        let path = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            doc.resets,
+            [
+                Reset {
+                    path: path(&["services", "a", "profiles"]),
+                    keep: false
+                },
+                Reset {
+                    path: path(&["services", "a", "depends_on"]),
+                    keep: true
+                },
+            ]
+        );
     }
 
     #[test]

@@ -39,11 +39,11 @@ hub_bins() {
     done
 }
 
-# hub_compose_files: with no -f and no compose file here, use the bundled demo (run from the
-# repository root, where its commands' paths point). Sets $demo=1 when it did.
+# hub_compose_files: with no -f, no COMPOSE_FILE, no --project-directory and no compose file here,
+# use the bundled demo (its state in the repository root's .hub). Sets $demo=1 when it did.
 hub_compose_files() {
     demo=0
-    if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ]; then
+    if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ] || [ -n "$project_dir" ]; then
         return
     fi
     local name
@@ -56,12 +56,14 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, profiles and class label
-# (and --resolve when $resolve=1: compose resolves the files, hub plans from its output).
+# hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles
+# and class label (and --resolve when $resolve=1: compose resolves the files, hub plans from
+# its output).
 hub_levels_args() {
     levels_args=()
     local f p
     for f in "${files[@]}"; do levels_args+=(-f "$f"); done
+    [ -n "$project_dir" ] && levels_args+=(--project-directory "$project_dir")
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
     if [ "${resolve:-0}" = 1 ]; then

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The file names compose looks for, in its order of preference (compose-go's).
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -52,6 +52,24 @@ pub struct ComposeDoc {
     /// The project's `.env` file, which also sets compose's own `COMPOSE_PROFILES` and
     /// `COMPOSE_PROJECT_NAME` when the environment does not.
     pub dotenv: HashMap<String, String>,
+    /// The project directory, absolute: relative paths (`env_file`, `working_dir`, local
+    /// commands) are relative to it, as compose has them.
+    pub project_dir: PathBuf,
+    /// `--project-directory` as given (made absolute), for compose calls on containers.
+    pub project_directory: Option<String>,
+}
+
+impl ComposeDoc {
+    /// An empty document for `files`, in the project directory compose would choose.
+    fn of(files: &[String], project_directory: Option<&Path>) -> Result<ComposeDoc> {
+        let project_dir = project_dir(files, project_directory)?;
+        Ok(ComposeDoc {
+            files: files.to_vec(),
+            project_directory: project_directory.map(|_| project_dir.display().to_string()),
+            project_dir,
+            ..ComposeDoc::default()
+        })
+    }
 }
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
@@ -170,21 +188,24 @@ fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
+    load_in(files, None, env)
+}
+
+/// As [`load`], in compose's `--project-directory` when one is given: the folder `.env` is
+/// read from and local services run in.
+pub fn load_in(
+    files: &[String],
+    project_directory: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ComposeDoc> {
     // compose would read these files instead of `.env`; hub does not, so it says so.
     if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
         return Err(Error::input(
             "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
         ));
     }
-    let mut doc = ComposeDoc {
-        files: files.to_vec(),
-        ..ComposeDoc::default()
-    };
-    let project_dir = files
-        .iter()
-        .find(|f| *f != "-")
-        .and_then(|f| Path::new(f).parent())
-        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+    let mut doc = ComposeDoc::of(files, project_directory)?;
+    let project_dir = doc.project_dir.clone();
     let dotenv: HashMap<String, String> =
         crate::dotenv::read_optional(&project_dir.join(".env"), env)
             .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
@@ -238,18 +259,71 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 }
 
 /// A document compose resolved (`docker compose config` output, named `name`), for a plan of
-/// `files`: no `.env`, no include or extends left; its `$$` read back as `$`.
-pub fn load_resolved(text: &str, name: &str, files: &[String]) -> Result<ComposeDoc> {
-    let mut doc = ComposeDoc {
-        files: files.to_vec(),
-        ..ComposeDoc::default()
-    };
+/// `files` in `project_directory` (as for [`load_in`]): no `.env`, no include or extends left;
+/// its `$$` read back as `$`.
+pub fn load_resolved(
+    text: &str,
+    name: &str,
+    files: &[String],
+    project_directory: Option<&Path>,
+) -> Result<ComposeDoc> {
+    let mut doc = ComposeDoc::of(files, project_directory)?;
     let mut value = parse_document(text, name)?;
     crate::interpolate::Variables::new(&|_| None, HashMap::new())
         .interpolate(&mut value)
         .map_err(|e| Error::input(format!("{name}: {e}")))?;
     merge_value(&mut doc, value, name)?;
     Ok(doc)
+}
+
+/// The project directory, absolute, as compose chooses it: `--project-directory`, else the
+/// first file's folder, else (stdin only) the current one.
+fn project_dir(files: &[String], explicit: Option<&Path>) -> Result<PathBuf> {
+    let dir = match explicit {
+        Some(dir) if !dir.is_dir() => {
+            return Err(Error::input(format!(
+                "--project-directory {}: not a folder; give the folder the stack's paths are relative to",
+                dir.display()
+            )));
+        }
+        Some(dir) => dir.to_path_buf(),
+        None => files
+            .iter()
+            .find(|f| *f != "-")
+            .and_then(|f| Path::new(f).parent())
+            .map_or_else(PathBuf::new, Path::to_path_buf),
+    };
+    // `absolute` of an empty path fails: the current folder is "".
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    std::path::absolute(&dir)
+        .map(|dir| clean(&dir))
+        .map_err(|e| Error::io(format!("finding the folder {}", dir.display()), &e))
+}
+
+/// `path` with `.` and `..` folded away without asking the file system, as compose's paths
+/// are (Go's `filepath.Clean`): `/srv/app/../stack` is `/srv/stack`.
+pub fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // Above the root is the root.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(part),
+            },
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for
@@ -490,6 +564,16 @@ mod tests {
         );
         // A command is replaced, never appended.
         assert_eq!(a["x-hub"]["run"], serde_json::json!(["sleep", "2"]));
+    }
+
+    #[test]
+    fn paths_are_cleaned_as_compose_cleans_them() {
+        assert_eq!(
+            clean(Path::new("/srv/app/../stack/./data")),
+            Path::new("/srv/stack/data")
+        );
+        assert_eq!(clean(Path::new("/..")), Path::new("/"));
+        assert_eq!(clean(Path::new("../a/../../b")), Path::new("../../b"));
     }
 
     #[test]

@@ -130,6 +130,9 @@ impl ComposeCmd {
         if let Some(project) = &compose.project {
             cmd.args(["-p", project]);
         }
+        if let Some(dir) = &compose.project_directory {
+            cmd.args(["--project-directory", dir]);
+        }
         for file in &compose.files {
             cmd.args(["-f", file]);
         }
@@ -973,12 +976,13 @@ mod tests {
         let compose = ComposeRef {
             files: vec!["/a.yml".into(), "/b.yml".into()],
             project: Some("p".into()),
+            project_directory: Some("/srv".into()),
         };
         let mut c = cmd.compose_command(&compose);
         c.args(["up", "-d"]);
         assert_eq!(
             describe(&c),
-            "docker compose -p p -f /a.yml -f /b.yml up -d"
+            "docker compose -p p --project-directory /srv -f /a.yml -f /b.yml up -d"
         );
     }
 

@@ -22,6 +22,7 @@ pub mod include;
 pub mod interpolate;
 pub mod jsonl;
 pub mod jsonscan;
+mod local;
 pub mod log;
 pub mod output;
 pub mod probe;

@@ -6,7 +6,7 @@
 
 use crate::command::CommandSpec;
 use crate::compose::{ComposeDoc, ServiceSource};
-use crate::records::{Backend, Check, Class, ComposeRef, HealthSpec, Plan, RetrySpec};
+use crate::records::{Backend, Check, Class, ComposeRef, Environment, HealthSpec, Plan, RetrySpec};
 use crate::{Error, Result, duration, graph, similar};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -73,13 +73,13 @@ pub struct Resolved {
 }
 
 /// Formats errors as `FILE: service "NAME": …`.
-struct Place<'a> {
-    file: &'a str,
-    service: &'a str,
+pub(crate) struct Place<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) service: &'a str,
 }
 
 impl Place<'_> {
-    fn error(&self, message: impl AsRef<str>) -> Error {
+    pub(crate) fn error(&self, message: impl AsRef<str>) -> Error {
         Error::input(format!(
             "{}: service \"{}\": {}",
             self.file,
@@ -88,7 +88,7 @@ impl Place<'_> {
         ))
     }
 
-    fn duration(&self, value: &Value, what: &str) -> Result<Duration> {
+    pub(crate) fn duration(&self, value: &Value, what: &str) -> Result<Duration> {
         let parsed = match value {
             Value::Number(n) => n
                 .as_f64()
@@ -108,7 +108,12 @@ impl Place<'_> {
         CommandSpec::from_value(value).map_err(|e| self.error(format!("{what}: {e}")))
     }
 
-    fn check_keys(&self, map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
+    pub(crate) fn check_keys(
+        &self,
+        map: &Map<String, Value>,
+        allowed: &[&str],
+        what: &str,
+    ) -> Result<()> {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 let hint = similar::closest(key, allowed.iter().copied())
@@ -262,21 +267,9 @@ fn compose_test(place: &Place<'_>, healthcheck: Option<&Value>) -> Result<Comman
     let test = healthcheck.and_then(|h| h.get("test")).ok_or_else(|| {
         place.error("x-hub.health.exec needs the service's compose `healthcheck.test`; add one or drop exec")
     })?;
-    match test {
-        Value::String(text) => Ok(CommandSpec::Shell(text.clone())),
-        Value::Array(items) => {
-            let words: Vec<String> = items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
-            match words.split_first() {
-                Some((first, rest)) if first == "CMD" && !rest.is_empty() => Ok(CommandSpec::Argv(rest.to_vec())),
-                Some((first, rest)) if first == "CMD-SHELL" && !rest.is_empty() => Ok(CommandSpec::Shell(rest.join(" "))),
-                _ => Err(place.error("healthcheck.test must be [\"CMD\", …], [\"CMD-SHELL\", \"…\"] or a string for x-hub.health.exec")),
-            }
-        }
-        other => Err(place.error(format!("healthcheck.test: unexpected value {other}"))),
-    }
+    crate::local::healthcheck_test(test)
+        .map_err(|e| place.error(format!("{e}, found {test}")))?
+        .ok_or_else(|| place.error("x-hub.health.exec: the healthcheck test is [\"NONE\"], which has nothing to run; give it a test or drop exec"))
 }
 
 /// Resolve `x-hub.health` (or the default for the backend).
@@ -489,6 +482,10 @@ struct Pending {
     file: String,
     /// `x-hub.health` was written out (not a default).
     explicit_health: bool,
+    /// A local service: the warning naming what compose would do that hub does not.
+    unhonoured: Option<String>,
+    /// Its deadline is its compose healthcheck's (nothing else set one).
+    healthcheck_deadline: bool,
 }
 
 /// Why a `start` service cannot be a one-shot job.
@@ -535,16 +532,6 @@ fn resolve_service(
         opts.default_class
     };
 
-    let mut timeout = match (xhub.get("timeout"), labels.get("hub.timeout")) {
-        (Some(value), _) => place.duration(value, "x-hub.timeout")?,
-        (None, Some(text)) => place.duration(&Value::String(text.clone()), "label hub.timeout")?,
-        (None, None) => DEFAULT_TIMEOUT,
-    };
-    let var = timeout_env_var(name);
-    if let Some(text) = (opts.env)(&var) {
-        timeout = duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
-    }
-
     let start = xhub
         .get("start")
         .map(|v| place.command(v, "x-hub.start"))
@@ -568,7 +555,53 @@ fn resolve_service(
         (None, None) => Backend::Container,
     };
     let healthcheck = body.get("healthcheck").cloned();
-    let health = health(&place, xhub, backend, healthcheck.as_ref())?;
+    let local = backend != Backend::Container;
+    // A local service with no x-hub.health is probed with its compose healthcheck, as its
+    // container would be.
+    let from_healthcheck = match (&healthcheck, xhub.contains_key("health")) {
+        (Some(spec), false) if local => crate::local::from_healthcheck(&place, spec)?,
+        _ => None,
+    };
+    let health = match &from_healthcheck {
+        Some(from) => from.health.clone(),
+        None => health(&place, xhub, backend, healthcheck.as_ref())?,
+    };
+    let written = match (xhub.get("timeout"), labels.get("hub.timeout")) {
+        (Some(value), _) => Some(place.duration(value, "x-hub.timeout")?),
+        (None, Some(text)) => {
+            Some(place.duration(&Value::String(text.clone()), "label hub.timeout")?)
+        }
+        (None, None) => None,
+    };
+    let var = timeout_env_var(name);
+    let from_env = (opts.env)(&var)
+        .map(|text| duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}"))))
+        .transpose()?;
+    let chosen = from_env.or(written);
+    let healthcheck_deadline = from_healthcheck
+        .as_ref()
+        .and_then(|from| from.deadline)
+        .filter(|_| chosen.is_none());
+    let timeout = chosen.or(healthcheck_deadline).unwrap_or(DEFAULT_TIMEOUT);
+    let healthcheck_deadline = healthcheck_deadline.is_some();
+    let (working_dir, unhonoured) = if local {
+        let keys = crate::local::unhonoured(body, from_healthcheck.is_some());
+        let how = if backend == Backend::Start {
+            "x-hub.start"
+        } else {
+            "x-hub.run"
+        };
+        (
+            Some(crate::local::working_dir(&place, body, &doc.project_dir)?),
+            (!keys.is_empty()).then(|| format!(
+                "{}: service \"{name}\" runs as a local process ({how}): hub does not apply {}, which compose would apply to its container",
+                source.file,
+                keys.join(", ")
+            )),
+        )
+    } else {
+        (None, None)
+    };
     let retry = retry(&place, xhub, retry_default)?;
     let container_name = match body.get("container_name") {
         None | Some(Value::Null) => None,
@@ -591,6 +624,7 @@ fn resolve_service(
             .clone()
             .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
             .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned()),
+        project_directory: doc.project_directory.clone(),
     });
     Ok(Pending {
         plan: Plan {
@@ -604,6 +638,9 @@ fn resolve_service(
             start,
             run,
             stop,
+            working_dir,
+            // Read once it is known to be active (see `resolve`).
+            environment: Environment::new(),
             health,
             retry,
             container_name,
@@ -619,6 +656,8 @@ fn resolve_service(
         declared,
         file: source.file.clone(),
         explicit_health: xhub.contains_key("health"),
+        unhonoured,
+        healthcheck_deadline,
     })
 }
 
@@ -690,6 +729,30 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         }
     }
 
+    warnings.extend(
+        all.iter()
+            .zip(&active)
+            .filter(|(_, a)| **a)
+            .filter_map(|(p, _)| p.unhonoured.clone()),
+    );
+    // An active local service's variables; compose reads no env_file of a service its
+    // profiles leave out.
+    let project_env = |key: &str| (opts.env)(key).or_else(|| doc.dotenv.get(key).cloned());
+    for (pending, _) in all.iter_mut().zip(&active).filter(|(_, a)| **a) {
+        let plan = &mut pending.plan;
+        if let (true, Some(source)) = (
+            plan.backend != Backend::Container,
+            doc.services.get(&plan.service),
+        ) {
+            let place = Place {
+                file: &source.file,
+                service: &plan.service,
+            };
+            plan.environment =
+                crate::local::environment(&place, &source.body, &doc.project_dir, &project_env)?;
+        }
+    }
+
     // Dependencies, checked against every defined service, then against the active ones.
     for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
         let name = pending.plan.service.as_str();
@@ -758,6 +821,10 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
             )));
         }
         all[target].plan.health.check = Check::Completed;
+        // Its exit decides, not its healthcheck: nor does the healthcheck's deadline.
+        if all[target].healthcheck_deadline {
+            all[target].plan.timeout_ms = duration::to_ms(DEFAULT_TIMEOUT);
+        }
     }
 
     // Index the active services densely; a dependency on an inactive one (soft) is dropped.

@@ -455,6 +455,15 @@ impl Drop for KillPidsOnDrop {
     }
 }
 
+/// A TCP port nobody listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binding a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// Is process `pid` alive (and not a zombie)?
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

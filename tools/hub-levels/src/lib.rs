@@ -24,9 +24,17 @@ pub fn command() -> Command {
              kind `completed`: done when it exits 0).\n\n\
              Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
              string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
-             environment, then .env beside the first file, read as compose reads it); include and extends \
+             environment, then .env in the project directory, read as compose reads it); include and extends \
              are applied as compose applies them. --resolve lets compose resolve the files itself \
-             (`docker compose config`) and plans from its output.",
+             (`docker compose config`) and plans from its output.\n\n\
+             A local service (x-hub.start or x-hub.run) runs as compose would run its container: \
+             in the project directory (or its working_dir, relative to it), with its environment \
+             and env_file variables (compose's precedence) over the inherited ones, and, with no \
+             x-hub.health, probed with its compose healthcheck (CMD, CMD-SHELL, NONE, disable; \
+             interval caps the probe gaps, timeout bounds a probe, start_period is kept, and \
+             start_period + retries × interval is its deadline unless x-hub.timeout says). What \
+             compose would do and hub does not for a process (ports, volumes, restart, …) is \
+             warned about, one line per service.",
         )
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
@@ -42,6 +50,13 @@ pub fn command() -> Command {
                 .value_name("FILE")
                 .action(ArgAction::Append)
                 .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else compose.yaml, docker-compose.yml, … here or above, with compose.override.yml beside it]"),
+        )
+        .arg(
+            Arg::new("project-directory")
+                .long("project-directory")
+                .value_name("DIR")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help("The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"),
         )
         .arg(
             Arg::new("profile")
@@ -120,12 +135,15 @@ pub fn command() -> Command {
 
 /// Run `hub-levels`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let files = input_files(matches)?;
+    let project_directory = matches
+        .get_one::<std::path::PathBuf>("project-directory")
+        .map(std::path::PathBuf::as_path);
+    let files = input_files(matches, project_directory)?;
     let resolve = matches.get_flag("resolve");
     let doc = if resolve {
-        compose_config(matches, &files)?
+        compose_config(matches, &files, project_directory)?
     } else {
-        compose::load(&files, &|key| std::env::var(key).ok())?
+        compose::load_in(&files, project_directory, &|key| std::env::var(key).ok())?
     };
     for warning in &doc.warnings {
         log::warn(warning);
@@ -192,7 +210,11 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
 
 /// `--resolve`: the project as compose resolves `files` with the `--profile`s given (else its
 /// own `COMPOSE_PROFILES`), compose's warnings passed on.
-fn compose_config(matches: &ArgMatches, files: &[String]) -> Result<compose::ComposeDoc> {
+fn compose_config(
+    matches: &ArgMatches,
+    files: &[String],
+    project_directory: Option<&std::path::Path>,
+) -> Result<compose::ComposeDoc> {
     if files.iter().any(|f| f == "-") {
         return Err(Error::input(
             "--resolve runs compose on files, not stdin; for `docker compose config` output on stdin use --resolved -f -",
@@ -206,6 +228,7 @@ fn compose_config(matches: &ArgMatches, files: &[String]) -> Result<compose::Com
     let target = ComposeRef {
         files: files.to_vec(),
         project: None,
+        project_directory: project_directory.map(|dir| dir.display().to_string()),
     };
     let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
         Error::input(format!("{failure}; fix what compose names, then rerun"))
@@ -213,16 +236,22 @@ fn compose_config(matches: &ArgMatches, files: &[String]) -> Result<compose::Com
     for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
         log::warn(&format!("compose: {line}"));
     }
-    compose::load_resolved(&yaml, "docker compose config", files)
+    compose::load_resolved(&yaml, "docker compose config", files, project_directory)
 }
 
-/// The files to read: `-f` values, else the ones compose would read here
-/// ([`compose::default_files`]: `COMPOSE_FILE`, or the default file and its override).
-fn input_files(matches: &ArgMatches) -> Result<Vec<String>> {
+/// The files to read: `-f` values, else the ones compose would read in the project directory,
+/// else here ([`compose::default_files`]: `COMPOSE_FILE`, or the default file and its override).
+fn input_files(
+    matches: &ArgMatches,
+    project_directory: Option<&std::path::Path>,
+) -> Result<Vec<String>> {
     if let Some(files) = matches.get_many::<String>("file") {
         return Ok(files.cloned().collect());
     }
-    let here = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
+    let here = match project_directory {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?,
+    };
     compose::default_files(&here, &|key| std::env::var(key).ok())?.ok_or_else(|| {
         Error::input(format!(
             "no compose file: none of {} in {}; pass one with -f FILE (or -f - for stdin)",

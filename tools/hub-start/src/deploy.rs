@@ -527,7 +527,7 @@ impl Deploy {
             Launch::Started { pid, container } => {
                 let plan = &self.sched.entry(index).plan;
                 let paths = &self.paths[index];
-                let body = json!({
+                let mut body = json!({
                     "attempt": attempt,
                     "max_attempts": plan.retry.attempts,
                     "backend": plan.backend,
@@ -539,6 +539,13 @@ impl Deploy {
                     "container": container,
                     "compose": plan.compose,
                 });
+                // A health command runs where the service runs, with what it is given.
+                if let Some(dir) = &plan.working_dir {
+                    body["working_dir"] = json!(dir);
+                }
+                if !plan.environment.is_empty() {
+                    body["environment"] = json!(plan.environment);
+                }
                 self.record_about("started", index, body)?;
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;

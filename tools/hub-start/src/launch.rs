@@ -61,15 +61,16 @@ pub enum Launch {
     },
 }
 
-/// A command for a service, with its log as stdout/stderr and the attempt in its environment.
+/// A command for a service, in its working folder with its environment (from the plan), its
+/// log as stdout/stderr and the attempt in its environment.
 fn service_command(
     spec: &CommandSpec,
     plan: &Plan,
     attempt: u32,
     log: &Path,
 ) -> io::Result<Command> {
+    let mut cmd = spec.to_command_in(plan.working_dir.as_deref(), &plan.environment)?;
     let log_file = OpenOptions::new().create(true).append(true).open(log)?;
-    let mut cmd = spec.to_command();
     cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)

@@ -34,7 +34,9 @@ pub fn command() -> Command {
              A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
              may take up to the service's timeout). One with `x-hub.run` is launched detached (own \
              session) with output in STATE_DIR/logs/SERVICE.log and pid in \
-             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT \
+             STATE_DIR/pids/SERVICE.pid. Commands (start, run, stop) run in the plan's \
+             working_dir, with its environment over the inherited one (null unsets), and see \
+             HUB_SERVICE and HUB_ATTEMPT \
              (in a compose file write $$HUB_ATTEMPT: hub-levels interpolates $VAR as compose \
              does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \

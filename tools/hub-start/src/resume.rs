@@ -24,7 +24,7 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
 /// (`http` included) can also prove a service already up.
 fn probe(plan: &Plan) -> bool {
     let timeout = Duration::from_millis(plan.health.probe_timeout_ms);
-    hub::probe::Prober::new(&plan.health.check, &Target::default(), timeout)
+    hub::probe::Prober::new(&plan.health.check, &Target::of_plan(plan), timeout)
         .is_ok_and(|prober| prober.checks_anything() && prober.probe().is_ok())
 }
 

@@ -354,6 +354,8 @@ mod tests {
             start: None,
             run: None,
             stop: None,
+            working_dir: None,
+            environment: Default::default(),
             health: HealthSpec {
                 check: Check::None,
                 interval_ms: 10,

@@ -129,7 +129,10 @@ fn stop_one(
     let mut method = "none";
     if let Some(spec) = &plan.stop {
         method = "stop";
-        let mut cmd = spec.to_command();
+        let mut cmd = match spec.to_command_in(plan.working_dir.as_deref(), &plan.environment) {
+            Ok(cmd) => cmd,
+            Err(e) => return stopped(method, false, format!("cannot run `{spec}`: {e}")),
+        };
         cmd.stdin(std::process::Stdio::null());
         if let Ok(log) = std::fs::OpenOptions::new()
             .create(true)

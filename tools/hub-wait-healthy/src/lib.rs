@@ -42,7 +42,7 @@ pub fn command() -> Command {
              a `finished` record with ok false says hub-start gave up), `waiting` (at 50%, 75% \
              and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
              Probes (from the record's `health`): cmd (exit 0; run in its own process group, \
-             killed on timeout), http (a GET; status in range, default 200-399; optional body \
+             killed on timeout; in the record's working_dir, with its environment), http (a GET; status in range, default 200-399; optional body \
              substring; redirects are never followed, the 3xx status is judged as is; proxies \
              are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms). \
              Container services (health kind container or exec, from the Docker backend) are \

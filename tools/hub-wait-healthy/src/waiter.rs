@@ -63,6 +63,12 @@ pub struct Started {
     /// Container services: the container.
     #[serde(default)]
     pub container: Option<String>,
+    /// Local services: the folder a health command runs in.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// Local services: the variables a health command is given.
+    #[serde(default)]
+    pub environment: hub::records::Environment,
 }
 
 fn one() -> u32 {
@@ -207,6 +213,8 @@ pub fn wait(
         let target = Target {
             service: started.service.clone(),
             container: started.container.clone(),
+            working_dir: started.working_dir.clone(),
+            environment: started.environment.clone(),
         };
         let probe_timeout = Duration::from_millis(started.health.probe_timeout_ms);
         match Prober::new(&started.health.check, &target, probe_timeout) {

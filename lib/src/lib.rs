@@ -21,6 +21,7 @@ pub mod interpolate;
 pub mod jsonl;
 pub mod jsonscan;
 pub mod log;
+pub mod logheader;
 pub mod output;
 pub mod probe;
 pub mod process;

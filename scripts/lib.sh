@@ -56,12 +56,22 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, profiles and class label.
+# hub_levels_args: the hub-levels arguments for the chosen files, profiles, class label and
+# default class.
 hub_levels_args() {
     levels_args=()
     local f p
     for f in "${files[@]}"; do levels_args+=(-f "$f"); done
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
+    [ -n "${default_class:-}" ] && levels_args+=(--default-class "$default_class")
     return 0
+}
+
+# hub_version: print "SCRIPT VERSION", the version of the tools the script runs.
+hub_version() {
+    hub_bins
+    local v
+    v="$("$bin/hub-start" --version)" || die "$bin/hub-start --version failed"
+    printf '%s %s\n' "$(basename "$0")" "${v##* }"
 }

@@ -30,6 +30,7 @@ pub mod retry;
 pub mod service;
 pub mod signals;
 pub mod similar;
+pub mod statedir;
 pub mod statefile;
 pub mod time;
 pub mod yaml;

@@ -218,7 +218,10 @@ impl Deploy {
             };
             match event {
                 Event::Input(line) => self.input(&line)?,
-                Event::InputEnd(None) => self.sched.input_closed(),
+                Event::InputEnd(None) => {
+                    self.sched.input_closed();
+                    self.check_injected()?;
+                }
                 Event::InputEnd(Some(err)) | Event::GateEnd(err) => return Err(err),
                 Event::Gate(line) => self.gate(&line)?,
                 Event::Probed { index, healthy } => self.probed(index, healthy)?,
@@ -311,6 +314,7 @@ impl Deploy {
         if is_final {
             self.service_failed(index, reason, false);
         } else {
+            self.stop_attempt(index, attempt);
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
             self.sched.set(
@@ -322,6 +326,41 @@ impl Deploy {
             );
         }
         Ok(())
+    }
+
+    /// `--inject-failure` of a service the plan does not have rehearses nothing: a usage error.
+    fn check_injected(&self) -> Result<()> {
+        match self
+            .config
+            .inject_failure
+            .iter()
+            .find(|s| self.sched.find(s).is_none())
+        {
+            Some(name) => Err(Error::input(format!(
+                "--inject-failure {name}: no such service in the plan; name one of the services read on stdin"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Before another attempt: a `run` process that is still alive (its health check timed out)
+    /// is stopped, so the next attempt does not start a second copy next to it.
+    fn stop_attempt(&self, index: usize, attempt: u32) {
+        let plan = &self.sched.entry(index).plan;
+        if plan.backend != Backend::Run {
+            return;
+        }
+        match crate::stop::signal_pid_file(&self.paths[index], KILL_GRACE) {
+            Ok(Some(note)) => log::info(&format!(
+                "{}: attempt {attempt} stopped before the next one ({note})",
+                plan.service
+            )),
+            Ok(None) => {}
+            Err(e) => log::warn(&format!(
+                "{}: could not stop attempt {attempt}: {e}",
+                plan.service
+            )),
+        }
     }
 
     fn act(&mut self, action: Action) -> Result<()> {
@@ -433,7 +472,7 @@ impl Deploy {
         let paths = self.paths[index].clone();
         match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(spec), _) => {
-                let child = match launch::spawn_start(spec, &plan, attempt, &paths) {
+                let child = match launch::spawn_start(spec, &plan, self.attempt(attempt), &paths) {
                     Ok(child) => child,
                     Err(e) => {
                         let message = format!("cannot run `{spec}`: {e}");
@@ -458,7 +497,7 @@ impl Deploy {
                 )
             }
             (Backend::Run, _, Some(spec)) => {
-                let launch = launch::launch_run(spec, &plan, attempt, &paths);
+                let launch = launch::launch_run(spec, &plan, self.attempt(attempt), &paths);
                 self.launched(index, attempt, launch)
             }
             (Backend::Container, _, _) => {
@@ -492,6 +531,13 @@ impl Deploy {
                 ),
                 true,
             ),
+        }
+    }
+
+    fn attempt(&self, number: u32) -> launch::Attempt<'_> {
+        launch::Attempt {
+            run_id: self.run_id.as_deref(),
+            number,
         }
     }
 
@@ -584,7 +630,12 @@ impl Deploy {
         if reason != "breaker_open" && reason != "injected" {
             self.breaker_record(index, false)?;
         }
-        let is_final = force_final || self.no_attempt_left(index, attempt);
+        let hopeless = exit_status.and_then(hub::codes::cannot_succeed);
+        let message = match hopeless {
+            Some(why) => format!("{message} ({why})"),
+            None => message,
+        };
+        let is_final = force_final || hopeless.is_some() || self.no_attempt_left(index, attempt);
         let delay = (!is_final).then(|| self.retry_delay(index, attempt));
         let body = json!({
             "attempt": attempt,
@@ -825,12 +876,30 @@ impl Deploy {
             .record("breaker", self.run_id.as_deref(), &transition)
     }
 
-    /// Ask the circuit breaker `SERVICE:start`; a refusal's message.
+    /// Ask the circuit breaker `SERVICE:start`; a refusal's message (with the command that
+    /// resets it). Failures recorded for another definition of the service are forgotten first.
     fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
         let key = self.breaker_key(index);
+        let definition = definition_hash(&self.sched.entry(index).plan);
+        if let Some(old) = self.config.breaker.forget_if_changed(&key, &definition)? {
+            log::info(&format!(
+                "{key}: the service's definition changed since its {} failure(s); its circuit breaker starts afresh",
+                old.consecutive_failures
+            ));
+            if old.state != hub::breaker::State::Closed {
+                self.transition(Some(Transition {
+                    key: key.clone(),
+                    from: old.state,
+                    to: hub::breaker::State::Closed,
+                    consecutive_failures: 0,
+                    opened_at: None,
+                }))?;
+            }
+        }
         let (decision, transition) = self.config.breaker.check(&key)?;
         self.transition(transition)?;
-        Ok((!decision.allowed()).then(|| hub::retry::describe_refusal(&key, &decision)))
+        Ok((!decision.allowed())
+            .then(|| hub::retry::describe_refusal(&key, &decision, self.config.breaker.path())))
     }
 
     /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
@@ -839,8 +908,36 @@ impl Deploy {
         let transition = if ok {
             self.config.breaker.record_success(&key)?
         } else {
-            self.config.breaker.record_failure(&key)?
+            let definition = definition_hash(&self.sched.entry(index).plan);
+            self.config
+                .breaker
+                .record_failure_of(&key, Some(&definition))?
         };
         self.transition(transition)
     }
+}
+
+/// A hash of what hub-start runs for a service, and how it judges it: its backend, commands,
+/// health check, timeout and compose reference. The breaker stores it with the failures, so a
+/// fixed service is not refused for the failures of its broken predecessor. FNV-1a, not the
+/// standard library's hasher, whose output may change between Rust releases (the hash is
+/// stored in a file).
+fn definition_hash(plan: &Plan) -> String {
+    let what = json!({
+        "backend": plan.backend,
+        "start": plan.start,
+        "run": plan.run,
+        "health": plan.health,
+        "timeout_ms": plan.timeout_ms,
+        "compose": plan.compose,
+        "container_name": plan.container_name,
+        "healthcheck": plan.healthcheck,
+    });
+    let hash = what
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
 }

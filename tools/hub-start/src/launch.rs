@@ -9,7 +9,7 @@ use hub::command::CommandSpec;
 use hub::process::{self, Detach, Running};
 use hub::records::Plan;
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -61,14 +61,33 @@ pub enum Launch {
     },
 }
 
+/// Which attempt of which run: written at the head of the attempt's log and into its
+/// environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The deploy run, when the plan had one.
+    pub run_id: Option<&'a str>,
+    /// 1-based.
+    pub number: u32,
+}
+
 /// A command for a service, with its log as stdout/stderr and the attempt in its environment.
+/// The log gets the attempt's header line first, so a failure's tail shows this attempt only.
 fn service_command(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     log: &Path,
 ) -> io::Result<Command> {
-    let log_file = OpenOptions::new().create(true).append(true).open(log)?;
+    let mut log_file = OpenOptions::new().create(true).append(true).open(log)?;
+    let header = hub::logheader::header(
+        attempt.run_id,
+        attempt.number,
+        hub::time::now_ms(),
+        &spec.to_string(),
+    );
+    writeln!(log_file, "{header}")?;
+    let attempt = attempt.number;
     let mut cmd = spec.to_command();
     cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
@@ -82,7 +101,7 @@ fn service_command(
 pub fn spawn_start(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     paths: &Paths,
 ) -> io::Result<Running> {
     let mut cmd = service_command(spec, plan, attempt, &paths.log)?;
@@ -123,7 +142,7 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
 }
 
 /// Launch a `run` command detached, record its pid, and track its exit on a thread.
-pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) -> Launch {
+pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: Attempt<'_>, paths: &Paths) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
         reason: "launch_failed",
         exit_status,
@@ -147,10 +166,11 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
-        return failed(
-            format!("`{spec}` exited at once with status {code}"),
-            Some(code),
-        );
+        let mut message = format!("`{spec}` exited at once with status {code}");
+        if code == 0 {
+            message = format!("{message} — {}", hub::codes::EXITED_0_HINT);
+        }
+        return failed(message, Some(code));
     }
     let pid = child.pid();
     if let Err(e) = hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()) {

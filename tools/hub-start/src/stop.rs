@@ -185,7 +185,10 @@ fn stop_one(
 }
 
 /// TERM the process group in a `run` service's pid file, KILL it after `grace`, remove the file.
-fn signal_pid_file(paths: &Paths, grace: Duration) -> std::result::Result<Option<String>, String> {
+pub(crate) fn signal_pid_file(
+    paths: &Paths,
+    grace: Duration,
+) -> std::result::Result<Option<String>, String> {
     let Ok(text) = std::fs::read_to_string(&paths.pid) else {
         return Ok(None);
     };

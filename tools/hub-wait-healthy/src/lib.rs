@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use waiter::{Reason, Report, Started, Verdict};
+use waiter::{Report, Started, Verdict};
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -535,7 +535,7 @@ impl Waiter {
                 log_tail,
                 message,
             } => {
-                let is_final = !(*reason == Reason::Exited && started.attempts_left());
+                let is_final = !(verdict.retryable() && started.attempts_left());
                 self.unhealthy_log(started, is_final, message, log_tail.as_deref());
                 let record = UnhealthyRecord {
                     head: AttemptHead::of(started),

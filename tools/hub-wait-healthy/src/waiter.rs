@@ -69,6 +69,26 @@ fn one() -> u32 {
     1
 }
 
+impl Verdict {
+    /// May `hub-start` try again after this verdict, attempts allowing? A process that
+    /// exited or a health check that timed out, yes (the next attempt starts afresh); a check
+    /// that cannot run, or a command that is not found or not executable, no.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Verdict::Healthy { .. } => false,
+            Verdict::Unhealthy {
+                reason,
+                exit_status,
+                ..
+            } => match reason {
+                Reason::Exited => exit_status.and_then(hub::codes::cannot_succeed).is_none(),
+                Reason::Timeout => true,
+                Reason::ProbeError => false,
+            },
+        }
+    }
+}
+
 impl Started {
     /// Does a failure of this attempt leave another attempt to `hub-start`?
     pub fn attempts_left(&self) -> bool {
@@ -346,17 +366,20 @@ fn exited(
         };
     }
     let log_tail = started.log.as_deref().map(log_tail);
+    let took = duration::human(elapsed);
     let message = match exit_status {
-        Some(status) if status > 128 => format!(
-            "killed by signal {} after {}",
-            status - 128,
-            duration::human(elapsed)
+        Some(status) if status > 128 => {
+            format!("killed by signal {} after {took}", status - 128)
+        }
+        Some(0) => format!(
+            "exited with status 0 after {took} — {}",
+            hub::codes::EXITED_0_HINT
         ),
-        Some(status) => format!(
-            "exited with status {status} after {}",
-            duration::human(elapsed)
-        ),
-        None => format!("exited after {}", duration::human(elapsed)),
+        Some(status) => match hub::codes::cannot_succeed(status) {
+            Some(why) => format!("exited with status {status} after {took} ({why})"),
+            None => format!("exited with status {status} after {took}"),
+        },
+        None => format!("exited after {took}"),
     };
     Verdict::Unhealthy {
         reason: Reason::Exited,
@@ -402,7 +425,8 @@ fn exit_status_in(path: &str, started_ts: Option<u64>) -> Option<i32> {
     text.trim().parse().ok()
 }
 
-/// The last [`LOG_TAIL_LINES`] non-empty-ended lines of a log (empty when it cannot be read).
+/// The last [`LOG_TAIL_LINES`] non-empty-ended lines of a log's last attempt (empty when it
+/// cannot be read).
 pub fn log_tail(path: &str) -> Vec<String> {
     let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
@@ -422,6 +446,8 @@ pub fn log_tail(path: &str) -> Vec<String> {
         // The first line read may be cut in the middle.
         lines.remove(0);
     }
+    // Lines before this attempt's header are an earlier attempt's or run's.
+    let mut lines = hub::logheader::last_attempt(&lines).to_vec();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }

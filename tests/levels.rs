@@ -71,7 +71,7 @@ fn seed_stack_plan_records() {
     assert_eq!(by_name(&recs, "redis")["class"], "core");
     assert_eq!(by_name(&recs, "mongodb")["class"], "core");
     assert_eq!(by_name(&recs, "kas")["class"], "stretch");
-    assert_eq!(by_name(&recs, "otel-collector")["class"], "optional");
+    assert_eq!(by_name(&recs, "otel-collector")["class"], "core");
     assert_eq!(
         by_name(&recs, "postgres")["healthcheck"]["test"][0],
         "CMD-SHELL"
@@ -384,9 +384,9 @@ fn unknown_class_label_warns_and_takes_the_default() {
     )]);
     let out = Cmd::new("hub-levels")
         .current_dir(dir.path())
-        .stderr_contains("label hub.class=gold is not core, optional or stretch; using optional")
+        .stderr_contains("label hub.class=gold is not core, optional or stretch; using core")
         .run();
-    assert_eq!(plans(&out)[0]["class"], "optional");
+    assert_eq!(plans(&out)[0]["class"], "core");
 }
 
 #[test]

@@ -176,8 +176,24 @@ services:
     assert_eq!(failed[0]["next_delay_ms"], 10);
     assert_eq!(failed[1]["next_delay_ms"], 20, "delays double");
     assert!(stderr.contains("flaky: attempt 1/3 failed"), "{stderr}");
+    // Each attempt's output follows its own header line (run id, attempt, time, command).
     let log = std::fs::read_to_string(deploy.path().join(".hub/logs/flaky.log")).unwrap();
-    assert_eq!(log, "attempt 1\nattempt 2\nattempt 3\n");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    for (attempt, pair) in lines.chunks(2).enumerate() {
+        let header = hub::logheader::parse_header(pair[0]).expect("a header line");
+        assert_eq!(header.run_id, "r1");
+        assert_eq!(header.attempt as usize, attempt + 1);
+        assert!(
+            header.at.ends_with('Z') && header.at.contains('T'),
+            "{header:?}"
+        );
+        assert!(
+            header.cmd.starts_with("echo \"attempt $HUB_ATTEMPT\""),
+            "{header:?}"
+        );
+        assert_eq!(pair[1], format!("attempt {}", attempt + 1));
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //!
 //! `==> hub run=RUN_ID attempt=N at=YYYY-MM-DDTHH:MM:SSZ cmd=COMMAND <==`
 
+use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, UNIX_EPOCH};
 
 const OPEN: &str = "==> hub run=";
@@ -63,6 +64,44 @@ pub fn last_attempt<'a>(lines: &'a [&'a str]) -> &'a [&'a str] {
     }
 }
 
+/// How many lines of a dead process's log go into the record about its death.
+pub const TAIL_LINES: usize = 10;
+/// How much of the end of a log is read to find those lines.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last [`TAIL_LINES`] non-empty-ended lines of a log's last attempt (empty when it
+/// cannot be read).
+pub fn tail(path: &str) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let skip = len.saturating_sub(TAIL_BYTES);
+    if skip > 0 && file.seek(SeekFrom::Start(skip)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if skip > 0 && !lines.is_empty() {
+        // The first line read may be cut in the middle.
+        lines.remove(0);
+    }
+    // Lines before this attempt's header are an earlier attempt's or run's.
+    let mut lines = last_attempt(&lines).to_vec();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let from = lines.len().saturating_sub(TAIL_LINES);
+    lines[from..]
+        .iter()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +147,20 @@ mod tests {
         let lines = ["old", h1.as_str(), "one", h2.as_str(), "two"];
         assert_eq!(last_attempt(&lines), ["two"]);
         assert_eq!(last_attempt(&["plain"]), ["plain"]);
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = std::env::temp_dir().join(format!("hub-logheader-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("svc.log");
+        let text: String = (1..=15).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, format!("{text}\n\n")).unwrap();
+        let tail = tail(path.to_str().unwrap());
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail[0], "line 6");
+        assert_eq!(tail[9], "line 15");
+        assert!(tail("/nonexistent/hub.log").is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

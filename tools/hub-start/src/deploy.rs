@@ -59,6 +59,12 @@ enum Event {
         launch: Launch,
     },
     Signal(Signal),
+    /// A launched `run` process exited (shell-style status).
+    Exited {
+        index: usize,
+        attempt: u32,
+        status: i32,
+    },
 }
 
 /// How long an interrupted start command gets between TERM and KILL.
@@ -88,6 +94,10 @@ pub fn run(config: Config) -> Result<u8> {
         levels_summarised: BTreeSet::new(),
         compose: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        launched_attempt: HashMap::new(),
+        already_healthy: 0,
+        blocked_by: HashMap::new(),
+        exited_early: HashMap::new(),
         tx,
         config,
     };
@@ -190,6 +200,16 @@ struct Deploy {
     compose: Option<std::result::Result<ComposeCmd, String>>,
     /// Set on SIGINT/SIGTERM: docker calls in flight give up.
     cancel: Arc<AtomicBool>,
+    /// Services found already healthy before starting (a rerun).
+    already_healthy: usize,
+    /// Services skipped because a hard dependency failed: index -> that dependency.
+    blocked_by: HashMap<usize, String>,
+    /// The latest attempt launched per service (its `started` record was written).
+    launched_attempt: HashMap<usize, u32>,
+    /// `run` processes that exited while their attempt was still waiting for its verdict:
+    /// service index -> (attempt, status). A `healthy` verdict for such an attempt came from
+    /// a probe that someone else answered.
+    exited_early: HashMap<usize, (u32, i32)>,
     tx: Sender<Event>,
 }
 
@@ -234,6 +254,11 @@ impl Deploy {
                     self.launched(index, attempt, launch)?;
                 }
                 Event::Signal(signal) => return self.interrupt(signal, rx),
+                Event::Exited {
+                    index,
+                    attempt,
+                    status,
+                } => self.exited(index, attempt, status)?,
             }
         }
     }
@@ -305,6 +330,11 @@ impl Deploy {
         if kind == "healthy" {
             self.breaker_record(index, true)?;
             self.sched.set(index, State::Healthy);
+            if let Some((exited, status)) = self.exited_early.remove(&index)
+                && exited == attempt
+            {
+                return self.died_after_healthy(index, attempt, status);
+            }
             return Ok(());
         }
         self.breaker_record(index, false)?;
@@ -325,6 +355,59 @@ impl Deploy {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// A launched `run` process exited. Before its verdict, hub-wait-healthy judges it; after a
+    /// `healthy` verdict (and until the deploy ends) the service is no longer running, which is
+    /// a failure of its class: its dependents that have not started are skipped.
+    fn exited(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        let entry = self.sched.entry(index);
+        // A one-shot job is done when it exits; its exit is its verdict.
+        if entry.plan.health.check == hub::records::Check::Completed
+            || self.launched_attempt.get(&index) != Some(&attempt)
+        {
+            return Ok(());
+        }
+        match entry.state {
+            State::Started { attempt: current } if current == attempt => {
+                self.exited_early.insert(index, (attempt, status));
+                Ok(())
+            }
+            State::Healthy => self.died_after_healthy(index, attempt, status),
+            _ => Ok(()),
+        }
+    }
+
+    /// A `run` service that was healthy is not running any more: a `failed` record with its
+    /// status and log tail, and the failure policy of its class.
+    fn died_after_healthy(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        let plan = &self.sched.entry(index).plan;
+        let service = plan.service.clone();
+        let max_attempts = plan.retry.attempts;
+        let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
+        let message = if status > 128 {
+            format!("was healthy, then was killed by signal {}", status - 128)
+        } else {
+            format!("was healthy, then exited with status {status}")
+        };
+        log::error(&format!("{service} {message}"));
+        for line in log_tail.iter().rev().take(3).rev() {
+            log::info(&format!("{service} log: {line}"));
+        }
+        self.breaker_record(index, false)?;
+        let body = json!({
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "final": true,
+            "reason": "exited_after_healthy",
+            "exit_status": status,
+            "log_tail": log_tail,
+            "message": message,
+            "next_delay_ms": null,
+        });
+        self.record_about("failed", index, body)?;
+        self.service_failed(index, "exited_after_healthy", true);
         Ok(())
     }
 
@@ -440,6 +523,7 @@ impl Deploy {
         log::success(&format!("{} is already healthy (skipped)", plan.service));
         self.record_about("skipped", index, json!({"reason": "already_healthy"}))?;
         self.sched.set_already_healthy(index);
+        self.already_healthy += 1;
         Ok(())
     }
 
@@ -497,7 +581,16 @@ impl Deploy {
                 )
             }
             (Backend::Run, _, Some(spec)) => {
-                let launch = launch::launch_run(spec, &plan, self.attempt(attempt), &paths);
+                let tx = self.tx.clone();
+                let on_exit = move |status| {
+                    let _ = tx.send(Event::Exited {
+                        index,
+                        attempt,
+                        status,
+                    });
+                };
+                let launch =
+                    launch::launch_run(spec, &plan, self.attempt(attempt), &paths, on_exit);
                 self.launched(index, attempt, launch)
             }
             (Backend::Container, _, _) => {
@@ -586,6 +679,7 @@ impl Deploy {
                     "compose": plan.compose,
                 });
                 self.record_about("started", index, body)?;
+                self.launched_attempt.insert(index, attempt);
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
@@ -705,6 +799,7 @@ impl Deploy {
             SkipReason::DependencyFailed(dep) => ("dependency_failed", Some(dep.as_str())),
         };
         if let Some(dep) = dependency {
+            self.blocked_by.insert(index, dep.to_owned());
             let line = format!("{} skipped: its dependency {dep} failed", plan.service);
             if plan.class == Class::Core {
                 log::error(&format!("{line} (CORE - deployment will fail)"));
@@ -787,28 +882,48 @@ impl Deploy {
         let ok = !self.sched.aborted();
         let status = if ok { exit::OK } else { exit::NO };
         let elapsed = self.started_at.elapsed();
+        let already = self.already_healthy;
         let body = json!({
             "ok": ok,
             "exit_status": status,
-            "counts": {"healthy": healthy, "started": started, "failed": failed, "skipped": skipped},
+            "counts": {"healthy": healthy, "already_healthy": already, "started": started, "failed": failed, "skipped": skipped},
             "duration_ms": hub::duration::to_ms(elapsed),
         });
         self.out.record("finished", self.run_id.as_deref(), &body)?;
         let total = entries.len();
         let took = hub::duration::human(elapsed);
+        let healthy_text = match already {
+            0 => format!("{healthy}/{total} healthy"),
+            n => format!("{healthy}/{total} healthy ({n} already healthy)"),
+        };
         match (ok, self.config.mode) {
             (false, _) => log::error(&format!(
-                "Deploy failed: a CORE service failed ({healthy}/{total} healthy, {failed} failed, {skipped} skipped) after {took}"
+                "Deploy failed: {} ({healthy_text}, {failed} failed, {skipped} skipped) after {took}",
+                self.abort_reason()
             )),
             (true, Mode::Ungated) => log::success(&format!(
                 "Launched {started}/{total} services ({failed} failed) in {took}"
             )),
             (true, _) if failed + skipped > 0 => log::warn(&format!(
-                "Deployed with degradation: {healthy}/{total} healthy, {failed} failed, {skipped} skipped, in {took}"
+                "Deployed with degradation: {healthy_text}, {failed} failed, {skipped} skipped, in {took}"
             )),
-            (true, _) => log::success(&format!("Deployed: {healthy}/{total} healthy in {took}")),
+            (true, _) => log::success(&format!("Deployed: {healthy_text} in {took}")),
         }
         Ok(status)
+    }
+
+    /// Why the deploy failed, in a few words: which CORE service, and why when it was skipped.
+    fn abort_reason(&self) -> String {
+        let Some(cause) = self.sched.abort_cause() else {
+            return "a CORE service failed".to_owned();
+        };
+        let service = &self.sched.entry(cause).plan.service;
+        match self.blocked_by.get(&cause) {
+            Some(dep) => format!(
+                "CORE service {service} was skipped because its hard dependency {dep} failed"
+            ),
+            None => format!("CORE service {service} failed"),
+        }
     }
 
     /// SIGINT/SIGTERM: kill in-flight start commands' groups (TERM, then KILL after a grace),

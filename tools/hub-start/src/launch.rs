@@ -141,8 +141,15 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
     }
 }
 
-/// Launch a `run` command detached, record its pid, and track its exit on a thread.
-pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: Attempt<'_>, paths: &Paths) -> Launch {
+/// Launch a `run` command detached, record its pid, and track its exit on a thread, which
+/// calls `on_exit` with its shell-style status when it exits.
+pub fn launch_run(
+    spec: &CommandSpec,
+    plan: &Plan,
+    attempt: Attempt<'_>,
+    paths: &Paths,
+    on_exit: impl FnOnce(i32) + Send + 'static,
+) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
         reason: "launch_failed",
         exit_status,
@@ -182,10 +189,11 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: Attempt<'_>, paths: 
         .name(format!("track-{}", plan.service))
         .spawn(move || {
             if let Ok(status) = child.wait() {
-                let _ = hub::atomic::write_file(
-                    &exit_file,
-                    format!("{}\n", process::status_code(status)).as_bytes(),
-                );
+                let code = process::status_code(status);
+                // The event first: whatever the exit file lets others see (a probe that waits
+                // for this exit) reaches hub-start after it.
+                on_exit(code);
+                let _ = hub::atomic::write_file(&exit_file, format!("{code}\n").as_bytes());
             }
         });
     if spawned.is_err() {

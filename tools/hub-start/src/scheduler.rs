@@ -146,6 +146,11 @@ impl Scheduler {
         self.abort_cause.is_some()
     }
 
+    /// The CORE service whose failure (or skip) stopped the deploy.
+    pub fn abort_cause(&self) -> Option<usize> {
+        self.abort_cause
+    }
+
     /// Move a service to a new state. A CORE service that fails (or is skipped because a
     /// dependency failed) aborts the deploy.
     pub fn set(&mut self, index: usize, state: State) {

@@ -801,3 +801,15 @@ fn the_dotenv_file_also_sets_compose_profiles_and_project_name() {
         .run();
     assert_eq!(plans(&out).len(), 1);
 }
+
+#[test]
+fn a_service_with_no_class_is_core_as_compose_requires_every_service() {
+    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: nginx\n")]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(plans(&out)[0]["class"], "core");
+    let help = Cmd::new("hub-levels").arg("--help").run();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("[default: core]"),
+        "--help says what the default is"
+    );
+}

@@ -308,7 +308,7 @@ services:
     let finished = records.last().unwrap();
     assert_eq!(
         finished["counts"],
-        json!({"healthy": 2, "started": 0, "failed": 2, "skipped": 1})
+        json!({"healthy": 2, "already_healthy": 0, "started": 0, "failed": 2, "skipped": 1})
     );
 }
 
@@ -330,6 +330,17 @@ services:
     assert_eq!(skip["reason"], "dependency_failed");
     assert!(
         stderr.contains("api skipped: its dependency cache failed (CORE - deployment will fail)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_injected_failure_of_a_service_not_in_the_plan_is_a_usage_error() {
+    let deploy = Deploy::new("services:\n  kas:\n    x-hub: { class: stretch, start: \"true\" }\n");
+    let (status, _, stderr) = deploy.start(&["--inject-failure", "ksa"]).finish();
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--inject-failure ksa: no such service in the plan"),
         "{stderr}"
     );
 }

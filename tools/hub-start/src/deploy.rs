@@ -386,10 +386,13 @@ impl Deploy {
         let service = plan.service.clone();
         let max_attempts = plan.retry.attempts;
         let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
-        let message = if status > 128 {
-            format!("was healthy, then was killed by signal {}", status - 128)
-        } else {
-            format!("was healthy, then exited with status {status}")
+        let message = match status {
+            s if s > 128 => format!("was healthy, then was killed by signal {}", s - 128),
+            0 => format!(
+                "was healthy, then exited with status 0 — {}",
+                hub::codes::EXITED_0_HINT
+            ),
+            s => format!("was healthy, then exited with status {s}"),
         };
         log::error(&format!("{service} {message}"));
         for line in log_tail.iter().rev().take(3).rev() {

@@ -302,6 +302,15 @@ fn bad_input_exits_2_before_anything_starts() {
         .arg("fast")
         .stderr_contains("--schedule must be dag or levels")
         .status(2);
+    // Rehearsing the failure of a service that is not deployed would rehearse nothing.
+    let stack = Stack::new(&compose(&[gated("db", "core", "")]));
+    stack.touch("db.ready");
+    Cmd::script("hub-deploy")
+        .current_dir(stack.path())
+        .args(["--inject-failure", "dbb"])
+        .stderr_contains("--inject-failure dbb: no such service in the plan")
+        .status(2);
+    assert!(!stack.path().join(".hub/pids").exists(), "nothing started");
 }
 
 #[test]
@@ -443,6 +452,19 @@ fn a_one_shot_job_that_fails_blocks_its_dependents() {
     assert!(!records.iter().any(is("started", "api")));
 }
 
+/// Deploy `stack` (with `extra` flags) to the end, expecting exit status `status`: its records
+/// and stderr.
+fn deployed(stack: &Stack, extra: &[&str], status: i32) -> (Vec<Value>, String) {
+    let (got, records, err) = stack.deploy(extra).finish();
+    assert_eq!(got, Some(status), "{err}");
+    (records, err)
+}
+
+/// Assert that `text` says `needle`.
+fn says(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+}
+
 fn records_about<'a>(records: &'a [Value], service: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["service"] == service).collect()
 }
@@ -464,13 +486,11 @@ fn a_service_with_no_class_is_core_so_its_failure_fails_the_deploy() {
     // A plain compose file: nothing says which services matter, so, as in compose, all do.
     let stack =
         Stack::new("services:\n  api:\n    x-hub: { start: \"exit 3\", retry: { attempts: 1 } }\n");
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(1), "{err}");
+    let (records, err) = deployed(&stack, &[], 1);
     assert_eq!(final_failure(&records, "api")["class"], "core");
-    assert!(err.contains("Deploy failed"), "{err}");
+    says(&err, "Deploy failed");
     // The seed's behaviour stays one flag away.
-    let (status, records, err) = stack.deploy(&["--default-class", "optional"]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, _) = deployed(&stack, &["--default-class", "optional"], 0);
     assert_eq!(final_failure(&records, "api")["class"], "optional");
 }
 
@@ -481,8 +501,7 @@ fn a_core_service_skipped_for_a_failed_dependency_is_a_core_failure_and_says_why
         "  cache:\n    x-hub: { class: optional, start: \"exit 3\", retry: { attempts: 1 } }\n",
         "  api:\n    depends_on: [cache]\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n",
     ));
-    let (status, _, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(1), "{err}");
+    let (_, err) = deployed(&stack, &[], 1);
     assert!(
         err.contains("service \"api\" is CORE but hard-depends on \"cache\", which is OPTIONAL"),
         "{err}"
@@ -493,9 +512,9 @@ fn a_core_service_skipped_for_a_failed_dependency_is_a_core_failure_and_says_why
         ),
         "{err}"
     );
-    assert!(
-        err.contains("· 1 CORE failure (api skipped: dependency cache failed)"),
-        "{err}"
+    says(
+        &err,
+        "· 1 CORE failure (api skipped: dependency cache failed)",
     );
     assert!(!err.contains("0 CORE failures"), "{err}");
 }
@@ -505,8 +524,7 @@ fn a_run_process_that_exits_0_is_told_how_to_be_a_one_shot_job() {
     let stack = Stack::new(
         "services:\n  seed:\n    x-hub: { class: optional, run: \"echo seeded\", retry: { attempts: 1 } }\n",
     );
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, err) = deployed(&stack, &[], 0);
     let failure = final_failure(&records, "seed");
     let message = failure["message"].as_str().unwrap();
     assert!(
@@ -514,7 +532,7 @@ fn a_run_process_that_exits_0_is_told_how_to_be_a_one_shot_job() {
             && message.contains("if it is a one-shot job, set `x-hub.health.completed: true`"),
         "{failure}"
     );
-    assert!(err.contains("x-hub.health.completed: true"), "{err}");
+    says(&err, "x-hub.health.completed: true");
 }
 
 #[test]
@@ -556,10 +574,7 @@ services:
     assert_eq!(status, Some(1), "{err}");
     assert!(!records.iter().any(is("started", "web")), "{records:#?}");
     assert!(records.iter().any(is("skipped", "web")));
-    assert!(
-        err.contains("api was healthy, then exited with status 1"),
-        "{err}"
-    );
+    says(&err, "api was healthy, then exited with status 1");
 }
 
 #[test]
@@ -570,40 +585,18 @@ fn rerun_counts_already_healthy_services_as_such() {
     ]));
     stack.touch("db.ready");
     assert_eq!(stack.deploy(&[]).finish().0, Some(0));
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, err) = deployed(&stack, &[], 0);
     let finished = records.iter().find(|r| r["type"] == "finished").unwrap();
     assert_eq!(
         finished["counts"],
         serde_json::json!({"healthy": 1, "already_healthy": 1, "started": 0, "failed": 1, "skipped": 0})
     );
-    assert!(
-        err.contains("Deployed with degradation: 1/2 healthy (1 already healthy), 1 failed"),
-        "{err}"
+    says(
+        &err,
+        "Deployed with degradation: 1/2 healthy (1 already healthy), 1 failed",
     );
-    assert!(
-        err.contains("1/2 healthy (1 already healthy) in "),
-        "the report agrees: {err}"
-    );
-}
-
-#[test]
-fn inject_failure_of_a_service_not_in_the_plan_is_a_usage_error() {
-    let stack = Stack::new(&compose(&[gated("db", "core", "")]));
-    stack.touch("db.ready");
-    let out = Cmd::script("hub-deploy")
-        .current_dir(stack.path())
-        .args(["--inject-failure", "dbb"])
-        .status(2);
-    assert!(
-        stderr(&out).contains("--inject-failure dbb: no such service in the plan"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        !stack.path().join(".hub/pids/db.pid").exists(),
-        "nothing started"
-    );
+    // The report agrees.
+    says(&err, "1/2 healthy (1 already healthy) in ");
 }
 
 #[test]
@@ -614,8 +607,7 @@ fn a_service_log_tail_shows_the_current_attempt_only() {
     let logs = stack.path().join(".hub/logs");
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(logs.join("api.log"), "an earlier run was fine\n").unwrap();
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, _) = deployed(&stack, &[], 0);
     let failure = final_failure(&records, "api");
     assert_eq!(
         failure["log_tail"],
@@ -637,8 +629,7 @@ fn a_command_that_is_not_found_is_not_retried() {
         "  starter:\n    x-hub: { class: optional, start: \"no-such-command-hub-11\", retry: { attempts: 3, delay: 10ms } }\n",
         "  runner:\n    x-hub: { class: optional, run: \"no-such-command-hub-11\", retry: { attempts: 3, delay: 10ms } }\n",
     ));
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, _) = deployed(&stack, &[], 0);
     for service in ["starter", "runner"] {
         let failure = final_failure(&records, service);
         assert_eq!(failure["attempt"], 1, "{failure}");
@@ -673,8 +664,7 @@ services:
       retry: { attempts: 2, delay: 10ms }
 "#,
     );
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
+    let (records, _) = deployed(&stack, &[], 0);
     let timeout = records
         .iter()
         .find(|r| r["type"] == "unhealthy" && r["service"] == "api")
@@ -700,11 +690,10 @@ fn hub_deploy_quiet_prints_no_report_but_warnings() {
         "  kas:\n    x-hub: { class: stretch, start: \"exit 3\", retry: { attempts: 1 } }\n".into(),
     ]));
     stack.touch("db.ready");
-    let (status, _, err) = stack.deploy(&["-q"]).finish();
-    assert_eq!(status, Some(0), "{err}");
-    assert!(
-        err.contains("Service kas failed (STRETCH - deployment will continue)"),
-        "{err}"
+    let (_, err) = deployed(&stack, &["-q"], 0);
+    says(
+        &err,
+        "Service kas failed (STRETCH - deployment will continue)",
     );
     for noise in [
         "ℹ Starting",
@@ -781,8 +770,7 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
     let broken = "services:\n  api:\n    x-hub: { class: core, start: \"exit 1\", retry: { attempts: 3, delay: 10ms } }\n";
     let stack = Stack::new(broken);
     let home = tempfile::tempdir().unwrap();
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(1), "{err}");
+    let (records, _) = deployed(&stack, &[], 1);
     assert!(
         records
             .iter()
@@ -808,23 +796,18 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
         (&"api:start".into(), &"open".into())
     );
     // The same definition again: refused, and told exactly how to reset.
-    let (status, _, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(1), "{err}");
+    let (_, err) = deployed(&stack, &[], 1);
     let state = stack.path().join(".hub/breaker.json");
     let reset = format!("hub-breaker reset api:start --state {}", state.display());
-    assert!(err.contains(&reset), "{err}");
+    says(&err, &reset);
     // Fixed: it starts afresh, and says so.
     std::fs::write(
         stack.path().join("compose.yaml"),
         broken.replace("exit 1", "true"),
     )
     .unwrap();
-    let (status, records, err) = stack.deploy(&[]).finish();
-    assert_eq!(status, Some(0), "{err}");
-    assert!(
-        err.contains("api:start: the service's definition changed"),
-        "{err}"
-    );
+    let (records, err) = deployed(&stack, &[], 0);
+    says(&err, "api:start: the service's definition changed");
     assert!(records.iter().any(is("healthy", "api")) || records.iter().any(is("started", "api")));
     // And a reset in this folder resets the deploy's breaker.
     std::fs::write(stack.path().join("compose.yaml"), broken).unwrap();

@@ -156,11 +156,15 @@ mod tests {
         let path = dir.join("svc.log");
         let text: String = (1..=15).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, format!("{text}\n\n")).unwrap();
-        let tail = tail(path.to_str().unwrap());
-        assert_eq!(tail.len(), TAIL_LINES);
-        assert_eq!(tail[0], "line 6");
-        assert_eq!(tail[9], "line 15");
+        let lines = tail(path.to_str().unwrap());
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines[0], "line 6");
+        assert_eq!(lines[9], "line 15");
         assert!(tail("/nonexistent/hub.log").is_empty());
+        // An earlier attempt's lines are not this attempt's.
+        let header = header(Some("r"), 2, 0, "x");
+        std::fs::write(&path, format!("{text}{header}\nnew\n")).unwrap();
+        assert_eq!(tail(path.to_str().unwrap()), ["new"]);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -394,7 +394,11 @@ impl Deploy {
             ),
             s => format!("was healthy, then exited with status {s}"),
         };
-        log::error(&format!("{service} {message}"));
+        if plan.class == Class::Core {
+            log::error(&format!("{service} {message}"));
+        } else {
+            log::warn(&format!("{service} {message}"));
+        }
         for line in log_tail.iter().rev().take(3).rev() {
             log::info(&format!("{service} log: {line}"));
         }

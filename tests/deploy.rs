@@ -662,6 +662,14 @@ services:
       health: { cmd: "test -f attempt-2", interval: 20ms }
       timeout: 500ms
       retry: { attempts: 2, delay: 10ms }
+  daemon:
+    x-hub:
+      class: core
+      start: "true"
+      stop: "touch daemon.stopped"
+      health: { cmd: "test -f daemon.stopped", interval: 20ms }
+      timeout: 500ms
+      retry: { attempts: 2, delay: 10ms }
 "#,
     );
     let (records, _) = deployed(&stack, &[], 0);
@@ -677,10 +685,13 @@ services:
     assert_eq!(healthy["attempt"], 2);
     let first = records
         .iter()
-        .find(|r| r["type"] == "started" && r["attempt"] == 1)
+        .find(|r| r["type"] == "started" && r["service"] == "api" && r["attempt"] == 1)
         .unwrap();
     let pid = first["pid"].as_u64().unwrap() as u32;
     assert!(!alive(pid), "attempt 1 (pid {pid}) was left running");
+    // A start command's service is stopped with its x-hub.stop before the next attempt.
+    let daemon = records.iter().find(|r| is("healthy", "daemon")(r)).unwrap();
+    assert_eq!(daemon["attempt"], 2);
 }
 
 #[test]

@@ -59,6 +59,12 @@ enum Event {
         launch: Launch,
     },
     Signal(Signal),
+    /// A failed attempt's process was stopped (`message`: how), so the next one may follow.
+    AttemptStopped {
+        index: usize,
+        next_attempt: u32,
+        message: String,
+    },
     /// A launched `run` process exited (shell-style status).
     Exited {
         index: usize,
@@ -259,6 +265,11 @@ impl Deploy {
                     attempt,
                     status,
                 } => self.exited(index, attempt, status)?,
+                Event::AttemptStopped {
+                    index,
+                    next_attempt,
+                    message,
+                } => self.attempt_stopped(index, next_attempt, &message),
             }
         }
     }
@@ -343,8 +354,11 @@ impl Deploy {
             value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
         if is_final {
             self.service_failed(index, reason, false);
-        } else {
+        } else if reason == "timeout" {
+            // Its process may well be alive: stop it before the next attempt starts beside it.
+            self.log_retry(index, attempt, reason, self.retry_delay(index, attempt));
             self.stop_attempt(index, attempt);
+        } else {
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
             self.sched.set(
@@ -433,24 +447,58 @@ impl Deploy {
         }
     }
 
-    /// Before another attempt: a `run` process that is still alive (its health check timed out)
-    /// is stopped, so the next attempt does not start a second copy next to it.
-    fn stop_attempt(&self, index: usize, attempt: u32) {
-        let plan = &self.sched.entry(index).plan;
-        if plan.backend != Backend::Run {
+    /// Before another attempt of a service whose health check timed out: stop what the attempt
+    /// started, as `hub-down` would (its `x-hub.stop`, its process group, its container), on a
+    /// thread, so the loop goes on; the backoff starts once it is stopped.
+    fn stop_attempt(&mut self, index: usize, attempt: u32) {
+        let plan = self.sched.entry(index).plan.clone();
+        let state_dir = self.config.state_dir.clone();
+        let compose = (plan.backend == Backend::Container)
+            .then(|| self.compose_cmd().ok())
+            .flatten();
+        let tx = self.tx.clone();
+        let next_attempt = attempt + 1;
+        self.sched.set(index, State::Stopping { next_attempt });
+        let spawned = std::thread::Builder::new()
+            .name(format!("stop-{}", plan.service))
+            .spawn(move || {
+                let stopped =
+                    crate::stop::stop_one(&plan, &state_dir, KILL_GRACE, compose.as_ref());
+                let message = if stopped.ok {
+                    stopped.message
+                } else {
+                    format!("could not stop it: {}", stopped.message)
+                };
+                let _ = tx.send(Event::AttemptStopped {
+                    index,
+                    next_attempt,
+                    message,
+                });
+            });
+        if spawned.is_err() {
+            self.attempt_stopped(index, next_attempt, "could not start a thread to stop it");
+        }
+    }
+
+    /// A timed-out attempt is stopped: its backoff begins.
+    fn attempt_stopped(&mut self, index: usize, next_attempt: u32, message: &str) {
+        if self.sched.entry(index).state != (State::Stopping { next_attempt }) {
             return;
         }
-        match crate::stop::signal_pid_file(&self.paths[index], KILL_GRACE) {
-            Ok(Some(note)) => log::info(&format!(
-                "{}: attempt {attempt} stopped before the next one ({note})",
-                plan.service
-            )),
-            Ok(None) => {}
-            Err(e) => log::warn(&format!(
-                "{}: could not stop attempt {attempt}: {e}",
-                plan.service
-            )),
-        }
+        let plan = &self.sched.entry(index).plan;
+        log::info(&format!(
+            "{}: attempt {} stopped before the next one ({message})",
+            plan.service,
+            next_attempt - 1
+        ));
+        let delay = self.retry_delay(index, next_attempt - 1);
+        self.sched.set(
+            index,
+            State::RetryWait {
+                next_attempt,
+                due: Instant::now() + delay,
+            },
+        );
     }
 
     fn act(&mut self, action: Action) -> Result<()> {

@@ -39,7 +39,8 @@ pub fn command() -> Command {
              does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \
              resumes). A failed attempt (the start command failed, or the process died before it \
-             was healthy, or did not become healthy in time: its process is stopped first) is \
+             was healthy, or did not become healthy in time: then what it started is stopped first, \
+             as --stop would stop it) is \
              retried with the service's x-hub.retry policy; an exit status of 126 or 127 (not \
              executable, not found) is final at once. Each outcome goes to the circuit breaker \
              `SERVICE:start`, with a hash of the service's definition: after a fix (a changed \

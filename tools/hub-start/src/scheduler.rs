@@ -29,6 +29,8 @@ pub enum State {
     Started { attempt: u32 },
     /// A failed attempt; the next one is due then.
     RetryWait { next_attempt: u32, due: Instant },
+    /// A failed attempt whose process is being stopped; its backoff starts once it is.
+    Stopping { next_attempt: u32 },
     /// Healthy (or already healthy).
     Healthy,
     /// Failed for good.
@@ -225,7 +227,7 @@ impl Scheduler {
             for index in 0..self.entries.len() {
                 if matches!(
                     self.entries[index].state,
-                    State::Pending | State::RetryWait { .. }
+                    State::Pending | State::RetryWait { .. } | State::Stopping { .. }
                 ) {
                     self.entries[index].state = State::Skipped;
                     actions.push(Action::Skip {

@@ -502,9 +502,9 @@ fn a_core_service_skipped_for_a_failed_dependency_is_a_core_failure_and_says_why
         "  api:\n    depends_on: [cache]\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n",
     ));
     let (_, err) = deployed(&stack, &[], 1);
-    assert!(
-        err.contains("service \"api\" is CORE but hard-depends on \"cache\", which is OPTIONAL"),
-        "{err}"
+    says(
+        &err,
+        "service \"api\" is CORE but hard-depends on \"cache\", which is OPTIONAL",
     );
     assert!(
         err.contains(

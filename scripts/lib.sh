@@ -56,9 +56,9 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles
-# and class label (and --resolve when $resolve=1: compose resolves the files, hub plans from
-# its output).
+# hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles,
+# class label and default class (and --resolve when $resolve=1: compose resolves the files, hub
+# plans from its output).
 hub_levels_args() {
     levels_args=()
     local f p
@@ -66,9 +66,18 @@ hub_levels_args() {
     [ -n "$project_dir" ] && levels_args+=(--project-directory "$project_dir")
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
+    [ -n "${default_class:-}" ] && levels_args+=(--default-class "$default_class")
     if [ "${resolve:-0}" = 1 ]; then
         levels_args+=(--resolve)
         [ -n "${compose_cmd:-}" ] && levels_args+=(--compose-cmd "$compose_cmd")
     fi
     return 0
+}
+
+# hub_version: print "SCRIPT VERSION", the version of the tools the script runs.
+hub_version() {
+    hub_bins
+    local v
+    v="$("$bin/hub-start" --version)" || die "$bin/hub-start --version failed"
+    printf '%s %s\n' "$(basename "$0")" "${v##* }"
 }

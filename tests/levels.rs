@@ -71,7 +71,7 @@ fn seed_stack_plan_records() {
     assert_eq!(by_name(&recs, "redis")["class"], "core");
     assert_eq!(by_name(&recs, "mongodb")["class"], "core");
     assert_eq!(by_name(&recs, "kas")["class"], "stretch");
-    assert_eq!(by_name(&recs, "otel-collector")["class"], "optional");
+    assert_eq!(by_name(&recs, "otel-collector")["class"], "core");
     assert_eq!(
         by_name(&recs, "postgres")["healthcheck"]["test"][0],
         "CMD-SHELL"
@@ -384,9 +384,9 @@ fn unknown_class_label_warns_and_takes_the_default() {
     )]);
     let out = Cmd::new("hub-levels")
         .current_dir(dir.path())
-        .stderr_contains("label hub.class=gold is not core, optional or stretch; using optional")
+        .stderr_contains("label hub.class=gold is not core, optional or stretch; using core")
         .run();
-    assert_eq!(plans(&out)[0]["class"], "optional");
+    assert_eq!(plans(&out)[0]["class"], "core");
 }
 
 #[test]
@@ -988,4 +988,16 @@ fn compose_env_files_is_refused_by_name_rather_than_ignored() {
         .env("COMPOSE_ENV_FILES", "prod.env")
         .stderr_contains("COMPOSE_ENV_FILES is set")
         .status(2);
+}
+
+#[test]
+fn a_service_with_no_class_is_core_as_compose_requires_every_service() {
+    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: nginx\n")]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(plans(&out)[0]["class"], "core");
+    let help = Cmd::new("hub-levels").arg("--help").run();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("[default: core]"),
+        "--help says what the default is"
+    );
 }

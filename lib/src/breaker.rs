@@ -89,6 +89,10 @@ pub struct KeyState {
     /// When this key last changed, ms since the epoch.
     #[serde(default)]
     pub updated_at: u64,
+    /// A hash of what failed (hub-start: the service's definition), when the caller gave one:
+    /// a changed definition is a different thing, and starts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 impl Default for KeyState {
@@ -99,6 +103,7 @@ impl Default for KeyState {
             opened_at: None,
             trial: None,
             updated_at: 0,
+            definition: None,
         }
     }
 }
@@ -171,7 +176,9 @@ pub fn parse_threshold(text: &str) -> Result<u64, String> {
 }
 
 /// Where the state file is: `explicit` (`--state`), else `$HUB_BREAKER_STATE`, else
-/// `$XDG_STATE_HOME/hub/breaker.json`, else `~/.local/state/hub/breaker.json`.
+/// `breaker.json` in the state folder in use ([`crate::statedir::in_use`]: `$HUB_STATE_DIR`, or
+/// `.hub/` in the current folder), else `$XDG_STATE_HOME/hub/breaker.json`, else
+/// `~/.local/state/hub/breaker.json`.
 pub fn default_state_path(
     explicit: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -182,6 +189,9 @@ pub fn default_state_path(
     let set = |key: &str| env(key).filter(|v| !v.is_empty());
     if let Some(path) = set(ENV_STATE) {
         return Ok(PathBuf::from(path));
+    }
+    if let Some(dir) = crate::statedir::in_use(&env) {
+        return Ok(dir.join(crate::statedir::BREAKER_FILE));
     }
     // The XDG spec: a relative XDG_STATE_HOME is invalid and ignored.
     if let Some(state_home) = set("XDG_STATE_HOME").filter(|v| v.starts_with('/')) {
@@ -370,9 +380,22 @@ impl Breaker {
     /// Record a failure for `key`: it counts, opens the breaker at the threshold, and re-opens
     /// a half-open one. An open breaker keeps its `opened_at`.
     pub fn record_failure(&self, key: &str) -> Result<Option<Transition>> {
+        self.record_failure_of(key, None)
+    }
+
+    /// [`Breaker::record_failure`], remembering `definition` (a hash of what failed) with the
+    /// key for [`Breaker::forget_if_changed`].
+    pub fn record_failure_of(
+        &self,
+        key: &str,
+        definition: Option<&str>,
+    ) -> Result<Option<Transition>> {
         let now = self.clock.now_ms();
         self.update_key(key, |entry| {
             entry.consecutive_failures = entry.consecutive_failures.saturating_add(1);
+            if let Some(definition) = definition {
+                entry.definition = Some(definition.to_owned());
+            }
             match entry.state {
                 State::Closed if entry.consecutive_failures >= self.config.threshold => {
                     entry.state = State::Open;
@@ -388,6 +411,35 @@ impl Breaker {
             Ok((true, ()))
         })
         .map(|((), transition)| transition)
+    }
+
+    /// Forget `key`'s failures when they were recorded for another definition than
+    /// `definition`: the breaker protects against hammering the same broken thing, not against
+    /// a fixed one. Returns the forgotten state (`None`: nothing recorded, or the same thing).
+    pub fn forget_if_changed(&self, key: &str, definition: &str) -> Result<Option<KeyState>> {
+        let current = self.read_key(key)?;
+        if current
+            .definition
+            .as_deref()
+            .is_none_or(|stored| stored == definition)
+        {
+            return Ok(None);
+        }
+        self.file.update(|bytes| {
+            let mut doc = self.parse(bytes)?;
+            match doc.keys.get(key) {
+                Some(entry)
+                    if entry
+                        .definition
+                        .as_deref()
+                        .is_some_and(|stored| stored != definition) =>
+                {
+                    let old = doc.keys.remove(key);
+                    Ok((Some(encode(&doc)?), old))
+                }
+                _ => Ok((None, None)),
+            }
+        })
     }
 
     /// Close the breakers of `keys` and forget their failures.
@@ -595,7 +647,7 @@ pub fn cli_args() -> Vec<clap::Arg> {
             .long("state")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
-            .help("The breaker state file [default: $HUB_BREAKER_STATE, else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
+            .help("The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
         Arg::new("threshold")
             .long("threshold")
             .value_name("N")

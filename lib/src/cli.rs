@@ -13,7 +13,7 @@ pub fn with_common_args(cmd: Command) -> Command {
             .long("quiet")
             .action(ArgAction::SetTrue)
             .global(true)
-            .help("Print only errors on stderr"),
+            .help("Print only warnings and errors on stderr"),
     )
     .arg(
         Arg::new("verbose")

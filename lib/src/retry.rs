@@ -373,8 +373,11 @@ pub fn log_transition(transition: &Transition) {
     }
 }
 
-/// The one line for a refusal: `keycloak:start: circuit breaker open (3 consecutive failures), retry in 42s`.
-pub fn describe_refusal(key: &str, decision: &Decision) -> String {
+/// The one line for a refusal: `keycloak:start: circuit breaker open after 3 consecutive
+/// failures; refused, next try allowed in 42s (to reset it now: hub-breaker reset
+/// keycloak:start --state /srv/.hub/breaker.json)`. The reset command names the state file
+/// `state_file` the refusing breaker read, so it resets that breaker and no other.
+pub fn describe_refusal(key: &str, decision: &Decision, state_file: &std::path::Path) -> String {
     match decision {
         Decision::Refused {
             retry_after,
@@ -387,7 +390,11 @@ pub fn describe_refusal(key: &str, decision: &Decision) -> String {
                 format!("open after {consecutive_failures} consecutive failures")
             };
             let secs = retry_after.as_millis().div_ceil(1000);
-            format!("{key}: circuit breaker {why}; refused, next try allowed in {secs}s")
+            let file = std::path::absolute(state_file).unwrap_or_else(|_| state_file.to_path_buf());
+            format!(
+                "{key}: circuit breaker {why}; refused, next try allowed in {secs}s (to reset it now: hub-breaker reset {key} --state {})",
+                file.display()
+            )
         }
         _ => format!("{key}: circuit breaker allows the call"),
     }
@@ -419,7 +426,7 @@ fn ask_breaker(job: &mut Job<'_>, attempt: u32) -> Result<Option<u8>> {
             Ok(None)
         }
         Decision::Refused { .. } => {
-            let refusal = describe_refusal(&key, &decision);
+            let refusal = describe_refusal(&key, &decision, breaker.path());
             if job.name == key {
                 log::error(&refusal);
             } else {

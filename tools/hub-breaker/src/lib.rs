@@ -160,7 +160,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                     exit::OK
                 }
                 Decision::Refused { .. } => {
-                    log::warn(&retry::describe_refusal(&key, &decision));
+                    log::warn(&retry::describe_refusal(&key, &decision, breaker.path()));
                     exit::REFUSED
                 }
             })

@@ -96,9 +96,9 @@ pub fn command() -> Command {
             Arg::new("default-class")
                 .long("default-class")
                 .value_name("CLASS")
-                .default_value("optional")
+                .default_value("core")
                 .value_parser(["core", "optional", "stretch"])
-                .help("The class of services with no class"),
+                .help("The class of services with no class (x-hub.class, else the class label): core, as compose treats every service as required; `optional` is the seed's old default"),
         )
         .arg(
             Arg::new("format")
@@ -163,7 +163,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let default_class = matches
         .get_one::<String>("default-class")
         .and_then(|c| Class::parse(c))
-        .unwrap_or(Class::Optional);
+        .unwrap_or(Class::Core);
     let opts = Options {
         class_label: matches
             .get_one::<String>("class-label")

@@ -9,7 +9,7 @@ use hub::command::CommandSpec;
 use hub::process::{self, Detach, Running};
 use hub::records::Plan;
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -61,16 +61,35 @@ pub enum Launch {
     },
 }
 
+/// Which attempt of which run: written at the head of the attempt's log and into its
+/// environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The deploy run, when the plan had one.
+    pub run_id: Option<&'a str>,
+    /// 1-based.
+    pub number: u32,
+}
+
 /// A command for a service, in its working folder with its environment (from the plan), its
-/// log as stdout/stderr and the attempt in its environment.
+/// log as stdout/stderr and the attempt in its environment. The log gets the attempt's header
+/// line first, so a failure's tail shows this attempt only.
 fn service_command(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     log: &Path,
 ) -> io::Result<Command> {
+    let mut log_file = OpenOptions::new().create(true).append(true).open(log)?;
+    let header = hub::logheader::header(
+        attempt.run_id,
+        attempt.number,
+        hub::time::now_ms(),
+        &spec.to_string(),
+    );
+    writeln!(log_file, "{header}")?;
+    let attempt = attempt.number;
     let mut cmd = spec.to_command_in(plan.working_dir.as_deref(), &plan.environment)?;
-    let log_file = OpenOptions::new().create(true).append(true).open(log)?;
     cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
@@ -83,7 +102,7 @@ fn service_command(
 pub fn spawn_start(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     paths: &Paths,
 ) -> io::Result<Running> {
     let mut cmd = service_command(spec, plan, attempt, &paths.log)?;
@@ -123,8 +142,15 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
     }
 }
 
-/// Launch a `run` command detached, record its pid, and track its exit on a thread.
-pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) -> Launch {
+/// Launch a `run` command detached, record its pid, and track its exit on a thread, which
+/// calls `on_exit` with its shell-style status when it exits.
+pub fn launch_run(
+    spec: &CommandSpec,
+    plan: &Plan,
+    attempt: Attempt<'_>,
+    paths: &Paths,
+    on_exit: impl FnOnce(i32) + Send + 'static,
+) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
         reason: "launch_failed",
         exit_status,
@@ -148,10 +174,11 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
-        return failed(
-            format!("`{spec}` exited at once with status {code}"),
-            Some(code),
-        );
+        let mut message = format!("`{spec}` exited at once with status {code}");
+        if code == 0 {
+            message = format!("{message} — {}", hub::codes::EXITED_0_HINT);
+        }
+        return failed(message, Some(code));
     }
     let pid = child.pid();
     if let Err(e) = hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()) {
@@ -163,10 +190,11 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         .name(format!("track-{}", plan.service))
         .spawn(move || {
             if let Ok(status) = child.wait() {
-                let _ = hub::atomic::write_file(
-                    &exit_file,
-                    format!("{}\n", process::status_code(status)).as_bytes(),
-                );
+                let code = process::status_code(status);
+                // The event first: whatever the exit file lets others see (a probe that waits
+                // for this exit) reaches hub-start after it.
+                on_exit(code);
+                let _ = hub::atomic::write_file(&exit_file, format!("{code}\n").as_bytes());
             }
         });
     if spawned.is_err() {

@@ -41,8 +41,12 @@ pub fn command() -> Command {
              does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \
              resumes). A failed attempt (the start command failed, or the process died before it \
-             was healthy) is retried with the service's x-hub.retry policy; each outcome goes to \
-             the circuit breaker `SERVICE:start`.\n\n\
+             was healthy, or did not become healthy in time: then what it started is stopped first, \
+             as --stop would stop it) is \
+             retried with the service's x-hub.retry policy; an exit status of 126 or 127 (not \
+             executable, not found) is final at once. Each outcome goes to the circuit breaker \
+             `SERVICE:start`, with a hash of the service's definition: after a fix (a changed \
+             command, health check, …) an open breaker starts afresh.\n\n\
              When a CORE service fails, nothing new starts: everything not started is skipped \
              (reason `aborted`) and hub-start exits 1. When an OPTIONAL or STRETCH service fails, \
              its hard dependents are skipped (`dependency_failed`) and the deploy goes on.",
@@ -52,7 +56,7 @@ pub fn command() -> Command {
              failed, 2 bad input or the gate closed early, 130/143 interrupted by SIGINT/SIGTERM \
              (in-flight start commands are killed; launched services keep running). With --stop: 0 every service stopped, 1 one did not, 2 bad input.\n\n\
              Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
-             HUB_BREAKER_STATE (its state file).",
+             HUB_BREAKER_STATE (its state file), HUB_STATE_DIR (the state folder).",
         )
         .arg(
             Arg::new("gate")
@@ -82,9 +86,8 @@ pub fn command() -> Command {
             Arg::new("state-dir")
                 .long("state-dir")
                 .value_name("DIR")
-                .default_value(".hub")
                 .value_parser(value_parser!(PathBuf))
-                .help("Where logs, pid files and the breaker state live"),
+                .help("Where logs, pid files and the breaker state live [default: $HUB_STATE_DIR, else .hub]"),
         )
         .arg(
             Arg::new("breaker-state")
@@ -134,10 +137,12 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         (Some(_), Some("levels")) => Mode::Levels,
         (Some(_), _) => Mode::Dag,
     };
-    let state_dir = matches
-        .get_one::<PathBuf>("state-dir")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(".hub"));
+    let state_dir = hub::statedir::state_dir(
+        matches
+            .get_one::<PathBuf>("state-dir")
+            .map(PathBuf::as_path),
+        |key| std::env::var(key).ok(),
+    );
     // Records name files under it: absolute, so a reader in another folder finds them.
     let state_dir = std::path::absolute(&state_dir)
         .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;

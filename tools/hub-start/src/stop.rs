@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 const STOP_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What stopping one service did.
-struct Stopped {
+pub(crate) struct Stopped {
     service: String,
     method: &'static str,
-    ok: bool,
-    message: String,
+    /// Stopped (or was not running).
+    pub(crate) ok: bool,
+    /// One line for humans.
+    pub(crate) message: String,
 }
 
 /// Stop every service whose plan is on stdin; exit 0 when all stopped, 1 when one did not.
@@ -103,7 +105,7 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
     })
 }
 
-fn stop_one(
+pub(crate) fn stop_one(
     plan: &Plan,
     state_dir: &Path,
     grace: Duration,

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use waiter::{Reason, Report, Started, Verdict};
+use waiter::{Report, Started, Verdict};
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -57,8 +57,11 @@ pub fn command() -> Command {
              A `run` service (with a pid) is watched through a pidfd (on old kernels: checked \
              every 50ms): the moment it exits (even as a zombie its parent has not reaped yet) it \
              is `unhealthy` with reason `exited`, with its exit status (from exit_file) and \
-             the last 10 lines of its log. Such a failure is not final when attempts remain: \
-             hub-start tries again.\n\n\
+             the last 10 lines of its current attempt's log (after the attempt's `==> hub run=…` \
+             header). Such a failure, or a timeout, is not final when attempts remain: \
+             hub-start tries again (after stopping a timed-out attempt's process); an exit \
+             status of 126 or 127 (not executable, not found) is final at once. A `run` \
+             process that exits 0 without being a one-shot job is told how to declare one.\n\n\
              On a terminal, one live status line on stderr shows who is being waited on.",
         )
         .after_help(
@@ -535,7 +538,7 @@ impl Waiter {
                 log_tail,
                 message,
             } => {
-                let is_final = !(*reason == Reason::Exited && started.attempts_left());
+                let is_final = !(verdict.retryable() && started.attempts_left());
                 self.unhealthy_log(started, is_final, message, log_tail.as_deref());
                 let record = UnhealthyRecord {
                     head: AttemptHead::of(started),

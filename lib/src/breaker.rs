@@ -21,6 +21,7 @@
 //! drive transitions with a [`crate::clock::ManualClock`] instead of sleeping.
 
 use crate::clock::Clock;
+use crate::process::process_start;
 use crate::statefile::LockedFile;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -563,19 +564,6 @@ fn new_trial(pid: u32, now: u64) -> Trial {
         pid_start: process_start(pid),
         started_at: now,
     }
-}
-
-/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`), or
-/// `None` where there is no `/proc` or the process is gone or a zombie.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the
-    // last `)`. There, field 3 (the state) is index 0 and field 22 (starttime) index 19.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
 }
 
 /// Is a trial's holder still running (the same process, not a reused pid)?

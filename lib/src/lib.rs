@@ -22,6 +22,7 @@ pub mod jsonl;
 pub mod jsonscan;
 pub mod log;
 pub mod output;
+pub mod pidfile;
 pub mod probe;
 pub mod process;
 pub mod records;

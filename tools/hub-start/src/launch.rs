@@ -153,7 +153,12 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         );
     }
     let pid = child.pid();
-    if let Err(e) = hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()) {
+    // With its start time, so that no later reader takes a reused pid for this process.
+    let recorded = match child.identity() {
+        Some(identity) => hub::pidfile::write(&paths.pid, identity),
+        None => hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()),
+    };
+    if let Err(e) = recorded {
         let _ = child.terminate(Duration::from_secs(2));
         return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
@@ -220,8 +225,7 @@ pub fn launch_container(
     }
 }
 
-/// The pid recorded for a `run` service by an earlier deploy, if that process is alive.
-pub fn live_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
-    process::group_alive(pid).then_some(pid)
+/// The process recorded for a `run` service by an earlier deploy, if that same process runs.
+pub fn live_process(paths: &Paths) -> Option<hub::process::Identity> {
+    hub::pidfile::live(&paths.pid)
 }

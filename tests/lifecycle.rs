@@ -1,0 +1,204 @@
+//! Process lifecycle under attack: every service carries a unique marker in its argv, and after
+//! each scenario (an interrupt, a second deploy, a recycled pid, a hangup…) `hub-down` must
+//! leave zero marker processes, and a bystander that merely looks like one of ours (its pid in a
+//! pid file, its own process group) must survive. Every wait is on a condition with a deadline.
+
+use hub_tests::{Cmd, KillPidsOnDrop, Running, records, temp_with, wait_until};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A marker no other test (of this run, or of anyone else's on this machine) carries.
+fn marker(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "hubmark-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Live (non-zombie) processes whose command line holds `marker`.
+fn marked(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(marker) && hub_tests::alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The absolute path of a program on the PATH.
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on the PATH"))
+}
+
+/// Kills whatever still carries the marker, so a failing test leaves nothing behind.
+struct KillMarked(String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for pid in marked(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A stack in a temp folder whose services all carry one marker.
+struct Stack {
+    _kill: KillMarked,
+    _cleanup: KillPidsOnDrop,
+    marker: String,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// `compose` may say MARK wherever the marker goes.
+    fn new(name: &str, compose: &str) -> Stack {
+        let marker = marker(name);
+        let dir = temp_with(&[("compose.yaml", &compose.replace("MARK", &marker))]);
+        // `./MARK 1000` is `sleep 1000` with the marker in its argv.
+        std::os::unix::fs::symlink(which("sleep"), dir.path().join(&marker)).unwrap();
+        Stack {
+            _kill: KillMarked(marker.clone()),
+            _cleanup: KillPidsOnDrop(dir.path().join(".hub")),
+            marker,
+            dir,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn deploy(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["--events", "/dev/stdout", "--state-dir", ".hub"];
+        args.extend_from_slice(extra);
+        Running::spawn_script("hub-deploy", &args, self.path(), &[])
+    }
+
+    fn down(&self) -> Vec<Value> {
+        let out = Cmd::script("hub-down")
+            .current_dir(self.path())
+            .args(["--state-dir", ".hub", "--grace", "5s"])
+            .run();
+        records(&out)
+    }
+
+    fn marked(&self) -> Vec<u32> {
+        marked(&self.marker)
+    }
+
+    /// hub-down, then: nothing of ours runs.
+    fn down_leaves_nothing(&self) -> Vec<Value> {
+        let stopped = self.down();
+        wait_until("no marker process is left", || self.marked().is_empty());
+        stopped
+    }
+}
+
+/// A process that is not ours but looks it: it leads its own process group, like a service.
+struct Bystander(Child);
+
+impl Bystander {
+    fn spawn() -> Bystander {
+        use std::os::unix::process::CommandExt;
+        Bystander(
+            Command::new("sleep")
+                .arg("1000")
+                .process_group(0)
+                .spawn()
+                .expect("sleep"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn start_time(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[19].parse().unwrap()
+    }
+
+    fn assert_alive(&mut self) {
+        assert_eq!(self.0.try_wait().unwrap(), None, "the bystander was killed");
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
+    move |r| r["type"] == kind && r["service"] == service
+}
+
+/// A `run` service with the marker, healthy once NAME.ready exists.
+fn service(name: &str, deps: &str) -> String {
+    format!(
+        "  {name}:\n    depends_on: [{deps}]\n    x-hub:\n      run: \"exec ./MARK 1000\"\n      health: {{ cmd: \"test -f {name}.ready\", interval: 20ms }}\n      timeout: 60s\n"
+    )
+}
+
+#[test]
+fn a_recycled_pid_in_a_pid_file_is_left_alone() {
+    let stack = Stack::new("recycled", &format!("services:\n{}", service("api", "")));
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let mut bystander = Bystander::spawn();
+    // The pid file of a service that died long ago, whose pid the kernel has since handed to an
+    // unrelated process group leader.
+    std::fs::create_dir_all(stack.path().join(".hub/pids")).unwrap();
+    std::fs::write(
+        stack.path().join(".hub/pids/api.pid"),
+        format!("{} {}\n", bystander.pid(), bystander.start_time() - 1),
+    )
+    .unwrap();
+    // A rerun does not take the bystander for the service: it starts the service.
+    let deploy = stack.deploy(&[]);
+    let (status, records, err) = deploy.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert!(records.iter().any(is("started", "api")), "{records:#?}");
+    assert_eq!(stack.marked().len(), 1);
+    stack.down_leaves_nothing();
+    bystander.assert_alive();
+    // Again with only the stale pid file: hub-down signals nothing.
+    std::fs::write(
+        stack.path().join(".hub/pids/api.pid"),
+        format!("{} {}\n", bystander.pid(), bystander.start_time() - 1),
+    )
+    .unwrap();
+    let stopped = stack.down_leaves_nothing();
+    bystander.assert_alive();
+    let api = stopped.iter().find(|r| r["service"] == "api").unwrap();
+    assert_eq!(api["ok"], true, "{api}");
+    assert!(
+        api["message"].as_str().unwrap().contains("another process"),
+        "{api}"
+    );
+}

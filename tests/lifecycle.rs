@@ -202,3 +202,69 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
         "{api}"
     );
 }
+
+#[test]
+fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
+    let stack = Stack::new("twice", &format!("services:\n{}", service("api", "")));
+    let mut first = stack.deploy(&[]);
+    first.wait_for("api started", is("started", "api"));
+    let second = stack.deploy(&[]);
+    let (status, records, err) = second.finish();
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("another deploy (pid "), "{err}");
+    assert!(err.contains("--wait-lock"), "{err}");
+    assert!(
+        !records.iter().any(|r| r["type"] == "started"),
+        "{records:#?}"
+    );
+    assert_eq!(stack.marked().len(), 1, "only the first deploy launched");
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let (status, _, err) = first.finish();
+    assert_eq!(status, Some(0), "{err}");
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn a_second_deploy_waits_with_wait_lock() {
+    let stack = Stack::new("waitlock", &format!("services:\n{}", service("api", "")));
+    let mut first = stack.deploy(&[]);
+    first.wait_for("api started", is("started", "api"));
+    let mut second = Running::spawn(
+        "hub-start",
+        &["--state-dir", ".hub", "--wait-lock", "60s"],
+        stack.path(),
+        &[],
+    );
+    second.close_stdin();
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let (status, _, err) = first.finish();
+    assert_eq!(status, Some(0), "{err}");
+    let (status, records, err) = second.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert!(
+        records.iter().any(|r| r["type"] == "finished"),
+        "{records:#?}"
+    );
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn hub_down_during_a_deploy_stops_the_deploy_first() {
+    let stack = Stack::new(
+        "downduring",
+        &format!("services:\n{}{}", service("db", ""), service("api", "db")),
+    );
+    let mut deploy = stack.deploy(&[]);
+    deploy.wait_for("db started", is("started", "db"));
+    let stopped = stack.down_leaves_nothing();
+    assert!(stopped.iter().all(|r| r["ok"] == true), "{stopped:#?}");
+    let (status, records, err) = deploy.finish();
+    assert_eq!(status, Some(143), "{err}");
+    assert!(
+        records.iter().any(|r| r["type"] == "interrupted"),
+        "{records:#?}"
+    );
+    // Nothing started after the teardown: the deploy was stopped before it.
+    assert!(!records.iter().any(is("started", "api")), "{records:#?}");
+    assert!(stack.marked().is_empty());
+}

@@ -206,6 +206,18 @@ impl Identity {
         stat_fields(self.pid).and_then(|f| f.get(19)?.parse::<u64>().ok()) == Some(self.start)
     }
 
+    /// Send `signal` to this process alone, only while it is still the same process.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        let pid = i32::try_from(self.pid).map_err(|_| io::Error::other("pid out of range"))?;
+        if pid <= 1 || !self.is_alive() {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
     /// Is this process still running (alive and not a zombie)?
     pub fn is_running(&self) -> bool {
         process_start(self.pid) == Some(self.start)

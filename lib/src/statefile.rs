@@ -98,32 +98,16 @@ impl LockedFile {
                     self.lock_path.display()
                 ))
             })?;
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => return Err(self.lock_error(&e)),
-        }
-        // Contended: block in the kernel's queue on a helper thread, so waiting costs no
-        // polling, and give up after the timeout. A lock won after we gave up is released at
-        // once when the helper drops the file.
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("state-lock".into())
-            .spawn(move || {
-                let locked = file.lock().map(|()| file);
-                let _ = tx.send(locked);
-            })
-            .map_err(|e| self.lock_error(&e))?;
-        match rx.recv_timeout(self.lock_timeout) {
-            Ok(Ok(file)) => Ok(file),
-            Ok(Err(e)) => Err(self.lock_error(&e)),
-            Err(_) => Err(Error::input(format!(
+        match lock_within(file, self.lock_timeout) {
+            Ok(Some(file)) => Ok(file),
+            Ok(None) => Err(Error::input(format!(
                 "cannot lock {} within {}: another process holds it (find it with `fuser {}`); \
                  wait for it, or raise --lock-timeout",
                 self.lock_path.display(),
                 crate::backoff::format_delay(self.lock_timeout),
                 self.lock_path.display()
             ))),
+            Err(e) => Err(self.lock_error(&e)),
         }
     }
 
@@ -182,6 +166,34 @@ impl LockedFile {
         File::open(self.folder())
             .and_then(|dir| dir.sync_all())
             .map_err(|e| fail("sync the folder of", e))
+    }
+}
+
+/// Take `file`'s exclusive `flock`, waiting up to `timeout`: `Ok(None)` when another holder
+/// kept it that long.
+pub fn lock_within(file: File, timeout: Duration) -> std::io::Result<Option<File>> {
+    match file.try_lock() {
+        Ok(()) => return Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    if timeout.is_zero() {
+        return Ok(None);
+    }
+    // Contended: block in the kernel's queue on a helper thread, so waiting costs no polling,
+    // and give up after the timeout. A lock won after we gave up is released at once when the
+    // helper drops the file.
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("state-lock".into())
+        .spawn(move || {
+            let locked = file.lock().map(|()| file);
+            let _ = tx.send(locked);
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(file)) => Ok(Some(file)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
     }
 }
 

@@ -10,6 +10,7 @@ use hub::process::{self, Detach, Running};
 use hub::records::Plan;
 use std::fs::{self, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -30,8 +31,8 @@ impl Paths {
     pub fn new(state_dir: &Path, service: &str) -> io::Result<Paths> {
         let logs = state_dir.join("logs");
         let pids = state_dir.join("pids");
-        fs::create_dir_all(&logs)?;
-        fs::create_dir_all(&pids)?;
+        hub::statedir::create_folder(&logs)?;
+        hub::statedir::create_folder(&pids)?;
         Ok(Paths {
             log: logs.join(format!("{service}.log")),
             pid: pids.join(format!("{service}.pid")),
@@ -68,7 +69,11 @@ fn service_command(
     attempt: u32,
     log: &Path,
 ) -> io::Result<Command> {
-    let log_file = OpenOptions::new().create(true).append(true).open(log)?;
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)?;
     let mut cmd = spec.to_command();
     cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)

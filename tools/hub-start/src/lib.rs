@@ -13,7 +13,9 @@ mod stop;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::Result;
+use hub::deploylock::StateLock;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use scheduler::Mode;
 
@@ -47,7 +49,8 @@ pub fn command() -> Command {
         )
         .after_help(
             "Exit status: 0 deployed (OPTIONAL/STRETCH failures are warnings), 1 a CORE service \
-             failed, 2 bad input or the gate closed early, 130/143 interrupted by SIGINT/SIGTERM \
+             failed, 2 bad input, the gate closed early, or another deploy holds the state dir \
+             (STATE_DIR/deploy.lock; see --wait-lock), 130/143 interrupted by SIGINT/SIGTERM \
              (in-flight start commands are killed; launched services keep running). With --stop: 0 every service stopped, 1 one did not, 2 bad input.\n\n\
              Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
              HUB_BREAKER_STATE (its state file).",
@@ -107,6 +110,14 @@ pub fn command() -> Command {
                 .help("With --stop: how long a process group has between TERM and KILL"),
         )
         .arg(
+            Arg::new("wait-lock")
+                .long("wait-lock")
+                .value_name("DURATION")
+                .default_value("0s")
+                .value_parser(|s: &str| hub::duration::parse(s))
+                .help("When another deploy holds the state dir's lock, wait up to DURATION for it instead of failing at once (exit 2). With --stop the running deploy is stopped first and waited for (at least 60s)"),
+        )
+        .arg(
             Arg::new("compose-cmd")
                 .long("compose-cmd")
                 .value_name("CMD")
@@ -139,14 +150,23 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     // Records name files under it: absolute, so a reader in another folder finds them.
     let state_dir = std::path::absolute(&state_dir)
         .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    let state_dir = hub::statedir::create(&state_dir)?;
+    let wait_lock = matches
+        .get_one::<Duration>("wait-lock")
+        .copied()
+        .unwrap_or_default();
+    let lock = StateLock::new(&state_dir);
     if matches.get_flag("stop") {
+        let _lock = stop::stop_running_deploy(&lock, wait_lock)?;
         let grace = matches
-            .get_one::<std::time::Duration>("stop-grace")
+            .get_one::<Duration>("stop-grace")
             .copied()
-            .unwrap_or(std::time::Duration::from_secs(10));
+            .unwrap_or(Duration::from_secs(10));
         let compose_cmd = matches.get_one::<String>("compose-cmd").map(String::as_str);
         return stop::run(&state_dir, grace, compose_cmd);
     }
+    // Held until we return: one deploy per state dir.
+    let _lock = lock.acquire(wait_lock)?;
     let breaker_state = matches
         .get_one::<PathBuf>("breaker-state")
         .cloned()

@@ -8,8 +8,10 @@
 
 use crate::launch::Paths;
 use hub::container::{self, ComposeCmd};
+use hub::deploylock::{DeployLock, StateLock};
 use hub::output::RecordWriter;
 use hub::pidfile::{self, GroupStop, Recorded};
+use hub::process::Identity;
 use hub::process::{self, Finished};
 use hub::records::{Backend, Plan};
 use hub::{Error, Result, log};
@@ -101,6 +103,33 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
     } else {
         hub::error::exit::NO
     })
+}
+
+/// How long `--stop` waits at least for a running deploy it has signalled to let go.
+const DEPLOY_STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Take the state dir's lock for a teardown. A deploy still running there is stopped first
+/// (TERM to the holder, only while it is the process that wrote its name into the lock file),
+/// and waited for: otherwise it would go on starting what we stop.
+pub fn stop_running_deploy(lock: &StateLock, wait: Duration) -> Result<DeployLock> {
+    if let Some(held) = lock.try_acquire(Duration::ZERO)? {
+        return Ok(held);
+    }
+    match lock.holder().filter(Identity::is_running) {
+        Some(holder) => {
+            log::warn(&format!(
+                "a deploy (pid {}) is running on this state dir: stopping it first",
+                holder.pid
+            ));
+            // The holder alone, not its group: that is the shell that ran the deploy.
+            let _ = holder.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+        None => log::warn(&format!(
+            "{} is held by a process that did not name itself: waiting for it",
+            lock.path().display()
+        )),
+    }
+    lock.acquire(wait.max(DEPLOY_STOP_WAIT))
 }
 
 fn stop_one(

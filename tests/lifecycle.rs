@@ -268,3 +268,51 @@ fn hub_down_during_a_deploy_stops_the_deploy_first() {
     assert!(!records.iter().any(is("started", "api")), "{records:#?}");
     assert!(stack.marked().is_empty());
 }
+
+/// A service whose every attempt leaves a marked process behind and fails.
+fn leaves_a_child(attempts: u32) -> String {
+    format!(
+        "services:\n  leaky:\n    x-hub:\n      class: core\n      run: \"./MARK 1000 & exit 1\"\n      health: {{ cmd: \"false\", interval: 20ms }}\n      retry: {{ attempts: {attempts}, delay: 10ms }}\n"
+    )
+}
+
+#[test]
+fn failed_attempts_leave_no_member_of_their_group_behind() {
+    let stack = Stack::new("leaky", &leaves_a_child(3));
+    let deploy = stack.deploy(&[]);
+    let (status, records, err) = deploy.finish();
+    assert_eq!(status, Some(1), "{err}");
+    let failed = records
+        .iter()
+        .filter(|r| r["type"] == "failed" || r["type"] == "unhealthy");
+    assert!(failed.count() >= 3, "{records:#?}");
+    // hub-start stopped each attempt's group before it exited: nothing is left, even before
+    // hub-down.
+    assert_eq!(stack.marked(), Vec::<u32>::new());
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn hub_down_stops_a_group_whose_leader_is_gone() {
+    let stack = Stack::new("orphans", &leaves_a_child(1));
+    let mut bystander = Bystander::spawn();
+    let out = Cmd::new("hub-levels").current_dir(stack.path()).run();
+    // --keep-failed: the attempts' members stay, for someone to debug; the pid file names the
+    // last attempt's group, whose leader has exited.
+    let kept = Cmd::new("hub-start")
+        .current_dir(stack.path())
+        .args(["--state-dir", ".hub", "--keep-failed"])
+        .stdin(out.stdout)
+        .status(1);
+    assert!(records(&kept).iter().any(is("failed", "leaky")));
+    wait_until("the kept member runs", || !stack.marked().is_empty());
+    let stopped = stack.down();
+    let leaky = stopped.iter().find(|r| r["service"] == "leaky").unwrap();
+    assert_eq!(leaky["ok"], true, "{leaky}");
+    assert!(
+        leaky["message"].as_str().unwrap().contains("process group"),
+        "{leaky}"
+    );
+    wait_until("no marker process is left", || stack.marked().is_empty());
+    bystander.assert_alive();
+}

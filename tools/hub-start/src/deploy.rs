@@ -12,6 +12,7 @@ use hub::breaker::{Breaker, Transition};
 use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
+use hub::pidfile::Recorded;
 use hub::records::{Backend, Class, Plan};
 use hub::{Error, Result, log};
 use nix::sys::signal::Signal;
@@ -41,6 +42,8 @@ pub struct Config {
     pub inject_failure: Vec<String>,
     /// `--compose-cmd`: the compose command for container services (else detected).
     pub compose_cmd: Option<String>,
+    /// `--keep-failed`: leave a failed attempt's processes running.
+    pub keep_failed: bool,
 }
 
 /// News for the event loop.
@@ -88,6 +91,7 @@ pub fn run(config: Config) -> Result<u8> {
         levels_summarised: BTreeSet::new(),
         compose: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        stopping: Vec::new(),
         tx,
         config,
     };
@@ -190,6 +194,8 @@ struct Deploy {
     compose: Option<std::result::Result<ComposeCmd, String>>,
     /// Set on SIGINT/SIGTERM: docker calls in flight give up.
     cancel: Arc<AtomicBool>,
+    /// Failed attempts' process groups being stopped.
+    stopping: Vec<std::thread::JoinHandle<()>>,
     tx: Sender<Event>,
 }
 
@@ -197,8 +203,15 @@ impl Deploy {
     fn event_loop(&mut self, rx: &Receiver<Event>) -> Result<u8> {
         loop {
             let now = Instant::now();
-            for action in self.sched.actions(now) {
+            let actions = self.sched.actions(now);
+            let acted = !actions.is_empty();
+            for action in actions {
                 self.act(action)?;
+            }
+            // A launch that failed for good inside act() (a `run` command that exited at once)
+            // may have aborted the deploy: its skips come from the next round of actions.
+            if acted && self.sched.aborted() {
+                continue;
             }
             self.summarise_levels();
             if self.sched.finished() {
@@ -305,6 +318,7 @@ impl Deploy {
             return Ok(());
         }
         self.breaker_record(index, false)?;
+        self.stop_failed_attempt(index);
         let reason = value["reason"].as_str().unwrap_or("unhealthy");
         let is_final =
             value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
@@ -450,11 +464,12 @@ impl Deploy {
                 self.in_flight.insert(index, child.pid());
                 let spec = spec.clone();
                 let timeout = Duration::from_millis(plan.timeout_ms);
+                let keep_failed = self.config.keep_failed;
                 self.in_background(
                     index,
                     attempt,
                     format!("start-{}", plan.service),
-                    move || launch::finish_start(child, timeout, &spec),
+                    move || launch::finish_start(child, timeout, &spec, keep_failed),
                 )
             }
             (Backend::Run, _, Some(spec)) => {
@@ -550,7 +565,41 @@ impl Deploy {
                 reason,
                 exit_status,
                 message,
-            } => self.attempt_failed(index, attempt, reason, exit_status, message, false),
+            } => {
+                self.stop_failed_attempt(index);
+                self.attempt_failed(index, attempt, reason, exit_status, message, false)
+            }
+        }
+    }
+
+    /// A `run` service's attempt failed (it died, or it was not healthy in time): stop its
+    /// whole process group, members that outlived the leader included, unless --keep-failed.
+    /// On a thread: a group that ignores TERM gets [`KILL_GRACE`], and the loop goes on.
+    fn stop_failed_attempt(&mut self, index: usize) {
+        if self.config.keep_failed || self.sched.entry(index).plan.backend != Backend::Run {
+            return;
+        }
+        let Ok(Some(Recorded::Known(identity))) = hub::pidfile::read(&self.paths[index].pid) else {
+            return;
+        };
+        let stopping = std::thread::Builder::new()
+            .name(format!("stop-{}", identity.pid))
+            .spawn(move || {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            });
+        match stopping {
+            Ok(handle) => self.stopping.push(handle),
+            Err(_) => {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            }
+        }
+    }
+
+    /// Wait until every failed attempt being stopped is stopped: exiting would end those
+    /// threads half-way.
+    fn join_stopping(&mut self) {
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
         }
     }
 
@@ -727,6 +776,7 @@ impl Deploy {
     }
 
     fn finish(&mut self) -> Result<u8> {
+        self.join_stopping();
         let entries = self.sched.entries();
         let count = |f: &dyn Fn(State) -> bool| entries.iter().filter(|e| f(e.state)).count();
         let healthy = count(&|s| s == State::Healthy);
@@ -795,6 +845,7 @@ impl Deploy {
         for pgid in self.in_flight.values() {
             let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
         }
+        self.join_stopping();
         let body = json!({"tool": "hub-start", "signal": signal.as_str(), "in_flight": in_flight});
         self.out
             .record("interrupted", self.run_id.as_deref(), &body)?;

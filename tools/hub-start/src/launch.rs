@@ -94,8 +94,14 @@ pub fn spawn_start(
     Running::spawn(&mut cmd, Detach::Group)
 }
 
-/// Wait for a `start` command, killing its group if it outlives `timeout`.
-pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -> Launch {
+/// Wait for a `start` command, killing its group if it outlives `timeout` or fails (unless
+/// `keep_failed`).
+pub fn finish_start(
+    mut child: Running,
+    timeout: Duration,
+    spec: &CommandSpec,
+    keep_failed: bool,
+) -> Launch {
     let failed = |exit_status, message| Launch::Failed {
         reason: "start_failed",
         exit_status,
@@ -103,14 +109,19 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
     };
     match child.wait_timeout(timeout) {
         Ok(Some(status)) => {
-            // Members a start command leaves behind are part of the service (a daemon that
-            // forked): they are not killed.
+            // Members a successful start command leaves behind are the service (a daemon that
+            // forked): they are not killed. A failed one's are what is left of a failed attempt.
             match process::status_code(status) {
                 0 => Launch::Started {
                     pid: None,
                     container: None,
                 },
-                code => failed(Some(code), format!("`{spec}` exited with status {code}")),
+                code => {
+                    if let (false, Some(identity)) = (keep_failed, child.identity()) {
+                        let _ = hub::pidfile::stop_group(identity, Duration::from_secs(2));
+                    }
+                    failed(Some(code), format!("`{spec}` exited with status {code}"))
+                }
             }
         }
         Ok(None) => {
@@ -135,12 +146,23 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         message,
     };
     let _ = fs::remove_file(&paths.exit);
+    let _ = fs::remove_file(&paths.pid);
     let mut child = match service_command(spec, plan, attempt, &paths.log)
         .and_then(|mut cmd| Running::spawn(&mut cmd, Detach::Session))
     {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
+    let pid = child.pid();
+    // With its start time, so that no later reader takes a reused pid for this process.
+    let recorded = match child.identity() {
+        Some(identity) => hub::pidfile::write(&paths.pid, identity),
+        None => hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()),
+    };
+    if let Err(e) = recorded {
+        let _ = child.terminate(Duration::from_secs(2));
+        return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
+    }
     // "Started" means still alive right after launch: a command that is not found or
     // exits at once fails here, without waiting for any health check. A one-shot job may well
     // be done already: its exit status, written by the tracker below, decides.
@@ -156,16 +178,6 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
             format!("`{spec}` exited at once with status {code}"),
             Some(code),
         );
-    }
-    let pid = child.pid();
-    // With its start time, so that no later reader takes a reused pid for this process.
-    let recorded = match child.identity() {
-        Some(identity) => hub::pidfile::write(&paths.pid, identity),
-        None => hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()),
-    };
-    if let Err(e) = recorded {
-        let _ = child.terminate(Duration::from_secs(2));
-        return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
     let exit_file = paths.exit.clone();
     let spawned = std::thread::Builder::new()

@@ -110,6 +110,12 @@ pub fn command() -> Command {
                 .help("With --stop: how long a process group has between TERM and KILL"),
         )
         .arg(
+            Arg::new("keep-failed")
+                .long("keep-failed")
+                .action(ArgAction::SetTrue)
+                .help("Leave a failed or timed-out attempt's processes running, to debug them (by default its whole process group is stopped, members that outlived the leader included)"),
+        )
+        .arg(
             Arg::new("wait-lock")
                 .long("wait-lock")
                 .value_name("DURATION")
@@ -188,6 +194,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
         compose_cmd: matches.get_one::<String>("compose-cmd").cloned(),
+        keep_failed: matches.get_flag("keep-failed"),
     };
     deploy::run(config)
 }

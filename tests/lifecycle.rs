@@ -316,3 +316,138 @@ fn hub_down_stops_a_group_whose_leader_is_gone() {
     wait_until("no marker process is left", || stack.marked().is_empty());
     bystander.assert_alive();
 }
+
+/// Run tool `name` in the stack's folder, wait until its child (the marked sleep) runs, send
+/// `signal`, and return its exit status and stderr once it ends.
+fn signalled(stack: &Stack, name: &str, args: &[&str], signals: &[&str]) -> (Option<i32>, String) {
+    let mut tool = Running::spawn(name, args, stack.path(), &[]);
+    tool.close_stdin();
+    // The tool's own argv holds the marker too: wait for another process.
+    let me = tool.pid();
+    wait_until("the marked child runs", || {
+        stack.marked().iter().any(|&pid| pid != me)
+    });
+    for (n, signal) in signals.iter().enumerate() {
+        tool.signal(signal);
+        // Signals of one kind do not queue: let the first be handled before the next.
+        if n + 1 < signals.len() {
+            wait_until("the signal is forwarded", || {
+                tool.stderr().contains("forwarded")
+            });
+        }
+    }
+    let (status, _, err) = tool.finish();
+    wait_until("the child is gone too", || stack.marked().is_empty());
+    (status, err)
+}
+
+#[test]
+fn sighup_under_hub_retry_stops_the_child_and_exits_129() {
+    let stack = Stack::new("hup-retry", "services: {}\n");
+    let mark = format!("./{}", stack.marker);
+    let (status, err) = signalled(&stack, "hub-retry", &["--", &mark, "1000"], &["HUP"]);
+    assert_eq!(status, Some(129), "{err}");
+}
+
+#[test]
+fn sighup_under_hub_breaker_run_stops_the_child_and_exits_129() {
+    let stack = Stack::new("hup-breaker", "services: {}\n");
+    let mark = format!("./{}", stack.marker);
+    let args = ["run", "--state", "breaker.json", "k", "--", &mark, "1000"];
+    let (status, err) = signalled(&stack, "hub-breaker", &args, &["HUP"]);
+    assert_eq!(status, Some(129), "{err}");
+}
+
+#[test]
+fn sighup_under_hub_start_stops_start_commands_and_exits_129() {
+    let stack = Stack::new(
+        "hup-start",
+        "services:\n  slow:\n    x-hub: { start: \"./MARK 1000\", timeout: 10m }\n",
+    );
+    let plans = Cmd::new("hub-levels")
+        .current_dir(stack.path())
+        .run()
+        .stdout;
+    let mut tool = Running::spawn("hub-start", &["--state-dir", ".hub"], stack.path(), &[]);
+    for line in String::from_utf8(plans).unwrap().lines() {
+        tool.send(line);
+    }
+    tool.close_stdin();
+    wait_until("the start command runs", || !stack.marked().is_empty());
+    tool.signal("HUP");
+    let (status, records, err) = tool.finish();
+    assert_eq!(status, Some(129), "{err}");
+    let interrupted = records.iter().find(|r| r["type"] == "interrupted").unwrap();
+    assert_eq!(interrupted["signal"], "SIGHUP");
+    wait_until("the start command is gone", || stack.marked().is_empty());
+}
+
+#[test]
+fn sighup_under_hub_wait_healthy_exits_129() {
+    let stack = Stack::new("hup-wait", "services: {}\n");
+    let mut tool = Running::spawn("hub-wait-healthy", &[], stack.path(), &[]);
+    let mark = format!("./{} 1000", stack.marker);
+    tool.send(
+        &serde_json::json!({"type": "started", "ts": 1, "run_id": "r", "service": "s",
+            "class": "core", "level": 0, "attempt": 1, "timeout_ms": 600000,
+            "health": {"kind": "cmd", "cmd": mark, "interval_ms": 20, "probe_timeout_ms": 600000,
+                "start_period_ms": 0}})
+        .to_string(),
+    );
+    // The probe command is the marked sleep: it runs until the signal stops it.
+    wait_until("the probe runs", || !stack.marked().is_empty());
+    tool.signal("HUP");
+    let (status, _, err) = tool.finish();
+    assert_eq!(status, Some(129), "{err}");
+    wait_until("the probe is gone", || stack.marked().is_empty());
+}
+
+/// A child that ignores TERM (and so does its own child, the marked sleep).
+fn deaf_child(stack: &Stack) -> String {
+    format!("trap '' TERM; ./{} 1000", stack.marker)
+}
+
+#[test]
+fn a_child_ignoring_term_is_killed_after_kill_after() {
+    let stack = Stack::new("deaf", "services: {}\n");
+    let script = deaf_child(&stack);
+    let args = ["--kill-after", "1s", "--", "sh", "-c", &script];
+    let (status, err) = signalled(&stack, "hub-retry", &args, &["TERM"]);
+    assert_eq!(status, Some(143), "{err}");
+}
+
+#[test]
+fn a_second_signal_kills_at_once() {
+    let stack = Stack::new("deaf-twice", "services: {}\n");
+    let script = deaf_child(&stack);
+    // A grace far past the test's deadline: only the escalation can end it in time.
+    let args = ["--kill-after", "1h", "--", "sh", "-c", &script];
+    let (status, err) = signalled(&stack, "hub-retry", &args, &["TERM", "TERM"]);
+    assert_eq!(status, Some(143), "{err}");
+}
+
+#[test]
+fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
+    let stack = Stack::new(
+        "kill9",
+        &format!("services:\n{}{}", service("db", ""), service("api", "db")),
+    );
+    let mut deploy = stack.deploy(&[]);
+    deploy.wait_for("db started", is("started", "db"));
+    deploy.signal("KILL");
+    // tee outlives the script and passes on the tools' last records.
+    deploy.wait_for("hub-start's interrupted record", |r| {
+        r["type"] == "interrupted" && r["tool"] == "hub-start"
+    });
+    let (_, records, _) = deploy.finish();
+    assert!(!records.iter().any(is("started", "api")), "{records:#?}");
+    // Its temp files are in the state dir, not leaked in /tmp.
+    let leftovers: Vec<_> = std::fs::read_dir(stack.path().join(".hub"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tmp."))
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    stack.down_leaves_nothing();
+}

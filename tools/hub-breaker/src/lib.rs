@@ -188,9 +188,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         }
         "status" => status(&breaker, sub),
         "run" => {
-            // Before any thread starts: SIGINT/SIGTERM become events, forwarded to CMD. (The
+            // Before any thread starts: SIGINT/SIGTERM/SIGHUP become events, forwarded to CMD. (The
             // other subcommands keep the default: a signal ends them at once.)
-            let interrupts = Interrupts::watch()?;
+            let interrupts = Interrupts::watch(Policy::default().grace)?;
             let key = key();
             let job = Job {
                 name: key.clone(),

@@ -74,6 +74,7 @@ pub fn run(config: Config) -> Result<u8> {
     hub::signals::watch(move |signal| {
         let _ = signal_tx.send(Event::Signal(signal));
     })?;
+    hub::signals::stop_with_parent()?;
     spawn_input_reader(tx.clone())?;
     if let Some(gate) = &config.gate {
         spawn_gate_reader(gate.clone(), tx.clone())?;
@@ -95,7 +96,9 @@ pub fn run(config: Config) -> Result<u8> {
         tx,
         config,
     };
-    deploy.event_loop(&rx)
+    let status = deploy.event_loop(&rx);
+    launch::hold_exit_files();
+    status
 }
 
 fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
@@ -810,7 +813,8 @@ impl Deploy {
         Ok(status)
     }
 
-    /// SIGINT/SIGTERM: kill in-flight start commands' groups (TERM, then KILL after a grace),
+    /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
+    /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
         log::warn(&format!(
@@ -838,6 +842,8 @@ impl Deploy {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
                 }
+                // A second signal: no more grace.
+                Ok(Event::Signal(_)) => break,
                 Ok(_) => {}
                 Err(_) => break,
             }

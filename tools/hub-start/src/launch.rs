@@ -184,6 +184,8 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         .name(format!("track-{}", plan.service))
         .spawn(move || {
             if let Ok(status) = child.wait() {
+                // Not while hub-start exits: a write cut short would leave its temp file.
+                let _writing = EXIT_FILES.lock();
                 let _ = hub::atomic::write_file(
                     &exit_file,
                     format!("{}\n", process::status_code(status)).as_bytes(),
@@ -196,6 +198,17 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     Launch::Started {
         pid: Some(pid),
         container: None,
+    }
+}
+
+/// Held while an exit file is written, and for good once hub-start is about to exit.
+static EXIT_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Let exit files being written finish, and start no new one: call just before exiting, so
+/// no write is cut short half-way (leaving its temp file behind).
+pub fn hold_exit_files() {
+    if let Ok(guard) = EXIT_FILES.lock() {
+        std::mem::forget(guard);
     }
 }
 

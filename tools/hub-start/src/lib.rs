@@ -50,7 +50,7 @@ pub fn command() -> Command {
         .after_help(
             "Exit status: 0 deployed (OPTIONAL/STRETCH failures are warnings), 1 a CORE service \
              failed, 2 bad input, the gate closed early, or another deploy holds the state dir \
-             (STATE_DIR/deploy.lock; see --wait-lock), 130/143 interrupted by SIGINT/SIGTERM \
+             (STATE_DIR/deploy.lock; see --wait-lock), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM \
              (in-flight start commands are killed; launched services keep running). With --stop: 0 every service stopped, 1 one did not, 2 bad input.\n\n\
              Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
              HUB_BREAKER_STATE (its state file).",

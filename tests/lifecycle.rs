@@ -451,3 +451,85 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
     stack.down_leaves_nothing();
 }
+
+#[test]
+fn a_rerun_never_starts_a_second_copy_beside_an_unhealthy_one() {
+    let stack = Stack::new("rerun", &format!("services:\n{}", service("api", "")));
+    let mut first = stack.deploy(&[]);
+    let started = first.wait_for("api started", is("started", "api"));
+    let old = u32::try_from(started["pid"].as_u64().unwrap()).unwrap();
+    first.signal("INT");
+    let (status, _, err) = first.finish();
+    assert_eq!(status, Some(130), "{err}");
+    // Launched services outlive an interrupt (a rerun resumes them): it still runs, unhealthy.
+    assert!(hub_tests::alive(old));
+    let mut second = stack.deploy(&[]);
+    let started = second.wait_for("api started again", is("started", "api"));
+    assert_ne!(started["pid"].as_u64(), Some(u64::from(old)));
+    assert!(
+        !hub_tests::alive(old),
+        "the earlier copy still runs beside the new one"
+    );
+    assert_eq!(stack.marked().len(), 1);
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let (status, _, err) = second.finish();
+    assert_eq!(status, Some(0), "{err}");
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn a_timed_out_service_is_stopped_and_a_rerun_starts_one_copy() {
+    let stack = Stack::new(
+        "timedout",
+        "services:\n  api:\n    x-hub:\n      class: optional\n      run: \"exec ./MARK 1000\"\n      health: { cmd: \"test -f api.ready\", interval: 20ms }\n      timeout: 200ms\n      retry: { attempts: 1 }\n",
+    );
+    for _ in 0..2 {
+        let (status, records, err) = stack.deploy(&[]).finish();
+        assert_eq!(status, Some(0), "{err}");
+        let unhealthy = records.iter().find(|r| is("unhealthy", "api")(r)).unwrap();
+        assert_eq!(unhealthy["reason"], "timeout", "{unhealthy}");
+        assert_eq!(
+            stack.marked(),
+            Vec::<u32>::new(),
+            "the timed-out copy still runs"
+        );
+    }
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
+    let stack = Stack::new(
+        "sigint",
+        &format!(
+            "services:\n{}{}{}",
+            service("db", ""),
+            service("cache", ""),
+            service("api", "db, cache")
+        ),
+    );
+    for name in ["db", "cache", "api"] {
+        std::fs::write(stack.path().join(format!("{name}.ready")), "").unwrap();
+    }
+    // Cut the deploy after its Nth record (plans, starts, health results…), and once at the
+    // very start; each time a rerun resumes, and hub-down stops everything.
+    for cut in 0..8 {
+        let mut deploy = stack.deploy(&[]);
+        for _ in 0..cut {
+            if deploy.next_record().is_none() {
+                break;
+            }
+        }
+        deploy.signal(if cut % 2 == 0 { "INT" } else { "TERM" });
+        let (status, _, err) = deploy.finish();
+        // None: the signal came before bash had even set its traps (nothing started then).
+        assert!(
+            matches!(status, None | Some(0 | 130 | 143)),
+            "cut {cut}: {status:?} {err}"
+        );
+        let (status, _, err) = stack.deploy(&[]).finish();
+        assert_eq!(status, Some(0), "cut {cut}: the rerun: {err}");
+        assert_eq!(stack.marked().len(), 3, "cut {cut}: one copy of each");
+        stack.down_leaves_nothing();
+    }
+}

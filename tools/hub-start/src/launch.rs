@@ -145,6 +145,20 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
         exit_status,
         message,
     };
+    // Never a second copy beside an earlier one (of an interrupted deploy, or an attempt kept
+    // by --keep-failed) that still runs but was not healthy: stop it first.
+    if let Some(earlier) = live_process(paths) {
+        hub::log::warn(&format!(
+            "{}: its earlier process (pid {}) still runs but is not healthy: stopping it before starting anew",
+            plan.service, earlier.pid
+        ));
+        if let Err(e) = hub::pidfile::stop_group(earlier, Duration::from_secs(3)) {
+            return failed(
+                format!("cannot stop its earlier process (pid {}): {e}", earlier.pid),
+                None,
+            );
+        }
+    }
     let _ = fs::remove_file(&paths.exit);
     let _ = fs::remove_file(&paths.pid);
     let mut child = match service_command(spec, plan, attempt, &paths.log)

@@ -5,7 +5,8 @@
 //! - The lock is taken on a separate lock file beside the data (`breaker.json.lock`) that is
 //!   never renamed or unlinked. Locking the data file itself breaks as soon as it is replaced
 //!   by a rename: the next process locks the new inode while the old lock still stands.
-//! - The new contents go to a temp file in the same folder, which is fsynced, renamed over the
+//! - The new contents go to a fresh temp file (`O_EXCL`, unpredictable name: a planted symlink
+//!   is never written through) in the same folder, which is fsynced, renamed over the
 //!   data file, and then the folder is fsynced, so after a crash the file is either the old or
 //!   the new contents, whole. Readers need no lock: a rename is atomic.
 //! - `flock` locks are released by the kernel when their holder dies (even by `kill -9`), so
@@ -15,7 +16,7 @@
 
 use crate::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -37,6 +38,12 @@ impl LockedFile {
     /// The data file `path`, locked through `path` + `.lock`, waiting up to `lock_timeout`.
     pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> LockedFile {
         let path = path.into();
+        // A symlink is resolved once, here: the lock beside it and the data renamed over it
+        // would otherwise part ways (the rename replaces the link, not its target).
+        let path = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&path).unwrap_or(path),
+            _ => path,
+        };
         let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
         let lock_path = path.with_file_name(lock_name);
@@ -59,6 +66,15 @@ impl LockedFile {
 
     /// Read the current contents without locking (`None` when the file does not exist yet).
     pub fn read(&self) -> Result<Option<Vec<u8>>> {
+        // A FIFO would hang the read, a device (`/dev/zero`) fill memory: only a file will do.
+        if let Ok(meta) = fs::metadata(&self.path)
+            && !meta.is_file()
+        {
+            return Err(Error::input(format!(
+                "{} is not a regular file; point the state path at a file (it is created when missing)",
+                self.path.display()
+            )));
+        }
         match fs::read(&self.path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -140,32 +156,11 @@ impl LockedFile {
             })
     }
 
-    /// Temp file, fsync, rename over the data file, fsync the folder.
+    /// Temp file (fresh, `O_EXCL`, unpredictable name), fsync, rename over the data file,
+    /// fsync the folder: [`crate::atomic::write_private`].
     fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(self.path.file_name().unwrap_or_default());
-        temp_name.push(".tmp");
-        let temp = self.path.with_file_name(temp_name);
-        let fail = |what: &str, e: std::io::Error| {
-            Error::input(format!("cannot {what} {}: {e}", self.path.display()))
-        };
-        // The lock is held, so no one else writes this temp file; a leftover from a writer
-        // killed mid-write is simply truncated.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| fail("write a temp file beside", e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| fail("write a temp file beside", e))?;
-        drop(file);
-        fs::rename(&temp, &self.path).map_err(|e| fail("replace", e))?;
-        File::open(self.folder())
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| fail("sync the folder of", e))
+        crate::atomic::write_private(&self.path, bytes)
+            .map_err(|e| Error::input(format!("cannot replace {}: {e}", self.path.display())))
     }
 }
 
@@ -250,6 +245,42 @@ mod tests {
             inode(file.path()),
             data_inode,
             "the data file is replaced by rename"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_and_a_symlink_resolved_once() {
+        let dir = tempfile_dir("special");
+        for special in ["/dev/zero", "/dev/null"] {
+            let err = LockedFile::new(special, Duration::from_secs(1))
+                .read()
+                .unwrap_err();
+            assert!(err.message().contains("not a regular file"), "{err}");
+        }
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = LockedFile::new(dir.join("fifo"), Duration::from_secs(1))
+            .read()
+            .unwrap_err();
+        assert!(err.message().contains("not a regular file"), "{err}");
+        fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real/state.json"), dir.join("link.json")).unwrap();
+        fs::write(dir.join("real/state.json"), "a").unwrap();
+        let file = LockedFile::new(dir.join("link.json"), Duration::from_secs(5));
+        file.update(|_| Ok((Some(b"b".to_vec()), ()))).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("real/state.json")).unwrap(),
+            "b"
+        );
+        assert!(
+            file.lock_path()
+                .starts_with(fs::canonicalize(dir.join("real")).unwrap())
+        );
+        assert!(
+            fs::symlink_metadata(dir.join("link.json"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
         );
         let _ = fs::remove_dir_all(dir);
     }

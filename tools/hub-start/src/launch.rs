@@ -171,7 +171,7 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     // With its start time, so that no later reader takes a reused pid for this process.
     let recorded = match child.identity() {
         Some(identity) => hub::pidfile::write(&paths.pid, identity),
-        None => hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()),
+        None => hub::atomic::write_private(&paths.pid, format!("{pid}\n").as_bytes()),
     };
     if let Err(e) = recorded {
         let _ = child.terminate(Duration::from_secs(2));
@@ -200,7 +200,7 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
             if let Ok(status) = child.wait() {
                 // Not while hub-start exits: a write cut short would leave its temp file.
                 let _writing = EXIT_FILES.lock();
-                let _ = hub::atomic::write_file(
+                let _ = hub::atomic::write_private(
                     &exit_file,
                     format!("{}\n", process::status_code(status)).as_bytes(),
                 );

@@ -574,6 +574,23 @@ fn holder_alive(trial: &Trial) -> bool {
     }
 }
 
+/// A breaker key from the command line: not empty, no control characters (they would corrupt
+/// the status table and the logs, and no one can type such a key back to reset it).
+pub fn parse_key(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err(
+            "a breaker key cannot be empty; name it service:failure_type (keycloak:start)".into(),
+        );
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "breaker key {:?} holds a control character; use printable characters (keycloak:start)",
+            key
+        ));
+    }
+    Ok(key.to_owned())
+}
+
 /// The breaker options `hub-breaker` and `hub-retry` share, read back by [`from_matches`].
 pub fn cli_args() -> Vec<clap::Arg> {
     use clap::Arg;

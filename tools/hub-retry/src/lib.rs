@@ -131,6 +131,7 @@ pub fn command() -> Command {
             Arg::new("breaker")
                 .long("breaker")
                 .value_name("KEY")
+                .value_parser(hub::breaker::parse_key)
                 .help("Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome"),
         )
         .args(hub::breaker::cli_args())

@@ -265,6 +265,8 @@ impl Deploy {
         if self.run_id.is_none() {
             self.run_id = envelope.run_id;
         }
+        hub::service::check_name_for_paths(&plan.service)
+            .map_err(|why| Error::input(format!("stdin:{}: {why}", self.line_no)))?;
         let paths = Paths::new(&self.config.state_dir, &plan.service).map_err(|e| {
             Error::io(
                 format!(

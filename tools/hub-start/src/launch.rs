@@ -29,6 +29,9 @@ pub struct Paths {
 impl Paths {
     /// The paths for `service` under `state_dir`, creating the folders.
     pub fn new(state_dir: &Path, service: &str) -> io::Result<Paths> {
+        // A name from the plan stream must not lead outside the state dir (`../../x`).
+        hub::service::check_name_for_paths(service)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         let logs = state_dir.join("logs");
         let pids = state_dir.join("pids");
         hub::statedir::create_folder(&logs)?;

@@ -42,7 +42,10 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
         let (envelope, value) = hub::records::parse_line(&line, "stdin", n + 1)?;
         if envelope.kind == "plan" {
             let run_id = envelope.run_id.unwrap_or_default();
-            plans.push((run_id, hub::records::decode(value, "stdin", n + 1)?));
+            let plan: Plan = hub::records::decode(value, "stdin", n + 1)?;
+            hub::service::check_name_for_paths(&plan.service)
+                .map_err(|why| Error::input(format!("stdin:{}: {why}", n + 1)))?;
+            plans.push((run_id, plan));
         }
     }
     let compose = if plans.iter().any(|(_, p)| p.backend == Backend::Container) {

@@ -522,6 +522,7 @@ fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
         }
         deploy.signal(if cut % 2 == 0 { "INT" } else { "TERM" });
         let (status, _, err) = deploy.finish();
+        assert!(!err.contains("Killed"), "cut {cut}: {err}");
         // None: the signal came before bash had even set its traps (nothing started then).
         assert!(
             matches!(status, None | Some(0 | 130 | 143)),
@@ -530,6 +531,33 @@ fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
         let (status, _, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "cut {cut}: the rerun: {err}");
         assert_eq!(stack.marked().len(), 3, "cut {cut}: one copy of each");
+        stack.down_leaves_nothing();
+    }
+}
+
+#[test]
+fn a_run_service_that_exits_leaves_its_exit_file_and_no_temp_file() {
+    let stack = Stack::new(
+        "exitfile",
+        "services:\n  job:\n    x-hub: { class: core, run: \"./MARK 0\", health: { completed: true } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { class: core, run: \"exec ./MARK 1000\", health: { cmd: \"true\" } }\n",
+    );
+    for _ in 0..3 {
+        let (status, _, err) = stack.deploy(&[]).finish();
+        assert_eq!(status, Some(0), "{err}");
+        assert!(!err.contains("Killed"), "{err}");
+        let pids: Vec<String> = std::fs::read_dir(stack.path().join(".hub/pids"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(pids.contains(&"job.exit".to_owned()), "{pids:?}");
+        assert!(!pids.iter().any(|n| n.ends_with(".tmp")), "{pids:?}");
+        let tmp: Vec<_> = std::fs::read_dir(stack.path().join(".hub"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp."))
+            .collect();
+        assert!(tmp.is_empty(), "hub-deploy left its temp folder");
         stack.down_leaves_nothing();
     }
 }

@@ -11,19 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A small xorshift generator: reproducible from its seed.
-struct Rng(u64);
+/// hub's own seeded generator (reproducible from its seed), with a bounded draw.
+struct Rng(hub::backoff::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
     fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap()
+        usize::try_from(self.0.next_u64() % (n.max(1) as u64)).unwrap()
     }
 }
 
@@ -172,7 +165,7 @@ fn fuzz(tool: &str, name: &str, seeds: &[Vec<u8>], arg_sets: &[Vec<&str>], seed:
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join(name);
     let tokens = tokens();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(hub::backoff::Rng::seeded(seed));
     let deadline = Instant::now() + budget();
     let mut runs = 0u32;
     while Instant::now() < deadline || runs < 20 {

@@ -155,6 +155,15 @@ impl Drop for Bystander {
     }
 }
 
+/// The names in folder `dir`.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
     move |r| r["type"] == kind && r["service"] == service
 }
@@ -442,10 +451,8 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
     let (_, records, _) = deploy.finish();
     assert!(!records.iter().any(is("started", "api")), "{records:#?}");
     // Its temp files are in the state dir, not leaked in /tmp.
-    let leftovers: Vec<_> = std::fs::read_dir(stack.path().join(".hub"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<_> = names_in(&stack.path().join(".hub"))
+        .into_iter()
         .filter(|n| n.starts_with("tmp."))
         .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
@@ -545,19 +552,14 @@ fn a_run_service_that_exits_leaves_its_exit_file_and_no_temp_file() {
         let (status, _, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
         assert!(!err.contains("Killed"), "{err}");
-        let pids: Vec<String> = std::fs::read_dir(stack.path().join(".hub/pids"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let pids = names_in(&stack.path().join(".hub/pids"));
         assert!(pids.contains(&"job.exit".to_owned()), "{pids:?}");
         assert!(!pids.iter().any(|n| n.ends_with(".tmp")), "{pids:?}");
-        let tmp: Vec<_> = std::fs::read_dir(stack.path().join(".hub"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("tmp."))
-            .collect();
-        assert!(tmp.is_empty(), "hub-deploy left its temp folder");
+        let state = names_in(&stack.path().join(".hub"));
+        assert!(
+            !state.iter().any(|n| n.starts_with("tmp.")),
+            "hub-deploy left its temp folder: {state:?}"
+        );
         stack.down_leaves_nothing();
     }
 }

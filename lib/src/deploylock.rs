@@ -11,9 +11,8 @@
 use crate::pidfile::{self, Recorded};
 use crate::process::Identity;
 use crate::{Error, Result};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,19 +47,12 @@ impl StateLock {
     /// Take the lock, waiting up to `wait` (zero: not at all). `Ok(None)` when another process
     /// kept it that long.
     pub fn try_acquire(&self, wait: Duration) -> Result<Option<DeployLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(|e| {
-                Error::io(
-                    format!("opening the deploy lock {}", self.path.display()),
-                    &e,
-                )
-            })?;
+        let file = crate::statefile::open_lock_file(&self.path).map_err(|e| {
+            Error::io(
+                format!("opening the deploy lock {}", self.path.display()),
+                &e,
+            )
+        })?;
         let Some(mut file) = crate::statefile::lock_within(file, wait)
             .map_err(|e| Error::io(format!("locking {}", self.path.display()), &e))?
         else {

@@ -101,19 +101,12 @@ impl LockedFile {
     /// Take the exclusive lock; it is released when the returned file is dropped.
     pub fn lock(&self) -> Result<File> {
         self.create_folder()?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot open the lock file {}: {e}",
-                    self.lock_path.display()
-                ))
-            })?;
+        let file = open_lock_file(&self.lock_path).map_err(|e| {
+            Error::input(format!(
+                "cannot open the lock file {}: {e}",
+                self.lock_path.display()
+            ))
+        })?;
         match lock_within(file, self.lock_timeout) {
             Ok(Some(file)) => Ok(file),
             Ok(None) => Err(Error::input(format!(
@@ -162,6 +155,18 @@ impl LockedFile {
         crate::atomic::write_private(&self.path, bytes)
             .map_err(|e| Error::input(format!("cannot replace {}: {e}", self.path.display())))
     }
+}
+
+/// Open (creating it, 0600) a lock file: never truncated, renamed or removed, since a lock on
+/// a replaced file is no lock.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Take `file`'s exclusive `flock`, waiting up to `timeout`: `Ok(None)` when another holder

@@ -36,13 +36,17 @@ pub fn command() -> Command {
              A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
              may take up to the service's timeout). One with `x-hub.run` is launched detached (own \
              session) with output in STATE_DIR/logs/SERVICE.log and pid in \
-             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT \
+             STATE_DIR/pids/SERVICE.pid (`PID START`: its start time, so a reused pid is never \
+             taken for it). Commands see HUB_SERVICE and HUB_ATTEMPT \
              (in a compose file write $$HUB_ATTEMPT: hub-levels interpolates $VAR as compose \
              does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \
              resumes). A failed attempt (the start command failed, or the process died before it \
              was healthy) is retried with the service's x-hub.retry policy; each outcome goes to \
-             the circuit breaker `SERVICE:start`.\n\n\
+             the circuit breaker `SERVICE:start`. A failed attempt's whole process group is \
+             stopped (unless --keep-failed), and a `run` service's earlier process that still \
+             runs but is not healthy is stopped before the service is launched again: never a \
+             second copy.\n\n\
              When a CORE service fails, nothing new starts: everything not started is skipped \
              (reason `aborted`) and hub-start exits 1. When an OPTIONAL or STRETCH service fails, \
              its hard dependents are skipped (`dependency_failed`) and the deploy goes on.",

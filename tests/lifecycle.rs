@@ -563,3 +563,41 @@ fn a_run_service_that_exits_leaves_its_exit_file_and_no_temp_file() {
         stack.down_leaves_nothing();
     }
 }
+
+#[test]
+fn state_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = Stack::new("umask", &format!("services:\n{}", service("api", "")));
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let script = hub_tests::workspace_root().join("scripts/hub-deploy");
+    let bins = hub_tests::bin_dir().display().to_string();
+    let out = Cmd::program(Path::new("bash"))
+        .current_dir(stack.path())
+        .env("HUB_BIN_DIR", &bins)
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(&script)
+        .args(["--state-dir", ".hub"])
+        .run();
+    assert!(hub_tests::stderr(&out).contains("healthy"));
+    let mode = |p: &str| {
+        std::fs::metadata(stack.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for folder in [".hub", ".hub/pids", ".hub/logs", ".hub/events"] {
+        assert_eq!(mode(folder), 0o700, "{folder}");
+    }
+    let events = names_in(&stack.path().join(".hub/events"));
+    let event_file = format!(".hub/events/{}", events[0]);
+    for file in [
+        ".hub/pids/api.pid",
+        ".hub/logs/api.log",
+        ".hub/deploy.lock",
+        event_file.as_str(),
+    ] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    stack.down_leaves_nothing();
+}

@@ -17,7 +17,7 @@
 use crate::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -134,19 +134,12 @@ impl LockedFile {
 
     fn create_folder(&self) -> Result<()> {
         let folder = self.folder();
-        if folder.is_dir() {
-            return Ok(());
-        }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(folder)
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot create the folder {}: {e}",
-                    folder.display()
-                ))
-            })
+        crate::statedir::create_folder(folder).map_err(|e| {
+            Error::input(format!(
+                "cannot create the folder {}: {e}",
+                folder.display()
+            ))
+        })
     }
 
     /// Temp file (fresh, `O_EXCL`, unpredictable name), fsync, rename over the data file,
@@ -160,13 +153,23 @@ impl LockedFile {
 /// Open (creating it, 0600) a lock file: never truncated, renamed or removed, since a lock on
 /// a replaced file is no lock.
 pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)
+        .open(path)?;
+    // Exactly 0600 whatever the umask took off (a 0400 lock file could not be reopened for
+    // writing); a file someone else owns keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o777 != 0o600)
+    {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(file)
 }
 
 /// Take `file`'s exclusive `flock`, waiting up to `timeout`: `Ok(None)` when another holder

@@ -608,3 +608,20 @@ fn state_files_are_private_whatever_the_umask() {
     }
     stack.down_leaves_nothing();
 }
+
+#[test]
+fn a_hub_tool_run_as_a_service_is_not_stopped_by_hub_deploys_parent_watch() {
+    // hub-deploy tells its tools to stop when it dies; a hub-retry inside a start command
+    // must not take that for its own parent.
+    let retry = hub_tests::bin("hub-retry").display().to_string();
+    let stack = Stack::new(
+        "nested",
+        &format!(
+            "services:\n  migrate:\n    x-hub: {{ class: core, start: \"{retry} -n 1 -- ./MARK 0\" }}\n"
+        ),
+    );
+    let (status, records, err) = stack.deploy(&[]).finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert!(records.iter().any(is("started", "migrate")), "{err}");
+    stack.down_leaves_nothing();
+}

@@ -109,16 +109,15 @@ pub fn stop_group(identity: Identity, grace: Duration) -> io::Result<GroupStop> 
     process::signal_group(identity.pid, Signal::SIGTERM)?;
     let deadline = Instant::now() + grace;
     // Not our child: there is no wait() to block on, so look again every few milliseconds.
-    let gone = || {
-        (!leader_ours || process::process_exited(identity.pid))
-            && group_members(identity).is_empty()
-    };
+    // The running leader is one of the members; a zombie leader has ended.
+    let gone = || group_members(identity).is_empty();
     while !gone() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let in_time = gone();
-    // Whatever still runs of the group (members that ignored TERM, or a leader's stragglers).
-    if !group_members(identity).is_empty() || !process::process_exited(identity.pid) {
+    // Whatever still runs of the group (members that ignored TERM). Only while some member
+    // runs: once the group is empty its id may be handed out again.
+    if !in_time {
         process::signal_group(identity.pid, Signal::SIGKILL)?;
     }
     Ok(if in_time {

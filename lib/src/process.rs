@@ -141,7 +141,12 @@ impl Running {
 /// Tools block SIGINT/SIGTERM in every thread to receive them as events
 /// ([`crate::signals::watch`]); `Command` does not reset the mask, so without this every child
 /// would ignore TERM and Ctrl-C. Use it on every `Command` a tool spawns.
+///
+/// It also keeps [`crate::signals::ENV_PARENT`] from the child: it names *our* parent, and a
+/// hub tool run as a service (`start: "hub-retry … -- ./migrate.sh"`) would read it as its own
+/// and stop at once.
 pub fn unblock_signals_in_child(cmd: &mut Command) {
+    cmd.env_remove(crate::signals::ENV_PARENT);
     // SAFETY: pthread_sigmask is async-signal-safe and touches no memory of the parent.
     #[allow(unsafe_code)]
     unsafe {

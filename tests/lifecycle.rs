@@ -466,17 +466,47 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
     stack.down_leaves_nothing();
 }
 
-#[test]
-fn a_rerun_never_starts_a_second_copy_beside_an_unhealthy_one() {
-    let stack = Stack::new("rerun", &format!("services:\n{}", service("api", "")));
+/// Deploy `stack`, interrupt it once `api` has started, and return api's pid: a launched
+/// service outlives an interrupt (a rerun resumes it), still running and not healthy.
+fn interrupted_with_api_running(stack: &Stack) -> u32 {
     let mut first = stack.deploy(&[]);
     let started = first.wait_for("api started", is("started", "api"));
-    let old = u32::try_from(started["pid"].as_u64().unwrap()).unwrap();
     first.signal("INT");
     let (status, _, err) = first.finish();
     assert_eq!(status, Some(130), "{err}");
-    // Launched services outlive an interrupt (a rerun resumes them): it still runs, unhealthy.
-    assert!(hub_tests::alive(old));
+    let pid = u32::try_from(started["pid"].as_u64().unwrap()).unwrap();
+    assert!(hub_tests::alive(pid));
+    pid
+}
+
+#[test]
+fn a_rerun_adopts_an_earlier_process_that_is_not_healthy_yet() {
+    let stack = Stack::new("adopt", &format!("services:\n{}", service("api", "")));
+    let old = interrupted_with_api_running(&stack);
+    let mut second = stack.deploy(&[]);
+    let started = second.wait_for("api adopted", is("started", "api"));
+    assert_eq!(started["pid"].as_u64(), Some(u64::from(old)), "{started}");
+    assert_eq!(started["adopted"], true);
+    assert!(started["timeout_ms"].as_u64().unwrap() <= 60_000);
+    assert_eq!(stack.marked(), vec![old], "a second copy was launched");
+    std::fs::write(stack.path().join("api.ready"), "").unwrap();
+    let (status, records, err) = second.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert!(records.iter().any(is("healthy", "api")));
+    stack.down_leaves_nothing();
+}
+
+#[test]
+fn a_rerun_restarts_an_earlier_process_past_its_timeout_never_beside_it() {
+    let stack = Stack::new(
+        "restart",
+        "services:\n  api:\n    x-hub:\n      run: \"exec ./MARK 1000\"\n      health: { cmd: \"test -f api.ready\", interval: 20ms }\n      timeout: 1s\n",
+    );
+    let old = interrupted_with_api_running(&stack);
+    // Its timeout counts from its own start: wait (on /proc, not a sleep) until it is spent.
+    wait_until("the earlier process is older than its timeout", || {
+        process_age(old).is_some_and(|age| age > std::time::Duration::from_secs(1))
+    });
     let mut second = stack.deploy(&[]);
     let started = second.wait_for("api started again", is("started", "api"));
     assert_ne!(started["pid"].as_u64(), Some(u64::from(old)));
@@ -489,6 +519,22 @@ fn a_rerun_never_starts_a_second_copy_beside_an_unhealthy_one() {
     let (status, _, err) = second.finish();
     assert_eq!(status, Some(0), "{err}");
     stack.down_leaves_nothing();
+}
+
+/// How long ago process `pid` started, from `/proc` (clock ticks of 1/100 s, Linux's USER_HZ).
+fn process_age(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    std::time::Duration::from_secs_f64(uptime)
+        .checked_sub(std::time::Duration::from_millis(start * 10))
 }
 
 #[test]

@@ -211,6 +211,21 @@ impl Identity {
         stat_fields(self.pid).and_then(|f| f.get(19)?.parse::<u64>().ok()) == Some(self.start)
     }
 
+    /// How long ago this process started (from its start time and `/proc/uptime`); `None`
+    /// without `/proc`.
+    pub fn age(&self) -> Option<Duration> {
+        use nix::unistd::{SysconfVar, sysconf};
+        let ticks = u64::try_from(sysconf(SysconfVar::CLK_TCK).ok()??)
+            .ok()
+            .filter(|&t| t > 0)?;
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+        let uptime = Duration::try_from_secs_f64(uptime).ok()?;
+        let started = Duration::from_secs(self.start / ticks)
+            + Duration::from_nanos((self.start % ticks) * 1_000_000_000 / ticks);
+        Some(uptime.saturating_sub(started))
+    }
+
     /// Send `signal` to this process alone, only while it is still the same process.
     pub fn signal(&self, signal: Signal) -> io::Result<()> {
         let pid = i32::try_from(self.pid).map_err(|_| io::Error::other("pid out of range"))?;

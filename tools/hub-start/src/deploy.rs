@@ -93,6 +93,7 @@ pub fn run(config: Config) -> Result<u8> {
         compose: None,
         cancel: Arc::new(AtomicBool::new(false)),
         stopping: Vec::new(),
+        adopted: HashMap::new(),
         tx,
         config,
     };
@@ -199,6 +200,8 @@ struct Deploy {
     cancel: Arc<AtomicBool>,
     /// Failed attempts' process groups being stopped.
     stopping: Vec<std::thread::JoinHandle<()>>,
+    /// Earlier processes adopted by a rerun, with what is left of their timeout.
+    adopted: HashMap<usize, Duration>,
     tx: Sender<Event>,
 }
 
@@ -414,6 +417,19 @@ impl Deploy {
             return self.skip(index, &SkipReason::Aborted);
         }
         if !healthy {
+            if let Some((pid, remaining)) = self.adoptable(index) {
+                let service = &self.sched.entry(index).plan.service;
+                log::info(&format!(
+                    "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
+                    hub::duration::human(remaining)
+                ));
+                self.adopted.insert(index, remaining);
+                let launch = Launch::Started {
+                    pid: Some(pid),
+                    container: None,
+                };
+                return self.launched(index, 1, launch);
+            }
             return self.launch(index, 1);
         }
         let plan = &self.sched.entry(index).plan;
@@ -421,6 +437,24 @@ impl Deploy {
         self.record_about("skipped", index, json!({"reason": "already_healthy"}))?;
         self.sched.set_already_healthy(index);
         Ok(())
+    }
+
+    /// A rerun finding a `run` service's earlier process alive but not healthy adopts it (it
+    /// is probed and watched as if just started) while its timeout, counted from the process's
+    /// own start, has time left: the pid and that time. Else it is stopped and started anew
+    /// ([`launch::launch_run`]). A one-shot job is never adopted: only its parent learns its
+    /// exit status.
+    fn adoptable(&self, index: usize) -> Option<(u32, Duration)> {
+        let plan = &self.sched.entry(index).plan;
+        if plan.backend != Backend::Run
+            || plan.health.check == hub::records::Check::Completed
+            || self.config.inject_failure.contains(&plan.service)
+        {
+            return None;
+        }
+        let earlier = launch::live_process(&self.paths[index])?;
+        let remaining = Duration::from_millis(plan.timeout_ms).checked_sub(earlier.age()?)?;
+        (!remaining.is_zero()).then_some((earlier.pid, remaining))
     }
 
     fn launch(&mut self, index: usize, attempt: u32) -> Result<()> {
@@ -547,7 +581,7 @@ impl Deploy {
             Launch::Started { pid, container } => {
                 let plan = &self.sched.entry(index).plan;
                 let paths = &self.paths[index];
-                let body = json!({
+                let mut body = json!({
                     "attempt": attempt,
                     "max_attempts": plan.retry.attempts,
                     "backend": plan.backend,
@@ -559,6 +593,12 @@ impl Deploy {
                     "container": container,
                     "compose": plan.compose,
                 });
+                if let Some(remaining) = self.adopted.remove(&index) {
+                    // Not our child: no exit file; its timeout counts from its own start.
+                    body["timeout_ms"] = json!(hub::duration::to_ms(remaining));
+                    body["exit_file"] = Value::Null;
+                    body["adopted"] = json!(true);
+                }
                 self.record_about("started", index, body)?;
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;

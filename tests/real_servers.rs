@@ -564,9 +564,10 @@ impl Stack {
         let mut pids = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.path().join(".hub/pids")) {
             for entry in entries.flatten() {
+                // hub's pid files hold `PID START`: the pid is the first word.
                 if let Some(pid) = std::fs::read_to_string(entry.path())
                     .ok()
-                    .and_then(|t| t.trim().parse().ok())
+                    .and_then(|t| t.split_whitespace().next()?.parse().ok())
                 {
                     pids.push(pid);
                 }

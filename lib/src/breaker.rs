@@ -21,6 +21,7 @@
 //! drive transitions with a [`crate::clock::ManualClock`] instead of sleeping.
 
 use crate::clock::Clock;
+use crate::process::process_start;
 use crate::statefile::LockedFile;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -617,25 +618,29 @@ fn new_trial(pid: u32, now: u64) -> Trial {
     }
 }
 
-/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`), or
-/// `None` where there is no `/proc` or the process is gone or a zombie.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the
-    // last `)`. There, field 3 (the state) is index 0 and field 22 (starttime) index 19.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
 /// Is a trial's holder still running (the same process, not a reused pid)?
 fn holder_alive(trial: &Trial) -> bool {
     match trial.pid_start {
         Some(start) => process_start(trial.pid) == Some(start),
         None => crate::process::process_alive(trial.pid),
     }
+}
+
+/// A breaker key from the command line: not empty, no control characters (they would corrupt
+/// the status table and the logs, and no one can type such a key back to reset it).
+pub fn parse_key(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err(
+            "a breaker key cannot be empty; name it service:failure_type (keycloak:start)".into(),
+        );
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "breaker key {:?} holds a control character; use printable characters (keycloak:start)",
+            key
+        ));
+    }
+    Ok(key.to_owned())
 }
 
 /// The breaker options `hub-breaker` and `hub-retry` share, read back by [`from_matches`].

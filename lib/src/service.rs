@@ -136,6 +136,31 @@ pub fn valid_service_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// The longest service name hub accepts, in bytes: hub makes file names of it
+/// (`.SERVICE.exit.RANDOM.tmp` must stay within a file system's 255 bytes).
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Can `name` name files in the state dir (`logs/NAME.log`, `pids/NAME.pid`)? A valid compose
+/// name of at most [`MAX_NAME_LEN`] bytes; otherwise why not, for an error message. Every tool
+/// that makes a path of a name read from a stream checks it: `../../x` must not write outside
+/// the state dir.
+pub fn check_name_for_paths(name: &str) -> std::result::Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "service name of {} bytes is too long (at most {MAX_NAME_LEN}: hub makes file names of it)",
+            name.len()
+        ));
+    }
+    if !valid_service_name(name) {
+        let shown: String = name.chars().take(60).collect();
+        return Err(format!(
+            "service \"{}\": invalid service name; use letters, digits, `_`, `.`, `-`, starting with a letter or digit",
+            shown.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// The environment variable that overrides a service's timeout: `TIMEOUT_<SERVICE>`.
 pub fn timeout_env_var(service: &str) -> String {
     format!(
@@ -674,11 +699,8 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
     let retry_default = retry_defaults(&*opts.env)?;
     let mut all: Vec<Pending> = Vec::with_capacity(doc.services.len());
     for (name, source) in &doc.services {
-        if !valid_service_name(name) {
-            return Err(Error::input(format!(
-                "{}: service \"{name}\": invalid service name; use letters, digits, `_`, `.`, `-`, starting with a letter or digit",
-                source.file
-            )));
+        if let Err(why) = check_name_for_paths(name) {
+            return Err(Error::input(format!("{}: {why}", source.file)));
         }
         all.push(resolve_service(
             name,

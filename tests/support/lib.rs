@@ -446,9 +446,12 @@ impl Drop for KillPidsOnDrop {
             return;
         };
         for entry in entries.flatten() {
-            let pid = std::fs::read_to_string(entry.path())
-                .ok()
-                .and_then(|text| text.trim().parse::<i32>().ok());
+            // `PID START`: the pid is the first word.
+            let pid = std::fs::read_to_string(entry.path()).ok().and_then(|text| {
+                text.split_whitespace()
+                    .next()
+                    .and_then(|pid| pid.parse::<i32>().ok())
+            });
             if let (true, Some(pid)) = (entry.path().extension().is_some_and(|e| e == "pid"), pid)
                 && pid > 1
             {
@@ -481,14 +484,17 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Wait until a command has written its pid (a whole line) to `path`, and read it.
+/// Wait until a command has written its pid (a whole line) to `path`, and read it. hub's own
+/// pid files hold `PID START`: the pid is the first word.
 pub fn wait_for_pid_file(path: &Path) -> u32 {
     wait_until(&format!("a pid in {}", path.display()), || {
         std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n'))
     });
     std::fs::read_to_string(path)
         .expect("pid file")
-        .trim()
+        .split_whitespace()
+        .next()
+        .expect("a pid")
         .parse()
         .expect("a pid")
 }

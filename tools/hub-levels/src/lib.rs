@@ -340,7 +340,7 @@ fn table(plans: &[Plan]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..8)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| hub::output::column_width(rows.iter().map(|r| r[c].chars().count()), ""))
         .collect();
     let mut out = String::new();
     for row in &rows {

@@ -12,11 +12,7 @@ pub fn secs(ms: u64) -> String {
 
 /// The width of a SERVICE column holding these names (never narrower than its heading).
 pub fn service_column<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    names
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("SERVICE".len())
+    hub::output::column_width(names.map(|name| name.chars().count()), "SERVICE")
 }
 
 /// `11/11 healthy in 67.2s · 0 CORE failures` (and already healthy, failed, skipped,

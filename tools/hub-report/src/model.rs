@@ -762,12 +762,9 @@ pub fn critical_path(services: &[ServiceReport]) -> (Vec<String>, Option<u64>) {
     (path, end(last))
 }
 
-/// `2026-11-28T16:18:33.000Z`.
+/// `2026-11-28T16:18:33.000Z` (see [`hub::time::rfc3339_millis`]).
 pub fn rfc3339_millis(ts_ms: u64) -> String {
-    humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms),
-    )
-    .to_string()
+    hub::time::rfc3339_millis(ts_ms)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use hub::breaker::{Breaker, Transition};
 use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
+use hub::pidfile::Recorded;
 use hub::records::{Backend, Class, Plan};
 use hub::{Error, Result, log};
 use nix::sys::signal::Signal;
@@ -41,6 +42,8 @@ pub struct Config {
     pub inject_failure: Vec<String>,
     /// `--compose-cmd`: the compose command for container services (else detected).
     pub compose_cmd: Option<String>,
+    /// `--keep-failed`: leave a failed attempt's processes running.
+    pub keep_failed: bool,
 }
 
 /// News for the event loop.
@@ -83,6 +86,7 @@ pub fn run(config: Config) -> Result<u8> {
     hub::signals::watch(move |signal| {
         let _ = signal_tx.send(Event::Signal(signal));
     })?;
+    hub::signals::stop_with_parent()?;
     spawn_input_reader(tx.clone())?;
     if let Some(gate) = &config.gate {
         spawn_gate_reader(gate.clone(), tx.clone())?;
@@ -104,10 +108,14 @@ pub fn run(config: Config) -> Result<u8> {
         already_healthy: 0,
         blocked_by: HashMap::new(),
         exited_early: HashMap::new(),
+        stopping: Vec::new(),
+        adopted: HashMap::new(),
         tx,
         config,
     };
-    deploy.event_loop(&rx)
+    let status = deploy.event_loop(&rx);
+    launch::hold_exit_files();
+    status
 }
 
 fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
@@ -216,6 +224,10 @@ struct Deploy {
     /// service index -> (attempt, status). A `healthy` verdict for such an attempt came from
     /// a probe that someone else answered.
     exited_early: HashMap<usize, (u32, i32)>,
+    /// Failed attempts' process groups being stopped.
+    stopping: Vec<std::thread::JoinHandle<()>>,
+    /// Earlier processes adopted by a rerun, with what is left of their timeout.
+    adopted: HashMap<usize, Duration>,
     tx: Sender<Event>,
 }
 
@@ -223,8 +235,15 @@ impl Deploy {
     fn event_loop(&mut self, rx: &Receiver<Event>) -> Result<u8> {
         loop {
             let now = Instant::now();
-            for action in self.sched.actions(now) {
+            let actions = self.sched.actions(now);
+            let acted = !actions.is_empty();
+            for action in actions {
                 self.act(action)?;
+            }
+            // A launch that failed for good inside act() (a `run` command that exited at once)
+            // may have aborted the deploy: its skips come from the next round of actions.
+            if acted && self.sched.aborted() {
+                continue;
             }
             self.summarise_levels();
             if self.sched.finished() {
@@ -288,6 +307,8 @@ impl Deploy {
         if self.run_id.is_none() {
             self.run_id = envelope.run_id;
         }
+        hub::service::check_name_for_paths(&plan.service)
+            .map_err(|why| Error::input(format!("stdin:{}: {why}", self.line_no)))?;
         let paths = Paths::new(&self.config.state_dir, &plan.service).map_err(|e| {
             Error::io(
                 format!(
@@ -353,12 +374,15 @@ impl Deploy {
         let is_final =
             value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
         if is_final {
+            self.stop_failed_attempt(index);
             self.service_failed(index, reason, false);
         } else if reason == "timeout" {
-            // Its process may well be alive: stop it before the next attempt starts beside it.
+            // Its process may well be alive: stop it (as --stop would) before the next attempt
+            // starts beside it.
             self.log_retry(index, attempt, reason, self.retry_delay(index, attempt));
             self.stop_attempt(index, attempt);
         } else {
+            self.stop_failed_attempt(index);
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
             self.sched.set(
@@ -572,6 +596,19 @@ impl Deploy {
             return self.skip(index, &SkipReason::Aborted);
         }
         if !healthy {
+            if let Some((pid, remaining)) = self.adoptable(index) {
+                let service = &self.sched.entry(index).plan.service;
+                log::info(&format!(
+                    "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
+                    hub::duration::human(remaining)
+                ));
+                self.adopted.insert(index, remaining);
+                let launch = Launch::Started {
+                    pid: Some(pid),
+                    container: None,
+                };
+                return self.launched(index, 1, launch);
+            }
             return self.launch(index, 1);
         }
         let plan = &self.sched.entry(index).plan;
@@ -580,6 +617,24 @@ impl Deploy {
         self.sched.set_already_healthy(index);
         self.already_healthy += 1;
         Ok(())
+    }
+
+    /// A rerun finding a `run` service's earlier process alive but not healthy adopts it (it
+    /// is probed and watched as if just started) while its timeout, counted from the process's
+    /// own start, has time left: the pid and that time. Else it is stopped and started anew
+    /// ([`launch::launch_run`]). A one-shot job is never adopted: only its parent learns its
+    /// exit status.
+    fn adoptable(&self, index: usize) -> Option<(u32, Duration)> {
+        let plan = &self.sched.entry(index).plan;
+        if plan.backend != Backend::Run
+            || plan.health.check == hub::records::Check::Completed
+            || self.config.inject_failure.contains(&plan.service)
+        {
+            return None;
+        }
+        let earlier = launch::live_process(&self.paths[index])?;
+        let remaining = Duration::from_millis(plan.timeout_ms).checked_sub(earlier.age()?)?;
+        (!remaining.is_zero()).then_some((earlier.pid, remaining))
     }
 
     fn launch(&mut self, index: usize, attempt: u32) -> Result<()> {
@@ -628,11 +683,12 @@ impl Deploy {
                 self.in_flight.insert(index, child.pid());
                 let spec = spec.clone();
                 let timeout = Duration::from_millis(plan.timeout_ms);
+                let keep_failed = self.config.keep_failed;
                 self.in_background(
                     index,
                     attempt,
                     format!("start-{}", plan.service),
-                    move || launch::finish_start(child, timeout, &spec),
+                    move || launch::finish_start(child, timeout, &spec, keep_failed),
                 )
             }
             (Backend::Run, _, Some(spec)) => {
@@ -740,6 +796,12 @@ impl Deploy {
                 if !plan.environment.is_empty() {
                     body["environment"] = json!(plan.environment);
                 }
+                if let Some(remaining) = self.adopted.remove(&index) {
+                    // Not our child: no exit file; its timeout counts from its own start.
+                    body["timeout_ms"] = json!(hub::duration::to_ms(remaining));
+                    body["exit_file"] = Value::Null;
+                    body["adopted"] = json!(true);
+                }
                 self.record_about("started", index, body)?;
                 self.launched_attempt.insert(index, attempt);
                 if self.config.mode == Mode::Ungated {
@@ -752,7 +814,41 @@ impl Deploy {
                 reason,
                 exit_status,
                 message,
-            } => self.attempt_failed(index, attempt, reason, exit_status, message, false),
+            } => {
+                self.stop_failed_attempt(index);
+                self.attempt_failed(index, attempt, reason, exit_status, message, false)
+            }
+        }
+    }
+
+    /// A `run` service's attempt failed (it died, or it was not healthy in time): stop its
+    /// whole process group, members that outlived the leader included, unless --keep-failed.
+    /// On a thread: a group that ignores TERM gets [`KILL_GRACE`], and the loop goes on.
+    fn stop_failed_attempt(&mut self, index: usize) {
+        if self.config.keep_failed || self.sched.entry(index).plan.backend != Backend::Run {
+            return;
+        }
+        let Ok(Some(Recorded::Known(identity))) = hub::pidfile::read(&self.paths[index].pid) else {
+            return;
+        };
+        let stopping = std::thread::Builder::new()
+            .name(format!("stop-{}", identity.pid))
+            .spawn(move || {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            });
+        match stopping {
+            Ok(handle) => self.stopping.push(handle),
+            Err(_) => {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            }
+        }
+    }
+
+    /// Wait until every failed attempt being stopped is stopped: exiting would end those
+    /// threads half-way.
+    fn join_stopping(&mut self) {
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
         }
     }
 
@@ -935,6 +1031,7 @@ impl Deploy {
     }
 
     fn finish(&mut self) -> Result<u8> {
+        self.join_stopping();
         let entries = self.sched.entries();
         let count = |f: &dyn Fn(State) -> bool| entries.iter().filter(|e| f(e.state)).count();
         let healthy = count(&|s| s == State::Healthy);
@@ -988,7 +1085,8 @@ impl Deploy {
         }
     }
 
-    /// SIGINT/SIGTERM: kill in-flight start commands' groups (TERM, then KILL after a grace),
+    /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
+    /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
         log::warn(&format!(
@@ -1016,6 +1114,8 @@ impl Deploy {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
                 }
+                // A second signal: no more grace.
+                Ok(Event::Signal(_)) => break,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -1023,6 +1123,7 @@ impl Deploy {
         for pgid in self.in_flight.values() {
             let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
         }
+        self.join_stopping();
         let body = json!({"tool": "hub-start", "signal": signal.as_str(), "in_flight": in_flight});
         self.out
             .record("interrupted", self.run_id.as_deref(), &body)?;

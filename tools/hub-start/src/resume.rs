@@ -12,7 +12,8 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
     match plan.backend {
         // A `run` service is ours only if the process an earlier deploy launched is alive.
         Backend::Run => {
-            launch::live_pid(paths).is_some() && (plan.health.check == Check::None || probe(plan))
+            launch::live_process(paths).is_some()
+                && (plan.health.check == Check::None || probe(plan))
         }
         // Without a health check a start command's result cannot be seen from outside.
         Backend::Start => plan.health.check != Check::None && probe(plan),

@@ -68,7 +68,7 @@ pub fn command() -> Command {
             "Exit status: 0 no CORE service failed (final outcomes only); 1 a CORE service \
              failed; 2 bad input (a line that is not a JSON record, or a malformed `started` \
              record: an error naming its line is printed, the line is skipped, every other \
-             service is still waited for, and the exit status is 2); 130 SIGINT, 143 SIGTERM \
+             service is still waited for, and the exit status is 2); 129 SIGHUP, 130 SIGINT, 143 SIGTERM \
              (an `interrupted` record names the services still waited for; probe commands are \
              killed).\n\n\
              Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
@@ -211,6 +211,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     signals::watch(move |signal| {
         let _ = on_signal.send(Event::Signal(signal));
     })?;
+    signals::stop_with_parent()?;
     let reader = events.clone();
     std::thread::Builder::new()
         .name("stdin".into())

@@ -57,6 +57,9 @@ pub struct ComposeDoc {
     pub project_dir: PathBuf,
     /// `--project-directory` as given (made absolute), for compose calls on containers.
     pub project_directory: Option<String>,
+    /// The env files given instead of `.env` (`--env-file`, `COMPOSE_ENV_FILES`), absolute,
+    /// for compose calls on containers.
+    pub env_files: Vec<String>,
 }
 
 impl ComposeDoc {
@@ -141,19 +144,25 @@ pub(crate) fn read_source(name: &str) -> Result<String> {
 }
 
 /// The files compose reads when none is named with `-f`, as compose finds them:
-/// `COMPOSE_FILE` (from `env`, else from `dir`'s `.env`; split on `COMPOSE_PATH_SEPARATOR`,
-/// `:` by default), else the default file in `dir` or the nearest folder above it with one,
-/// followed by the override file beside it if there is one. `None` when there is none.
+/// `COMPOSE_FILE` (from `env`, else from the project's env files, [`project_env_files`]; split on
+/// `COMPOSE_PATH_SEPARATOR`, `:` by default), else the default file in `dir` or the nearest
+/// folder above it with one, followed by the override file beside it if there is one. `None`
+/// when there is none.
 pub fn default_files(
     dir: &Path,
+    env_file_args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Vec<String>>> {
     let dotenv: HashMap<String, String> = match env("COMPOSE_FILE") {
         Some(_) => HashMap::new(),
-        None => crate::dotenv::read_optional(&dir.join(".env"), env)?
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        // Their warnings are given when the project is loaded.
+        None => crate::dotenv::read_chain(
+            &project_env_files(env_file_args, dir, env)?,
+            env,
+            &mut Vec::new(),
+        )?
+        .into_iter()
+        .collect(),
     };
     let var = |key: &str| env(key).or_else(|| dotenv.get(key).cloned());
     if let Some(list) = var("COMPOSE_FILE").filter(|l| !l.trim().is_empty()) {
@@ -176,6 +185,39 @@ pub fn default_files(
     Ok(None)
 }
 
+/// The env files that set the project's variables, as compose picks them: the `--env-file`s
+/// given (`args`), else those `COMPOSE_ENV_FILES` lists (comma-separated), each required and
+/// relative to the current folder; else the project directory's `.env`, if there is one.
+/// Several are read in order, a later one winning.
+pub fn project_env_files(
+    args: &[String],
+    project_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(PathBuf, bool)>> {
+    let listed: Vec<String> = if args.is_empty() {
+        env("COMPOSE_ENV_FILES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else {
+        args.to_vec()
+    };
+    if listed.is_empty() {
+        return Ok(vec![(project_dir.join(".env"), false)]);
+    }
+    listed
+        .iter()
+        .map(|file| {
+            std::path::absolute(file)
+                .map(|path| (clean(&path), true))
+                .map_err(|e| Error::io(format!("finding the env file {file}"), &e))
+        })
+        .collect()
+}
+
 fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -188,31 +230,33 @@ fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
-    load_in(files, None, env)
+    load_in(files, None, &[], env)
 }
 
-/// As [`load`], in compose's `--project-directory` when one is given: the folder `.env` is
-/// read from and local services run in.
+/// As [`load`], in compose's `--project-directory` when one is given (the folder `.env` is
+/// read from and local services run in), and with compose's `--env-file`s (`env_file_args`)
+/// read instead of `.env` when any is given ([`project_env_files`]).
 pub fn load_in(
     files: &[String],
     project_directory: Option<&Path>,
+    env_file_args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ComposeDoc> {
-    // compose would read these files instead of `.env`; hub does not, so it says so.
-    if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
-        return Err(Error::input(
-            "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
-        ));
-    }
     let mut doc = ComposeDoc::of(files, project_directory)?;
     let project_dir = doc.project_dir.clone();
-    let dotenv: HashMap<String, String> =
-        crate::dotenv::read_optional(&project_dir.join(".env"), env)
-            .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+    let chosen = project_env_files(env_file_args, &project_dir, env)?;
+    let mut warnings = Vec::new();
+    let dotenv: HashMap<String, String> = crate::dotenv::read_chain(&chosen, env, &mut warnings)
+        .map_err(|e| Error::input(format!("{e}; fix the env file or remove it")))?
+        .into_iter()
+        .collect();
     doc.dotenv = dotenv.clone();
+    // Given ones go to compose too, so that a container is interpolated as its plan was.
+    doc.env_files = chosen
+        .iter()
+        .filter(|(_, required)| *required)
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
     // `include` and `extends` paths start from the project folder, made absolute so that the
     // paths they bring in (env_file) stay right from any folder.
@@ -246,15 +290,13 @@ pub fn load_in(
             files.join(", ")
         )));
     }
-    doc.warnings = variables
-        .unset
-        .iter()
-        .map(|var| {
+    warnings.append(&mut variables.env_file_warnings);
+    doc.warnings = warnings;
+    doc.warnings.extend(variables.unset.iter().map(|var| {
             format!(
-                "the variable {var} is not set: it reads as an empty string (set it, write ${{{var}:-default}}, or write $${var} to leave it to the command's shell)"
-            )
-        })
-        .collect();
+            "the variable {var} is not set: it reads as an empty string (set it, write ${{{var}:-default}}, or write $${var} to leave it to the command's shell)"
+        )
+    }));
     Ok(doc)
 }
 

@@ -43,39 +43,6 @@ pub fn unset_warning(file: &Path, name: &str) -> String {
     )
 }
 
-/// Read `path` as compose reads a `.env` file: its entries in file order (a key set twice keeps
-/// its first place and its last value), values interpolated with `lookup` (the environment)
-/// first, then the entries above. A missing file is an error; use [`read_optional`] where a
-/// missing file means "no entries".
-pub fn read(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
-    read_optional(path, lookup)?.ok_or_else(|| {
-        Error::input(format!(
-            "{}: no such env file; create it or fix the path",
-            path.display()
-        ))
-    })
-}
-
-/// As [`read`], but a file that does not exist gives `None` (compose's optional project `.env`).
-pub fn read_optional(
-    path: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Vec<(String, String)>>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::input(format!(
-                "{}: cannot read the env file: {e}",
-                path.display()
-            )));
-        }
-    };
-    parse(&text, lookup)
-        .map(Some)
-        .map_err(|e| Error::input(format!("{}: {}", path.display(), e.message())))
-}
-
 /// Read the env files `paths` as one chain, as compose reads `--env-file`s and a service's
 /// `env_file`s: each file parsed onto the entries of the ones before ([`parse_onto`]), a
 /// missing one skipped when `required` says it may be. Unset names are warned about into
@@ -499,10 +466,9 @@ mod tests {
 
     #[test]
     fn a_chain_warns_once_per_file_and_name_and_skips_what_may_be_missing() {
-        // Its own folder: the other file test removes its folder when done.
-        let dir = std::env::temp_dir().join(format!("hub-dotenv-chain-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("one.env"), "V=1\nU=$NOPE$NOPE\n").unwrap();
+        let dir = tempfile_dir();
+        // A byte-order mark is skipped, as compose skips it.
+        std::fs::write(dir.join("one.env"), "\u{feff}V=1\nU=$NOPE$NOPE\n").unwrap();
         std::fs::write(dir.join("two.env"), "W=${V}${NOPE}\n").unwrap();
         let files = [
             (dir.join("one.env"), true),
@@ -511,6 +477,7 @@ mod tests {
         ];
         let mut warnings = Vec::new();
         let entries = read_chain(&files, &env, &mut warnings).unwrap();
+        assert_eq!(entries[0], ("V".to_owned(), "1".to_owned()));
         assert_eq!(entries.last(), Some(&("W".to_owned(), "1".to_owned())));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].starts_with(&format!(
@@ -548,26 +515,6 @@ mod tests {
         let err = parse("A=1\nb@d=2\n", &env).unwrap_err();
         assert!(err.message().contains("line 2"), "{err}");
         assert!(parse("R=${NEED:?set it}\n", &env).is_err());
-    }
-
-    #[test]
-    fn a_missing_file_is_told_apart() {
-        let dir = tempfile_dir();
-        let missing = dir.join("missing.env");
-        assert!(read_optional(&missing, &env).unwrap().is_none());
-        assert!(
-            read(&missing, &env)
-                .unwrap_err()
-                .message()
-                .contains("no such env file")
-        );
-        let present = dir.join(".env");
-        std::fs::write(&present, "\u{feff}A=1\n").unwrap();
-        assert_eq!(
-            read(&present, &env).unwrap(),
-            [("A".to_owned(), "1".to_owned())]
-        );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

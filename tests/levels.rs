@@ -1054,3 +1054,18 @@ fn env_files_replace_dotenv_relative_to_the_current_folder() {
         .stdout;
     assert!(String::from_utf8_lossy(&table).contains("extra"));
 }
+
+/// Several YAML documents in one file merge as compose merges them (compared with compose in
+/// `compose_oracle`, the `multi-document` stack); an empty one is refused by name, as compose
+/// refuses it.
+#[test]
+fn an_empty_yaml_document_among_several_is_refused_naming_its_line() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n---\n# nothing\n---\nservices:\n  b:\n    depends_on: [a]\n",
+    )]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains("compose.yaml: the YAML document at line 4 is empty")
+        .status(2);
+}

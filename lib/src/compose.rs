@@ -84,9 +84,41 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
 }
 
 /// As [`parse_document`], with the document's `!reset`/`!override` nodes ([`crate::yaml`]).
+/// A file of several YAML documents is refused by name: only the compose files hub loads
+/// ([`parse_file`]) merge them.
 pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> {
+    let mut documents = parse_file(text, name)?;
+    if documents.len() > 1 {
+        return Err(Error::input(format!(
+            "{name}: {} YAML documents (`---`) where hub reads one (a file named by `extends: file`, or compose's own output); merge them into one",
+            documents.len()
+        )));
+    }
+    Ok(documents.pop().unwrap_or((Value::Null, Vec::new())))
+}
+
+/// Each document of each file (or stdin, `-`), in order, as compose merges them, with the name
+/// of its file.
+pub(crate) fn read_documents(
+    names: impl Iterator<Item = String>,
+) -> Result<Vec<(String, (Value, Vec<Reset>))>> {
+    let mut documents = Vec::new();
+    for name in names {
+        let text = read_source(&name)?;
+        let parsed = parse_file(&text, &name)?;
+        documents.extend(parsed.into_iter().map(|doc| (name.clone(), doc)));
+    }
+    Ok(documents)
+}
+
+/// A compose file's documents, each with its `!reset`/`!override` nodes: JSON (if it starts
+/// with `{`) is one, YAML may hold several (`---`), which compose merges in order as if each
+/// were a file of its own, and so do [`load_in`] and `include`. An empty file is one `null`
+/// document; an empty document among several is refused, as compose refuses it ("top-level
+/// object must be a mapping").
+pub(crate) fn parse_file(text: &str, name: &str) -> Result<Vec<(Value, Vec<Reset>)>> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map(|value| (value, Vec::new())).map_err(|e| {
+        return serde_json::from_str(text).map(|value| vec![(value, Vec::new())]).map_err(|e| {
             Error::input(format!(
                 "{name}: malformed JSON at line {} column {}: {e}; fix the file or check it with `docker compose config`",
                 e.line(),
@@ -94,13 +126,25 @@ pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> 
             ))
         });
     }
-    crate::yaml::to_document(text)
-        .map(|doc| (doc.value, doc.resets))
-        .map_err(|e| {
-            Error::input(format!(
-                "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
-            ))
-        })
+    let documents = crate::yaml::to_documents(text).map_err(|e| {
+        Error::input(format!(
+            "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
+        ))
+    })?;
+    if documents.len() > 1
+        && let Some((_, line)) = documents.iter().find(|(doc, _)| doc.value.is_null())
+    {
+        return Err(Error::input(format!(
+            "{name}: the YAML document at line {line} is empty; remove its `---` (compose refuses it too: \"top-level object must be a mapping\")"
+        )));
+    }
+    if documents.is_empty() {
+        return Ok(vec![(Value::Null, Vec::new())]);
+    }
+    Ok(documents
+        .into_iter()
+        .map(|(doc, _)| (doc.value, doc.resets))
+        .collect())
 }
 
 /// The `!reset`/`!override` nodes under `services.NAME`: the service's name and the keys
@@ -262,9 +306,8 @@ pub fn load_in(
     // paths they bring in (env_file) stay right from any folder.
     let cwd = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
     let base = cwd.join(&project_dir);
-    for name in files {
-        let text = read_source(name)?;
-        let (value, resets) = parse_with_resets(&text, name)?;
+    for (name, (value, resets)) in read_documents(files.iter().cloned())? {
+        let name = name.as_str();
         // An empty or comment-only file overrides nothing, as compose reads it; alone it
         // is no compose file at all.
         if value.is_null() && files.len() > 1 {

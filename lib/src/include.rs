@@ -17,7 +17,7 @@
 //! refused by name.
 
 use crate::compose::{
-    merge_service, parse_with_resets, read_source, reset_services, service_resets,
+    merge_service, parse_with_resets, read_documents, read_source, reset_services, service_resets,
 };
 use crate::interpolate::Variables;
 use crate::yaml::Reset;
@@ -213,10 +213,8 @@ fn load_project(
 ) -> Result<Map<String, Value>> {
     let mut services = Map::new();
     let several = entry.paths.len() > 1;
-    for path in &entry.paths {
-        let name = path.display().to_string();
-        let text = read_source(&name)?;
-        let (value, resets) = parse_with_resets(&text, &name)?;
+    let names = entry.paths.iter().map(|path| path.display().to_string());
+    for (name, (value, resets)) in read_documents(names)? {
         if value.is_null() && several {
             continue;
         }

@@ -1069,3 +1069,17 @@ fn an_empty_yaml_document_among_several_is_refused_naming_its_line() {
         .stderr_contains("compose.yaml: the YAML document at line 4 is empty")
         .status(2);
 }
+
+/// compose requires `condition` in the long form of `depends_on` (checked once the files are
+/// merged; the `refused` stack of `compose_oracle` compares this with compose).
+#[test]
+fn a_long_form_dependency_without_a_condition_is_refused_by_name() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  db:\n    image: x\n  api:\n    image: x\n    depends_on:\n      db: { required: false }\n",
+    )]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains("service \"api\": depends_on.db: `condition` is missing")
+        .status(2);
+}

@@ -102,9 +102,7 @@ pub(crate) type Parsed = (Value, Vec<Reset>);
 
 /// Each document of each file (or stdin, `-`), in order, as compose merges them, with the name
 /// of its file.
-pub(crate) fn read_documents(
-    names: impl Iterator<Item = String>,
-) -> Result<Vec<(String, Parsed)>> {
+pub(crate) fn read_documents(names: impl Iterator<Item = String>) -> Result<Vec<(String, Parsed)>> {
     let mut documents = Vec::new();
     for name in names {
         let text = read_source(&name)?;
@@ -566,8 +564,10 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
             Some(existing) => {
                 merge_service(&mut existing.body, body);
                 existing.file = name.to_owned();
+                check_depends_on(&existing.body, name, &service)?;
             }
             None => {
+                check_depends_on(&body, name, &service)?;
                 doc.services.insert(
                     service,
                     ServiceSource {
@@ -577,6 +577,26 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// compose validates the project as merged so far after each file: an entry of `depends_on`'s
+/// long form must be a mapping with a `condition` (a later file cannot complete an earlier
+/// one's, but may complete its own on top of an earlier one).
+fn check_depends_on(body: &Map<String, Value>, file: &str, service: &str) -> Result<()> {
+    let Some(Value::Object(deps)) = body.get("depends_on") else {
+        return Ok(());
+    };
+    for (dep, spec) in deps {
+        let problem = match spec {
+            Value::Object(spec) if spec.contains_key("condition") => continue,
+            Value::Object(_) => "`condition` is missing; write condition: service_started (or service_healthy, service_completed_successfully), as compose requires".to_owned(),
+            other => format!("must be a mapping (condition, required, restart), found {other}"),
+        };
+        return Err(Error::input(format!(
+            "{file}: service \"{service}\": depends_on.{dep}: {problem}"
+        )));
     }
     Ok(())
 }
@@ -616,7 +636,7 @@ mod tests {
     fn mappings_merge_at_every_depth_and_profiles_append() {
         let mut doc = ComposeDoc::default();
         let base = "services:\n  a:\n    x-hub: { run: x, health: { tcp: \"h:1\", interval: 1s } }\n    depends_on: { b: { condition: service_healthy } }\n    profiles: [one]\n";
-        let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { c: {} }\n    profiles: [two]\n";
+        let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { b: { required: false }, c: { condition: service_started } }\n    profiles: [two]\n";
         merge_text(&mut doc, base, "base.yaml").unwrap();
         merge_text(&mut doc, overlay, "override.yaml").unwrap();
         let a = &doc.services["a"].body;
@@ -626,7 +646,7 @@ mod tests {
         );
         assert_eq!(
             a["depends_on"],
-            serde_json::json!({"b": {"condition": "service_healthy"}, "c": {}})
+            serde_json::json!({"b": {"condition": "service_healthy", "required": false}, "c": {"condition": "service_started"}})
         );
         assert_eq!(a["profiles"], serde_json::json!(["one", "two"]));
     }

@@ -84,13 +84,13 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
 }
 
 /// As [`parse_document`], with the document's `!reset`/`!override` nodes ([`crate::yaml`]).
-/// A file of several YAML documents is refused by name: only the compose files hub loads
-/// ([`parse_file`]) merge them.
+/// A file of several YAML documents is refused by name: the compose files hub loads
+/// ([`parse_file`]) merge them; this reads compose's own output, which is one.
 pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> {
     let mut documents = parse_file(text, name)?;
     if documents.len() > 1 {
         return Err(Error::input(format!(
-            "{name}: {} YAML documents (`---`) where hub reads one (a file named by `extends: file`, or compose's own output); merge them into one",
+            "{name}: {} YAML documents (`---`) where hub reads one (compose's own output); give it one",
             documents.len()
         )));
     }

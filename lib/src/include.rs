@@ -16,9 +16,7 @@
 //! as a local process, in its own project's folder. Remote includes (`git`, `oci`, URLs) are
 //! refused by name.
 
-use crate::compose::{
-    merge_service, parse_with_resets, read_documents, read_source, reset_services, service_resets,
-};
+use crate::compose::{merge_service, read_documents, reset_services, service_resets};
 use crate::interpolate::Variables;
 use crate::yaml::Reset;
 use crate::{Error, Result};
@@ -231,12 +229,7 @@ fn load_project(
         for (service, body) in file_services {
             let mut body = mapping(body, &name, &service)?;
             absolute_paths(&mut body, &entry.project_dir);
-            match services.get_mut(&service) {
-                Some(Value::Object(existing)) => merge_service(existing, body),
-                _ => {
-                    services.insert(service, Value::Object(body));
-                }
-            }
+            merge_in(&mut services, service, body);
         }
     }
     Ok(services)
@@ -308,6 +301,16 @@ fn run_in_project(body: &mut Map<String, Value>, project_dir: &Path) {
                 "working_dir".to_owned(),
                 Value::String(dir.display().to_string()),
             );
+        }
+    }
+}
+
+/// A later definition of `service` merged over the one in `services`, as a later file's.
+fn merge_in(services: &mut Map<String, Value>, service: String, body: Map<String, Value>) {
+    match services.get_mut(&service) {
+        Some(Value::Object(existing)) => merge_service(existing, body),
+        _ => {
+            services.insert(service, Value::Object(body));
         }
     }
 }
@@ -454,12 +457,23 @@ fn extend(
         Some(other) => {
             let path = dir.join(&other);
             let other_name = path.display().to_string();
-            let text = read_source(&other_name)?;
-            let (mut value, other_resets) = parse_with_resets(&text, &other_name)?;
-            vars.interpolate(&mut value)
-                .map_err(|e| Error::input(format!("{other_name}: {e}")))?;
-            let Some(Value::Object(other_services)) = value.get_mut("services").map(Value::take)
-            else {
+            // Its documents merged first, as compose reads a file of several.
+            let mut other_services: Option<Map<String, Value>> = None;
+            let mut other_resets = Vec::new();
+            for (_, (mut value, resets)) in read_documents(std::iter::once(other_name.clone()))? {
+                vars.interpolate(&mut value)
+                    .map_err(|e| Error::input(format!("{other_name}: {e}")))?;
+                let merged = other_services.get_or_insert_with(Map::new);
+                reset_services(merged, &resets);
+                if let Some(Value::Object(services)) = value.get_mut("services").map(Value::take) {
+                    for (service, body) in services {
+                        let body = mapping(body, &other_name, &service)?;
+                        merge_in(merged, service, body);
+                    }
+                }
+                other_resets.extend(resets);
+            }
+            let Some(other_services) = other_services.filter(|s| !s.is_empty()) else {
                 return Err(Error::input(format!(
                     "{place}: {other_name} has no `services:` mapping"
                 )));

@@ -22,7 +22,7 @@ pub fn command() -> Command {
              else 1 + the highest level of its dependencies. A service that a dependent waits \
              for with `condition: service_completed_successfully` is a one-shot job (health \
              kind `completed`: done when it exits 0).\n\n\
-             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
+             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones), and so do the YAML documents (---) of one file; \
              string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
              environment, then .env in the project directory or the --env-file files, read as compose reads them); include and extends \
              are applied as compose applies them. --resolve lets compose resolve the files itself \

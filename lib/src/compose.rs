@@ -98,11 +98,13 @@ pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> 
 }
 
 /// One YAML document of a compose file: its value and its `!reset`/`!override` nodes.
-pub(crate) type Parsed = (Value, Vec<Reset>);
+pub(crate) type YamlDocument = (Value, Vec<Reset>);
 
 /// Each document of each file (or stdin, `-`), in order, as compose merges them, with the name
 /// of its file.
-pub(crate) fn read_documents(names: impl Iterator<Item = String>) -> Result<Vec<(String, Parsed)>> {
+pub(crate) fn read_documents(
+    names: impl Iterator<Item = String>,
+) -> Result<Vec<(String, YamlDocument)>> {
     let mut documents = Vec::new();
     for name in names {
         let text = read_source(&name)?;
@@ -117,7 +119,7 @@ pub(crate) fn read_documents(names: impl Iterator<Item = String>) -> Result<Vec<
 /// were a file of its own, and so do [`load_in`] and `include`. An empty file is one `null`
 /// document; an empty document among several is refused, as compose refuses it ("top-level
 /// object must be a mapping").
-pub(crate) fn parse_file(text: &str, name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_file(text: &str, name: &str) -> Result<Vec<YamlDocument>> {
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(text).map(|value| vec![(value, Vec::new())]).map_err(|e| {
             Error::input(format!(

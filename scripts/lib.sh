@@ -56,14 +56,15 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles,
-# class label and default class (and --resolve when $resolve=1: compose resolves the files, hub
-# plans from its output).
+# hub_levels_args: the hub-levels arguments for the chosen files, project directory, env files,
+# profiles, class label and default class (and --resolve when $resolve=1: compose resolves the
+# files, hub plans from its output).
 hub_levels_args() {
     levels_args=()
     local f p
     for f in "${files[@]}"; do levels_args+=(-f "$f"); done
     [ -n "$project_dir" ] && levels_args+=(--project-directory "$project_dir")
+    for f in ${env_files[@]+"${env_files[@]}"}; do levels_args+=(--env-file "$f"); done
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
     [ -n "${default_class:-}" ] && levels_args+=(--default-class "$default_class")

@@ -26,8 +26,9 @@ struct Node {
 type Plan = BTreeMap<String, Node>;
 
 /// The variables compose and hub read for themselves; a case sets them explicitly or not at all.
-const OWN_VARIABLES: [&str; 5] = [
+const OWN_VARIABLES: [&str; 6] = [
     "COMPOSE_PROFILES",
+    "COMPOSE_ENV_FILES",
     "COMPOSE_FILE",
     "COMPOSE_PROJECT_NAME",
     "COMPOSE_PATH_SEPARATOR",

@@ -25,6 +25,7 @@ fn compose_ref(project: &Project) -> ComposeRef {
         files: vec![project.file().display().to_string()],
         project: Some(project.name().to_owned()),
         project_directory: None,
+        env_files: Vec::new(),
     }
 }
 

@@ -980,13 +980,107 @@ fn resolved_input_is_not_filtered_by_profile_again() {
         .status(2);
 }
 
+/// `--env-file` (and `COMPOSE_ENV_FILES`) as compose has them: read instead of `.env`, relative
+/// to the current folder, a missing one an error, and passed on to compose for containers. What
+/// they select is compared with compose's in `compose_oracle` (the `env-files` stack).
 #[test]
-fn compose_env_files_is_refused_by_name_rather_than_ignored() {
-    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
+fn env_files_replace_dotenv_relative_to_the_current_folder() {
+    let dir = temp_with(&[
+        (
+            "stack/compose.yaml",
+            "services:\n  db:\n    image: x\n  extra:\n    image: x\n    profiles: [extra]\n",
+        ),
+        ("stack/.env", "COMPOSE_PROFILES=nothing\n"),
+        ("stack/prod.env", "COMPOSE_PROFILES=nothing\n"),
+        ("prod.env", "COMPOSE_PROFILES=extra\n"),
+    ]);
+    let root = dir.path().canonicalize().unwrap();
+    let text = |args: &[&str], env: Option<&str>| {
+        let mut cmd = Cmd::new("hub-levels")
+            .current_dir(&root)
+            .args(["-f", "stack/compose.yaml", "--format", "text"])
+            .args(args);
+        if let Some(files) = env {
+            cmd = cmd.env("COMPOSE_ENV_FILES", files);
+        }
+        String::from_utf8(cmd.run().stdout).unwrap()
+    };
+    assert_eq!(text(&[], None), "Level 0: db\n");
+    assert_eq!(
+        text(&["--env-file", "prod.env"], None),
+        "Level 0: db extra\n"
+    );
+    assert_eq!(text(&[], Some("prod.env")), "Level 0: db extra\n");
+    assert_eq!(
+        text(&["--env-file", "stack/prod.env"], Some("prod.env")),
+        "Level 0: db\n",
+        "--env-file wins over COMPOSE_ENV_FILES"
+    );
+    // The containers' compose calls read the same files.
+    let out = Cmd::new("hub-levels")
+        .current_dir(&root)
+        .args(["-f", "stack/compose.yaml", "--env-file", "prod.env"])
+        .run();
+    assert_eq!(
+        by_name(&plans(&out), "db")["compose"]["env_files"],
+        serde_json::json!([root.join("prod.env").display().to_string()])
+    );
+    Cmd::new("hub-levels")
+        .current_dir(root.join("stack"))
+        .args(["--env-file", "nope.env"])
+        .stderr_contains(&format!(
+            "{}: no such env file",
+            root.join("stack/nope.env").display()
+        ))
+        .status(2);
+    // hub-deploy and hub-down pass them on.
+    for script in ["hub-deploy", "hub-down"] {
+        Cmd::script(script)
+            .current_dir(&root)
+            .args(["-f", "stack/compose.yaml", "--env-file", "missing.env"])
+            .stderr_contains("missing.env: no such env file")
+            .status(2);
+    }
+    let table = Cmd::script("hub-deploy")
+        .current_dir(&root)
+        .args([
+            "-f",
+            "stack/compose.yaml",
+            "--env-file",
+            "prod.env",
+            "--dry-run",
+        ])
+        .run()
+        .stdout;
+    assert!(String::from_utf8_lossy(&table).contains("extra"));
+}
+
+/// Several YAML documents in one file merge as compose merges them (compared with compose in
+/// `compose_oracle`, the `multi-document` stack); an empty one is refused by name, as compose
+/// refuses it.
+#[test]
+fn an_empty_yaml_document_among_several_is_refused_naming_its_line() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n---\n# nothing\n---\nservices:\n  b:\n    depends_on: [a]\n",
+    )]);
     Cmd::new("hub-levels")
         .current_dir(dir.path())
-        .env("COMPOSE_ENV_FILES", "prod.env")
-        .stderr_contains("COMPOSE_ENV_FILES is set")
+        .stderr_contains("compose.yaml: the YAML document at line 4 is empty")
+        .status(2);
+}
+
+/// compose requires `condition` in the long form of `depends_on` (checked once the files are
+/// merged; the `refused` stack of `compose_oracle` compares this with compose).
+#[test]
+fn a_long_form_dependency_without_a_condition_is_refused_by_name() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  db:\n    image: x\n  api:\n    image: x\n    depends_on:\n      db: { required: false }\n",
+    )]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .stderr_contains("service \"api\": depends_on.db: `condition` is missing")
         .status(2);
 }
 

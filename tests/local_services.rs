@@ -103,14 +103,17 @@ const ENVIRONMENT_STACK: &[(&str, &str)] = &[
     environment: { HT_CONTAINER: yes }
 "#,
     ),
-    (".env", "HT_DOTENV=dot\nHT_BOTH=dotenv\n"),
+    (
+        ".env",
+        "HT_DOTENV=dot\nHT_BOTH=dotenv\nHT_DOT_REF=${HT_UNSET_IN_DOTENV}\n",
+    ),
     (
         "one.env",
         "HT_ONE=1\nHT_OVER=from-one\nHT_SHARED=one\nHT_REF=${HT_DOTENV}-${HT_ONE}\nHT_SH=${HT_SHELL}\nHT_KEEP=from-file\nHT_REDEF=in-one\n",
     ),
     (
         "two.env",
-        "HT_SHARED=two\nHT_CHAIN=${HT_KEEP}+${HT_LIST}\nHT_REDEF=first\nHT_AFTER=${HT_REDEF}\nexport HT_QUOTED=\"a b\" # comment\n",
+        "HT_BEFORE=${HT_REDEF}\nHT_SHARED=two\nHT_CHAIN=${HT_KEEP}+${HT_LIST}\nHT_MISSING=${HT_UNSET_IN_ENV_FILE}\nHT_REDEF=first\nHT_AFTER=${HT_REDEF}\nexport HT_QUOTED=\"a b\" # comment\n",
     ),
     ("sub/three.env", "HT_THREE=3\n"),
 ];
@@ -135,13 +138,40 @@ fn environment_and_env_file_mean_what_compose_config_says() {
     assert_eq!(a["HT_SHARED"], "two", "a later env_file wins");
     assert_eq!(a["HT_CHAIN"], "from-file+l");
     assert_eq!(a["HT_AFTER"], "first");
+    assert_eq!(
+        a["HT_BEFORE"], "in-one",
+        "above two.env's own HT_REDEF, one.env's is seen"
+    );
+    assert_eq!(a["HT_MISSING"], "");
     assert_eq!(a["HT_QUOTED"], "a b");
     assert_eq!(a["HT_REF"], "dot-1");
     assert_eq!(plan(&plans, "b")["environment"]["HT_TEXT"], "x-dot");
     // A container gets its environment from compose itself.
     assert!(plan(&plans, "d").get("environment").is_none());
+    // A variable read while set nowhere is warned about, naming the file, as compose warns.
+    let root = dir.path().canonicalize().unwrap();
+    let unset = [
+        ("HT_UNSET_IN_DOTENV", root.join(".env")),
+        ("HT_UNSET_IN_ENV_FILE", root.join("two.env")),
+    ];
+    let err = stderr(&out);
+    for (name, file) in &unset {
+        let line = format!("{}: the variable {name} is not set", file.display());
+        assert_eq!(err.matches(&line).count(), 1, "{line} once in:\n{err}");
+    }
     if !engine_or_skip("environment_and_env_file_mean_what_compose_config_says") {
         return;
+    }
+    let warned = Cmd::program(Path::new("docker"))
+        .current_dir(dir.path())
+        .args(["compose", "config", "-q"])
+        .run();
+    for (name, _) in &unset {
+        assert!(
+            stderr(&warned).contains(&format!("\\\"{name}\\\" variable is not set")),
+            "compose warns about {name} too: {}",
+            stderr(&warned)
+        );
     }
     let mut compose = compose_config(dir.path(), &[]);
     compose["services"]
@@ -261,6 +291,116 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
         assert_eq!(
             plan(&resolved, service)["working_dir"],
             plan(&plans, service)["working_dir"],
+            "{service}"
+        );
+    }
+}
+
+/// A project that includes two others: `lib/` by path, and `lib/seed.yaml` with `proj/` as its
+/// project directory. Each one-shot job writes where it ran and what it was given.
+const INCLUDE_STACK: &[(&str, &str)] = &[
+    (
+        "main/compose.yaml",
+        r#"include:
+  - ../lib/compose.yaml
+  - path: ../lib/seed.yaml
+    project_directory: ../proj
+services:
+  app:
+    image: x
+    depends_on:
+      migrate: { condition: service_completed_successfully }
+      tool: { condition: service_completed_successfully }
+      seed: { condition: service_completed_successfully }
+    x-hub: { class: core, run: ./job.sh, health: { completed: true }, retry: { attempts: 1 } }
+"#,
+    ),
+    (
+        "lib/compose.yaml",
+        r#"services:
+  migrate:
+    image: x
+    env_file: lib.env
+    x-hub: { class: core, run: ./job.sh, retry: { attempts: 1 } }
+  tool:
+    image: x
+    working_dir: tools
+    env_file: [lib.env]
+    x-hub: { class: core, run: [./job.sh], retry: { attempts: 1 } }
+"#,
+    ),
+    (
+        "lib/seed.yaml",
+        r#"services:
+  seed:
+    image: x
+    env_file: seed.env
+    x-hub: { class: core, run: ./job.sh, retry: { attempts: 1 } }
+"#,
+    ),
+    ("lib/lib.env", "HT_FROM=lib.env\n"),
+    ("lib/seed.env", "HT_FROM=the wrong seed.env\n"),
+    ("proj/seed.env", "HT_FROM=proj/seed.env\n"),
+    ("elsewhere/.keep", ""),
+];
+
+#[test]
+fn an_included_service_runs_in_its_own_project_directory() {
+    const JOB: &str = "#!/bin/sh\n{ pwd; echo \"from=$HT_FROM\"; } > ran.out\n";
+    let dir = temp_with(INCLUDE_STACK);
+    let root = dir.path().canonicalize().unwrap();
+    let _cleanup = KillPidsOnDrop(root.join(".hub"));
+    let folders = [
+        ("app", root.join("main")),
+        ("migrate", root.join("lib")),
+        ("tool", root.join("lib/tools")),
+        ("seed", root.join("proj")),
+    ];
+    for (_, folder) in &folders {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join("job.sh"), JOB).unwrap();
+        make_executable(&folder.join("job.sh"));
+    }
+    let elsewhere = root.join("elsewhere");
+    let args = ["-f", "../main/compose.yaml"];
+    let plans = records(&hub_levels(&elsewhere, &args));
+    for (service, folder) in &folders {
+        assert_eq!(
+            plan(&plans, service)["working_dir"],
+            folder.display().to_string(),
+            "{service}"
+        );
+    }
+    assert_eq!(
+        plan(&plans, "seed")["environment"]["HT_FROM"],
+        "proj/seed.env"
+    );
+    assert_eq!(plan(&plans, "tool")["environment"]["HT_FROM"], "lib.env");
+    // The env files compose reads for them are the ones hub reads.
+    if engine_or_skip("an_included_service_runs_in_its_own_project_directory") {
+        assert_environments_match(&plans, &compose_config(&elsewhere, &args));
+    }
+    // And the processes run there: `./job.sh` is each one's own.
+    let deploy_args = [
+        "-f",
+        "../main/compose.yaml",
+        "--state-dir",
+        "../.hub",
+        "--events",
+        "/dev/stdout",
+    ];
+    let deploy = Running::spawn_script("hub-deploy", &deploy_args, &elsewhere, &[]);
+    let (status, _, err) = deploy.finish();
+    assert_eq!(status, Some(0), "{err}");
+    for (service, folder) in &folders {
+        let expected_from = match *service {
+            "app" => String::new(),
+            "seed" => "proj/seed.env".to_owned(),
+            _ => "lib.env".to_owned(),
+        };
+        assert_eq!(
+            std::fs::read_to_string(folder.join("ran.out")).unwrap(),
+            format!("{}\nfrom={expected_from}\n", folder.display()),
             "{service}"
         );
     }

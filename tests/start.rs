@@ -270,8 +270,8 @@ services:
     x-hub: { class: optional, start: "exit 1", retry: { attempts: 1 } }
   api:
     depends_on:
-      db: {}
-      otel: { required: false }
+      db: { condition: service_started }
+      otel: { condition: service_started, required: false }
     x-hub: { class: core, run: "exec sleep 1000" }
 "#,
     );

@@ -57,6 +57,9 @@ pub struct ComposeDoc {
     pub project_dir: PathBuf,
     /// `--project-directory` as given (made absolute), for compose calls on containers.
     pub project_directory: Option<String>,
+    /// The env files given instead of `.env` (`--env-file`, `COMPOSE_ENV_FILES`), absolute,
+    /// for compose calls on containers.
+    pub env_files: Vec<String>,
 }
 
 impl ComposeDoc {
@@ -81,9 +84,44 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
 }
 
 /// As [`parse_document`], with the document's `!reset`/`!override` nodes ([`crate::yaml`]).
+/// A file of several YAML documents is refused by name: the compose files hub loads
+/// ([`parse_file`]) merge them; this reads compose's own output, which is one.
 pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> {
+    let mut documents = parse_file(text, name)?;
+    if documents.len() > 1 {
+        return Err(Error::input(format!(
+            "{name}: {} YAML documents (`---`) where hub reads one (compose's own output); give it one",
+            documents.len()
+        )));
+    }
+    Ok(documents.pop().unwrap_or((Value::Null, Vec::new())))
+}
+
+/// One YAML document of a compose file: its value and its `!reset`/`!override` nodes.
+pub(crate) type YamlDocument = (Value, Vec<Reset>);
+
+/// Each document of each file (or stdin, `-`), in order, as compose merges them, with the name
+/// of its file.
+pub(crate) fn read_documents(
+    names: impl Iterator<Item = String>,
+) -> Result<Vec<(String, YamlDocument)>> {
+    let mut documents = Vec::new();
+    for name in names {
+        let text = read_source(&name)?;
+        let parsed = parse_file(&text, &name)?;
+        documents.extend(parsed.into_iter().map(|doc| (name.clone(), doc)));
+    }
+    Ok(documents)
+}
+
+/// A compose file's documents, each with its `!reset`/`!override` nodes: JSON (if it starts
+/// with `{`) is one, YAML may hold several (`---`), which compose merges in order as if each
+/// were a file of its own, and so do [`load_in`] and `include`. An empty file is one `null`
+/// document; an empty document among several is refused, as compose refuses it ("top-level
+/// object must be a mapping").
+pub(crate) fn parse_file(text: &str, name: &str) -> Result<Vec<YamlDocument>> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map(|value| (value, Vec::new())).map_err(|e| {
+        return serde_json::from_str(text).map(|value| vec![(value, Vec::new())]).map_err(|e| {
             Error::input(format!(
                 "{name}: malformed JSON at line {} column {}: {e}; fix the file or check it with `docker compose config`",
                 e.line(),
@@ -91,13 +129,25 @@ pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> 
             ))
         });
     }
-    crate::yaml::to_document(text)
-        .map(|doc| (doc.value, doc.resets))
-        .map_err(|e| {
-            Error::input(format!(
-                "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
-            ))
-        })
+    let documents = crate::yaml::to_documents(text).map_err(|e| {
+        Error::input(format!(
+            "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
+        ))
+    })?;
+    if documents.len() > 1
+        && let Some((_, line)) = documents.iter().find(|(doc, _)| doc.value.is_null())
+    {
+        return Err(Error::input(format!(
+            "{name}: the YAML document at line {line} is empty; remove its `---` (compose refuses it too: \"top-level object must be a mapping\")"
+        )));
+    }
+    if documents.is_empty() {
+        return Ok(vec![(Value::Null, Vec::new())]);
+    }
+    Ok(documents
+        .into_iter()
+        .map(|(doc, _)| (doc.value, doc.resets))
+        .collect())
 }
 
 /// The `!reset`/`!override` nodes under `services.NAME`: the service's name and the keys
@@ -141,19 +191,25 @@ pub(crate) fn read_source(name: &str) -> Result<String> {
 }
 
 /// The files compose reads when none is named with `-f`, as compose finds them:
-/// `COMPOSE_FILE` (from `env`, else from `dir`'s `.env`; split on `COMPOSE_PATH_SEPARATOR`,
-/// `:` by default), else the default file in `dir` or the nearest folder above it with one,
-/// followed by the override file beside it if there is one. `None` when there is none.
+/// `COMPOSE_FILE` (from `env`, else from the project's env files, [`project_env_files`]; split on
+/// `COMPOSE_PATH_SEPARATOR`, `:` by default), else the default file in `dir` or the nearest
+/// folder above it with one, followed by the override file beside it if there is one. `None`
+/// when there is none.
 pub fn default_files(
     dir: &Path,
+    env_file_args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Vec<String>>> {
     let dotenv: HashMap<String, String> = match env("COMPOSE_FILE") {
         Some(_) => HashMap::new(),
-        None => crate::dotenv::read_optional(&dir.join(".env"), env)?
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        // Their warnings are given when the project is loaded.
+        None => crate::dotenv::read_chain(
+            &project_env_files(env_file_args, dir, env)?,
+            env,
+            &mut Vec::new(),
+        )?
+        .into_iter()
+        .collect(),
     };
     let var = |key: &str| env(key).or_else(|| dotenv.get(key).cloned());
     if let Some(list) = var("COMPOSE_FILE").filter(|l| !l.trim().is_empty()) {
@@ -176,6 +232,39 @@ pub fn default_files(
     Ok(None)
 }
 
+/// The env files that set the project's variables, as compose picks them: the `--env-file`s
+/// given (`args`), else those `COMPOSE_ENV_FILES` lists (comma-separated), each required and
+/// relative to the current folder; else the project directory's `.env`, if there is one.
+/// Several are read in order, a later one winning.
+pub fn project_env_files(
+    args: &[String],
+    project_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(PathBuf, bool)>> {
+    let listed: Vec<String> = if args.is_empty() {
+        env("COMPOSE_ENV_FILES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else {
+        args.to_vec()
+    };
+    if listed.is_empty() {
+        return Ok(vec![(project_dir.join(".env"), false)]);
+    }
+    listed
+        .iter()
+        .map(|file| {
+            std::path::absolute(file)
+                .map(|path| (clean(&path), true))
+                .map_err(|e| Error::io(format!("finding the env file {file}"), &e))
+        })
+        .collect()
+}
+
 fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -188,39 +277,40 @@ fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
-    load_in(files, None, env)
+    load_in(files, None, &[], env)
 }
 
-/// As [`load`], in compose's `--project-directory` when one is given: the folder `.env` is
-/// read from and local services run in.
+/// As [`load`], in compose's `--project-directory` when one is given (the folder `.env` is
+/// read from and local services run in), and with compose's `--env-file`s (`env_file_args`)
+/// read instead of `.env` when any is given ([`project_env_files`]).
 pub fn load_in(
     files: &[String],
     project_directory: Option<&Path>,
+    env_file_args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ComposeDoc> {
-    // compose would read these files instead of `.env`; hub does not, so it says so.
-    if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
-        return Err(Error::input(
-            "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
-        ));
-    }
     let mut doc = ComposeDoc::of(files, project_directory)?;
     let project_dir = doc.project_dir.clone();
-    let dotenv: HashMap<String, String> =
-        crate::dotenv::read_optional(&project_dir.join(".env"), env)
-            .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+    let chosen = project_env_files(env_file_args, &project_dir, env)?;
+    let mut warnings = Vec::new();
+    let dotenv: HashMap<String, String> = crate::dotenv::read_chain(&chosen, env, &mut warnings)
+        .map_err(|e| Error::input(format!("{e}; fix the env file or remove it")))?
+        .into_iter()
+        .collect();
     doc.dotenv = dotenv.clone();
+    // Given ones go to compose too, so that a container is interpolated as its plan was.
+    doc.env_files = chosen
+        .iter()
+        .filter(|(_, required)| *required)
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
     // `include` and `extends` paths start from the project folder, made absolute so that the
     // paths they bring in (env_file) stay right from any folder.
     let cwd = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
     let base = cwd.join(&project_dir);
-    for name in files {
-        let text = read_source(name)?;
-        let (value, resets) = parse_with_resets(&text, name)?;
+    for (name, (value, resets)) in read_documents(files.iter().cloned())? {
+        let name = name.as_str();
         // An empty or comment-only file overrides nothing, as compose reads it; alone it
         // is no compose file at all.
         if value.is_null() && files.len() > 1 {
@@ -246,15 +336,13 @@ pub fn load_in(
             files.join(", ")
         )));
     }
-    doc.warnings = variables
-        .unset
-        .iter()
-        .map(|var| {
+    warnings.append(&mut variables.env_file_warnings);
+    doc.warnings = warnings;
+    doc.warnings.extend(variables.unset.iter().map(|var| {
             format!(
-                "the variable {var} is not set: it reads as an empty string (set it, write ${{{var}:-default}}, or write $${var} to leave it to the command's shell)"
-            )
-        })
-        .collect();
+            "the variable {var} is not set: it reads as an empty string (set it, write ${{{var}:-default}}, or write $${var} to leave it to the command's shell)"
+        )
+    }));
     Ok(doc)
 }
 
@@ -478,8 +566,10 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
             Some(existing) => {
                 merge_service(&mut existing.body, body);
                 existing.file = name.to_owned();
+                check_depends_on(&existing.body, name, &service)?;
             }
             None => {
+                check_depends_on(&body, name, &service)?;
                 doc.services.insert(
                     service,
                     ServiceSource {
@@ -489,6 +579,26 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// compose validates the project as merged so far after each file: an entry of `depends_on`'s
+/// long form must be a mapping with a `condition` (a later file cannot complete an earlier
+/// one's, but may complete its own on top of an earlier one).
+fn check_depends_on(body: &Map<String, Value>, file: &str, service: &str) -> Result<()> {
+    let Some(Value::Object(deps)) = body.get("depends_on") else {
+        return Ok(());
+    };
+    for (dep, spec) in deps {
+        let problem = match spec {
+            Value::Object(spec) if spec.contains_key("condition") => continue,
+            Value::Object(_) => "`condition` is missing; write condition: service_started (or service_healthy, service_completed_successfully), as compose requires".to_owned(),
+            other => format!("must be a mapping (condition, required, restart), found {other}"),
+        };
+        return Err(Error::input(format!(
+            "{file}: service \"{service}\": depends_on.{dep}: {problem}"
+        )));
     }
     Ok(())
 }
@@ -528,7 +638,7 @@ mod tests {
     fn mappings_merge_at_every_depth_and_profiles_append() {
         let mut doc = ComposeDoc::default();
         let base = "services:\n  a:\n    x-hub: { run: x, health: { tcp: \"h:1\", interval: 1s } }\n    depends_on: { b: { condition: service_healthy } }\n    profiles: [one]\n";
-        let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { c: {} }\n    profiles: [two]\n";
+        let overlay = "services:\n  a:\n    x-hub: { timeout: 5s, health: { interval: 2s } }\n    depends_on: { b: { required: false }, c: { condition: service_started } }\n    profiles: [two]\n";
         merge_text(&mut doc, base, "base.yaml").unwrap();
         merge_text(&mut doc, overlay, "override.yaml").unwrap();
         let a = &doc.services["a"].body;
@@ -538,7 +648,7 @@ mod tests {
         );
         assert_eq!(
             a["depends_on"],
-            serde_json::json!({"b": {"condition": "service_healthy"}, "c": {}})
+            serde_json::json!({"b": {"condition": "service_healthy", "required": false}, "c": {"condition": "service_started"}})
         );
         assert_eq!(a["profiles"], serde_json::json!(["one", "two"]));
     }

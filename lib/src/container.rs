@@ -124,7 +124,8 @@ impl ComposeCmd {
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
-    /// `COMPOSE [-p PROJECT] [-f FILE]…`, ready for a subcommand.
+    /// `COMPOSE [-p PROJECT] [--project-directory DIR] [--env-file FILE]… [-f FILE]…`, ready
+    /// for a subcommand.
     pub fn compose_command(&self, compose: &ComposeRef) -> Command {
         let mut cmd = command_from(&self.compose);
         if let Some(project) = &compose.project {
@@ -132,6 +133,9 @@ impl ComposeCmd {
         }
         if let Some(dir) = &compose.project_directory {
             cmd.args(["--project-directory", dir]);
+        }
+        for file in &compose.env_files {
+            cmd.args(["--env-file", file]);
         }
         for file in &compose.files {
             cmd.args(["-f", file]);
@@ -977,12 +981,13 @@ mod tests {
             files: vec!["/a.yml".into(), "/b.yml".into()],
             project: Some("p".into()),
             project_directory: Some("/srv".into()),
+            env_files: vec!["/srv/prod.env".into()],
         };
         let mut c = cmd.compose_command(&compose);
         c.args(["up", "-d"]);
         assert_eq!(
             describe(&c),
-            "docker compose -p p --project-directory /srv -f /a.yml -f /b.yml up -d"
+            "docker compose -p p --project-directory /srv --env-file /srv/prod.env -f /a.yml -f /b.yml up -d"
         );
     }
 

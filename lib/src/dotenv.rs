@@ -13,63 +13,121 @@
 //! - a double-quoted value may span lines; `\n \t \r \a \b \f \v \" \\ \$` and `\0NNN` (octal)
 //!   are unescaped, then it is interpolated; `\$` stays a literal `$`;
 //! - interpolation (`${VAR:-default}` and the rest of [`crate::interpolate`]) looks a name up
-//!   in the environment first, then in the entries above it in the same file;
+//!   in the environment first, then in the entries above it: those of the same file, over the
+//!   starting entries a chain of files brings ([`parse_onto`]: compose reads its env files into
+//!   one map, so a `${VAR}` above this file's own `VAR=` sees an earlier file's `VAR`); a name
+//!   found nowhere reads as empty and is noted, for compose's "not set" warning;
 //! - text after a closing quote on the same line is a new statement (so `" # note"` is a
 //!   comment).
 
 use crate::interpolate::Variables;
 use crate::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-/// Read `path` as compose reads a `.env` file: its entries in file order (a key set twice keeps
-/// its first place and its last value), values interpolated with `lookup` (the environment)
-/// first, then the entries above. A missing file is an error; use [`read_optional`] where a
-/// missing file means "no entries".
-pub fn read(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
-    read_optional(path, lookup)?.ok_or_else(|| {
-        Error::input(format!(
-            "{}: no such env file; create it or fix the path",
-            path.display()
-        ))
-    })
+/// What a chain of env files gives: the entries in order (a key set again keeps its first place
+/// and takes its last value), and the names read while unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// The entries, in file order.
+    pub entries: Vec<(String, String)>,
+    /// Names a `$NAME`/`${NAME}` read while set nowhere (they read as empty).
+    pub unset: BTreeSet<String>,
 }
 
-/// As [`read`], but a file that does not exist gives `None` (compose's optional project `.env`).
-pub fn read_optional(
-    path: &Path,
+/// compose's warning for a variable an env file reads while it is set nowhere.
+pub fn unset_warning(file: &Path, name: &str) -> String {
+    format!(
+        "{}: the variable {name} is not set: it reads as an empty string (set it, or write ${{{name}:-default}})",
+        crate::compose::clean(file).display()
+    )
+}
+
+/// Read the env files `paths` as one chain, as compose reads `--env-file`s and a service's
+/// `env_file`s: each file parsed onto the entries of the ones before ([`parse_onto`]), a
+/// missing one skipped when `required` says it may be. Unset names are warned about into
+/// `warnings`, one line per file and name.
+pub fn read_chain(
+    paths: &[(std::path::PathBuf, bool)],
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Vec<(String, String)>>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::input(format!(
-                "{}: cannot read the env file: {e}",
-                path.display()
-            )));
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, String)>> {
+    read_chain_onto(paths, lookup, Vec::new(), warnings)
+}
+
+/// As [`read_chain`], onto entries the chain starts with (a service's `environment`, which
+/// compose's map holds before its first env file).
+pub fn read_chain_onto(
+    paths: &[(std::path::PathBuf, bool)],
+    lookup: &dyn Fn(&str) -> Option<String>,
+    mut entries: Vec<(String, String)>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, String)>> {
+    for (path, required) in paths {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::input(format!(
+                    "{}: no such env file; create it or fix the path",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(Error::input(format!(
+                    "{}: cannot read the env file: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let parsed = parse_onto(&text, lookup, entries)
+            .map_err(|e| Error::input(format!("{}: {}", path.display(), e.message())))?;
+        for name in &parsed.unset {
+            let warning = unset_warning(path, name);
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
         }
-    };
-    parse(&text, lookup)
-        .map(Some)
-        .map_err(|e| Error::input(format!("{}: {}", path.display(), e.message())))
+        entries = parsed.entries;
+    }
+    Ok(entries)
 }
 
 /// Parse the text of a `.env` file (see the module's rules). Errors name the line.
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
+    parse_onto(text, lookup, Vec::new()).map(|parsed| parsed.entries)
+}
+
+/// As [`parse`], onto the entries earlier files of a chain gave (`start`): they count as the
+/// entries above this file's first line, and come back with this file's set over them.
+pub fn parse_onto(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    start: Vec<(String, String)>,
+) -> Result<Parsed> {
+    let index = start
+        .iter()
+        .enumerate()
+        .map(|(at, (key, _))| (key.clone(), at))
+        .collect();
     let mut parser = Parser {
         line: 1,
-        entries: Vec::new(),
-        index: HashMap::new(),
+        entries: start,
+        index,
+        unset: BTreeSet::new(),
     };
     parser.run(text.strip_prefix('\u{feff}').unwrap_or(text), lookup)?;
-    Ok(parser.entries)
+    Ok(Parsed {
+        entries: parser.entries,
+        unset: parser.unset,
+    })
 }
 
 struct Parser {
     line: usize,
     entries: Vec<(String, String)>,
     index: HashMap<String, usize>,
+    unset: BTreeSet<String>,
 }
 
 /// Blanks inside a line (compose's `isSpace`: not the line break).
@@ -230,16 +288,23 @@ impl Parser {
     }
 
     /// `${…}` in `value`: the environment first, then the entries above.
-    fn interpolate(&self, value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    fn interpolate(
+        &mut self,
+        value: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String> {
         if !value.contains('$') {
             return Ok(value.to_owned());
         }
-        let earlier = |name: &str| {
-            lookup(name).or_else(|| self.index.get(name).map(|&at| self.entries[at].1.clone()))
-        };
-        Variables::new(&earlier, HashMap::new())
+        let (entries, index) = (&self.entries, &self.index);
+        let earlier =
+            |name: &str| lookup(name).or_else(|| index.get(name).map(|&at| entries[at].1.clone()));
+        let mut variables = Variables::new(&earlier, HashMap::new());
+        let out = variables
             .substitute(value)
-            .map_err(|e| Error::input(format!("line {}: {e}", self.line)))
+            .map_err(|e| Error::input(format!("line {}: {e}", self.line)))?;
+        self.unset.append(&mut variables.unset);
+        Ok(out)
     }
 }
 
@@ -377,6 +442,59 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_files_reads_as_one_map() {
+        // `--env-file one --env-file two` (and a service's env_file list) in compose: a
+        // `${V}` above two's own `V=` sees one's `V`; below it, two's.
+        let one = parse_onto("V=from-one\nW=w1\n", &env, Vec::new()).unwrap();
+        let two = parse_onto("A=${V}-${NOPE}\nV=from-two\nB=${V}\n", &env, one.entries).unwrap();
+        let get = |key: &str| {
+            two.entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("A"), Some("from-one-"));
+        assert_eq!(get("B"), Some("from-two"));
+        assert_eq!(get("V"), Some("from-two"));
+        assert_eq!(get("W"), Some("w1"));
+        // Read while set nowhere: compose warns "The \"NOPE\" variable is not set".
+        assert_eq!(two.unset, BTreeSet::from(["NOPE".to_owned()]));
+        // A default or an earlier entry is no unset read.
+        let quiet = parse_onto("X=${NOPE:-d}\nY=$X\n", &env, Vec::new()).unwrap();
+        assert!(quiet.unset.is_empty(), "{:?}", quiet.unset);
+    }
+
+    #[test]
+    fn a_chain_warns_once_per_file_and_name_and_skips_what_may_be_missing() {
+        let dir = tempfile_dir();
+        // A byte-order mark is skipped, as compose skips it.
+        std::fs::write(dir.join("one.env"), "\u{feff}V=1\nU=$NOPE$NOPE\n").unwrap();
+        std::fs::write(dir.join("two.env"), "W=${V}${NOPE}\n").unwrap();
+        let files = [
+            (dir.join("one.env"), true),
+            (dir.join("missing.env"), false),
+            (dir.join("two.env"), true),
+        ];
+        let mut warnings = Vec::new();
+        let entries = read_chain(&files, &env, &mut warnings).unwrap();
+        assert_eq!(entries[0], ("V".to_owned(), "1".to_owned()));
+        assert_eq!(entries.last(), Some(&("W".to_owned(), "1".to_owned())));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with(&format!(
+            "{}: the variable NOPE is not set",
+            dir.join("one.env").display()
+        )));
+        assert!(warnings[1].contains("two.env: the variable NOPE"));
+        let required = [(dir.join("missing.env"), true)];
+        let err = read_chain(&required, &env, &mut warnings).unwrap_err();
+        assert!(
+            err.message().contains("missing.env: no such env file"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn order_is_file_order_and_a_repeated_key_keeps_its_last_value() {
         let entries = parsed("Z=1\nA=2\nZ=3\n");
         assert_eq!(
@@ -397,26 +515,6 @@ mod tests {
         let err = parse("A=1\nb@d=2\n", &env).unwrap_err();
         assert!(err.message().contains("line 2"), "{err}");
         assert!(parse("R=${NEED:?set it}\n", &env).is_err());
-    }
-
-    #[test]
-    fn a_missing_file_is_told_apart() {
-        let dir = tempfile_dir();
-        let missing = dir.join("missing.env");
-        assert!(read_optional(&missing, &env).unwrap().is_none());
-        assert!(
-            read(&missing, &env)
-                .unwrap_err()
-                .message()
-                .contains("no such env file")
-        );
-        let present = dir.join(".env");
-        std::fs::write(&present, "\u{feff}A=1\n").unwrap();
-        assert_eq!(
-            read(&present, &env).unwrap(),
-            [("A".to_owned(), "1".to_owned())]
-        );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

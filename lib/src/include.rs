@@ -12,12 +12,11 @@
 //!   the base is merged under the service by the same rules as an override file.
 //!
 //! Relative paths hub reads (`env_file`) in an included or extended file are made absolute
-//! against that file's folder, as compose resolves them. Remote includes (`git`, `oci`, URLs)
-//! are refused by name.
+//! against that file's folder, as compose resolves them; a service imported by `include:` runs,
+//! as a local process, in its own project's folder. Remote includes (`git`, `oci`, URLs) are
+//! refused by name.
 
-use crate::compose::{
-    merge_service, parse_with_resets, read_source, reset_services, service_resets,
-};
+use crate::compose::{merge_service, read_documents, reset_services, service_resets};
 use crate::interpolate::Variables;
 use crate::yaml::Reset;
 use crate::{Error, Result};
@@ -87,7 +86,8 @@ fn include(
             )));
         }
         // The including project's variables first, then the included one's env files.
-        let dotenv = include_env(&entry, name, dir, vars)?;
+        let (dotenv, warnings) = include_env(&entry, name, dir, vars)?;
+        vars.env_file_warnings.extend(warnings);
         let parent = &*vars;
         let lookup = |key: &str| parent.get(key);
         let mut inner = Variables::new(&lookup, dotenv);
@@ -95,9 +95,11 @@ fn include(
         let services = load_project(&entry, &mut inner, included)?;
         included.pop();
         let unset = std::mem::take(&mut inner.unset);
+        let warnings = std::mem::take(&mut inner.env_file_warnings);
         drop(inner);
         vars.unset.extend(unset);
-        import(top, services, name, main)?;
+        vars.env_file_warnings.extend(warnings);
+        import(top, services, name, main, &entry.project_dir)?;
     }
     Ok(())
 }
@@ -178,13 +180,14 @@ fn is_remote(path: &str) -> bool {
 }
 
 /// The variables an included project adds: its `env_file`s (relative to the including
-/// folder, each one required), else the `.env` in its project folder if there is one.
+/// folder, each one required, read as one chain), else the `.env` in its project folder if
+/// there is one; and the warnings for what they read while unset.
 fn include_env(
     entry: &Entry,
     name: &str,
     dir: &Path,
     vars: &Variables<'_>,
-) -> Result<HashMap<String, String>> {
+) -> Result<(HashMap<String, String>, Vec<String>)> {
     let files: Vec<(PathBuf, bool)> = match &entry.env_files {
         None => vec![(entry.project_dir.join(".env"), false)],
         Some(files) => files
@@ -193,23 +196,11 @@ fn include_env(
             .map(|f| (dir.join(f), true))
             .collect(),
     };
-    let mut values: HashMap<String, String> = HashMap::new();
-    for (path, required) in files {
-        let lookup = |key: &str| vars.get(key).or_else(|| values.get(key).cloned());
-        let read = crate::dotenv::read_optional(&path, &lookup)
-            .map_err(|e| Error::input(format!("{name}: include: {}", e.message())))?;
-        match read {
-            Some(entries) => values.extend(entries),
-            None if required => {
-                return Err(Error::input(format!(
-                    "{name}: include: env_file {} does not exist; create it or fix the path",
-                    path.display()
-                )));
-            }
-            None => {}
-        }
-    }
-    Ok(values)
+    let lookup = |key: &str| vars.get(key);
+    let mut warnings = Vec::new();
+    let entries = crate::dotenv::read_chain(&files, &lookup, &mut warnings)
+        .map_err(|e| Error::input(format!("{name}: include: {}", e.message())))?;
+    Ok((entries.into_iter().collect(), warnings))
 }
 
 /// An included project's services: its files merged in order, each resolved.
@@ -220,10 +211,8 @@ fn load_project(
 ) -> Result<Map<String, Value>> {
     let mut services = Map::new();
     let several = entry.paths.len() > 1;
-    for path in &entry.paths {
-        let name = path.display().to_string();
-        let text = read_source(&name)?;
-        let (value, resets) = parse_with_resets(&text, &name)?;
+    let names = entry.paths.iter().map(|path| path.display().to_string());
+    for (name, (value, resets)) in read_documents(names)? {
         if value.is_null() && several {
             continue;
         }
@@ -240,12 +229,7 @@ fn load_project(
         for (service, body) in file_services {
             let mut body = mapping(body, &name, &service)?;
             absolute_paths(&mut body, &entry.project_dir);
-            match services.get_mut(&service) {
-                Some(Value::Object(existing)) => merge_service(existing, body),
-                _ => {
-                    services.insert(service, Value::Object(body));
-                }
-            }
+            merge_in(&mut services, service, body);
         }
     }
     Ok(services)
@@ -253,12 +237,15 @@ fn load_project(
 
 /// Import included services. A service the including file defines too is refused unless both
 /// definitions are the same, as compose 2.40 (compose-go 2.9) refuses it ("conflicts with
-/// imported resource"); newer compose merges them, so hub refuses rather than guess.
+/// imported resource"); newer compose merges them, so hub refuses rather than guess. Each one
+/// imported runs, as a local process, in its own project's folder (`project_dir`:
+/// [`run_in_project`]).
 fn import(
     top: &mut Map<String, Value>,
     imported: Map<String, Value>,
     name: &str,
     main: &Path,
+    project_dir: &Path,
 ) -> Result<()> {
     let services = top
         .entry("services")
@@ -279,11 +266,53 @@ fn import(
                 )));
             }
             _ => {
+                let mut body = body;
+                if let Value::Object(map) = &mut body {
+                    run_in_project(map, project_dir);
+                }
                 services.insert(service, body);
             }
         }
     }
     Ok(())
+}
+
+/// hub's rule for a local process: it runs in the project directory of the file that defines
+/// it, and a relative `working_dir` starts there. compose resolves an included file's relative
+/// paths against its own project directory, and the including project's directory is no
+/// place for that file's `./migrate.sh`, so an imported service gets its folder written out:
+/// its relative `working_dir` made absolute, or that folder as its `working_dir`. (A container
+/// is unaffected: compose, not this, starts it.) Done after the conflict check, which compares
+/// what the files wrote.
+fn run_in_project(body: &mut Map<String, Value>, project_dir: &Path) {
+    let dir = crate::compose::clean(project_dir);
+    match body.get_mut("working_dir") {
+        Some(Value::String(path)) if !path.is_empty() => {
+            if Path::new(path.as_str()).is_relative() {
+                *path = crate::compose::clean(&dir.join(path.as_str()))
+                    .display()
+                    .to_string();
+            }
+        }
+        // Anything else is left for validation to name.
+        Some(_) => {}
+        None => {
+            body.insert(
+                "working_dir".to_owned(),
+                Value::String(dir.display().to_string()),
+            );
+        }
+    }
+}
+
+/// A later definition of `service` merged over the one in `services`, as a later file's.
+fn merge_in(services: &mut Map<String, Value>, service: String, body: Map<String, Value>) {
+    match services.get_mut(&service) {
+        Some(Value::Object(existing)) => merge_service(existing, body),
+        _ => {
+            services.insert(service, Value::Object(body));
+        }
+    }
 }
 
 /// A service's definition as a mapping (`null` is an empty one).
@@ -428,12 +457,23 @@ fn extend(
         Some(other) => {
             let path = dir.join(&other);
             let other_name = path.display().to_string();
-            let text = read_source(&other_name)?;
-            let (mut value, other_resets) = parse_with_resets(&text, &other_name)?;
-            vars.interpolate(&mut value)
-                .map_err(|e| Error::input(format!("{other_name}: {e}")))?;
-            let Some(Value::Object(other_services)) = value.get_mut("services").map(Value::take)
-            else {
+            // Its documents merged first, as compose reads a file of several.
+            let mut other_services: Option<Map<String, Value>> = None;
+            let mut other_resets = Vec::new();
+            for (_, (mut value, resets)) in read_documents(std::iter::once(other_name.clone()))? {
+                vars.interpolate(&mut value)
+                    .map_err(|e| Error::input(format!("{other_name}: {e}")))?;
+                let merged = other_services.get_or_insert_with(Map::new);
+                reset_services(merged, &resets);
+                if let Some(Value::Object(services)) = value.get_mut("services").map(Value::take) {
+                    for (service, body) in services {
+                        let body = mapping(body, &other_name, &service)?;
+                        merge_in(merged, service, body);
+                    }
+                }
+                other_resets.extend(resets);
+            }
+            let Some(other_services) = other_services.filter(|s| !s.is_empty()) else {
                 return Err(Error::input(format!(
                     "{place}: {other_name} has no `services:` mapping"
                 )));

@@ -17,6 +17,8 @@ pub struct Variables<'a> {
     dotenv: HashMap<String, String>,
     /// Names read while unset (compose warns about each, once).
     pub unset: BTreeSet<String>,
+    /// Warnings from the env files read on the way (an included project's), for stderr.
+    pub env_file_warnings: Vec<String>,
 }
 
 impl<'a> Variables<'a> {
@@ -26,6 +28,7 @@ impl<'a> Variables<'a> {
             env,
             dotenv,
             unset: BTreeSet::new(),
+            env_file_warnings: Vec::new(),
         }
     }
 

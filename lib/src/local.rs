@@ -14,7 +14,7 @@ use crate::records::{Check, Environment, HealthSpec};
 use crate::service::Place;
 use crate::{Result, duration};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,12 +84,14 @@ pub(crate) fn working_dir(
 /// The variables compose gives the service: `env_file` entries in order (a later file wins),
 /// then `environment` over them. A name written without a value takes it from the project's
 /// environment (`project_env`: the process environment, then `.env`); found nowhere, it is
-/// unset (`None`), even if an `env_file` set it, as compose has it.
+/// unset (`None`), even if an `env_file` set it, as compose has it. A variable an env file
+/// reads while it is set nowhere is warned about into `warnings`, as compose warns.
 pub(crate) fn environment(
     place: &Place<'_>,
     body: &Map<String, Value>,
     project_dir: &Path,
     project_env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Environment> {
     let mut declared = declared_environment(place, body.get("environment"))?;
     for (key, value) in &mut declared {
@@ -97,45 +99,28 @@ pub(crate) fn environment(
             *value = project_env(key);
         }
     }
-    let mut merged: BTreeMap<String, String> = declared
+    // compose parses every file into one map that already holds `environment` and the earlier
+    // files, and looks a `${NAME}` up in the project's environment, then in `environment`,
+    // then in that map: the chain's starting entries.
+    let start: Vec<(String, String)> = declared
         .iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
         .collect();
-    for (path, required) in env_files(place, body.get("env_file"), project_dir)? {
-        let shown = path.display();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(place.error(format!(
-                    "env_file {shown} not found; create it, fix the path (relative to the project directory), or mark it `required: false`"
-                )));
-            }
-            Err(e) => return Err(place.error(format!("env_file {shown}: cannot read it: {e}"))),
-        };
-        let parse = |lookup: &dyn Fn(&str) -> Option<String>| {
-            crate::dotenv::parse(&text, lookup)
-                .map_err(|e| place.error(format!("env_file {shown}: {}", e.message())))
-        };
-        // compose parses every file into one map that already holds `environment` and the
-        // earlier files, and looks a `${NAME}` up in the project's environment, then in
-        // `environment`, then in that map. `dotenv::parse` looks up before the entries above in
-        // the same file, so the earlier files are offered only for names this file does not set
-        // (a `${VAR}` above this file's own `VAR=` thus misses an earlier file's `VAR`; README's
-        // Limits says so).
-        let own: HashSet<String> = parse(&|_| Some("set".to_owned()))?
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
-        let entries = parse(&|name: &str| {
-            project_env(name)
-                .or_else(|| declared.get(name).cloned().flatten())
-                .or_else(|| {
-                    (!own.contains(name))
-                        .then(|| merged.get(name).cloned())
-                        .flatten()
-                })
-        })?;
+    let lookup = |name: &str| project_env(name).or_else(|| declared.get(name).cloned().flatten());
+    let mut merged: BTreeMap<String, String> = start.iter().cloned().collect();
+    let files = env_files(place, body.get("env_file"), project_dir)?;
+    if let Some((missing, _)) = files
+        .iter()
+        .find(|(path, required)| *required && !path.exists())
+    {
+        return Err(place.error(format!(
+            "env_file {} not found; create it, fix the path (relative to the project directory), or mark it `required: false`",
+            missing.display()
+        )));
+    }
+    if !files.is_empty() {
+        let entries = crate::dotenv::read_chain_onto(&files, &lookup, start, warnings)
+            .map_err(|e| place.error(format!("env_file {}", e.message())))?;
         merged.extend(entries);
     }
     let mut environment: Environment = merged.into_iter().map(|(k, v)| (k, Some(v))).collect();

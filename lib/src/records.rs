@@ -152,6 +152,9 @@ pub struct ComposeRef {
     /// first file's folder, is the same as hub's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_directory: Option<String>,
+    /// The env files compose reads instead of `.env` (`--env-file`), absolute, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
 }
 
 /// A local service's variables, as compose resolves them: a name with `None` is unset (compose's

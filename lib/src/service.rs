@@ -650,6 +650,7 @@ fn resolve_service(
             .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
             .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned()),
         project_directory: doc.project_directory.clone(),
+        env_files: doc.env_files.clone(),
     });
     Ok(Pending {
         plan: Plan {
@@ -770,8 +771,13 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
                 file: &source.file,
                 service: &plan.service,
             };
-            plan.environment =
-                crate::local::environment(&place, &source.body, &doc.project_dir, &project_env)?;
+            plan.environment = crate::local::environment(
+                &place,
+                &source.body,
+                &doc.project_dir,
+                &project_env,
+                &mut warnings,
+            )?;
         }
     }
 

@@ -14,7 +14,9 @@
 //!   `!override` (the value replaces, not merges), returned as [`Reset`]s for the merge to
 //!   honour; other tags are read as if untagged;
 //! - anchors, aliases and merge keys (`<<: *base`, `<<: [*a, *b]`), explicit keys winning;
-//! - one document per file; a duplicate key is an error, as in compose;
+//! - several documents (`---`) in one file, each returned on its own for the caller to merge
+//!   as compose merges them (like override files, anchors reaching across them); a duplicate
+//!   key is an error, as in compose;
 //! - no indentation rule inside a flow collection (`[`…`]`, `{`…`}`), as go-yaml: the
 //!   `vendor/yaml-rust2` copy of the crate drops the scanner's checks there.
 
@@ -83,21 +85,48 @@ pub struct Document {
     pub resets: Vec<Reset>,
 }
 
-/// Read one YAML document, with its `!reset` and `!override` nodes.
+/// Read a file of one YAML document, with its `!reset` and `!override` nodes (an empty stream
+/// is `null`); a second document is an error ([`to_documents`] reads them all).
 pub fn to_document(text: &str) -> Result<Document, YamlError> {
+    let mut documents = to_documents(text)?.into_iter();
+    let first = documents.next().map_or(
+        Document {
+            value: Value::Null,
+            resets: Vec::new(),
+        },
+        |(doc, _)| doc,
+    );
+    match documents.next() {
+        Some((_, line)) => Err(YamlError {
+            message: "a second YAML document (`---`) where one is read".to_owned(),
+            line,
+            column: 1,
+        }),
+        None => Ok(first),
+    }
+}
+
+/// Read every YAML document of a stream (none for an empty one), each with the line (from 1)
+/// where it starts.
+pub fn to_documents(text: &str) -> Result<Vec<(Document, usize)>, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
         let (event, mark) = parser
             .next_token()
             .map_err(|e| YamlError::at(*e.marker(), e.info()))?;
-        if let Event::StreamEnd = event {
-            return Ok(Document {
-                value: builder.document.unwrap_or(Value::Null),
-                resets: builder.resets,
-            });
+        match event {
+            Event::StreamEnd => return Ok(builder.documents),
+            Event::DocumentStart => builder.start = mark.line(),
+            Event::DocumentEnd => {
+                let document = Document {
+                    value: builder.document.take().unwrap_or(Value::Null),
+                    resets: std::mem::take(&mut builder.resets),
+                };
+                builder.documents.push((document, builder.start));
+            }
+            event => builder.event(event, mark)?,
         }
-        builder.event(event, mark)?;
     }
 }
 
@@ -148,22 +177,16 @@ struct Builder {
     anchors: HashMap<usize, (Value, usize)>,
     alias_nodes: usize,
     document: Option<Value>,
-    documents: usize,
+    /// The documents read, with the line each starts at.
+    documents: Vec<(Document, usize)>,
+    /// Where the current document starts.
+    start: usize,
     resets: Vec<Reset>,
 }
 
 impl Builder {
     fn event(&mut self, event: Event, mark: Marker) -> Result<(), YamlError> {
         match event {
-            Event::DocumentStart => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    return Err(YamlError::at(
-                        mark,
-                        "a second YAML document (`---`); a compose file holds one, so split it into files given with -f",
-                    ));
-                }
-            }
             Event::Scalar(text, style, anchor, tag) => {
                 if self.expects_key() {
                     return self.key(scalar_key(text, style, tag.as_ref(), mark)?, mark);
@@ -240,7 +263,11 @@ impl Builder {
                     self.complete(value, open.nodes, open.anchor, mark)?;
                 }
             }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
         Ok(())
     }
@@ -672,7 +699,28 @@ mod tests {
         assert!(message.contains("line 3, column 1"), "{message}");
         assert!(error("a: 1\na: 2\n").contains("\"a\" is defined twice"));
         assert!(error("a: 1\n---\nb: 2\n").contains("second YAML document"));
+        assert!(error("a: 1\n---\nb: 2\n").contains("line 2"));
         assert!(error("a: *nowhere\n").contains("line 1"));
+    }
+
+    #[test]
+    fn documents_come_one_by_one_with_their_resets_and_anchors_reach_across() {
+        let docs = to_documents(
+            "---\nx: &b { image: x }\na: 1\n---\n# nothing\n---\nc: *b\nd: !reset 1\n",
+        )
+        .unwrap();
+        let values: Vec<(&Value, usize)> = docs.iter().map(|(d, line)| (&d.value, *line)).collect();
+        assert_eq!(
+            values,
+            [
+                (&json!({"x": {"image": "x"}, "a": 1}), 1),
+                (&Value::Null, 4),
+                (&json!({"c": {"image": "x"}}), 6)
+            ]
+        );
+        assert!(docs[0].0.resets.is_empty());
+        assert_eq!(docs[2].0.resets.len(), 1);
+        assert!(to_documents("# only a comment\n").unwrap().is_empty());
     }
 
     #[test]

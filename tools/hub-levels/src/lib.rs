@@ -22,9 +22,9 @@ pub fn command() -> Command {
              else 1 + the highest level of its dependencies. A service that a dependent waits \
              for with `condition: service_completed_successfully` is a one-shot job (health \
              kind `completed`: done when it exits 0).\n\n\
-             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
+             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones), and so do the YAML documents (---) of one file; \
              string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
-             environment, then .env in the project directory, read as compose reads it); include and extends \
+             environment, then .env in the project directory or the --env-file files, read as compose reads them); include and extends \
              are applied as compose applies them. --resolve lets compose resolve the files itself \
              (`docker compose config`) and plans from its output.\n\n\
              A local service (x-hub.start or x-hub.run) runs as compose would run its container: \
@@ -39,7 +39,7 @@ pub fn command() -> Command {
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
              dependency, cycle, invalid x-hub value, …).\n\n\
-             Environment: COMPOSE_PROFILES (when no --profile; else from .env), TIMEOUT_<SERVICE> (overrides a \
+             Environment: COMPOSE_PROFILES (when no --profile; else from .env), COMPOSE_ENV_FILES (when no --env-file), TIMEOUT_<SERVICE> (overrides a \
              timeout), RETRY_MAX_ATTEMPTS / RETRY_BASE_DELAY / RETRY_MAX_DELAY (retry defaults), \
              HUB_RUN_ID (the run id put in every record).",
         )
@@ -57,6 +57,13 @@ pub fn command() -> Command {
                 .value_name("DIR")
                 .value_parser(value_parser!(std::path::PathBuf))
                 .help("The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"),
+        )
+        .arg(
+            Arg::new("env-file")
+                .long("env-file")
+                .value_name("FILE")
+                .action(ArgAction::Append)
+                .help("An env file to read instead of the project's .env, as compose's --env-file (repeatable: read in order, a later one wins; relative to the current folder; passed on to compose for containers and --resolve) [default: $COMPOSE_ENV_FILES, comma-separated, else .env in the project directory]"),
         )
         .arg(
             Arg::new("profile")
@@ -138,12 +145,18 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let project_directory = matches
         .get_one::<std::path::PathBuf>("project-directory")
         .map(std::path::PathBuf::as_path);
-    let files = input_files(matches, project_directory)?;
+    let env_files: Vec<String> = matches
+        .get_many::<String>("env-file")
+        .map(|values| values.cloned().collect())
+        .unwrap_or_default();
+    let files = input_files(matches, project_directory, &env_files)?;
     let resolve = matches.get_flag("resolve");
     let doc = if resolve {
-        compose_config(matches, &files, project_directory)?
+        compose_config(matches, &files, project_directory, &env_files)?
     } else {
-        compose::load_in(&files, project_directory, &|key| std::env::var(key).ok())?
+        compose::load_in(&files, project_directory, &env_files, &|key| {
+            std::env::var(key).ok()
+        })?
     };
     for warning in &doc.warnings {
         log::warn(warning);
@@ -214,6 +227,7 @@ fn compose_config(
     matches: &ArgMatches,
     files: &[String],
     project_directory: Option<&std::path::Path>,
+    env_files: &[String],
 ) -> Result<compose::ComposeDoc> {
     if files.iter().any(|f| f == "-") {
         return Err(Error::input(
@@ -225,10 +239,21 @@ fn compose_config(
         .get_many::<String>("profile")
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
+    // Absolute, as compose resolves them, so the containers' compose calls find them too; the
+    // optional project `.env` is compose's own default, not passed.
+    let env_files: Vec<String> =
+        compose::project_env_files(env_files, std::path::Path::new("."), &|key| {
+            std::env::var(key).ok()
+        })?
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     let target = ComposeRef {
         files: files.to_vec(),
         project: None,
         project_directory: project_directory.map(|dir| dir.display().to_string()),
+        env_files: env_files.clone(),
     };
     let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
         Error::input(format!("{failure}; fix what compose names, then rerun"))
@@ -236,7 +261,9 @@ fn compose_config(
     for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
         log::warn(&format!("compose: {line}"));
     }
-    compose::load_resolved(&yaml, "docker compose config", files, project_directory)
+    let mut doc = compose::load_resolved(&yaml, "docker compose config", files, project_directory)?;
+    doc.env_files = env_files;
+    Ok(doc)
 }
 
 /// The files to read: `-f` values, else the ones compose would read in the project directory,
@@ -244,6 +271,7 @@ fn compose_config(
 fn input_files(
     matches: &ArgMatches,
     project_directory: Option<&std::path::Path>,
+    env_files: &[String],
 ) -> Result<Vec<String>> {
     if let Some(files) = matches.get_many::<String>("file") {
         return Ok(files.cloned().collect());
@@ -252,7 +280,7 @@ fn input_files(
         Some(dir) => dir.to_path_buf(),
         None => std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?,
     };
-    compose::default_files(&here, &|key| std::env::var(key).ok())?.ok_or_else(|| {
+    compose::default_files(&here, env_files, &|key| std::env::var(key).ok())?.ok_or_else(|| {
         Error::input(format!(
             "no compose file: none of {} in {}; pass one with -f FILE (or -f - for stdin)",
             compose::DEFAULT_FILES.join(", "),

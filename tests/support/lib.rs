@@ -489,3 +489,46 @@ pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A TCP port free on 127.0.0.1 now (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+/// A small stack of the demo's stand-in services on free ports, for tests that deploy a real
+/// stack without the demo's fixed ports (other people's demos may hold them): `db` (CORE, tcp),
+/// `migrate` (CORE one-shot job), `web` (OPTIONAL, http, fails its first attempt).
+/// `service_py` is the demo's `service.py` (the checkout's, or an installed copy).
+pub fn small_stack(service_py: &Path) -> String {
+    let py = service_py.display();
+    let (db, web) = (free_port(), free_port());
+    format!(
+        r#"name: hub-small
+services:
+  db:
+    x-hub:
+      class: core
+      run: [python3, "{py}", --name, db, --port, "{db}", --ready-after, "0.2"]
+      health: {{ tcp: "127.0.0.1:{db}" }}
+      timeout: 20s
+  migrate:
+    depends_on: {{ db: {{ condition: service_healthy }} }}
+    x-hub:
+      class: core
+      run: [sh, -c, "echo migrated"]
+      health: {{ completed: true }}
+      timeout: 20s
+  web:
+    depends_on: [migrate]
+    x-hub:
+      class: optional
+      run: [python3, "{py}", --name, web, --port, "{web}", --fail-until-attempt, "2"]
+      health: {{ http: "http://127.0.0.1:{web}/" }}
+      retry: {{ attempts: 2, delay: 100ms }}
+      timeout: 20s
+"#
+    )
+}

@@ -9,6 +9,7 @@ pub mod format;
 pub mod html;
 pub mod model;
 pub mod prometheus;
+pub mod status;
 pub mod text;
 pub mod trend;
 
@@ -38,7 +39,8 @@ pub fn command() -> Command {
             "Exit status: 0 report written (whatever the deploy's outcome), 1 with --check when \
              the run is not ok (a CORE service failed or was skipped, or it was interrupted), 2 bad input (unreadable file, no \
              records, unknown --run, a malformed line with --strict).\n\n\
-             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`.\n\
+             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`. \
+             `hub-levels | hub-report status` shows a deployed stack's state now; see `hub-report status --help`.\n\
              Environment: NO_COLOR disables colour (text is coloured only on a terminal).",
         )
         .subcommand_negates_reqs(true)
@@ -98,7 +100,8 @@ pub fn command() -> Command {
                 .value_parser(["auto", "always", "never"])
                 .help("Colour the text format: auto (a terminal, and no NO_COLOR), always, never"),
         )
-        .subcommand(trend::command());
+        .subcommand(trend::command())
+        .subcommand(status::command());
     hub::cli::with_common_args(cmd)
 }
 
@@ -113,6 +116,9 @@ fn strict_arg() -> Arg {
 pub fn run(matches: &ArgMatches) -> Result<u8> {
     if let Some(("trend", sub)) = matches.subcommand() {
         return trend::run(sub);
+    }
+    if let Some(("status", sub)) = matches.subcommand() {
+        return status::run(sub);
     }
     let files: Vec<String> = matches
         .get_many::<String>("files")

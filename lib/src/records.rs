@@ -195,6 +195,11 @@ pub struct Plan {
     /// The compose project, for container services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRef>,
+    /// The stack's compose project name, as compose names it (`name:`, else
+    /// `COMPOSE_PROJECT_NAME`, else the project folder's name), for every backend: reports and
+    /// metrics name the stack by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// `attempt`: one try of a command under `hub-retry`.
@@ -350,6 +355,7 @@ mod tests {
             labels: BTreeMap::new(),
             healthcheck: None,
             compose: None,
+            project: None,
         }
     }
 

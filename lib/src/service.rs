@@ -604,11 +604,45 @@ fn resolve_service(
                 None
             },
             compose,
+            project: None,
         },
         declared,
         file: source.file.clone(),
         explicit_health: xhub.contains_key("health"),
     })
+}
+
+/// The project name as compose chooses it: the top-level `name:`, else `COMPOSE_PROJECT_NAME`
+/// (the environment, then `.env`), else the project folder's name (the first file's folder, or
+/// the current one for stdin) lowercased, keeping only what compose allows (`a-z0-9_-`).
+fn project_name(doc: &ComposeDoc, opts: &Options) -> Option<String> {
+    if let Some(name) = doc
+        .project
+        .clone()
+        .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
+        .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned())
+    {
+        return Some(name);
+    }
+    let folder = doc
+        .files
+        .iter()
+        .find(|f| *f != "-")
+        .map_or_else(|| ".".to_owned(), |f| absolute(f));
+    let folder = std::path::absolute(&folder).ok()?;
+    let folder = if doc.files.iter().any(|f| f != "-") {
+        folder.parent()?.to_path_buf()
+    } else {
+        folder
+    };
+    let name: String = folder
+        .file_name()?
+        .to_string_lossy()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// A path made absolute against the current folder, so a plan works from anywhere.
@@ -775,5 +809,9 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         }
     }
     plans.sort_by(|a, b| (a.level, &a.service).cmp(&(b.level, &b.service)));
+    let project = project_name(doc, opts);
+    for plan in &mut plans {
+        plan.project.clone_from(&project);
+    }
     Ok(Resolved { plans, warnings })
 }

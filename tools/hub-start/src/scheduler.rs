@@ -366,6 +366,7 @@ mod tests {
             labels: Default::default(),
             healthcheck: None,
             compose: None,
+            project: None,
         }
     }
 

@@ -57,15 +57,7 @@ fn status_probes_now_and_fails_once_a_core_service_died() {
     assert!(table.contains("completed"), "{table}");
     assert!(table.contains("healthy, 2 attempts"), "{table}");
 
-    let db_pid = service(&up, "db")["pid"].as_u64().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{db_pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    hub_tests::wait_until("db's process group is gone", || {
-        !Path::new(&format!("/proc/{db_pid}")).exists()
-    });
+    hub_tests::kill_group(service(&up, "db")["pid"].as_u64().unwrap());
     let down = status(dir.path(), 1);
     assert_eq!(service(&down, "db")["state"], "exited");
     assert_eq!(

@@ -27,6 +27,17 @@ pub fn with_common_args(cmd: Command) -> Command {
     )
 }
 
+/// `--state-dir DIR` (default `.hub`): the folder a deploy keeps its logs, pids, breaker and
+/// events in, for the tools that read or write it.
+pub fn state_dir_arg(help: &'static str) -> Arg {
+    Arg::new("state-dir")
+        .long("state-dir")
+        .value_name("DIR")
+        .default_value(".hub")
+        .value_parser(clap::value_parser!(std::path::PathBuf))
+        .help(help)
+}
+
 /// Run a tool: parse its arguments, set up logging, call `run`, and exit with its status.
 ///
 /// `run` returns the exit status on success (a tool may succeed with 1, a clear "no"), or an

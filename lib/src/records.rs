@@ -295,6 +295,28 @@ pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Resul
     Ok(line)
 }
 
+/// The `plan` records among the lines of `input` (other records are skipped), each with its
+/// `run_id`: what the tools that act on a whole stack (`hub-start --stop`, `hub-report status`)
+/// read on stdin from `hub-levels`.
+pub fn read_plans(
+    input: impl std::io::BufRead,
+    source: &str,
+) -> Result<Vec<(Option<String>, Plan)>> {
+    let mut plans = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line =
+            line.map_err(|e| Error::io(format!("reading plan records from {source}"), &e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (envelope, value) = parse_line(&line, source, n + 1)?;
+        if envelope.kind == "plan" {
+            plans.push((envelope.run_id, decode(value, source, n + 1)?));
+        }
+    }
+    Ok(plans)
+}
+
 /// Parse one input line into its envelope and full JSON value.
 ///
 /// The error names the source and line number, for readers that report and skip.

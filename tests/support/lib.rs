@@ -532,3 +532,28 @@ services:
 "#
     )
 }
+
+/// KILL the process group `pgid` (a service hub launched) and wait until its leader is gone.
+pub fn kill_group(pgid: u64) {
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill -KILL -{pgid} failed");
+    wait_until(&format!("process {pgid} is gone"), || {
+        !Path::new(&format!("/proc/{pgid}")).exists()
+    });
+}
+
+/// Whether a test's outside tool is here. When not, print a loud SKIPPED line with `what` and
+/// how to install it, and fail instead when `CI` is set (CI's setup installs it).
+pub fn present_or_skip(found: bool, what: &str, install: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing in CI: {install}"
+        );
+        eprintln!("\n!!!!!!!!!! SKIPPED: {what} is missing: {install} !!!!!!!!!!");
+    }
+    found
+}

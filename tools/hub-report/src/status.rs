@@ -8,7 +8,7 @@
 //! deploy: a service that died since is `exited`, not `healthy`.
 
 use crate::model::{Report, Status};
-use clap::{Arg, ArgMatches, Command, value_parser};
+use clap::{Arg, ArgMatches, Command};
 use hub::container::{self, ComposeCmd};
 use hub::jsonl::Policy;
 use hub::probe::{Prober, Target};
@@ -16,7 +16,6 @@ use hub::records::{Backend, Check, Class, Plan};
 use hub::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -39,14 +38,7 @@ pub fn command() -> Command {
             "Exit status: 0 every CORE service is healthy (a CORE one-shot job: completed), 1 one \
              is not, 2 bad input (no plans on stdin, an unreadable state folder).",
         )
-        .arg(
-            Arg::new("state-dir")
-                .long("state-dir")
-                .value_name("DIR")
-                .default_value(".hub")
-                .value_parser(value_parser!(PathBuf))
-                .help("The state folder the deploy wrote"),
-        )
+        .arg(hub::cli::state_dir_arg("The state folder the deploy wrote"))
         .arg(
             Arg::new("format")
                 .long("format")
@@ -63,13 +55,7 @@ pub fn command() -> Command {
                 .value_parser(|s: &str| hub::duration::parse(s))
                 .help("The longest one probe may take (a service's own probe timeout, if shorter, wins)"),
         )
-        .arg(
-            Arg::new("breaker-state")
-                .long("breaker-state")
-                .value_name("PATH")
-                .value_parser(value_parser!(PathBuf))
-                .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
-        )
+        .arg(hub::breaker::state_arg())
         .arg(
             Arg::new("compose-cmd")
                 .long("compose-cmd")
@@ -142,7 +128,10 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         .get_one::<Duration>("probe-timeout")
         .copied()
         .unwrap_or(Duration::from_secs(2));
-    let plans = read_plans()?;
+    let plans: Vec<Plan> = hub::records::read_plans(std::io::stdin().lock(), "stdin")?
+        .into_iter()
+        .map(|(_, plan)| plan)
+        .collect();
     if plans.is_empty() {
         return Err(Error::input(
             "no plan records on stdin; pipe the stack's plans in: hub-levels -f compose.yaml | hub-report status",
@@ -156,11 +145,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     } else {
         None
     };
-    let breaker_path = matches
-        .get_one::<PathBuf>("breaker-state")
-        .cloned()
-        .or_else(|| std::env::var_os(hub::breaker::ENV_STATE).map(PathBuf::from))
-        .unwrap_or_else(|| state_dir.join("breaker.json"));
+    let breaker_path = hub::breaker::deploy_state_path(matches, &state_dir);
     let breakers = breaker_states(&breaker_path);
     let last = last_deploy(&state_dir)?;
     let statuses: Vec<ServiceStatus> = std::thread::scope(|scope| {
@@ -201,21 +186,6 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     } else {
         hub::error::exit::NO
     })
-}
-
-fn read_plans() -> Result<Vec<Plan>> {
-    let mut plans = Vec::new();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| Error::io("reading plan records from stdin", &e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (envelope, value) = hub::records::parse_line(&line, "stdin", n + 1)?;
-        if envelope.kind == "plan" {
-            plans.push(hub::records::decode(value, "stdin", n + 1)?);
-        }
-    }
-    Ok(plans)
 }
 
 /// The pid a deploy recorded for a `run` service: the first word of its pid file. The one
@@ -474,6 +444,10 @@ fn table(statuses: &[ServiceStatus]) -> String {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default();
+                if d.attempts == 0 && d.status == Status::Healthy {
+                    // Skipped as already healthy: that deploy did not start it.
+                    return "already healthy".to_owned();
+                }
                 format!(
                     "{status}, {} attempt{}",
                     d.attempts,

@@ -76,21 +76,8 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(usize))
                 .help("At most N start attempts in flight at once (0 = no limit)"),
         )
-        .arg(
-            Arg::new("state-dir")
-                .long("state-dir")
-                .value_name("DIR")
-                .default_value(".hub")
-                .value_parser(value_parser!(PathBuf))
-                .help("Where logs, pid files and the breaker state live"),
-        )
-        .arg(
-            Arg::new("breaker-state")
-                .long("breaker-state")
-                .value_name("PATH")
-                .value_parser(value_parser!(PathBuf))
-                .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
-        )
+        .arg(hub::cli::state_dir_arg("Where logs, pid files and the breaker state live"))
+        .arg(hub::breaker::state_arg())
         .arg(
             Arg::new("stop")
                 .long("stop")
@@ -147,11 +134,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         let compose_cmd = matches.get_one::<String>("compose-cmd").map(String::as_str);
         return stop::run(&state_dir, grace, compose_cmd);
     }
-    let breaker_state = matches
-        .get_one::<PathBuf>("breaker-state")
-        .cloned()
-        .or_else(|| std::env::var_os(hub::breaker::ENV_STATE).map(PathBuf::from))
-        .unwrap_or_else(|| state_dir.join("breaker.json"));
+    let breaker_state = hub::breaker::deploy_state_path(matches, &state_dir);
     let breaker = hub::breaker::Breaker::new(
         breaker_state,
         hub::breaker::Config::from_env(|k| std::env::var(k).ok())?,

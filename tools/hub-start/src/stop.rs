@@ -11,10 +11,9 @@ use hub::container::{self, ComposeCmd};
 use hub::output::RecordWriter;
 use hub::process::{self, Finished};
 use hub::records::{Backend, Plan};
-use hub::{Error, Result, log};
+use hub::{Result, log};
 use nix::sys::signal::Signal;
 use serde_json::json;
-use std::io::BufRead;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,18 +30,10 @@ struct Stopped {
 
 /// Stop every service whose plan is on stdin; exit 0 when all stopped, 1 when one did not.
 pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Result<u8> {
-    let mut plans: Vec<(String, Plan)> = Vec::new();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| Error::io("reading plan records from stdin", &e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (envelope, value) = hub::records::parse_line(&line, "stdin", n + 1)?;
-        if envelope.kind == "plan" {
-            let run_id = envelope.run_id.unwrap_or_default();
-            plans.push((run_id, hub::records::decode(value, "stdin", n + 1)?));
-        }
-    }
+    let plans: Vec<(String, Plan)> = hub::records::read_plans(std::io::stdin().lock(), "stdin")?
+        .into_iter()
+        .map(|(run_id, plan)| (run_id.unwrap_or_default(), plan))
+        .collect();
     let compose = if plans.iter().any(|(_, p)| p.backend == Backend::Container) {
         Some(ComposeCmd::detect(compose_cmd)?)
     } else {

@@ -248,15 +248,11 @@ fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
 
 /// Breaker key → its state; an unreadable state file reads as "no breaker open".
 fn breaker_states(path: &Path) -> BTreeMap<String, String> {
-    let Ok(config) = hub::breaker::Config::from_env(|k| std::env::var(k).ok()) else {
+    let config = hub::breaker::Config::from_env(|k| std::env::var(k).ok());
+    let (Ok(config), true) = (config, path.exists()) else {
         return BTreeMap::new();
     };
-    let breaker =
-        hub::breaker::Breaker::new(path, config, std::sync::Arc::new(hub::clock::SystemClock));
-    if !path.exists() {
-        return BTreeMap::new();
-    }
-    breaker
+    hub::breaker::Breaker::new(path, config, std::sync::Arc::new(hub::clock::SystemClock))
         .status()
         .map(|keys| {
             keys.into_iter()

@@ -39,11 +39,12 @@ hub_bins() {
     done
 }
 
-# hub_compose_files: with no -f and no compose file here, use the bundled demo (run from the
-# repository root, where its commands' paths point). Sets $demo=1 when it did.
+# hub_compose_files: with no -f, no COMPOSE_FILE, no --project-directory and no compose file here,
+# use the bundled demo (run from the repository root, or the installed share/hub; its state stays
+# where the script was run from). Sets $demo=1 when it did.
 hub_compose_files() {
     demo=0
-    if [ "${#files[@]}" -gt 0 ]; then
+    if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ] || [ -n "$project_dir" ]; then
         return
     fi
     local name
@@ -56,12 +57,28 @@ hub_compose_files() {
     echo "ℹ no compose file here: using the bundled demo stack (examples/demo/compose.yaml)" >&2
 }
 
-# hub_levels_args: the hub-levels arguments for the chosen files, profiles and class label.
+# hub_levels_args: the hub-levels arguments for the chosen files, project directory, profiles,
+# class label and default class (and --resolve when $resolve=1: compose resolves the files, hub
+# plans from its output).
 hub_levels_args() {
     levels_args=()
     local f p
     for f in "${files[@]}"; do levels_args+=(-f "$f"); done
+    [ -n "$project_dir" ] && levels_args+=(--project-directory "$project_dir")
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
+    [ -n "${default_class:-}" ] && levels_args+=(--default-class "$default_class")
+    if [ "${resolve:-0}" = 1 ]; then
+        levels_args+=(--resolve)
+        [ -n "${compose_cmd:-}" ] && levels_args+=(--compose-cmd "$compose_cmd")
+    fi
     return 0
+}
+
+# hub_version: print "SCRIPT VERSION", the version of the tools the script runs.
+hub_version() {
+    hub_bins
+    local v
+    v="$("$bin/hub-start" --version)" || die "$bin/hub-start --version failed"
+    printf '%s %s\n' "$(basename "$0")" "${v##* }"
 }

@@ -302,6 +302,15 @@ fn bad_input_exits_2_before_anything_starts() {
         .arg("fast")
         .stderr_contains("--schedule must be dag or levels")
         .status(2);
+    // Rehearsing the failure of a service that is not deployed would rehearse nothing.
+    let stack = Stack::new(&compose(&[gated("db", "core", "")]));
+    stack.touch("db.ready");
+    Cmd::script("hub-deploy")
+        .current_dir(stack.path())
+        .args(["--inject-failure", "dbb"])
+        .stderr_contains("--inject-failure dbb: no such service in the plan")
+        .status(2);
+    assert!(!stack.path().join(".hub/pids").exists(), "nothing started");
 }
 
 #[test]
@@ -441,4 +450,380 @@ fn a_one_shot_job_that_fails_blocks_its_dependents() {
     let skipped = &records[position(&records, is("skipped", "api"))];
     assert_eq!(skipped["reason"], "aborted");
     assert!(!records.iter().any(is("started", "api")));
+}
+
+/// Deploy `stack` (with `extra` flags) to the end, expecting exit status `status`: its records
+/// and stderr.
+fn deployed(stack: &Stack, extra: &[&str], status: i32) -> (Vec<Value>, String) {
+    let (got, records, err) = stack.deploy(extra).finish();
+    assert_eq!(got, Some(status), "{err}");
+    (records, err)
+}
+
+/// Assert that `text` says `needle`.
+fn says(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+}
+
+fn records_about<'a>(records: &'a [Value], service: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["service"] == service).collect()
+}
+
+/// The final outcome record (`failed` or `unhealthy` with `final: true`) of a service.
+fn final_failure<'a>(records: &'a [Value], service: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| {
+            (r["type"] == "failed" || r["type"] == "unhealthy")
+                && r["service"] == service
+                && r["final"] == true
+        })
+        .unwrap_or_else(|| panic!("no final failure of {service} in {records:#?}"))
+}
+
+#[test]
+fn a_service_with_no_class_is_core_so_its_failure_fails_the_deploy() {
+    // A plain compose file: nothing says which services matter, so, as in compose, all do.
+    let stack =
+        Stack::new("services:\n  api:\n    x-hub: { start: \"exit 3\", retry: { attempts: 1 } }\n");
+    let (records, err) = deployed(&stack, &[], 1);
+    assert_eq!(final_failure(&records, "api")["class"], "core");
+    says(&err, "Deploy failed");
+    // The seed's behaviour stays one flag away.
+    let (records, _) = deployed(&stack, &["--default-class", "optional"], 0);
+    assert_eq!(final_failure(&records, "api")["class"], "optional");
+}
+
+#[test]
+fn a_core_service_skipped_for_a_failed_dependency_is_a_core_failure_and_says_why() {
+    let stack = Stack::new(concat!(
+        "services:\n",
+        "  cache:\n    x-hub: { class: optional, start: \"exit 3\", retry: { attempts: 1 } }\n",
+        "  api:\n    depends_on: [cache]\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n",
+    ));
+    let (_, err) = deployed(&stack, &[], 1);
+    says(
+        &err,
+        "service \"api\" is CORE but hard-depends on \"cache\", which is OPTIONAL",
+    );
+    assert!(
+        err.contains(
+            "Deploy failed: CORE service api was skipped because its hard dependency cache failed"
+        ),
+        "{err}"
+    );
+    says(
+        &err,
+        "· 1 CORE failure (api skipped: dependency cache failed)",
+    );
+    assert!(!err.contains("0 CORE failures"), "{err}");
+}
+
+#[test]
+fn a_run_process_that_exits_0_is_told_how_to_be_a_one_shot_job() {
+    let stack = Stack::new(
+        "services:\n  seed:\n    x-hub: { class: optional, run: \"echo seeded\", retry: { attempts: 1 } }\n",
+    );
+    let (records, err) = deployed(&stack, &[], 0);
+    let failure = final_failure(&records, "seed");
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("status 0")
+            && message.contains("if it is a one-shot job, set `x-hub.health.completed: true`"),
+        "{failure}"
+    );
+    says(&err, "x-hub.health.completed: true");
+}
+
+#[test]
+fn a_service_that_dies_after_its_probe_passed_is_a_failure_and_blocks_its_dependents() {
+    // A stray server holds the port: the probe reaches it, not the service.
+    let stray = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stray.local_addr().unwrap().port();
+    let stack = Stack::new(&format!(
+        r#"
+services:
+  api:
+    x-hub:
+      class: core
+      run: "while [ ! -f die ]; do sleep 0.02; done; echo 'Address already in use' >&2; exit 1"
+      health: {{ tcp: "127.0.0.1:{port}" }}
+      retry: {{ attempts: 1 }}
+  slow:
+    x-hub: {{ class: core, run: "exec sleep 1000", health: {{ cmd: "test -f slow.ready", interval: 20ms }} }}
+  web:
+    depends_on: [api, slow]
+    x-hub: {{ class: core, run: "exec sleep 1000" }}
+"#
+    ));
+    let mut deploy = stack.deploy(&[]);
+    deploy.wait_for("api healthy", is("healthy", "api"));
+    stack.touch("die");
+    let died = deploy.wait_for("api's death", |r| {
+        r["type"] == "failed" && r["service"] == "api"
+    });
+    assert_eq!(died["reason"], "exited_after_healthy");
+    assert_eq!(died["exit_status"], 1);
+    assert_eq!(died["final"], true);
+    assert_eq!(
+        died["log_tail"],
+        serde_json::json!(["Address already in use"])
+    );
+    stack.touch("slow.ready");
+    let (status, records, err) = deploy.finish();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(!records.iter().any(is("started", "web")), "{records:#?}");
+    assert!(records.iter().any(is("skipped", "web")));
+    says(&err, "api was healthy, then exited with status 1");
+}
+
+#[test]
+fn rerun_counts_already_healthy_services_as_such() {
+    let stack = Stack::new(&compose(&[
+        gated("db", "core", ""),
+        "  kas:\n    x-hub: { class: stretch, start: \"exit 3\", retry: { attempts: 1 } }\n".into(),
+    ]));
+    stack.touch("db.ready");
+    assert_eq!(stack.deploy(&[]).finish().0, Some(0));
+    let (records, err) = deployed(&stack, &[], 0);
+    let finished = records.iter().find(|r| r["type"] == "finished").unwrap();
+    assert_eq!(
+        finished["counts"],
+        serde_json::json!({"healthy": 1, "already_healthy": 1, "started": 0, "failed": 1, "skipped": 0})
+    );
+    says(
+        &err,
+        "Deployed with degradation: 1/2 healthy (1 already healthy), 1 failed",
+    );
+    // The report agrees.
+    says(&err, "1/2 healthy (1 already healthy) in ");
+}
+
+#[test]
+fn a_service_log_tail_shows_the_current_attempt_only() {
+    let stack = Stack::new(
+        "services:\n  api:\n    x-hub:\n      class: optional\n      run: \"echo boom; sleep 0.2; exit 3\"\n      health: { tcp: \"127.0.0.1:9\" }\n      retry: { attempts: 1 }\n",
+    );
+    let logs = stack.path().join(".hub/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("api.log"), "an earlier run was fine\n").unwrap();
+    let (records, _) = deployed(&stack, &[], 0);
+    let failure = final_failure(&records, "api");
+    assert_eq!(
+        failure["log_tail"],
+        serde_json::json!(["boom"]),
+        "{failure}"
+    );
+    let log = std::fs::read_to_string(logs.join("api.log")).unwrap();
+    let header = log.lines().nth(1).unwrap();
+    let parsed = hub::logheader::parse_header(header).expect("a header before the attempt");
+    assert_eq!(parsed.attempt, 1);
+    assert_eq!(parsed.cmd, "echo boom; sleep 0.2; exit 3");
+    assert_eq!(Some(parsed.run_id.as_str()), failure["run_id"].as_str());
+}
+
+#[test]
+fn a_command_that_is_not_found_is_not_retried() {
+    let stack = Stack::new(concat!(
+        "services:\n",
+        "  starter:\n    x-hub: { class: optional, start: \"no-such-command-hub-11\", retry: { attempts: 3, delay: 10ms } }\n",
+        "  runner:\n    x-hub: { class: optional, run: \"no-such-command-hub-11\", retry: { attempts: 3, delay: 10ms } }\n",
+    ));
+    let (records, _) = deployed(&stack, &[], 0);
+    for service in ["starter", "runner"] {
+        let failure = final_failure(&records, service);
+        assert_eq!(failure["attempt"], 1, "{failure}");
+        assert_eq!(failure["exit_status"], 127, "{failure}");
+        assert!(
+            failure["message"]
+                .as_str()
+                .unwrap()
+                .contains("127: the command was not found; retrying cannot help"),
+            "{failure}"
+        );
+        assert!(
+            !records_about(&records, service)
+                .iter()
+                .any(|r| r["attempt"] == 2),
+            "{service} was retried"
+        );
+    }
+}
+
+#[test]
+fn a_health_timeout_is_retried_after_stopping_the_attempt() {
+    let stack = Stack::new(
+        r#"
+services:
+  api:
+    x-hub:
+      class: core
+      run: "touch attempt-$$HUB_ATTEMPT; exec sleep 1000"
+      health: { cmd: "test -f attempt-2", interval: 20ms }
+      timeout: 500ms
+      retry: { attempts: 2, delay: 10ms }
+  daemon:
+    x-hub:
+      class: core
+      start: "true"
+      stop: "touch daemon.stopped"
+      health: { cmd: "test -f daemon.stopped", interval: 20ms }
+      timeout: 500ms
+      retry: { attempts: 2, delay: 10ms }
+"#,
+    );
+    let (records, _) = deployed(&stack, &[], 0);
+    let timeout = records
+        .iter()
+        .find(|r| r["type"] == "unhealthy" && r["service"] == "api")
+        .unwrap();
+    assert_eq!(
+        (&timeout["reason"], &timeout["attempt"], &timeout["final"]),
+        (&"timeout".into(), &1.into(), &false.into())
+    );
+    let healthy = records.iter().find(|r| is("healthy", "api")(r)).unwrap();
+    assert_eq!(healthy["attempt"], 2);
+    let first = records
+        .iter()
+        .find(|r| r["type"] == "started" && r["service"] == "api" && r["attempt"] == 1)
+        .unwrap();
+    let pid = first["pid"].as_u64().unwrap() as u32;
+    assert!(!alive(pid), "attempt 1 (pid {pid}) was left running");
+    // A start command's service is stopped with its x-hub.stop before the next attempt.
+    let daemon = records.iter().find(|r| is("healthy", "daemon")(r)).unwrap();
+    assert_eq!(daemon["attempt"], 2);
+}
+
+#[test]
+fn hub_deploy_quiet_prints_no_report_but_warnings() {
+    let stack = Stack::new(&compose(&[
+        gated("db", "core", ""),
+        "  kas:\n    x-hub: { class: stretch, start: \"exit 3\", retry: { attempts: 1 } }\n".into(),
+    ]));
+    stack.touch("db.ready");
+    let (_, err) = deployed(&stack, &["-q"], 0);
+    says(
+        &err,
+        "Service kas failed (STRETCH - deployment will continue)",
+    );
+    for noise in [
+        "ℹ Starting",
+        "SERVICE  CLASS",
+        "ℹ events:",
+        "✅ db is healthy",
+    ] {
+        assert!(!err.contains(noise), "-q printed {noise:?}: {err}");
+    }
+}
+
+#[test]
+fn the_scripts_answer_version_and_help() {
+    for script in ["hub-deploy", "hub-down"] {
+        let out = Cmd::script(script).arg("--version").run();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text,
+            format!("{script} {}\n", env!("CARGO_PKG_VERSION")),
+            "{script} --version"
+        );
+        let out = Cmd::script(script).arg("--help").run();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: "),
+            "{script} --help"
+        );
+    }
+}
+
+#[test]
+fn hub_down_prints_human_lines_on_a_terminal_and_records_elsewhere() {
+    let has_script = std::process::Command::new("script")
+        .args(["-qec", "true", "/dev/null"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!(
+            "\n!!!!!!!!!! SKIPPED: hub_down_prints_human_lines_on_a_terminal_and_records_elsewhere did not run: `script` (util-linux) is missing !!!!!!!!!!"
+        );
+        return;
+    }
+    let stack = Stack::new(&compose(&[gated("db", "core", "")]));
+    stack.touch("db.ready");
+    assert_eq!(stack.deploy(&[]).finish().0, Some(0));
+    let down = hub_tests::workspace_root().join("scripts/hub-down");
+    // `script` gives hub-down a terminal for stdout and stderr, and copies both to our pipe.
+    let out = Cmd::program(Path::new("script"))
+        .current_dir(stack.path())
+        .env("HUB_BIN_DIR", hub_tests::bin_dir())
+        .args([
+            "-qec",
+            &format!("{} --state-dir .hub", down.display()),
+            "/dev/null",
+        ])
+        .run();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("db stopped"), "{screen}");
+    assert!(
+        !screen.contains("\"type\""),
+        "records on a terminal: {screen}"
+    );
+    // Records where a program reads them: --events FILE, or a stdout that is not a terminal.
+    let down_again = Cmd::script("hub-down")
+        .current_dir(stack.path())
+        .args(["--state-dir", ".hub", "--events", "down.jsonl"])
+        .run();
+    assert!(down_again.stdout.is_empty());
+    let events = std::fs::read_to_string(stack.path().join("down.jsonl")).unwrap();
+    assert!(events.contains("\"type\":\"stopped\""), "{events}");
+}
+
+#[test]
+fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
+    let broken = "services:\n  api:\n    x-hub: { class: core, start: \"exit 1\", retry: { attempts: 3, delay: 10ms } }\n";
+    let stack = Stack::new(broken);
+    let home = tempfile::tempdir().unwrap();
+    let (records, _) = deployed(&stack, &[], 1);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "breaker" && r["key"] == "api:start" && r["to"] == "open"),
+        "{records:#?}"
+    );
+    // hub-breaker in the same folder sees the breaker the deploy used (not ~/.local/state).
+    let breaker = |args: &[&str]| {
+        Cmd::new("hub-breaker")
+            .current_dir(stack.path())
+            .env("HOME", home.path())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("HUB_BREAKER_STATE")
+            .env_remove("HUB_STATE_DIR")
+            .args(args)
+            .run()
+    };
+    let status_out = breaker(&["status", "--json"]);
+    let keys = records_of(&status_out);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(
+        (&keys[0]["key"], &keys[0]["state"]),
+        (&"api:start".into(), &"open".into())
+    );
+    // The same definition again: refused, and told exactly how to reset.
+    let (_, err) = deployed(&stack, &[], 1);
+    let state = stack.path().join(".hub/breaker.json");
+    let reset = format!("hub-breaker reset api:start --state {}", state.display());
+    says(&err, &reset);
+    // Fixed: it starts afresh, and says so.
+    std::fs::write(
+        stack.path().join("compose.yaml"),
+        broken.replace("exit 1", "true"),
+    )
+    .unwrap();
+    let (records, err) = deployed(&stack, &[], 0);
+    says(&err, "api:start: the service's definition changed");
+    assert!(records.iter().any(is("healthy", "api")) || records.iter().any(is("started", "api")));
+    // And a reset in this folder resets the deploy's breaker.
+    std::fs::write(stack.path().join("compose.yaml"), broken).unwrap();
+    assert_eq!(stack.deploy(&[]).finish().0, Some(1));
+    breaker(&["reset", "api:start"]);
+    let keys = records_of(&breaker(&["status", "--json"]));
+    assert!(keys.is_empty(), "{keys:?}");
 }

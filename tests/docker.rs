@@ -24,6 +24,7 @@ fn compose_ref(project: &Project) -> ComposeRef {
     ComposeRef {
         files: vec![project.file().display().to_string()],
         project: Some(project.name().to_owned()),
+        project_directory: None,
     }
 }
 

@@ -71,7 +71,7 @@ fn seed_stack_plan_records() {
     assert_eq!(by_name(&recs, "redis")["class"], "core");
     assert_eq!(by_name(&recs, "mongodb")["class"], "core");
     assert_eq!(by_name(&recs, "kas")["class"], "stretch");
-    assert_eq!(by_name(&recs, "otel-collector")["class"], "optional");
+    assert_eq!(by_name(&recs, "otel-collector")["class"], "core");
     assert_eq!(
         by_name(&recs, "postgres")["healthcheck"]["test"][0],
         "CMD-SHELL"
@@ -384,9 +384,9 @@ fn unknown_class_label_warns_and_takes_the_default() {
     )]);
     let out = Cmd::new("hub-levels")
         .current_dir(dir.path())
-        .stderr_contains("label hub.class=gold is not core, optional or stretch; using optional")
+        .stderr_contains("label hub.class=gold is not core, optional or stretch; using core")
         .run();
-    assert_eq!(plans(&out)[0]["class"], "optional");
+    assert_eq!(plans(&out)[0]["class"], "core");
 }
 
 #[test]
@@ -777,8 +777,8 @@ fn a_required_variable_or_a_bad_template_is_an_error() {
         "compose.yaml: variable TOKEN is not set: set TOKEN to the API token",
     );
     compose_error(
-        "services:\n  a:\n    x-hub: { run: \"exec app $(cat token)\" }\n",
-        "compose.yaml: invalid interpolation in `exec app $(cat token)`; write $$ for a literal $",
+        "services:\n  a:\n    x-hub: { run: \"exec app ${}\" }\n",
+        "compose.yaml: invalid interpolation in `exec app ${}`; write $$ for a literal $",
     );
 }
 
@@ -800,4 +800,204 @@ fn the_dotenv_file_also_sets_compose_profiles_and_project_name() {
         .env("COMPOSE_PROFILES", "none")
         .run();
     assert_eq!(plans(&out).len(), 1);
+}
+
+#[test]
+fn dotenv_values_refer_to_earlier_entries_and_lose_their_quotes() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            "services:\n  web:\n    image: nginx\n    depends_on: [db]\n    profiles: [web]\n    labels: [\"greeting=${Q}\", \"name=${NAME}\"]\n  db:\n    image: postgres\n    profiles: [postgresql]\n",
+        ),
+        (
+            ".env",
+            "export BASE=demo\nNAME=${BASE}-app\nQ=\"hello world\" # c\nCOMPOSE_PROFILES=${WEB:-web},${DB_TYPE:-postgresql}\n",
+        ),
+    ]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let web = by_name(&recs, "web");
+    assert_eq!(web["level"], 1);
+    assert_eq!(web["labels"]["greeting"], "hello world");
+    assert_eq!(web["labels"]["name"], "demo-app");
+}
+
+#[test]
+fn a_flow_sequence_may_close_at_its_key_indentation() {
+    let dir = temp_with(&[(
+        "compose.yaml",
+        "services:\n  web:\n    command: [\n      \"a\", \"b\"\n    ]\n    image: x\n    depends_on: [\n      db\n    ]\n  db:\n    image: y\n",
+    )]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(by_name(&plans(&out), "web")["level"], 1);
+}
+
+#[test]
+fn an_empty_or_comment_only_override_overrides_nothing() {
+    let dir = temp_with(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n"),
+        ("empty.yaml", ""),
+        ("comments.yaml", "# nothing to override today\n"),
+        ("volumes.yaml", "volumes:\n  data: {}\n"),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args([
+            "-f",
+            "compose.yaml",
+            "-f",
+            "empty.yaml",
+            "-f",
+            "comments.yaml",
+        ])
+        .args(["-f", "volumes.yaml"])
+        .run();
+    assert_eq!(plans(&out).len(), 1);
+    // Alone, an empty file is no compose file.
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["-f", "comments.yaml"])
+        .stderr_contains("comments.yaml: not a compose file")
+        .status(2);
+}
+
+#[test]
+fn a_container_name_shared_by_two_active_services_is_an_error() {
+    let yaml = "services:\n  a:\n    image: x\n    container_name: same\n  b:\n    image: x\n    container_name: same\n    profiles: [extra]\n";
+    let dir = temp_with(&[("compose.yaml", yaml)]);
+    // Not while one of them is left out by its profile, as compose.
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(plans(&out).len(), 1);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .args(["--profile", "extra"])
+        .stderr_contains("service \"b\": container_name \"same\" is already used by service \"a\"")
+        .status(2);
+}
+
+#[test]
+fn include_and_extends_bring_services_and_their_dependencies() {
+    let dir = temp_with(&[
+        (
+            "compose.yaml",
+            "include:\n  - infra/compose.yaml\nservices:\n  web:\n    extends: { service: app, file: common.yaml }\n  worker:\n    extends: web\n    depends_on: [queue]\n",
+        ),
+        (
+            "common.yaml",
+            "services:\n  app:\n    image: app\n    depends_on: [db]\n",
+        ),
+        (
+            "infra/compose.yaml",
+            "services:\n  db:\n    image: ${DB_IMAGE}\n  queue:\n    image: q\n    depends_on: [db]\n",
+        ),
+        ("infra/.env", "DB_IMAGE=postgres\n"),
+    ]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(by_name(&recs, "web")["level"], 1);
+    assert_eq!(by_name(&recs, "worker")["level"], 2);
+    assert_eq!(
+        by_name(&recs, "worker")["deps"],
+        serde_json::json!(["db", "queue"])
+    );
+    assert!(
+        stderr(&out).is_empty(),
+        "the included .env sets DB_IMAGE: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn include_and_extends_mistakes_are_named() {
+    compose_error(
+        "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+        "compose.yaml: extends cycle: a extends b extends a",
+    );
+    compose_error(
+        "services:\n  a:\n    extends: { service: nope }\n",
+        "compose.yaml: service \"a\": extends: service \"nope\" not found in",
+    );
+    compose_error(
+        "include:\n  - oci://registry/stack:1\nservices:\n  a:\n    image: x\n",
+        "include of the remote file oci://registry/stack:1 is not supported by hub",
+    );
+    compose_error(
+        "include:\n  - compose.yaml\nservices:\n  a:\n    image: x\n",
+        "include cycle",
+    );
+}
+
+#[test]
+fn compose_finds_the_override_file_and_compose_file_and_so_does_hub() {
+    let dir = temp_with(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n"),
+        (
+            "compose.override.yml",
+            "services:\n  web:\n    depends_on: [db]\n  db:\n    image: y\n",
+        ),
+        ("other.yaml", "services:\n  solo:\n    image: z\n"),
+        ("sub/.keep", ""),
+    ]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path().join("sub"))
+        .run();
+    assert_eq!(
+        by_name(&plans(&out), "web")["level"],
+        1,
+        "found above, with its override"
+    );
+    std::fs::write(dir.path().join(".env"), "COMPOSE_FILE=other.yaml\n").unwrap();
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["service"], "solo");
+}
+
+#[test]
+fn resolved_input_is_not_filtered_by_profile_again() {
+    // What `docker compose --profile web config` prints: db (profile worker) left out, web kept
+    // with its profile and its `required: false` dependency on db.
+    let resolved = "name: shop\nservices:\n  web:\n    image: x\n    profiles: [web]\n    command: [echo, $$HOME]\n    depends_on:\n      db:\n        condition: service_started\n        required: false\n";
+    let out = Cmd::new("hub-levels")
+        .args(["-f", "-", "--resolved"])
+        .stdin(resolved)
+        .run();
+    let recs = plans(&out);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["soft_deps"], serde_json::json!([]));
+    assert!(
+        stderr(&out).contains("its `required: false` dependency \"db\" is not active"),
+        "{}",
+        stderr(&out)
+    );
+    // Read as a plain file, the same text is refused with a pointer to --resolved.
+    Cmd::new("hub-levels")
+        .args(["-f", "-", "--profile", "web"])
+        .stdin(resolved)
+        .stderr_contains("read it with --resolved")
+        .status(2);
+}
+
+#[test]
+fn compose_env_files_is_refused_by_name_rather_than_ignored() {
+    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("COMPOSE_ENV_FILES", "prod.env")
+        .stderr_contains("COMPOSE_ENV_FILES is set")
+        .status(2);
+}
+
+#[test]
+fn a_service_with_no_class_is_core_as_compose_requires_every_service() {
+    let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: nginx\n")]);
+    let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
+    assert_eq!(plans(&out)[0]["class"], "core");
+    let help = Cmd::new("hub-levels").arg("--help").run();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("[default: core]"),
+        "--help says what the default is"
+    );
 }

@@ -9,7 +9,7 @@
 //! prints a loud SKIPPED line and passes, unless `HUB_REQUIRE_SERVERS=1` (set in CI by
 //! `.ci/setup.d/20-servers.sh`), when a missing server fails the test.
 
-use hub_tests::{KillPidsOnDrop, alive, bin_dir, wait_until, workspace_root};
+use hub_tests::{KillPidsOnDrop, alive, bin_dir, free_port, wait_until, workspace_root};
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpListener;
@@ -105,15 +105,6 @@ fn running_as_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
         })
         .unwrap_or(false)
-}
-
-/// A TCP port nobody listens on (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binding a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
 }
 
 /// A command as a YAML flow list (JSON is YAML).
@@ -573,9 +564,10 @@ impl Stack {
         let mut pids = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.path().join(".hub/pids")) {
             for entry in entries.flatten() {
+                // hub's pid files hold `PID START`: the pid is the first word.
                 if let Some(pid) = std::fs::read_to_string(entry.path())
                     .ok()
-                    .and_then(|t| t.trim().parse().ok())
+                    .and_then(|t| t.split_whitespace().next()?.parse().ok())
                 {
                     pids.push(pid);
                 }

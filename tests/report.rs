@@ -534,3 +534,39 @@ fn golden_real_pipeline() {
     assert_eq!(keycloak["start_ms"], 553);
     assert_eq!(keycloak["ready_ms"], 1343);
 }
+
+#[test]
+fn the_summary_counts_what_the_records_say_and_states_each_fact_once() {
+    let events = [
+        r#"{"type":"plan","ts":1000,"run_id":"r","service":"db","class":"core","level":0,"deps":[]}"#,
+        r#"{"type":"plan","ts":1000,"run_id":"r","service":"cache","class":"optional","level":0,"deps":[]}"#,
+        r#"{"type":"plan","ts":1000,"run_id":"r","service":"api","class":"core","level":1,"deps":["cache"]}"#,
+        r#"{"type":"skipped","ts":1010,"run_id":"r","service":"db","class":"core","level":0,"reason":"already_healthy"}"#,
+        r#"{"type":"started","ts":1020,"run_id":"r","service":"cache","class":"optional","level":0,"attempt":1,"max_attempts":1}"#,
+        r#"{"type":"unhealthy","ts":2020,"run_id":"r","service":"cache","class":"optional","level":0,"attempt":1,"max_attempts":1,"final":true,"reason":"timeout","elapsed_ms":1000,"last_probe":"exit 1","message":"timed out after 1.0s (last probe: exit 1)"}"#,
+        r#"{"type":"skipped","ts":2030,"run_id":"r","service":"api","class":"core","level":1,"reason":"dependency_failed","dependency":"cache"}"#,
+        r#"{"type":"finished","ts":2040,"run_id":"r","ok":false,"exit_status":1,"counts":{"healthy":1,"already_healthy":1,"started":0,"failed":1,"skipped":1},"duration_ms":1040}"#,
+    ]
+    .join("\n");
+    let out = Cmd::new("hub-report").stdin(events.clone()).status(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "1/3 healthy (1 already healthy) in 1.0s · 1 CORE failure (api skipped: dependency cache failed) · 1 failed · 1 skipped"
+        ),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            line.matches("exit 1").count() <= 1,
+            "a line says the same twice: {line}"
+        );
+    }
+    let json = Cmd::new("hub-report")
+        .args(["--format", "json"])
+        .stdin(events)
+        .status(0);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["counts"]["core_failed"], 1);
+    assert_eq!(report["counts"]["already_healthy"], 1);
+}

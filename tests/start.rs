@@ -176,8 +176,24 @@ services:
     assert_eq!(failed[0]["next_delay_ms"], 10);
     assert_eq!(failed[1]["next_delay_ms"], 20, "delays double");
     assert!(stderr.contains("flaky: attempt 1/3 failed"), "{stderr}");
+    // Each attempt's output follows its own header line (run id, attempt, time, command).
     let log = std::fs::read_to_string(deploy.path().join(".hub/logs/flaky.log")).unwrap();
-    assert_eq!(log, "attempt 1\nattempt 2\nattempt 3\n");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    for (attempt, pair) in lines.chunks(2).enumerate() {
+        let header = hub::logheader::parse_header(pair[0]).expect("a header line");
+        assert_eq!(header.run_id, "r1");
+        assert_eq!(header.attempt as usize, attempt + 1);
+        assert!(
+            header.at.ends_with('Z') && header.at.contains('T'),
+            "{header:?}"
+        );
+        assert!(
+            header.cmd.starts_with("echo \"attempt $HUB_ATTEMPT\""),
+            "{header:?}"
+        );
+        assert_eq!(pair[1], format!("attempt {}", attempt + 1));
+    }
 }
 
 #[test]
@@ -292,7 +308,7 @@ services:
     let finished = records.last().unwrap();
     assert_eq!(
         finished["counts"],
-        json!({"healthy": 2, "started": 0, "failed": 2, "skipped": 1})
+        json!({"healthy": 2, "already_healthy": 0, "started": 0, "failed": 2, "skipped": 1})
     );
 }
 
@@ -314,6 +330,17 @@ services:
     assert_eq!(skip["reason"], "dependency_failed");
     assert!(
         stderr.contains("api skipped: its dependency cache failed (CORE - deployment will fail)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_injected_failure_of_a_service_not_in_the_plan_is_a_usage_error() {
+    let deploy = Deploy::new("services:\n  kas:\n    x-hub: { class: stretch, start: \"true\" }\n");
+    let (status, _, stderr) = deploy.start(&["--inject-failure", "ksa"]).finish();
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--inject-failure ksa: no such service in the plan"),
         "{stderr}"
     );
 }

@@ -605,3 +605,31 @@ fn sigint_exits_130_with_an_interrupted_record() {
     let (status, _) = live.finish();
     assert_eq!(status, 130);
 }
+
+#[test]
+fn a_probe_answered_by_a_stray_server_does_not_make_a_dead_service_healthy() {
+    // The service died ("Address already in use"); something else answers on its port.
+    let stray = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = stray.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = launch(
+        "echo 'Address already in use' >&2; exit 1",
+        &dir.path().join("svc.log"),
+    );
+    service.wait().unwrap();
+    let extra = json!({"backend": "run", "pid": service.id(), "max_attempts": 1});
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(
+            started(
+                "svc",
+                "core",
+                600_000,
+                json!({"kind": "tcp", "address": address}),
+                extra,
+            ) + "\n",
+        )
+        .status(1);
+    let records = records(&output);
+    assert!(of_type(&records, "healthy").is_empty(), "{records:?}");
+    assert_eq!(of_type(&records, "unhealthy")[0]["reason"], "exited");
+}

@@ -21,6 +21,7 @@
 //! drive transitions with a [`crate::clock::ManualClock`] instead of sleeping.
 
 use crate::clock::Clock;
+use crate::process::process_start;
 use crate::statefile::LockedFile;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,10 @@ pub struct KeyState {
     /// When this key last changed, ms since the epoch.
     #[serde(default)]
     pub updated_at: u64,
+    /// A hash of what failed (hub-start: the service's definition), when the caller gave one:
+    /// a changed definition is a different thing, and starts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 impl Default for KeyState {
@@ -99,6 +104,7 @@ impl Default for KeyState {
             opened_at: None,
             trial: None,
             updated_at: 0,
+            definition: None,
         }
     }
 }
@@ -190,7 +196,9 @@ pub fn deploy_state_path(matches: &clap::ArgMatches, state_dir: &Path) -> PathBu
 }
 
 /// Where the state file is: `explicit` (`--state`), else `$HUB_BREAKER_STATE`, else
-/// `$XDG_STATE_HOME/hub/breaker.json`, else `~/.local/state/hub/breaker.json`.
+/// `breaker.json` in the state folder in use ([`crate::statedir::in_use`]: `$HUB_STATE_DIR`, or
+/// `.hub/` in the current folder), else `$XDG_STATE_HOME/hub/breaker.json`, else
+/// `~/.local/state/hub/breaker.json`.
 pub fn default_state_path(
     explicit: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -201,6 +209,9 @@ pub fn default_state_path(
     let set = |key: &str| env(key).filter(|v| !v.is_empty());
     if let Some(path) = set(ENV_STATE) {
         return Ok(PathBuf::from(path));
+    }
+    if let Some(dir) = crate::statedir::in_use(&env) {
+        return Ok(dir.join(crate::statedir::BREAKER_FILE));
     }
     // The XDG spec: a relative XDG_STATE_HOME is invalid and ignored.
     if let Some(state_home) = set("XDG_STATE_HOME").filter(|v| v.starts_with('/')) {
@@ -389,9 +400,22 @@ impl Breaker {
     /// Record a failure for `key`: it counts, opens the breaker at the threshold, and re-opens
     /// a half-open one. An open breaker keeps its `opened_at`.
     pub fn record_failure(&self, key: &str) -> Result<Option<Transition>> {
+        self.record_failure_of(key, None)
+    }
+
+    /// [`Breaker::record_failure`], remembering `definition` (a hash of what failed) with the
+    /// key for [`Breaker::forget_if_changed`].
+    pub fn record_failure_of(
+        &self,
+        key: &str,
+        definition: Option<&str>,
+    ) -> Result<Option<Transition>> {
         let now = self.clock.now_ms();
         self.update_key(key, |entry| {
             entry.consecutive_failures = entry.consecutive_failures.saturating_add(1);
+            if let Some(definition) = definition {
+                entry.definition = Some(definition.to_owned());
+            }
             match entry.state {
                 State::Closed if entry.consecutive_failures >= self.config.threshold => {
                     entry.state = State::Open;
@@ -407,6 +431,35 @@ impl Breaker {
             Ok((true, ()))
         })
         .map(|((), transition)| transition)
+    }
+
+    /// Forget `key`'s failures when they were recorded for another definition than
+    /// `definition`: the breaker protects against hammering the same broken thing, not against
+    /// a fixed one. Returns the forgotten state (`None`: nothing recorded, or the same thing).
+    pub fn forget_if_changed(&self, key: &str, definition: &str) -> Result<Option<KeyState>> {
+        let current = self.read_key(key)?;
+        if current
+            .definition
+            .as_deref()
+            .is_none_or(|stored| stored == definition)
+        {
+            return Ok(None);
+        }
+        self.file.update(|bytes| {
+            let mut doc = self.parse(bytes)?;
+            match doc.keys.get(key) {
+                Some(entry)
+                    if entry
+                        .definition
+                        .as_deref()
+                        .is_some_and(|stored| stored != definition) =>
+                {
+                    let old = doc.keys.remove(key);
+                    Ok((Some(encode(&doc)?), old))
+                }
+                _ => Ok((None, None)),
+            }
+        })
     }
 
     /// Close the breakers of `keys` and forget their failures.
@@ -584,25 +637,29 @@ fn new_trial(pid: u32, now: u64) -> Trial {
     }
 }
 
-/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`), or
-/// `None` where there is no `/proc` or the process is gone or a zombie.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the
-    // last `)`. There, field 3 (the state) is index 0 and field 22 (starttime) index 19.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
 /// Is a trial's holder still running (the same process, not a reused pid)?
 fn holder_alive(trial: &Trial) -> bool {
     match trial.pid_start {
         Some(start) => process_start(trial.pid) == Some(start),
         None => crate::process::process_alive(trial.pid),
     }
+}
+
+/// A breaker key from the command line: not empty, no control characters (they would corrupt
+/// the status table and the logs, and no one can type such a key back to reset it).
+pub fn parse_key(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err(
+            "a breaker key cannot be empty; name it service:failure_type (keycloak:start)".into(),
+        );
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "breaker key {:?} holds a control character; use printable characters (keycloak:start)",
+            key
+        ));
+    }
+    Ok(key.to_owned())
 }
 
 /// The breaker options `hub-breaker` and `hub-retry` share, read back by [`from_matches`].
@@ -614,7 +671,7 @@ pub fn cli_args() -> Vec<clap::Arg> {
             .long("state")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
-            .help("The breaker state file [default: $HUB_BREAKER_STATE, else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
+            .help("The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
         Arg::new("threshold")
             .long("threshold")
             .value_name("N")

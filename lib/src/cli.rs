@@ -14,7 +14,7 @@ pub fn with_common_args(cmd: Command) -> Command {
             .long("quiet")
             .action(ArgAction::SetTrue)
             .global(true)
-            .help("Print only errors on stderr"),
+            .help("Print only warnings and errors on stderr"),
     )
     .arg(
         Arg::new("verbose")
@@ -25,17 +25,6 @@ pub fn with_common_args(cmd: Command) -> Command {
             .conflicts_with("quiet")
             .help("Print debug lines on stderr"),
     )
-}
-
-/// `--state-dir DIR` (default `.hub`): the folder a deploy keeps its logs, pids, breaker and
-/// events in, for the tools that read or write it.
-pub fn state_dir_arg(help: &'static str) -> Arg {
-    Arg::new("state-dir")
-        .long("state-dir")
-        .value_name("DIR")
-        .default_value(".hub")
-        .value_parser(clap::value_parser!(std::path::PathBuf))
-        .help(help)
 }
 
 /// Run a tool: parse its arguments, set up logging, call `run`, and exit with its status.

@@ -2,7 +2,7 @@
 //!
 //! `hub-retry --retry-on/--stop-on` decide from a child's exit status whether to try again;
 //! the set syntax is the one HTTP status lists use elsewhere in hub (`200-399`), so users
-//! learn one form.
+//! learn one form. What a service's exit status means for hub-start's retries lives here too.
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,6 +65,21 @@ impl fmt::Display for ExitCodes {
         Ok(())
     }
 }
+
+/// Why no retry can make a command that exited with `status` succeed: the shell's 126 (found
+/// but not executable) and 127 (not found). `None` for any other status. Retrying these only
+/// delays the failure by every backoff delay.
+pub fn cannot_succeed(status: i32) -> Option<&'static str> {
+    match status {
+        126 => Some("126: the command is not executable; retrying cannot help"),
+        127 => Some("127: the command was not found; retrying cannot help"),
+        _ => None,
+    }
+}
+
+/// Said of a long-running (`x-hub.run`) service whose process exited 0: as in compose, an exit
+/// is a failure unless the service is a job, and this is how to say it is one.
+pub const EXITED_0_HINT: &str = "if it is a one-shot job, set `x-hub.health.completed: true`";
 
 #[cfg(test)]
 mod tests {

@@ -1,23 +1,32 @@
 //! Reading compose files (YAML or JSON): `${VAR}` interpolation ([`crate::interpolate`]) and
 //! compose's multi-file merge for what hub reads.
 //!
-//! hub reads the compose file itself so that a stack needs no extra manifest. What it does not
-//! do is `extends`, `include`, or merging the lists hub does not read (`ports`, `volumes`) by
-//! their keys: for those, `docker compose config | hub-levels -f -` hands hub the file compose
-//! itself resolved.
+//! hub reads the compose file itself so that a stack needs no extra manifest; `include` and
+//! `extends` are [`crate::include`]'s. What it does not do is merge the lists hub does not read
+//! (`ports`, `volumes`) by their keys: for those, `hub-levels --resolve` hands hub the file
+//! compose itself resolved.
 
+use crate::yaml::Reset;
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The file names compose looks for, in its order of preference.
+/// The file names compose looks for, in its order of preference (compose-go's).
 pub const DEFAULT_FILES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
-    "docker-compose.yaml",
     "docker-compose.yml",
+    "docker-compose.yaml",
+];
+
+/// The override files compose adds beside the default file when no file is named.
+pub const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
 ];
 
 /// One service's mapping, with the file its last definition came from.
@@ -43,6 +52,24 @@ pub struct ComposeDoc {
     /// The project's `.env` file, which also sets compose's own `COMPOSE_PROFILES` and
     /// `COMPOSE_PROJECT_NAME` when the environment does not.
     pub dotenv: HashMap<String, String>,
+    /// The project directory, absolute: relative paths (`env_file`, `working_dir`, local
+    /// commands) are relative to it, as compose has them.
+    pub project_dir: PathBuf,
+    /// `--project-directory` as given (made absolute), for compose calls on containers.
+    pub project_directory: Option<String>,
+}
+
+impl ComposeDoc {
+    /// An empty document for `files`, in the project directory compose would choose.
+    fn of(files: &[String], project_directory: Option<&Path>) -> Result<ComposeDoc> {
+        let project_dir = project_dir(files, project_directory)?;
+        Ok(ComposeDoc {
+            files: files.to_vec(),
+            project_directory: project_directory.map(|_| project_dir.display().to_string()),
+            project_dir,
+            ..ComposeDoc::default()
+        })
+    }
 }
 
 /// Parse a document as JSON (if it starts with `{`) or YAML, into a JSON value.
@@ -50,8 +77,13 @@ pub struct ComposeDoc {
 /// YAML goes through [`crate::yaml`], which reads it as compose does and refuses alias bombs
 /// rather than expanding them. Errors name the file, the line and the column.
 pub fn parse_document(text: &str, name: &str) -> Result<Value> {
+    parse_with_resets(text, name).map(|(value, _)| value)
+}
+
+/// As [`parse_document`], with the document's `!reset`/`!override` nodes ([`crate::yaml`]).
+pub fn parse_with_resets(text: &str, name: &str) -> Result<(Value, Vec<Reset>)> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map_err(|e| {
+        return serde_json::from_str(text).map(|value| (value, Vec::new())).map_err(|e| {
             Error::input(format!(
                 "{name}: malformed JSON at line {} column {}: {e}; fix the file or check it with `docker compose config`",
                 e.line(),
@@ -59,15 +91,40 @@ pub fn parse_document(text: &str, name: &str) -> Result<Value> {
             ))
         });
     }
-    crate::yaml::to_json(text).map_err(|e| {
-        Error::input(format!(
-            "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
-        ))
-    })
+    crate::yaml::to_document(text)
+        .map(|doc| (doc.value, doc.resets))
+        .map_err(|e| {
+            Error::input(format!(
+                "{name}: malformed YAML: {e}; fix the file or check it with `docker compose config`"
+            ))
+        })
+}
+
+/// The `!reset`/`!override` nodes under `services.NAME`: the service's name and the keys
+/// below it (none: the whole service). What they name is cleared from the earlier definitions
+/// before a merge, as compose does.
+pub(crate) fn service_resets(resets: &[Reset]) -> impl Iterator<Item = (&str, &[String])> {
+    resets
+        .iter()
+        .filter_map(|reset| match reset.path.as_slice() {
+            [top, name, rest @ ..] if top == "services" => Some((name.as_str(), rest)),
+            _ => None,
+        })
+}
+
+/// Clear what `resets` name in the service mappings of `services`.
+pub(crate) fn reset_services(services: &mut Map<String, Value>, resets: &[Reset]) {
+    for (name, keys) in service_resets(resets) {
+        if keys.is_empty() {
+            services.remove(name);
+        } else if let Some(Value::Object(body)) = services.get_mut(name) {
+            crate::yaml::remove_in(body, keys);
+        }
+    }
 }
 
 /// Read a file, or standard input for `-`.
-fn read_source(name: &str) -> Result<String> {
+pub(crate) fn read_source(name: &str) -> Result<String> {
     let mut text = String::new();
     if name == "-" {
         std::io::stdin()
@@ -83,9 +140,44 @@ fn read_source(name: &str) -> Result<String> {
     Ok(text)
 }
 
-/// The default compose file in `dir`, as compose finds it.
-pub fn default_file(dir: &Path) -> Option<String> {
-    DEFAULT_FILES
+/// The files compose reads when none is named with `-f`, as compose finds them:
+/// `COMPOSE_FILE` (from `env`, else from `dir`'s `.env`; split on `COMPOSE_PATH_SEPARATOR`,
+/// `:` by default), else the default file in `dir` or the nearest folder above it with one,
+/// followed by the override file beside it if there is one. `None` when there is none.
+pub fn default_files(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<String>>> {
+    let dotenv: HashMap<String, String> = match env("COMPOSE_FILE") {
+        Some(_) => HashMap::new(),
+        None => crate::dotenv::read_optional(&dir.join(".env"), env)?
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    let var = |key: &str| env(key).or_else(|| dotenv.get(key).cloned());
+    if let Some(list) = var("COMPOSE_FILE").filter(|l| !l.trim().is_empty()) {
+        let separator = var("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
+        return Ok(Some(
+            list.split(separator.as_str())
+                .filter(|f| !f.is_empty())
+                .map(|f| dir.join(f).display().to_string())
+                .collect(),
+        ));
+    }
+    for folder in dir.ancestors() {
+        let Some(main) = first_file(folder, &DEFAULT_FILES) else {
+            continue;
+        };
+        let mut files = vec![main];
+        files.extend(first_file(folder, &OVERRIDE_FILES));
+        return Ok(Some(files));
+    }
+    Ok(None)
+}
+
+fn first_file(dir: &Path, names: &[&str]) -> Option<String> {
+    names
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
@@ -96,26 +188,63 @@ pub fn default_file(dir: &Path) -> Option<String> {
 /// the `.env` file in the project folder (the first file's, or the current one for stdin);
 /// then a later file overrides an earlier one per service ([`merge_service`]).
 pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<ComposeDoc> {
-    let mut doc = ComposeDoc {
-        files: files.to_vec(),
-        ..ComposeDoc::default()
-    };
-    let project_dir = files
-        .iter()
-        .find(|f| *f != "-")
-        .and_then(|f| Path::new(f).parent())
-        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
-    let dotenv = crate::interpolate::read_dotenv(&project_dir.join(".env"))
-        .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?;
+    load_in(files, None, env)
+}
+
+/// As [`load`], in compose's `--project-directory` when one is given: the folder `.env` is
+/// read from and local services run in.
+pub fn load_in(
+    files: &[String],
+    project_directory: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ComposeDoc> {
+    // compose would read these files instead of `.env`; hub does not, so it says so.
+    if env("COMPOSE_ENV_FILES").is_some_and(|v| !v.trim().is_empty()) {
+        return Err(Error::input(
+            "COMPOSE_ENV_FILES is set, and hub reads only the project's .env; unset it, or let compose resolve the files with hub-levels --resolve",
+        ));
+    }
+    let mut doc = ComposeDoc::of(files, project_directory)?;
+    let project_dir = doc.project_dir.clone();
+    let dotenv: HashMap<String, String> =
+        crate::dotenv::read_optional(&project_dir.join(".env"), env)
+            .map_err(|e| Error::input(format!("{e}; fix the .env file or remove it")))?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     doc.dotenv = dotenv.clone();
     let mut variables = crate::interpolate::Variables::new(env, dotenv);
+    // `include` and `extends` paths start from the project folder, made absolute so that the
+    // paths they bring in (env_file) stay right from any folder.
+    let cwd = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
+    let base = cwd.join(&project_dir);
     for name in files {
         let text = read_source(name)?;
-        let mut value = parse_document(&text, name)?;
-        variables
-            .interpolate(&mut value)
-            .map_err(|e| Error::input(format!("{name}: {e}")))?;
+        let (value, resets) = parse_with_resets(&text, name)?;
+        // An empty or comment-only file overrides nothing, as compose reads it; alone it
+        // is no compose file at all.
+        if value.is_null() && files.len() > 1 {
+            continue;
+        }
+        for (service, keys) in service_resets(&resets) {
+            if keys.is_empty() {
+                doc.services.remove(service);
+            } else if let Some(source) = doc.services.get_mut(service) {
+                crate::yaml::remove_in(&mut source.body, keys);
+            }
+        }
+        // The file itself heads its include chain, so including it again is a cycle.
+        let mut chain: Vec<std::path::PathBuf> =
+            (name != "-").then(|| cwd.join(name)).into_iter().collect();
+        let value =
+            crate::include::resolve_file(value, &resets, name, &base, &mut variables, &mut chain)?;
         merge_value(&mut doc, value, name)?;
+    }
+    if doc.services.is_empty() {
+        return Err(Error::input(format!(
+            "{}: no services: a compose file needs a top-level `services:` mapping",
+            files.join(", ")
+        )));
     }
     doc.warnings = variables
         .unset
@@ -129,15 +258,85 @@ pub fn load(files: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     Ok(doc)
 }
 
+/// A document compose resolved (`docker compose config` output, named `name`), for a plan of
+/// `files` in `project_directory` (as for [`load_in`]): no `.env`, no include or extends left;
+/// its `$$` read back as `$`.
+pub fn load_resolved(
+    text: &str,
+    name: &str,
+    files: &[String],
+    project_directory: Option<&Path>,
+) -> Result<ComposeDoc> {
+    let mut doc = ComposeDoc::of(files, project_directory)?;
+    let mut value = parse_document(text, name)?;
+    crate::interpolate::Variables::new(&|_| None, HashMap::new())
+        .interpolate(&mut value)
+        .map_err(|e| Error::input(format!("{name}: {e}")))?;
+    merge_value(&mut doc, value, name)?;
+    Ok(doc)
+}
+
+/// The project directory, absolute, as compose chooses it: `--project-directory`, else the
+/// first file's folder, else (stdin only) the current one.
+fn project_dir(files: &[String], explicit: Option<&Path>) -> Result<PathBuf> {
+    let dir = match explicit {
+        Some(dir) if !dir.is_dir() => {
+            return Err(Error::input(format!(
+                "--project-directory {}: not a folder; give the folder the stack's paths are relative to",
+                dir.display()
+            )));
+        }
+        Some(dir) => dir.to_path_buf(),
+        None => files
+            .iter()
+            .find(|f| *f != "-")
+            .and_then(|f| Path::new(f).parent())
+            .map_or_else(PathBuf::new, Path::to_path_buf),
+    };
+    // `absolute` of an empty path fails: the current folder is "".
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    std::path::absolute(&dir)
+        .map(|dir| clean(&dir))
+        .map_err(|e| Error::io(format!("finding the folder {}", dir.display()), &e))
+}
+
+/// `path` with `.` and `..` folded away without asking the file system, as compose's paths
+/// are (Go's `filepath.Clean`): `/srv/app/../stack` is `/srv/stack`.
+pub fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // Above the root is the root.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(part),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Merge a later file's definition of a service into the earlier one, with compose's rules for
-/// what hub reads: `depends_on` and `labels` merge in their mapping form whichever form each
-/// file wrote (compose merges "the expanded form"), `profiles` append, and the rest follows
+/// what hub reads: `depends_on`, `labels` and `environment` merge in their mapping form
+/// whichever form each file wrote (compose merges "the expanded form"), `profiles` append,
+/// `env_file` lists append (a path named again replaced in place), and the rest follows
 /// [`merge_mapping`]. Other lists (`ports`, `volumes`; hub does not read them) are replaced.
-fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+pub(crate) fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     for (key, value) in overlay {
         let value = match (key.as_str(), base.remove(&key)) {
             (_, None) => value,
-            ("depends_on" | "labels", Some(earlier)) => {
+            ("env_file", Some(earlier)) => env_files(earlier, value),
+            ("depends_on" | "labels" | "environment", Some(earlier)) => {
                 merged(expanded(&key, earlier), expanded(&key, value))
             }
             ("profiles", Some(Value::Array(mut earlier))) => match value {
@@ -157,6 +356,27 @@ fn merge_service(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
     }
 }
 
+/// `env_file` lists appended, a path named again keeping its first place and its last entry
+/// (compose's `envFileIndexer`).
+fn env_files(earlier: Value, later: Value) -> Value {
+    let as_list = |value: Value| match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let path = |item: &Value| match item {
+        Value::Object(entry) => entry.get("path").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let mut out: Vec<Value> = as_list(earlier);
+    for item in as_list(later) {
+        match out.iter().position(|e| path(e) == path(&item)) {
+            Some(at) => out[at] = item,
+            None => out.push(item),
+        }
+    }
+    Value::Array(out)
+}
+
 /// The mapping form of a list-form `depends_on` (`[a]` → `{a: {condition: service_started}}`,
 /// as compose expands it) or `labels` (`["k=v"]` → `{k: v}`). Anything else is returned as is,
 /// for validation to name.
@@ -174,6 +394,14 @@ fn expanded(key: &str, value: Value) -> Value {
     Value::Object(if key == "depends_on" {
         entries
             .map(|name| (name, serde_json::json!({"condition": "service_started"})))
+            .collect()
+    } else if key == "environment" {
+        // `NAME` alone takes its value from the environment: null in the mapping form.
+        entries
+            .map(|text| match text.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Value::String(v.to_owned())),
+                None => (text, Value::Null),
+            })
             .collect()
     } else {
         entries
@@ -227,11 +455,9 @@ fn merge_value(doc: &mut ComposeDoc, value: Value, name: &str) -> Result<()> {
     }
     let services = match top.remove("services") {
         Some(Value::Object(services)) => services,
-        Some(Value::Null) | None => {
-            return Err(Error::input(format!(
-                "{name}: no services: a compose file needs a top-level `services:` mapping"
-            )));
-        }
+        // One file may hold no services (an override of volumes); [`load`] checks that some
+        // file had them.
+        Some(Value::Null) | None => Map::new(),
         Some(_) => {
             return Err(Error::input(format!(
                 "{name}: `services` must be a mapping of service names to their definitions"
@@ -338,6 +564,16 @@ mod tests {
         );
         // A command is replaced, never appended.
         assert_eq!(a["x-hub"]["run"], serde_json::json!(["sleep", "2"]));
+    }
+
+    #[test]
+    fn paths_are_cleaned_as_compose_cleans_them() {
+        assert_eq!(
+            clean(Path::new("/srv/app/../stack/./data")),
+            Path::new("/srv/stack/data")
+        );
+        assert_eq!(clean(Path::new("/..")), Path::new("/"));
+        assert_eq!(clean(Path::new("../a/../../b")), Path::new("../../b"));
     }
 
     #[test]

@@ -130,6 +130,9 @@ impl ComposeCmd {
         if let Some(project) = &compose.project {
             cmd.args(["-p", project]);
         }
+        if let Some(dir) = &compose.project_directory {
+            cmd.args(["--project-directory", dir]);
+        }
         for file in &compose.files {
             cmd.args(["-f", file]);
         }
@@ -205,6 +208,23 @@ pub fn container_id(
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(str::to_owned))
+}
+
+/// The project as compose resolves it: `COMPOSE -f FILE… [--profile P]… config`, as YAML (its
+/// JSON drops the `x-` keys inside services, `x-hub` among them, in compose 2.40). Returns the
+/// YAML and compose's stderr (its warnings).
+pub fn config(
+    cmd: &ComposeCmd,
+    compose: &ComposeRef,
+    profiles: &[String],
+) -> Result<(String, String), ComposeFailure> {
+    let mut call = cmd.compose_command(compose);
+    for profile in profiles {
+        call.args(["--profile", profile]);
+    }
+    call.arg("config");
+    let out = run_checked(cmd, call)?;
+    Ok((out.stdout, out.stderr))
 }
 
 /// Teardown of one service: `COMPOSE stop SERVICE`, then `COMPOSE rm -f SERVICE`.
@@ -956,12 +976,13 @@ mod tests {
         let compose = ComposeRef {
             files: vec!["/a.yml".into(), "/b.yml".into()],
             project: Some("p".into()),
+            project_directory: Some("/srv".into()),
         };
         let mut c = cmd.compose_command(&compose);
         c.args(["up", "-d"]);
         assert_eq!(
             describe(&c),
-            "docker compose -p p -f /a.yml -f /b.yml up -d"
+            "docker compose -p p --project-directory /srv -f /a.yml -f /b.yml up -d"
         );
     }
 

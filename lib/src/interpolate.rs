@@ -1,5 +1,6 @@
 //! `${VAR}` interpolation, as compose does it, so a compose file means to hub what it means to
-//! compose: the values come from the environment, then from the project's `.env` file.
+//! compose: the values come from the environment, then from the project's `.env` file (read by
+//! [`crate::dotenv`]).
 //!
 //! Syntax (compose's): `$VAR` and `${VAR}`; `${VAR:-default}` (unset or empty) and
 //! `${VAR-default}` (unset); `${VAR:?message}` and `${VAR?message}` (an error); `${VAR:+other}`
@@ -9,7 +10,6 @@
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 
 /// Where variables come from: the environment first, then the `.env` file.
 pub struct Variables<'a> {
@@ -29,7 +29,8 @@ impl<'a> Variables<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    /// A variable's value: the environment's, else the `.env` file's.
+    pub fn get(&self, name: &str) -> Option<String> {
         (self.env)(name).or_else(|| self.dotenv.get(name).cloned())
     }
 
@@ -61,11 +62,13 @@ impl<'a> Variables<'a> {
                 out.push_str(&self.braced(&inner[..close], text)?);
                 rest = &inner[close + 1..];
             } else {
+                // compose leaves a `$` that starts no name as it is (`$1`, `$(cmd)`, `a $`).
                 let len = name_len(after);
                 if len == 0 {
-                    return Err(invalid(text));
+                    out.push('$');
+                } else {
+                    out.push_str(&self.value_of(&after[..len]));
                 }
-                out.push_str(&self.value_of(&after[..len]));
                 rest = &after[len..];
             }
         }
@@ -158,46 +161,6 @@ fn invalid(text: &str) -> String {
     format!("invalid interpolation in `{text}`; write $$ for a literal $")
 }
 
-/// Read a `.env` file as compose does: `KEY=VALUE` lines, `#` comments, an optional `export `,
-/// values optionally in single (literal) or double quotes. A missing file is empty.
-pub fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(format!("{}: cannot read it: {e}", path.display())),
-    };
-    let mut vars = HashMap::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(format!(
-                "{}: line {}: expected KEY=VALUE, found `{line}`",
-                path.display(),
-                number + 1
-            ));
-        };
-        let value = value.trim();
-        let value =
-            if let Some(quoted) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-                quoted.to_owned()
-            } else if let Some(quoted) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                quoted.replace("\\n", "\n").replace("\\\"", "\"")
-            } else {
-                // An unquoted value ends at a ` #` comment.
-                value
-                    .split_once(" #")
-                    .map_or(value, |(v, _)| v.trim_end())
-                    .to_owned()
-            };
-        vars.insert(key.trim().to_owned(), value);
-    }
-    Ok(vars)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,29 +218,12 @@ mod tests {
 
     #[test]
     fn invalid_templates_are_errors() {
-        for text in ["$", "a $1", "${", "${}", "${PORT", "${PORT!x}", "$(cat x)"] {
+        for text in ["${", "${}", "${PORT", "${PORT!x}"] {
             assert!(sub(text).is_err(), "{text}");
         }
-    }
-
-    #[test]
-    fn dotenv_files() {
-        let dir = std::env::temp_dir().join(format!("hub-dotenv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(".env");
-        std::fs::write(
-            &path,
-            "# comment\nA=1\nexport B = two words # note\nC='$lit'\nD=\"q\\\"x\"\n\n",
-        )
-        .unwrap();
-        let vars = read_dotenv(&path).unwrap();
-        assert_eq!(vars["A"], "1");
-        assert_eq!(vars["B"], "two words");
-        assert_eq!(vars["C"], "$lit");
-        assert_eq!(vars["D"], "q\"x");
-        std::fs::write(&path, "oops\n").unwrap();
-        assert!(read_dotenv(&path).unwrap_err().contains("line 1"));
-        assert!(read_dotenv(&dir.join("missing")).unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(dir);
+        // As compose: a `$` that starts no name is kept.
+        for text in ["$", "a $1", "$(cat x)", "x $ y"] {
+            assert_eq!(sub(text).unwrap(), text);
+        }
     }
 }

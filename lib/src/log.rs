@@ -1,7 +1,7 @@
 //! The human log on stderr, in the seed's style (`✅ redis is healthy (6.1s)`), and tracing setup.
 //!
 //! Operators read these lines while a deploy runs, so they stay short and recognisable.
-//! Colour only on a terminal and never with `NO_COLOR`. `-q` keeps errors only; `-v` adds
+//! Colour only on a terminal and never with `NO_COLOR`. `-q` keeps warnings and errors; `-v` adds
 //! debug lines. `HUB_LOG` (a tracing filter, e.g. `debug`) and `HUB_LOG_FORMAT=json` steer the
 //! tracing diagnostics; with `HUB_LOG_FORMAT=json` the human lines go out as JSON too.
 
@@ -65,7 +65,8 @@ pub fn quiet() -> bool {
 pub fn line(level: Level, message: &str) {
     let verbosity = VERBOSITY.load(Ordering::Relaxed);
     let shown = match level {
-        Level::Error => true,
+        // `-q` keeps what needs a reader's attention: what failed and what degraded.
+        Level::Error | Level::Warn => true,
         Level::Debug => verbosity > 0,
         _ => verbosity >= 0,
     };

@@ -54,3 +54,14 @@ impl RecordWriter {
             .map_err(|e| Error::io("writing to stdout", &e))
     }
 }
+
+/// The width of a text table's column: its widest cell (or `header`), at most
+/// [`u16::MAX`], the widest padding `format!` accepts (it panics past it). A longer cell is
+/// written whole, unpadded.
+pub fn column_width(cells: impl Iterator<Item = usize>, header: &str) -> usize {
+    cells
+        .max()
+        .unwrap_or(0)
+        .max(header.chars().count())
+        .min(usize::from(u16::MAX))
+}

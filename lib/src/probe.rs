@@ -84,13 +84,36 @@ pub struct Target {
     pub service: String,
     /// The container name or id, for container services.
     pub container: Option<String>,
+    /// Local services: the folder a `cmd` probe runs in (the service's own).
+    pub working_dir: Option<String>,
+    /// Local services: the variables a `cmd` probe is given (the service's own).
+    pub environment: crate::records::Environment,
+}
+
+impl Target {
+    /// What a probe of the service `plan` describes needs to know, before it has started.
+    pub fn of_plan(plan: &crate::records::Plan) -> Target {
+        Target {
+            service: plan.service.clone(),
+            container: None,
+            working_dir: plan.working_dir.clone(),
+            environment: plan.environment.clone(),
+        }
+    }
 }
 
 /// One check, ready to run again and again.
 #[derive(Debug)]
 pub enum Kind {
-    /// Exit 0.
-    Cmd(CommandSpec),
+    /// Exit 0, run in the service's folder with its environment.
+    Cmd {
+        /// The command.
+        cmd: CommandSpec,
+        /// The folder it runs in.
+        working_dir: Option<String>,
+        /// The variables it is given.
+        environment: crate::records::Environment,
+    },
     /// A GET, with its agent built once.
     Http {
         /// The agent (no redirects, no proxy, statuses as responses).
@@ -121,10 +144,14 @@ impl Prober {
     /// The error is one line saying why the check cannot run at all (a bad URL, a bad status
     /// list, a kind this build cannot probe): retrying will not help, so it is final
     /// (`probe_error`).
-    pub fn new(check: &Check, _target: &Target, timeout: Duration) -> Result<Prober, String> {
+    pub fn new(check: &Check, target: &Target, timeout: Duration) -> Result<Prober, String> {
         let timeout = timeout.max(Duration::from_millis(1));
         let kind = match check {
-            Check::Cmd { cmd } => Kind::Cmd(cmd.clone()),
+            Check::Cmd { cmd } => Kind::Cmd {
+                cmd: cmd.clone(),
+                working_dir: target.working_dir.clone(),
+                environment: target.environment.clone(),
+            },
             Check::Http { url, status, body } => {
                 crate::records::status_matches(status, 200)?;
                 let uri: ureq::http::Uri = url
@@ -187,7 +214,14 @@ impl Prober {
     /// Run one probe, within the prober's timeout.
     pub fn probe(&self) -> Outcome {
         match &self.kind {
-            Kind::Cmd(cmd) => probe_cmd(cmd, self.timeout),
+            Kind::Cmd {
+                cmd,
+                working_dir,
+                environment,
+            } => match cmd.to_command_in(working_dir.as_deref(), environment) {
+                Ok(command) => probe_cmd(command, cmd, self.timeout),
+                Err(e) => Outcome::Failed(format!("cannot run `{cmd}`: {e}")),
+            },
             Kind::Http {
                 agent,
                 url,
@@ -220,8 +254,7 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_owned()
 }
 
-fn probe_cmd(cmd: &CommandSpec, timeout: Duration) -> Outcome {
-    let mut command = cmd.to_command();
+fn probe_cmd(mut command: std::process::Command, cmd: &CommandSpec, timeout: Duration) -> Outcome {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -26,6 +26,7 @@ pub enum Detach {
 #[derive(Debug)]
 pub struct Running {
     pid: Pid,
+    start: Option<u64>,
     exited: Receiver<io::Result<ExitStatus>>,
     status: Option<ExitStatus>,
 }
@@ -48,6 +49,9 @@ impl Running {
         }
         let mut child = cmd.spawn()?;
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        // Read before the waiter thread can reap it: even a child that has exited already is a
+        // zombie until then, with its start time still in `/proc`.
+        let start = stat_fields(child.id()).and_then(|f| f.get(19)?.parse().ok());
         let (tx, exited) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("wait-{pid}"))
@@ -56,6 +60,7 @@ impl Running {
             })?;
         Ok(Running {
             pid,
+            start,
             exited,
             status: None,
         })
@@ -64,6 +69,14 @@ impl Running {
     /// The child's pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         u32::try_from(self.pid.as_raw()).unwrap_or(0)
+    }
+
+    /// The child's identity (pid and start time), for pid files; `None` without `/proc`.
+    pub fn identity(&self) -> Option<Identity> {
+        self.start.map(|start| Identity {
+            pid: self.pid(),
+            start,
+        })
     }
 
     /// Wait for the child to exit; `None` if it is still running after `timeout`.
@@ -128,7 +141,12 @@ impl Running {
 /// Tools block SIGINT/SIGTERM in every thread to receive them as events
 /// ([`crate::signals::watch`]); `Command` does not reset the mask, so without this every child
 /// would ignore TERM and Ctrl-C. Use it on every `Command` a tool spawns.
+///
+/// It also keeps [`crate::signals::ENV_PARENT`] from the child: it names *our* parent, and a
+/// hub tool run as a service (`start: "hub-retry … -- ./migrate.sh"`) would read it as its own
+/// and stop at once.
 pub fn unblock_signals_in_child(cmd: &mut Command) {
+    cmd.env_remove(crate::signals::ENV_PARENT);
     // SAFETY: pthread_sigmask is async-signal-safe and touches no memory of the parent.
     #[allow(unsafe_code)]
     unsafe {
@@ -168,6 +186,86 @@ pub fn process_alive(pid: u32) -> bool {
         return false;
     };
     pid > 1 && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
+}
+
+/// A process by pid and start time, so that a pid the kernel has handed to another process
+/// since is not taken for the one recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The process id.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+    pub start: u64,
+}
+
+impl Identity {
+    /// The identity of the running process `pid`; `None` when it is gone, a zombie, or there is
+    /// no `/proc` to read its start time from.
+    pub fn of(pid: u32) -> Option<Identity> {
+        process_start(pid).map(|start| Identity { pid, start })
+    }
+
+    /// Is this process still alive (a zombie included: it has not been reaped, so its pid is
+    /// not reused yet)?
+    pub fn is_alive(&self) -> bool {
+        stat_fields(self.pid).and_then(|f| f.get(19)?.parse::<u64>().ok()) == Some(self.start)
+    }
+
+    /// How long ago this process started (from its start time and `/proc/uptime`); `None`
+    /// without `/proc`.
+    pub fn age(&self) -> Option<Duration> {
+        use nix::unistd::{SysconfVar, sysconf};
+        let ticks = u64::try_from(sysconf(SysconfVar::CLK_TCK).ok()??)
+            .ok()
+            .filter(|&t| t > 0)?;
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        let uptime: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+        let uptime = Duration::try_from_secs_f64(uptime).ok()?;
+        let started = Duration::from_secs(self.start / ticks)
+            + Duration::from_nanos((self.start % ticks) * 1_000_000_000 / ticks);
+        Some(uptime.saturating_sub(started))
+    }
+
+    /// Send `signal` to this process alone, only while it is still the same process.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        let pid = i32::try_from(self.pid).map_err(|_| io::Error::other("pid out of range"))?;
+        if pid <= 1 || !self.is_alive() {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    /// Is this process still running (alive and not a zombie)?
+    pub fn is_running(&self) -> bool {
+        process_start(self.pid) == Some(self.start)
+    }
+}
+
+/// The fields of `/proc/PID/stat` after the command name (field 3, the state, is index 0).
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the
+    // last `)`.
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A running process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`),
+/// or `None` where there is no `/proc` or the process is gone or a zombie.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    if fields.first().map(String::as_str) == Some("Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
 }
 
 /// Is process `pid` a zombie (exited, not yet reaped by its parent) or gone altogether?

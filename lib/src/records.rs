@@ -148,7 +148,15 @@ pub struct ComposeRef {
     /// The project name (`name:` in the file, or `COMPOSE_PROJECT_NAME`), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// `--project-directory`, when `hub-levels` was given one (else compose's default, the
+    /// first file's folder, is the same as hub's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_directory: Option<String>,
 }
+
+/// A local service's variables, as compose resolves them: a name with `None` is unset (compose's
+/// bare `KEY` that found no value, which overrides an `env_file`'s value).
+pub type Environment = BTreeMap<String, Option<String>>;
 
 /// `plan`: one service, as `hub-levels` resolved it. Carries everything downstream tools need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +184,14 @@ pub struct Plan {
     /// `x-hub.stop`, for teardown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<CommandSpec>,
+    /// Backends `start` and `run`: the folder their commands (start, run, stop, health) run
+    /// in, absolute: the project directory, or the service's `working_dir` resolved against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Backends `start` and `run`: what the service's `environment` and `env_file` give its
+    /// commands on top of the inherited environment; `None` unsets a variable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: Environment,
     /// How its health is checked.
     pub health: HealthSpec,
     /// Its start retry policy.
@@ -297,7 +313,7 @@ pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Resul
 
 /// The `plan` records among the lines of `input` (other records are skipped), each with its
 /// `run_id`: what the tools that act on a whole stack (`hub-start --stop`, `hub-report status`)
-/// read on stdin from `hub-levels`.
+/// read on stdin from `hub-levels`. A service name that cannot name its files is refused.
 pub fn read_plans(
     input: impl std::io::BufRead,
     source: &str,
@@ -311,7 +327,10 @@ pub fn read_plans(
         }
         let (envelope, value) = parse_line(&line, source, n + 1)?;
         if envelope.kind == "plan" {
-            plans.push((envelope.run_id, decode(value, source, n + 1)?));
+            let plan: Plan = decode(value, source, n + 1)?;
+            crate::service::check_name_for_paths(&plan.service)
+                .map_err(|why| Error::input(format!("{source}:{}: {why}", n + 1)))?;
+            plans.push((envelope.run_id, plan));
         }
     }
     Ok(plans)
@@ -361,6 +380,8 @@ mod tests {
             start: None,
             run: Some(CommandSpec::Argv(vec!["kc.sh".into(), "start".into()])),
             stop: None,
+            working_dir: None,
+            environment: Default::default(),
             health: HealthSpec {
                 check: Check::Http {
                     url: "http://127.0.0.1:8080/health".into(),

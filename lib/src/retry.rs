@@ -122,28 +122,48 @@ impl Outcome {
     }
 }
 
-/// SIGINT/SIGTERM, turned into events the loop waits on, and forwarded to the running attempt.
+/// SIGINT/SIGTERM/SIGHUP, turned into events the loop waits on, and forwarded to the running
+/// attempt's process group. As GNU `timeout -k`: a group still running `grace` after the
+/// signal is KILLed, and a second signal KILLs it at once.
 #[derive(Debug)]
 pub struct Interrupts {
     child_group: Arc<AtomicU32>,
+    grace: Duration,
     events: Receiver<Signal>,
 }
 
 impl Interrupts {
-    /// Start watching (call first thing, before any thread starts; see [`signals::watch`]).
-    pub fn watch() -> Result<Interrupts> {
+    /// Start watching (call first thing, before any thread starts; see [`signals::watch`]);
+    /// `grace` is how long a child may take to end after a forwarded signal.
+    pub fn watch(grace: Duration) -> Result<Interrupts> {
         let child_group = Arc::new(AtomicU32::new(0));
         let (tx, events) = mpsc::channel();
         let forward_to = Arc::clone(&child_group);
+        let seen = AtomicU32::new(0);
         signals::watch(move |signal| {
             let group = forward_to.load(Ordering::SeqCst);
             if group != 0 {
-                let _ = crate::process::signal_group(group, signal);
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = crate::process::signal_group(group, signal);
+                    escalate_after(&forward_to, group, grace);
+                    log::warn(&format!(
+                        "{} forwarded to the command; KILL in {} if it still runs (a second signal: at once)",
+                        signal.as_str(),
+                        format_delay(grace)
+                    ));
+                } else {
+                    let _ = crate::process::signal_group(group, Signal::SIGKILL);
+                    log::warn(&format!("{}: a second signal, KILL sent", signal.as_str()));
+                }
+            } else {
+                seen.fetch_add(1, Ordering::SeqCst);
             }
             let _ = tx.send(signal);
         })?;
+        signals::stop_with_parent()?;
         Ok(Interrupts {
             child_group,
+            grace,
             events,
         })
     }
@@ -158,6 +178,7 @@ impl Interrupts {
         self.child_group.store(child.pid(), Ordering::SeqCst);
         if let Some(signal) = self.received() {
             let _ = child.signal_group(signal);
+            escalate_after(&self.child_group, child.pid(), self.grace);
         }
     }
 
@@ -180,6 +201,19 @@ impl Interrupts {
             }
         }
     }
+}
+
+/// KILL process group `group` after `grace` if it is still the attached child then.
+fn escalate_after(attached: &Arc<AtomicU32>, group: u32, grace: Duration) {
+    let attached = Arc::clone(attached);
+    let _ = std::thread::Builder::new()
+        .name("kill-after".into())
+        .spawn(move || {
+            std::thread::sleep(grace);
+            if attached.load(Ordering::SeqCst) == group {
+                let _ = crate::process::signal_group(group, Signal::SIGKILL);
+            }
+        });
 }
 
 /// One retry run: what to run, how, and where to report.
@@ -373,8 +407,11 @@ pub fn log_transition(transition: &Transition) {
     }
 }
 
-/// The one line for a refusal: `keycloak:start: circuit breaker open (3 consecutive failures), retry in 42s`.
-pub fn describe_refusal(key: &str, decision: &Decision) -> String {
+/// The one line for a refusal: `keycloak:start: circuit breaker open after 3 consecutive
+/// failures; refused, next try allowed in 42s (to reset it now: hub-breaker reset
+/// keycloak:start --state /srv/.hub/breaker.json)`. The reset command names the state file
+/// `state_file` the refusing breaker read, so it resets that breaker and no other.
+pub fn describe_refusal(key: &str, decision: &Decision, state_file: &std::path::Path) -> String {
     match decision {
         Decision::Refused {
             retry_after,
@@ -387,7 +424,11 @@ pub fn describe_refusal(key: &str, decision: &Decision) -> String {
                 format!("open after {consecutive_failures} consecutive failures")
             };
             let secs = retry_after.as_millis().div_ceil(1000);
-            format!("{key}: circuit breaker {why}; refused, next try allowed in {secs}s")
+            let file = std::path::absolute(state_file).unwrap_or_else(|_| state_file.to_path_buf());
+            format!(
+                "{key}: circuit breaker {why}; refused, next try allowed in {secs}s (to reset it now: hub-breaker reset {key} --state {})",
+                file.display()
+            )
         }
         _ => format!("{key}: circuit breaker allows the call"),
     }
@@ -419,7 +460,7 @@ fn ask_breaker(job: &mut Job<'_>, attempt: u32) -> Result<Option<u8>> {
             Ok(None)
         }
         Decision::Refused { .. } => {
-            let refusal = describe_refusal(&key, &decision);
+            let refusal = describe_refusal(&key, &decision, breaker.path());
             if job.name == key {
                 log::error(&refusal);
             } else {

@@ -6,7 +6,7 @@
 
 use crate::command::CommandSpec;
 use crate::compose::{ComposeDoc, ServiceSource};
-use crate::records::{Backend, Check, Class, ComposeRef, HealthSpec, Plan, RetrySpec};
+use crate::records::{Backend, Check, Class, ComposeRef, Environment, HealthSpec, Plan, RetrySpec};
 use crate::{Error, Result, duration, graph, similar};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +57,10 @@ pub struct Options {
     pub profiles: Vec<String>,
     /// Environment lookup (injected so tests need not set process variables).
     pub env: EnvLookup,
+    /// The document is compose's own resolution (`docker compose config` output): every
+    /// service in it is active, and a `required: false` dependency on a service it left out
+    /// is dropped with a note, as compose ignores it at `up` time.
+    pub resolved: bool,
 }
 
 /// The result of resolving a compose document.
@@ -69,13 +73,13 @@ pub struct Resolved {
 }
 
 /// Formats errors as `FILE: service "NAME": …`.
-struct Place<'a> {
-    file: &'a str,
-    service: &'a str,
+pub(crate) struct Place<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) service: &'a str,
 }
 
 impl Place<'_> {
-    fn error(&self, message: impl AsRef<str>) -> Error {
+    pub(crate) fn error(&self, message: impl AsRef<str>) -> Error {
         Error::input(format!(
             "{}: service \"{}\": {}",
             self.file,
@@ -84,7 +88,7 @@ impl Place<'_> {
         ))
     }
 
-    fn duration(&self, value: &Value, what: &str) -> Result<Duration> {
+    pub(crate) fn duration(&self, value: &Value, what: &str) -> Result<Duration> {
         let parsed = match value {
             Value::Number(n) => n
                 .as_f64()
@@ -104,7 +108,12 @@ impl Place<'_> {
         CommandSpec::from_value(value).map_err(|e| self.error(format!("{what}: {e}")))
     }
 
-    fn check_keys(&self, map: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
+    pub(crate) fn check_keys(
+        &self,
+        map: &Map<String, Value>,
+        allowed: &[&str],
+        what: &str,
+    ) -> Result<()> {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 let hint = similar::closest(key, allowed.iter().copied())
@@ -127,6 +136,31 @@ pub fn valid_service_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// The longest service name hub accepts, in bytes: hub makes file names of it
+/// (`.SERVICE.exit.RANDOM.tmp` must stay within a file system's 255 bytes).
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Can `name` name files in the state dir (`logs/NAME.log`, `pids/NAME.pid`)? A valid compose
+/// name of at most [`MAX_NAME_LEN`] bytes; otherwise why not, for an error message. Every tool
+/// that makes a path of a name read from a stream checks it: `../../x` must not write outside
+/// the state dir.
+pub fn check_name_for_paths(name: &str) -> std::result::Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "service name of {} bytes is too long (at most {MAX_NAME_LEN}: hub makes file names of it)",
+            name.len()
+        ));
+    }
+    if !valid_service_name(name) {
+        let shown: String = name.chars().take(60).collect();
+        return Err(format!(
+            "service \"{}\": invalid service name; use letters, digits, `_`, `.`, `-`, starting with a letter or digit",
+            shown.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// The environment variable that overrides a service's timeout: `TIMEOUT_<SERVICE>`.
 pub fn timeout_env_var(service: &str) -> String {
     format!(
@@ -141,6 +175,13 @@ fn profile_active(service_profiles: &[String], active: &[String]) -> bool {
         || active
             .iter()
             .any(|p| p == "*" || service_profiles.contains(p))
+}
+
+/// The note for a `required: false` dependency on a service the profiles left out.
+fn left_out_note(service: &str, dep: &str) -> String {
+    format!(
+        "note: service \"{service}\": its `required: false` dependency \"{dep}\" is not active (left out by its profiles); it is dropped, as compose ignores it at `up`"
+    )
 }
 
 /// A dependency as declared.
@@ -251,21 +292,9 @@ fn compose_test(place: &Place<'_>, healthcheck: Option<&Value>) -> Result<Comman
     let test = healthcheck.and_then(|h| h.get("test")).ok_or_else(|| {
         place.error("x-hub.health.exec needs the service's compose `healthcheck.test`; add one or drop exec")
     })?;
-    match test {
-        Value::String(text) => Ok(CommandSpec::Shell(text.clone())),
-        Value::Array(items) => {
-            let words: Vec<String> = items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
-            match words.split_first() {
-                Some((first, rest)) if first == "CMD" && !rest.is_empty() => Ok(CommandSpec::Argv(rest.to_vec())),
-                Some((first, rest)) if first == "CMD-SHELL" && !rest.is_empty() => Ok(CommandSpec::Shell(rest.join(" "))),
-                _ => Err(place.error("healthcheck.test must be [\"CMD\", …], [\"CMD-SHELL\", \"…\"] or a string for x-hub.health.exec")),
-            }
-        }
-        other => Err(place.error(format!("healthcheck.test: unexpected value {other}"))),
-    }
+    crate::local::healthcheck_test(test)
+        .map_err(|e| place.error(format!("{e}, found {test}")))?
+        .ok_or_else(|| place.error("x-hub.health.exec: the healthcheck test is [\"NONE\"], which has nothing to run; give it a test or drop exec"))
 }
 
 /// Resolve `x-hub.health` (or the default for the backend).
@@ -478,6 +507,10 @@ struct Pending {
     file: String,
     /// `x-hub.health` was written out (not a default).
     explicit_health: bool,
+    /// A local service: the warning naming what compose would do that hub does not.
+    unhonoured: Option<String>,
+    /// Its deadline is its compose healthcheck's (nothing else set one).
+    healthcheck_deadline: bool,
 }
 
 /// Why a `start` service cannot be a one-shot job.
@@ -524,16 +557,6 @@ fn resolve_service(
         opts.default_class
     };
 
-    let mut timeout = match (xhub.get("timeout"), labels.get("hub.timeout")) {
-        (Some(value), _) => place.duration(value, "x-hub.timeout")?,
-        (None, Some(text)) => place.duration(&Value::String(text.clone()), "label hub.timeout")?,
-        (None, None) => DEFAULT_TIMEOUT,
-    };
-    let var = timeout_env_var(name);
-    if let Some(text) = (opts.env)(&var) {
-        timeout = duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}")))?;
-    }
-
     let start = xhub
         .get("start")
         .map(|v| place.command(v, "x-hub.start"))
@@ -557,7 +580,53 @@ fn resolve_service(
         (None, None) => Backend::Container,
     };
     let healthcheck = body.get("healthcheck").cloned();
-    let health = health(&place, xhub, backend, healthcheck.as_ref())?;
+    let local = backend != Backend::Container;
+    // A local service with no x-hub.health is probed with its compose healthcheck, as its
+    // container would be.
+    let from_healthcheck = match (&healthcheck, xhub.contains_key("health")) {
+        (Some(spec), false) if local => crate::local::from_healthcheck(&place, spec)?,
+        _ => None,
+    };
+    let health = match &from_healthcheck {
+        Some(from) => from.health.clone(),
+        None => health(&place, xhub, backend, healthcheck.as_ref())?,
+    };
+    let written = match (xhub.get("timeout"), labels.get("hub.timeout")) {
+        (Some(value), _) => Some(place.duration(value, "x-hub.timeout")?),
+        (None, Some(text)) => {
+            Some(place.duration(&Value::String(text.clone()), "label hub.timeout")?)
+        }
+        (None, None) => None,
+    };
+    let var = timeout_env_var(name);
+    let from_env = (opts.env)(&var)
+        .map(|text| duration::parse(&text).map_err(|e| Error::input(format!("{var}={text}: {e}"))))
+        .transpose()?;
+    let chosen = from_env.or(written);
+    let healthcheck_deadline = from_healthcheck
+        .as_ref()
+        .and_then(|from| from.deadline)
+        .filter(|_| chosen.is_none());
+    let timeout = chosen.or(healthcheck_deadline).unwrap_or(DEFAULT_TIMEOUT);
+    let healthcheck_deadline = healthcheck_deadline.is_some();
+    let (working_dir, unhonoured) = if local {
+        let keys = crate::local::unhonoured(body, from_healthcheck.is_some());
+        let how = if backend == Backend::Start {
+            "x-hub.start"
+        } else {
+            "x-hub.run"
+        };
+        (
+            Some(crate::local::working_dir(&place, body, &doc.project_dir)?),
+            (!keys.is_empty()).then(|| format!(
+                "{}: service \"{name}\" runs as a local process ({how}): hub does not apply {}, which compose would apply to its container",
+                source.file,
+                keys.join(", ")
+            )),
+        )
+    } else {
+        (None, None)
+    };
     let retry = retry(&place, xhub, retry_default)?;
     let container_name = match body.get("container_name") {
         None | Some(Value::Null) => None,
@@ -580,6 +649,7 @@ fn resolve_service(
             .clone()
             .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
             .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned()),
+        project_directory: doc.project_directory.clone(),
     });
     Ok(Pending {
         plan: Plan {
@@ -593,6 +663,9 @@ fn resolve_service(
             start,
             run,
             stop,
+            working_dir,
+            // Read once it is known to be active (see `resolve`).
+            environment: Environment::new(),
             health,
             retry,
             container_name,
@@ -609,12 +682,14 @@ fn resolve_service(
         declared,
         file: source.file.clone(),
         explicit_health: xhub.contains_key("health"),
+        unhonoured,
+        healthcheck_deadline,
     })
 }
 
 /// The project name as compose chooses it: the top-level `name:`, else `COMPOSE_PROJECT_NAME`
-/// (the environment, then `.env`), else the project folder's name (the first file's folder, or
-/// the current one for stdin) lowercased, keeping only what compose allows (`a-z0-9_-`).
+/// (the environment, then `.env`), else the project folder's name (`--project-directory`, else
+/// the first file's folder) lowercased, keeping only what compose allows (`a-z0-9_-`).
 fn project_name(doc: &ComposeDoc, opts: &Options) -> Option<String> {
     if let Some(name) = doc
         .project
@@ -624,17 +699,7 @@ fn project_name(doc: &ComposeDoc, opts: &Options) -> Option<String> {
     {
         return Some(name);
     }
-    let folder = doc
-        .files
-        .iter()
-        .find(|f| *f != "-")
-        .map_or_else(|| ".".to_owned(), |f| absolute(f));
-    let folder = std::path::absolute(&folder).ok()?;
-    let folder = if doc.files.iter().any(|f| f != "-") {
-        folder.parent()?.to_path_buf()
-    } else {
-        folder
-    };
+    let folder = std::path::absolute(&doc.project_dir).ok()?;
     let name: String = folder
         .file_name()?
         .to_string_lossy()
@@ -658,11 +723,8 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
     let retry_default = retry_defaults(&*opts.env)?;
     let mut all: Vec<Pending> = Vec::with_capacity(doc.services.len());
     for (name, source) in &doc.services {
-        if !valid_service_name(name) {
-            return Err(Error::input(format!(
-                "{}: service \"{name}\": invalid service name; use letters, digits, `_`, `.`, `-`, starting with a letter or digit",
-                source.file
-            )));
+        if let Err(why) = check_name_for_paths(name) {
+            return Err(Error::input(format!("{}: {why}", source.file)));
         }
         all.push(resolve_service(
             name,
@@ -682,8 +744,60 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         .collect();
     let active: Vec<bool> = all
         .iter()
-        .map(|p| profile_active(&p.plan.profiles, &opts.profiles))
+        .map(|p| opts.resolved || profile_active(&p.plan.profiles, &opts.profiles))
         .collect();
+    if opts.resolved {
+        for pending in &mut all {
+            let service = &pending.plan.service;
+            pending.declared.retain(|dep| {
+                let keep = dep.required || defined.contains_key(dep.name.as_str());
+                if !keep {
+                    warnings.push(left_out_note(service, &dep.name));
+                }
+                keep
+            });
+        }
+    }
+
+    // Two active services may not share a container name (compose refuses it too).
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
+        if let Some(container) = pending.plan.container_name.as_deref()
+            && let Some(first) = names.insert(container, &pending.plan.service)
+        {
+            let place = Place {
+                file: &pending.file,
+                service: &pending.plan.service,
+            };
+            return Err(place.error(format!(
+                "container_name \"{container}\" is already used by service \"{first}\"; give each service its own container_name (or none)"
+            )));
+        }
+    }
+
+    warnings.extend(
+        all.iter()
+            .zip(&active)
+            .filter(|(_, a)| **a)
+            .filter_map(|(p, _)| p.unhonoured.clone()),
+    );
+    // An active local service's variables; compose reads no env_file of a service its
+    // profiles leave out.
+    let project_env = |key: &str| (opts.env)(key).or_else(|| doc.dotenv.get(key).cloned());
+    for (pending, _) in all.iter_mut().zip(&active).filter(|(_, a)| **a) {
+        let plan = &mut pending.plan;
+        if let (true, Some(source)) = (
+            plan.backend != Backend::Container,
+            doc.services.get(&plan.service),
+        ) {
+            let place = Place {
+                file: &source.file,
+                service: &plan.service,
+            };
+            plan.environment =
+                crate::local::environment(&place, &source.body, &doc.project_dir, &project_env)?;
+        }
+    }
 
     // Dependencies, checked against every defined service, then against the active ones.
     for (pending, _) in all.iter().zip(&active).filter(|(_, a)| **a) {
@@ -697,14 +811,23 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
                 return Err(place.error("depends on itself; remove it from its own depends_on"));
             }
             let Some(&target) = defined.get(dep.name.as_str()) else {
-                let hint = similar::closest(&dep.name, defined.keys().copied())
+                let mut hint = similar::closest(&dep.name, defined.keys().copied())
                     .map(|c| format!(" (did you mean \"{c}\"?)"))
                     .unwrap_or_default();
+                if !dep.required {
+                    // `docker compose --profile … config` keeps such a dependency by name.
+                    hint.push_str(
+                        "; if this is `docker compose config` output, read it with --resolved",
+                    );
+                }
                 return Err(place.error(format!(
                     "depends on \"{}\", which is not defined{hint}; define it or remove it from depends_on",
                     dep.name
                 )));
             };
+            if !active[target] && !dep.required {
+                warnings.push(left_out_note(name, &dep.name));
+            }
             if !active[target] && dep.required {
                 let profiles = all[target].plan.profiles.join(", ");
                 return Err(place.error(format!(
@@ -744,6 +867,10 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
             )));
         }
         all[target].plan.health.check = Check::Completed;
+        // Its exit decides, not its healthcheck: nor does the healthcheck's deadline.
+        if all[target].healthcheck_deadline {
+            all[target].plan.timeout_ms = duration::to_ms(DEFAULT_TIMEOUT);
+        }
     }
 
     // Index the active services densely; a dependency on an inactive one (soft) is dropped.

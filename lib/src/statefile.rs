@@ -5,7 +5,8 @@
 //! - The lock is taken on a separate lock file beside the data (`breaker.json.lock`) that is
 //!   never renamed or unlinked. Locking the data file itself breaks as soon as it is replaced
 //!   by a rename: the next process locks the new inode while the old lock still stands.
-//! - The new contents go to a temp file in the same folder, which is fsynced, renamed over the
+//! - The new contents go to a fresh temp file (`O_EXCL`, unpredictable name: a planted symlink
+//!   is never written through) in the same folder, which is fsynced, renamed over the
 //!   data file, and then the folder is fsynced, so after a crash the file is either the old or
 //!   the new contents, whole. Readers need no lock: a rename is atomic.
 //! - `flock` locks are released by the kernel when their holder dies (even by `kill -9`), so
@@ -15,8 +16,8 @@
 
 use crate::{Error, Result};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -37,6 +38,12 @@ impl LockedFile {
     /// The data file `path`, locked through `path` + `.lock`, waiting up to `lock_timeout`.
     pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> LockedFile {
         let path = path.into();
+        // A symlink is resolved once, here: the lock beside it and the data renamed over it
+        // would otherwise part ways (the rename replaces the link, not its target).
+        let path = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&path).unwrap_or(path),
+            _ => path,
+        };
         let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
         lock_name.push(".lock");
         let lock_path = path.with_file_name(lock_name);
@@ -59,6 +66,15 @@ impl LockedFile {
 
     /// Read the current contents without locking (`None` when the file does not exist yet).
     pub fn read(&self) -> Result<Option<Vec<u8>>> {
+        // A FIFO would hang the read, a device (`/dev/zero`) fill memory: only a file will do.
+        if let Ok(meta) = fs::metadata(&self.path)
+            && !meta.is_file()
+        {
+            return Err(Error::input(format!(
+                "{} is not a regular file; point the state path at a file (it is created when missing)",
+                self.path.display()
+            )));
+        }
         match fs::read(&self.path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -85,45 +101,22 @@ impl LockedFile {
     /// Take the exclusive lock; it is released when the returned file is dropped.
     pub fn lock(&self) -> Result<File> {
         self.create_folder()?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot open the lock file {}: {e}",
-                    self.lock_path.display()
-                ))
-            })?;
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => return Err(self.lock_error(&e)),
-        }
-        // Contended: block in the kernel's queue on a helper thread, so waiting costs no
-        // polling, and give up after the timeout. A lock won after we gave up is released at
-        // once when the helper drops the file.
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("state-lock".into())
-            .spawn(move || {
-                let locked = file.lock().map(|()| file);
-                let _ = tx.send(locked);
-            })
-            .map_err(|e| self.lock_error(&e))?;
-        match rx.recv_timeout(self.lock_timeout) {
-            Ok(Ok(file)) => Ok(file),
-            Ok(Err(e)) => Err(self.lock_error(&e)),
-            Err(_) => Err(Error::input(format!(
+        let file = open_lock_file(&self.lock_path).map_err(|e| {
+            Error::input(format!(
+                "cannot open the lock file {}: {e}",
+                self.lock_path.display()
+            ))
+        })?;
+        match lock_within(file, self.lock_timeout) {
+            Ok(Some(file)) => Ok(file),
+            Ok(None) => Err(Error::input(format!(
                 "cannot lock {} within {}: another process holds it (find it with `fuser {}`); \
                  wait for it, or raise --lock-timeout",
                 self.lock_path.display(),
                 crate::backoff::format_delay(self.lock_timeout),
                 self.lock_path.display()
             ))),
+            Err(e) => Err(self.lock_error(&e)),
         }
     }
 
@@ -141,47 +134,69 @@ impl LockedFile {
 
     fn create_folder(&self) -> Result<()> {
         let folder = self.folder();
-        if folder.is_dir() {
-            return Ok(());
-        }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(folder)
-            .map_err(|e| {
-                Error::input(format!(
-                    "cannot create the folder {}: {e}",
-                    folder.display()
-                ))
-            })
+        crate::statedir::create_folder(folder).map_err(|e| {
+            Error::input(format!(
+                "cannot create the folder {}: {e}",
+                folder.display()
+            ))
+        })
     }
 
-    /// Temp file, fsync, rename over the data file, fsync the folder.
+    /// Temp file (fresh, `O_EXCL`, unpredictable name), fsync, rename over the data file,
+    /// fsync the folder: [`crate::atomic::write_private`].
     fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(self.path.file_name().unwrap_or_default());
-        temp_name.push(".tmp");
-        let temp = self.path.with_file_name(temp_name);
-        let fail = |what: &str, e: std::io::Error| {
-            Error::input(format!("cannot {what} {}: {e}", self.path.display()))
-        };
-        // The lock is held, so no one else writes this temp file; a leftover from a writer
-        // killed mid-write is simply truncated.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| fail("write a temp file beside", e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| fail("write a temp file beside", e))?;
-        drop(file);
-        fs::rename(&temp, &self.path).map_err(|e| fail("replace", e))?;
-        File::open(self.folder())
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| fail("sync the folder of", e))
+        crate::atomic::write_private(&self.path, bytes)
+            .map_err(|e| Error::input(format!("cannot replace {}: {e}", self.path.display())))
+    }
+}
+
+/// Open (creating it, 0600) a lock file: never truncated, renamed or removed, since a lock on
+/// a replaced file is no lock.
+pub fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    // Exactly 0600 whatever the umask took off (a 0400 lock file could not be reopened for
+    // writing); a file someone else owns keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o777 != 0o600)
+    {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(file)
+}
+
+/// Take `file`'s exclusive `flock`, waiting up to `timeout`: `Ok(None)` when another holder
+/// kept it that long.
+pub fn lock_within(file: File, timeout: Duration) -> std::io::Result<Option<File>> {
+    match file.try_lock() {
+        Ok(()) => return Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    if timeout.is_zero() {
+        return Ok(None);
+    }
+    // Contended: block in the kernel's queue on a helper thread, so waiting costs no polling,
+    // and give up after the timeout. A lock won after we gave up is released at once when the
+    // helper drops the file.
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("state-lock".into())
+        .spawn(move || {
+            let locked = file.lock().map(|()| file);
+            let _ = tx.send(locked);
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(file)) => Ok(Some(file)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
     }
 }
 
@@ -238,6 +253,42 @@ mod tests {
             inode(file.path()),
             data_inode,
             "the data file is replaced by rename"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_fifo_or_device_is_refused_and_a_symlink_resolved_once() {
+        let dir = tempfile_dir("special");
+        for special in ["/dev/zero", "/dev/null"] {
+            let err = LockedFile::new(special, Duration::from_secs(1))
+                .read()
+                .unwrap_err();
+            assert!(err.message().contains("not a regular file"), "{err}");
+        }
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = LockedFile::new(dir.join("fifo"), Duration::from_secs(1))
+            .read()
+            .unwrap_err();
+        assert!(err.message().contains("not a regular file"), "{err}");
+        fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real/state.json"), dir.join("link.json")).unwrap();
+        fs::write(dir.join("real/state.json"), "a").unwrap();
+        let file = LockedFile::new(dir.join("link.json"), Duration::from_secs(5));
+        file.update(|_| Ok((Some(b"b".to_vec()), ()))).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("real/state.json")).unwrap(),
+            "b"
+        );
+        assert!(
+            file.lock_path()
+                .starts_with(fs::canonicalize(dir.join("real")).unwrap())
+        );
+        assert!(
+            fs::symlink_metadata(dir.join("link.json"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
         );
         let _ = fs::remove_dir_all(dir);
     }

@@ -9,10 +9,14 @@
 //! - the YAML 1.2 core schema for plain scalars: `null`/`~`/empty, `true`/`false` (so `yes`,
 //!   `on` and `y` stay strings), decimal, `0o` octal and `0x` hex integers, floats; a decimal
 //!   with a leading zero (`0755`) stays a string, as compose keeps it;
-//! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`; other tags (compose's `!reset`,
-//!   `!override`) are read as if untagged;
+//! - the tags `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`; compose's `!reset` (the value is
+//!   dropped, and what earlier files or an extended service set there is cleared) and
+//!   `!override` (the value replaces, not merges), returned as [`Reset`]s for the merge to
+//!   honour; other tags are read as if untagged;
 //! - anchors, aliases and merge keys (`<<: *base`, `<<: [*a, *b]`), explicit keys winning;
-//! - one document per file; a duplicate key is an error, as in compose.
+//! - one document per file; a duplicate key is an error, as in compose;
+//! - no indentation rule inside a flow collection (`[`…`]`, `{`…`}`), as go-yaml: the
+//!   `vendor/yaml-rust2` copy of the crate drops the scanner's checks there.
 
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
@@ -57,6 +61,30 @@ impl YamlError {
 
 /// Read one YAML document into a JSON value (`null` for an empty stream).
 pub fn to_json(text: &str) -> Result<Value, YamlError> {
+    to_document(text).map(|doc| doc.value)
+}
+
+/// A node tagged `!reset` or `!override`: where (the mapping keys from the top; merge keys
+/// left out, as compose does), and whether its value stays (`!override`) or was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reset {
+    /// The keys leading to the node.
+    pub path: Vec<String>,
+    /// True for `!override`: the value stays, replacing whatever was there.
+    pub keep: bool,
+}
+
+/// A document with its `!reset`/`!override` nodes (the `!reset` ones already dropped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The document.
+    pub value: Value,
+    /// Its `!reset` and `!override` nodes, for the merge with earlier files to honour.
+    pub resets: Vec<Reset>,
+}
+
+/// Read one YAML document, with its `!reset` and `!override` nodes.
+pub fn to_document(text: &str) -> Result<Document, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
@@ -64,9 +92,27 @@ pub fn to_json(text: &str) -> Result<Value, YamlError> {
             .next_token()
             .map_err(|e| YamlError::at(*e.marker(), e.info()))?;
         if let Event::StreamEnd = event {
-            return Ok(builder.document.unwrap_or(Value::Null));
+            return Ok(Document {
+                value: builder.document.unwrap_or(Value::Null),
+                resets: builder.resets,
+            });
         }
         builder.event(event, mark)?;
+    }
+}
+
+/// Remove the value at `path` (mapping keys) from `map`, if it is there.
+pub fn remove_in(map: &mut Map<String, Value>, path: &[String]) {
+    match path {
+        [] => {}
+        [last] => {
+            map.remove(last);
+        }
+        [first, rest @ ..] => {
+            if let Some(Value::Object(inner)) = map.get_mut(first) {
+                remove_in(inner, rest);
+            }
+        }
     }
 }
 
@@ -75,6 +121,8 @@ struct Open {
     kind: OpenKind,
     anchor: usize,
     nodes: usize,
+    /// Tagged `!reset`: built, then dropped from its parent.
+    discard: bool,
 }
 
 enum OpenKind {
@@ -101,6 +149,7 @@ struct Builder {
     alias_nodes: usize,
     document: Option<Value>,
     documents: usize,
+    resets: Vec<Reset>,
 }
 
 impl Builder {
@@ -118,6 +167,10 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 if self.expects_key() {
                     return self.key(scalar_key(text, style, tag.as_ref(), mark)?, mark);
+                }
+                if self.note_reset(tag.as_ref()) {
+                    self.drop_value();
+                    return Ok(());
                 }
                 let value = scalar(text, style, tag.as_ref(), mark)?;
                 self.complete(value, 1, anchor, mark)?;
@@ -147,18 +200,23 @@ impl Builder {
                 }
                 self.complete(value, nodes, 0, mark)?;
             }
-            Event::SequenceStart(anchor, _) => {
-                self.open(OpenKind::Sequence(Vec::new()), anchor, mark)?
+            Event::SequenceStart(anchor, tag) => {
+                let discard = self.note_reset(tag.as_ref());
+                self.open(OpenKind::Sequence(Vec::new()), anchor, discard, mark)?
             }
-            Event::MappingStart(anchor, _) => self.open(
-                OpenKind::Mapping {
-                    map: Map::new(),
-                    key: None,
-                    merges: Vec::new(),
-                },
-                anchor,
-                mark,
-            )?,
+            Event::MappingStart(anchor, tag) => {
+                let discard = self.note_reset(tag.as_ref());
+                self.open(
+                    OpenKind::Mapping {
+                        map: Map::new(),
+                        key: None,
+                        merges: Vec::new(),
+                    },
+                    anchor,
+                    discard,
+                    mark,
+                )?
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(open) = self.stack.pop() else {
                     return Err(YamlError::at(mark, "a collection ends that never began"));
@@ -176,11 +234,58 @@ impl Builder {
                         Value::Object(map)
                     }
                 };
-                self.complete(value, open.nodes, open.anchor, mark)?;
+                if open.discard {
+                    self.drop_value();
+                } else {
+                    self.complete(value, open.nodes, open.anchor, mark)?;
+                }
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
         Ok(())
+    }
+
+    /// Note a value tagged `!reset` or `!override` at the keys leading to it, and say whether
+    /// to drop it (`!reset`: compose drops the node wherever it is). Below a sequence the path
+    /// is not noted: compose's paths there never match an earlier file's.
+    fn note_reset(&mut self, tag: Option<&Tag>) -> bool {
+        let Some(tag) = tag.filter(|t| t.handle == "!") else {
+            return false;
+        };
+        let keep = match tag.suffix.as_str() {
+            "reset" => false,
+            "override" => true,
+            _ => return false,
+        };
+        // Inside a node being dropped already: compose does not look further.
+        if self.stack.iter().any(|open| open.discard) {
+            return false;
+        }
+        let mut path = Vec::with_capacity(self.stack.len());
+        for open in &self.stack {
+            match &open.kind {
+                OpenKind::Mapping {
+                    key: Some(Key::Name(name)),
+                    ..
+                } => path.push(name.clone()),
+                OpenKind::Mapping { .. } => {}
+                OpenKind::Sequence(_) => return !keep,
+            }
+        }
+        self.resets.push(Reset { path, keep });
+        !keep
+    }
+
+    /// A dropped (`!reset`) value: its key, if any, goes with it.
+    fn drop_value(&mut self) {
+        match self.stack.last_mut() {
+            Some(Open {
+                kind: OpenKind::Mapping { key, .. },
+                ..
+            }) => *key = None,
+            Some(_) => {}
+            None => self.document = Some(Value::Null),
+        }
     }
 
     /// True when the innermost open collection is a mapping waiting for a key.
@@ -213,7 +318,13 @@ impl Builder {
         Ok(())
     }
 
-    fn open(&mut self, kind: OpenKind, anchor: usize, mark: Marker) -> Result<(), YamlError> {
+    fn open(
+        &mut self,
+        kind: OpenKind,
+        anchor: usize,
+        discard: bool,
+        mark: Marker,
+    ) -> Result<(), YamlError> {
         if self.expects_key() {
             return Err(YamlError::at(
                 mark,
@@ -224,6 +335,7 @@ impl Builder {
             kind,
             anchor,
             nodes: 1,
+            discard,
         });
         Ok(())
     }
@@ -437,6 +549,21 @@ mod tests {
     }
 
     #[test]
+    fn flow_collections_may_close_at_or_below_their_key_indentation() {
+        // go-yaml (compose) and PyYAML read these the same (checked once with both).
+        assert_eq!(
+            read("web:\n  command: [\n    \"a\", \"b\"\n  ]\n  image: x\n"),
+            json!({"web": {"command": ["a", "b"], "image": "x"}})
+        );
+        assert_eq!(
+            read("web:\n  command: [\na, \"b\"\n]\n  env: {\nA: \"x\n  y\"\n }\n"),
+            json!({"web": {"command": ["a", "b"], "env": {"A": "x y"}}})
+        );
+        // Block indentation is still checked.
+        assert!(to_json("web:\n    a: 1\n  b: 2\n").is_err());
+    }
+
+    #[test]
     fn plain_scalars_follow_the_core_schema() {
         let value = read(
             "a: yes\nb: on\nc: true\nd: FALSE\ne: ~\nf:\ng: 0755\nh: 0o755\ni: 0x1F\nj: -12\nk: 1.5\nl: 1e3\nm: .inf\nn: 1.2.3\no: +7\np: 18446744073709551615\n",
@@ -460,10 +587,41 @@ mod tests {
     #[test]
     fn core_tags_decide_the_type() {
         assert_eq!(
-            read("a: !!str 12\nb: !!int \"12\"\nc: !!float 2\nd: !reset []\n"),
+            read("a: !!str 12\nb: !!int \"12\"\nc: !!float 2\nd: !custom []\n"),
             json!({"a": "12", "b": 12, "c": 2.0, "d": []})
         );
         assert!(error("a: !!int twelve\n").contains("tagged !!int"));
+    }
+
+    #[test]
+    fn reset_and_override_are_dropped_or_kept_and_noted() {
+        // `docker compose config` (2.40.3) on the same service: command [x], no labels.
+        let doc = to_document(
+            "services:\n  a:\n    profiles: !reset []\n    depends_on: !override { b: {} }\n    command: [x, !reset y, !reset [z]]\n    labels: !reset { a: !reset b }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.value,
+            json!({"services": {"a": {"depends_on": {"b": {}}, "command": ["x"]}}})
+        );
+        let path = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            doc.resets,
+            [
+                Reset {
+                    path: path(&["services", "a", "profiles"]),
+                    keep: false
+                },
+                Reset {
+                    path: path(&["services", "a", "depends_on"]),
+                    keep: true
+                },
+                Reset {
+                    path: path(&["services", "a", "labels"]),
+                    keep: false
+                },
+            ]
+        );
     }
 
     #[test]

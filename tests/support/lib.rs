@@ -134,6 +134,12 @@ impl Cmd {
         self
     }
 
+    /// Remove an environment variable.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
     /// Run in this folder.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
@@ -440,9 +446,12 @@ impl Drop for KillPidsOnDrop {
             return;
         };
         for entry in entries.flatten() {
-            let pid = std::fs::read_to_string(entry.path())
-                .ok()
-                .and_then(|text| text.trim().parse::<i32>().ok());
+            // `PID START`: the pid is the first word.
+            let pid = std::fs::read_to_string(entry.path()).ok().and_then(|text| {
+                text.split_whitespace()
+                    .next()
+                    .and_then(|pid| pid.parse::<i32>().ok())
+            });
             if let (true, Some(pid)) = (entry.path().extension().is_some_and(|e| e == "pid"), pid)
                 && pid > 1
             {
@@ -453,6 +462,15 @@ impl Drop for KillPidsOnDrop {
             }
         }
     }
+}
+
+/// A TCP port nobody listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binding a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
 }
 
 /// Is process `pid` alive (and not a zombie)?
@@ -466,14 +484,17 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Wait until a command has written its pid (a whole line) to `path`, and read it.
+/// Wait until a command has written its pid (a whole line) to `path`, and read it. hub's own
+/// pid files hold `PID START`: the pid is the first word.
 pub fn wait_for_pid_file(path: &Path) -> u32 {
     wait_until(&format!("a pid in {}", path.display()), || {
         std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n'))
     });
     std::fs::read_to_string(path)
         .expect("pid file")
-        .trim()
+        .split_whitespace()
+        .next()
+        .expect("a pid")
         .parse()
         .expect("a pid")
 }
@@ -488,14 +509,6 @@ pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-}
-
-/// A TCP port free on 127.0.0.1 now (bound to port 0, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
 }
 
 /// A small stack of the demo's stand-in services on free ports, for tests that deploy a real

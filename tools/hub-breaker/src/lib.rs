@@ -20,6 +20,7 @@ pub fn command() -> Command {
         Arg::new("key")
             .value_name("KEY")
             .required(true)
+            .value_parser(hub::breaker::parse_key)
             .help("The breaker key, by convention service:failure_type (keycloak:start)")
     };
     let cmd = Command::new("hub-breaker")
@@ -106,7 +107,7 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("reset")
                 .about("Close breakers and forget their failures")
-                .arg(Arg::new("key").value_name("KEY").num_args(1..).help("Keys to reset"))
+                .arg(Arg::new("key").value_name("KEY").num_args(1..).value_parser(hub::breaker::parse_key).help("Keys to reset"))
                 .arg(
                     Arg::new("all")
                         .long("all")
@@ -160,7 +161,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                     exit::OK
                 }
                 Decision::Refused { .. } => {
-                    log::warn(&retry::describe_refusal(&key, &decision));
+                    log::warn(&retry::describe_refusal(&key, &decision, breaker.path()));
                     exit::REFUSED
                 }
             })
@@ -188,9 +189,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         }
         "status" => status(&breaker, sub),
         "run" => {
-            // Before any thread starts: SIGINT/SIGTERM become events, forwarded to CMD. (The
+            // Before any thread starts: SIGINT/SIGTERM/SIGHUP become events, forwarded to CMD. (The
             // other subcommands keep the default: a signal ends them at once.)
-            let interrupts = Interrupts::watch()?;
+            let interrupts = Interrupts::watch(Policy::default().grace)?;
             let key = key();
             let job = Job {
                 name: key.clone(),
@@ -238,21 +239,15 @@ fn status(breaker: &Breaker, matches: &ArgMatches) -> Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let width = keys.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(3);
+    let width = hub::output::column_width(keys.iter().map(|(k, _)| k.chars().count()), "KEY");
     let mut table = format!(
         "{:<width$}  {:<9}  {:>8}  {:<20}  {}\n",
         "KEY", "STATE", "FAILURES", "OPENED", "NEXT TRY"
     );
     for (key, entry) in &keys {
-        let opened = entry.opened_at.map_or_else(
-            || "-".to_owned(),
-            |ms| {
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-                )
-                .to_string()
-            },
-        );
+        let opened = entry
+            .opened_at
+            .map_or_else(|| "-".to_owned(), hub::time::rfc3339_seconds);
         let next = match entry.state {
             State::Closed => "-".to_owned(),
             _ => format!(

@@ -4,6 +4,8 @@
 //! so nothing downstream reads the compose file again.
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use hub::container::{self, ComposeCmd};
+use hub::records::ComposeRef;
 use hub::records::{Class, Plan};
 use hub::service::{self, Options};
 use hub::{Error, Result, compose, log, output::RecordWriter};
@@ -22,8 +24,17 @@ pub fn command() -> Command {
              kind `completed`: done when it exits 0).\n\n\
              Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones); \
              string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
-             environment, then .env beside the first file); for extends and include, pipe \
-             `docker compose config | hub-levels -f -`.",
+             environment, then .env in the project directory, read as compose reads it); include and extends \
+             are applied as compose applies them. --resolve lets compose resolve the files itself \
+             (`docker compose config`) and plans from its output.\n\n\
+             A local service (x-hub.start or x-hub.run) runs as compose would run its container: \
+             in the project directory (or its working_dir, relative to it), with its environment \
+             and env_file variables (compose's precedence) over the inherited ones, and, with no \
+             x-hub.health, probed with its compose healthcheck (CMD, CMD-SHELL, NONE, disable; \
+             interval caps the probe gaps, timeout bounds a probe, start_period is kept, and \
+             start_period + retries × interval is its deadline unless x-hub.timeout says). What \
+             compose would do and hub does not for a process (ports, volumes, restart, …) is \
+             warned about, one line per service.",
         )
         .after_help(
             "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
@@ -38,7 +49,14 @@ pub fn command() -> Command {
                 .long("file")
                 .value_name("FILE")
                 .action(ArgAction::Append)
-                .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: compose.yaml, docker-compose.yml, … in this folder]"),
+                .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else compose.yaml, docker-compose.yml, … here or above, with compose.override.yml beside it]"),
+        )
+        .arg(
+            Arg::new("project-directory")
+                .long("project-directory")
+                .value_name("DIR")
+                .value_parser(value_parser!(std::path::PathBuf))
+                .help("The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"),
         )
         .arg(
             Arg::new("profile")
@@ -46,6 +64,26 @@ pub fn command() -> Command {
                 .value_name("PROFILE")
                 .action(ArgAction::Append)
                 .help("Activate a profile (repeatable; * activates all) [default: $COMPOSE_PROFILES]"),
+        )
+        .arg(
+            Arg::new("resolve")
+                .long("resolve")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("resolved")
+                .help("Let compose resolve the files first: run `COMPOSE -f FILE… [--profile P]… config` and plan from its output (every service it keeps is active; nothing is filtered again)"),
+        )
+        .arg(
+            Arg::new("resolved")
+                .long("resolved")
+                .action(ArgAction::SetTrue)
+                .help("The input is already `docker compose config` output (e.g. `-f -`): take every service in it as active, with no profile filtering again"),
+        )
+        .arg(
+            Arg::new("compose-cmd")
+                .long("compose-cmd")
+                .value_name("CMD")
+                .requires("resolve")
+                .help("The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else `docker-compose`]"),
         )
         .arg(
             Arg::new("class-label")
@@ -58,9 +96,9 @@ pub fn command() -> Command {
             Arg::new("default-class")
                 .long("default-class")
                 .value_name("CLASS")
-                .default_value("optional")
+                .default_value("core")
                 .value_parser(["core", "optional", "stretch"])
-                .help("The class of services with no class"),
+                .help("The class of services with no class (x-hub.class, else the class label): core, as compose treats every service as required; `optional` is the seed's old default"),
         )
         .arg(
             Arg::new("format")
@@ -97,8 +135,16 @@ pub fn command() -> Command {
 
 /// Run `hub-levels`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let files = input_files(matches)?;
-    let doc = compose::load(&files, &|key| std::env::var(key).ok())?;
+    let project_directory = matches
+        .get_one::<std::path::PathBuf>("project-directory")
+        .map(std::path::PathBuf::as_path);
+    let files = input_files(matches, project_directory)?;
+    let resolve = matches.get_flag("resolve");
+    let doc = if resolve {
+        compose_config(matches, &files, project_directory)?
+    } else {
+        compose::load_in(&files, project_directory, &|key| std::env::var(key).ok())?
+    };
     for warning in &doc.warnings {
         log::warn(warning);
     }
@@ -117,7 +163,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let default_class = matches
         .get_one::<String>("default-class")
         .and_then(|c| Class::parse(c))
-        .unwrap_or(Class::Optional);
+        .unwrap_or(Class::Core);
     let opts = Options {
         class_label: matches
             .get_one::<String>("class-label")
@@ -126,6 +172,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         default_class,
         profiles,
         env: Box::new(|key| std::env::var(key).ok()),
+        resolved: resolve || matches.get_flag("resolved"),
     };
     let resolved = service::resolve(&doc, &opts)?;
     for warning in &resolved.warnings {
@@ -161,21 +208,57 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     Ok(hub::error::exit::OK)
 }
 
-/// The files to read: `-f` values, or the default compose file in this folder.
-fn input_files(matches: &ArgMatches) -> Result<Vec<String>> {
+/// `--resolve`: the project as compose resolves `files` with the `--profile`s given (else its
+/// own `COMPOSE_PROFILES`), compose's warnings passed on.
+fn compose_config(
+    matches: &ArgMatches,
+    files: &[String],
+    project_directory: Option<&std::path::Path>,
+) -> Result<compose::ComposeDoc> {
+    if files.iter().any(|f| f == "-") {
+        return Err(Error::input(
+            "--resolve runs compose on files, not stdin; for `docker compose config` output on stdin use --resolved -f -",
+        ));
+    }
+    let cmd = ComposeCmd::detect(matches.get_one::<String>("compose-cmd").map(String::as_str))?;
+    let profiles: Vec<String> = matches
+        .get_many::<String>("profile")
+        .map(|values| values.cloned().collect())
+        .unwrap_or_default();
+    let target = ComposeRef {
+        files: files.to_vec(),
+        project: None,
+        project_directory: project_directory.map(|dir| dir.display().to_string()),
+    };
+    let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
+        Error::input(format!("{failure}; fix what compose names, then rerun"))
+    })?;
+    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        log::warn(&format!("compose: {line}"));
+    }
+    compose::load_resolved(&yaml, "docker compose config", files, project_directory)
+}
+
+/// The files to read: `-f` values, else the ones compose would read in the project directory,
+/// else here ([`compose::default_files`]: `COMPOSE_FILE`, or the default file and its override).
+fn input_files(
+    matches: &ArgMatches,
+    project_directory: Option<&std::path::Path>,
+) -> Result<Vec<String>> {
     if let Some(files) = matches.get_many::<String>("file") {
         return Ok(files.cloned().collect());
     }
-    let here = std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?;
-    compose::default_file(&here)
-        .map(|f| vec![f])
-        .ok_or_else(|| {
-            Error::input(format!(
-                "no compose file: none of {} in {}; pass one with -f FILE (or -f - for stdin)",
-                compose::DEFAULT_FILES.join(", "),
-                here.display()
-            ))
-        })
+    let here = match project_directory {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().map_err(|e| Error::io("finding the current folder", &e))?,
+    };
+    compose::default_files(&here, &|key| std::env::var(key).ok())?.ok_or_else(|| {
+        Error::input(format!(
+            "no compose file: none of {} in {}; pass one with -f FILE (or -f - for stdin)",
+            compose::DEFAULT_FILES.join(", "),
+            here.display()
+        ))
+    })
 }
 
 /// `Level 0: a b c` lines, in the order of `plans`.
@@ -257,7 +340,7 @@ fn table(plans: &[Plan]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..8)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| hub::output::column_width(rows.iter().map(|r| r[c].chars().count()), ""))
         .collect();
     let mut out = String::new();
     for row in &rows {

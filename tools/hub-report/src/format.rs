@@ -12,19 +12,40 @@ pub fn secs(ms: u64) -> String {
 
 /// The width of a SERVICE column holding these names (never narrower than its heading).
 pub fn service_column<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    names
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("SERVICE".len())
+    hub::output::column_width(names.map(|name| name.chars().count()), "SERVICE")
 }
 
-/// `11/11 healthy in 67.2s · 0 CORE failures` (and failed, skipped, interrupted when any).
+/// `11/11 healthy in 67.2s · 0 CORE failures` (and already healthy, failed, skipped,
+/// interrupted when any). A CORE service skipped because its dependency failed counts as a
+/// CORE failure, and the line says so: the counts match the records.
 pub fn summary(report: &Report) -> String {
     let counts = report.counts;
     let plural = |n: u32, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let already = if counts.already_healthy > 0 {
+        format!(" ({} already healthy)", counts.already_healthy)
+    } else {
+        String::new()
+    };
+    let blocked: Vec<String> = report
+        .services
+        .iter()
+        .filter(|s| {
+            s.class == Some(Class::Core)
+                && s.status == Status::Skipped
+                && s.reason.as_deref() == Some("dependency_failed")
+        })
+        .map(|s| match &s.hint {
+            Some(hint) => format!("{} skipped: {hint}", s.service),
+            None => format!("{} skipped: a dependency failed", s.service),
+        })
+        .collect();
+    let why = if blocked.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", blocked.join("; "))
+    };
     let mut text = format!(
-        "{}/{} healthy in {} · {}",
+        "{}/{} healthy{already} in {} · {}{why}",
         counts.healthy,
         counts.total,
         secs(report.duration_ms),

@@ -261,11 +261,15 @@ pub struct Counts {
     pub total: u32,
     /// Healthy (already-healthy skips included).
     pub healthy: u32,
+    /// Of those, already healthy before the run (a rerun's `already_healthy` skips).
+    #[serde(default)]
+    pub already_healthy: u32,
     /// Failed.
     pub failed: u32,
     /// Skipped (already-healthy skips excluded).
     pub skipped: u32,
-    /// CORE services that failed.
+    /// CORE services that failed, or were skipped because a hard dependency failed (a CORE
+    /// service that cannot start fails the deploy as surely as one that crashed).
     pub core_failed: u32,
     /// Launched but never health-checked (`hub-start` without `--gate`).
     #[serde(default)]
@@ -557,6 +561,9 @@ impl RunState {
         };
         let mut core_skipped = false;
         for service in &services {
+            if service.reason.as_deref() == Some("already_healthy") {
+                counts.already_healthy += 1;
+            }
             match service.status {
                 Status::Healthy => counts.healthy += 1,
                 Status::Failed => counts.failed += 1,
@@ -566,6 +573,9 @@ impl RunState {
             if service.class == Some(Class::Core) {
                 match service.status {
                     Status::Failed => counts.core_failed += 1,
+                    Status::Skipped if service.reason.as_deref() == Some("dependency_failed") => {
+                        counts.core_failed += 1;
+                    }
                     Status::Skipped => core_skipped = true,
                     Status::Healthy | Status::Started => {}
                 }
@@ -717,7 +727,11 @@ fn failure_hint(event: &Event<'_>) -> Option<String> {
     {
         parts.push(format!("exit status {status}"));
     }
-    if let Some(probe) = event.last_probe.as_deref() {
+    // A message that already quotes the last probe (`timed out after 1.0s (last probe: exit
+    // 1)`) is not followed by the same fact again.
+    if let Some(probe) = event.last_probe.as_deref()
+        && !parts.iter().any(|part| part.contains(probe))
+    {
         parts.push(format!("last probe: {probe}"));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
@@ -764,12 +778,9 @@ pub fn critical_path(services: &[ServiceReport]) -> (Vec<String>, Option<u64>) {
     (path, end(last))
 }
 
-/// `2026-11-28T16:18:33.000Z`.
+/// `2026-11-28T16:18:33.000Z` (see [`hub::time::rfc3339_millis`]).
 pub fn rfc3339_millis(ts_ms: u64) -> String {
-    humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms),
-    )
-    .to_string()
+    hub::time::rfc3339_millis(ts_ms)
 }
 
 #[cfg(test)]

@@ -38,7 +38,13 @@ pub fn command() -> Command {
             "Exit status: 0 every CORE service is healthy (a CORE one-shot job: completed), 1 one \
              is not, 2 bad input (no plans on stdin, an unreadable state folder).",
         )
-        .arg(hub::cli::state_dir_arg("The state folder the deploy wrote"))
+        .arg(
+            Arg::new("state-dir")
+                .long("state-dir")
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The state folder the deploy wrote [default: $HUB_STATE_DIR, else .hub]"),
+        )
         .arg(
             Arg::new("format")
                 .long("format")
@@ -118,10 +124,12 @@ impl ServiceStatus {
 
 /// Run `hub-report status`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let state_dir = matches
-        .get_one::<PathBuf>("state-dir")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(".hub"));
+    let state_dir = hub::statedir::state_dir(
+        matches
+            .get_one::<PathBuf>("state-dir")
+            .map(PathBuf::as_path),
+        |key| std::env::var(key).ok(),
+    );
     let state_dir = std::path::absolute(&state_dir)
         .map_err(|e| Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
     let probe_timeout = matches
@@ -188,15 +196,24 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     })
 }
 
-/// The pid a deploy recorded for a `run` service: the first word of its pid file. The one
-/// place that reads the file's format, so a richer pid file changes one function.
-pub fn read_pid_file(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+/// The process a deploy recorded for a `run` service, and whether it runs now: the one place
+/// that reads pid files here (through [`hub::pidfile`], which knows their format).
+fn recorded_process(path: &Path) -> Option<(u32, bool, Option<u64>)> {
+    match hub::pidfile::read(path).ok()?? {
+        hub::pidfile::Recorded::Known(identity) => {
+            let up_since = identity.age().and_then(|age| {
+                let age = u64::try_from(age.as_millis()).ok()?;
+                Some(hub::time::now_ms().saturating_sub(age))
+            });
+            Some((identity.pid, identity.is_running(), up_since))
+        }
+        // An older hub's bare pid: alive or not, hub cannot tell it is the same process.
+        hub::pidfile::Recorded::PidOnly(pid) => Some((
+            pid,
+            hub::process::group_alive(pid) && !hub::process::process_exited(pid),
+            modified_ms(path),
+        )),
+    }
 }
 
 /// The shell-style exit status hub-start wrote for a process that exited while it ran.
@@ -292,13 +309,13 @@ fn observe(
             let exit_file = state_dir
                 .join("pids")
                 .join(format!("{}.exit", plan.service));
-            match read_pid_file(&pid_file) {
+            match recorded_process(&pid_file) {
                 None if log.exists() => status.state = "stopped",
                 None => {}
-                Some(pid) => {
+                Some((pid, running, up_since)) => {
                     status.pid = Some(pid);
-                    status.up_since = modified_ms(&pid_file);
-                    if hub::process::group_alive(pid) && !hub::process::process_exited(pid) {
+                    status.up_since = up_since;
+                    if running {
                         alive_state(&mut status, &plan.health.check, timeout);
                     } else {
                         status.exit_status = read_exit_file(&exit_file);

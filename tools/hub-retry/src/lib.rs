@@ -33,8 +33,9 @@ pub fn command() -> Command {
         .after_help(
             "Exit status: 0 the command succeeded; otherwise the last attempt's status \
              (124 it timed out, 128+N it was killed by signal N); 75 an open circuit breaker \
-             refused to run it; 130/143 hub-retry got SIGINT/SIGTERM (forwarded to the running \
-             attempt; no further attempt starts); 126/127 CMD cannot be run / was not found; \
+             refused to run it; 129/130/143 hub-retry got SIGHUP/SIGINT/SIGTERM (forwarded to the \
+             running attempt's process group, which is KILLed if it still runs --kill-after \
+             later, or at once on a second signal; no further attempt starts); 126/127 CMD cannot be run / was not found; \
              2 bad usage, or the breaker state is unreadable.\n\n\
              A child killed by SIGINT is never retried. A timed-out attempt counts as status \
              124 for --retry-on/--stop-on.\n\n\
@@ -83,7 +84,7 @@ pub fn command() -> Command {
                 .long("timeout")
                 .value_name("D")
                 .value_parser(parse_duration)
-                .help("Per attempt: then TERM its process group, KILL after --kill-after; counts as status 124"),
+                .help("Per attempt: then TERM its process group, KILL after --kill-after; counts as status 124 (0: no timeout)"),
         )
         .arg(
             Arg::new("kill-after")
@@ -91,7 +92,7 @@ pub fn command() -> Command {
                 .value_name("D")
                 .default_value("5s")
                 .value_parser(parse_duration)
-                .help("Grace between TERM and KILL when an attempt is killed"),
+                .help("Grace between TERM (or a forwarded signal) and KILL when an attempt is stopped"),
         )
         .arg(
             Arg::new("max-time")
@@ -130,6 +131,7 @@ pub fn command() -> Command {
             Arg::new("breaker")
                 .long("breaker")
                 .value_name("KEY")
+                .value_parser(hub::breaker::parse_key)
                 .help("Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome"),
         )
         .args(hub::breaker::cli_args())
@@ -161,14 +163,18 @@ pub fn command() -> Command {
 
 /// Run `hub-retry`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    // First, before any thread starts: SIGINT/SIGTERM become events.
-    let interrupts = Interrupts::watch()?;
+    // First, before any thread starts: SIGINT/SIGTERM/SIGHUP become events.
+    let defaults = Policy::default();
+    let grace = matches
+        .get_one::<Duration>("kill-after")
+        .copied()
+        .unwrap_or(defaults.grace);
+    let interrupts = Interrupts::watch(grace)?;
     let argv: Vec<OsString> = matches
         .get_many::<OsString>("command")
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
     let get_duration = |id: &str| matches.get_one::<Duration>(id).copied();
-    let defaults = Policy::default();
     let policy = Policy {
         attempts: matches
             .get_one::<u32>("attempts")
@@ -182,9 +188,10 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                 .and_then(|j| Jitter::parse(j).ok())
                 .unwrap_or_default(),
         },
-        timeout: get_duration("timeout"),
+        // As GNU timeout: 0 is no timeout.
+        timeout: get_duration("timeout").filter(|t| !t.is_zero()),
         max_time: get_duration("max-time"),
-        grace: get_duration("kill-after").unwrap_or(defaults.grace),
+        grace,
         retry_on: matches.get_one::<ExitCodes>("retry-on").cloned(),
         stop_on: matches.get_one::<ExitCodes>("stop-on").cloned(),
     };

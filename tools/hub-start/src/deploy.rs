@@ -12,6 +12,7 @@ use hub::breaker::{Breaker, Transition};
 use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
+use hub::pidfile::Recorded;
 use hub::records::{Backend, Class, Plan};
 use hub::{Error, Result, log};
 use nix::sys::signal::Signal;
@@ -41,6 +42,8 @@ pub struct Config {
     pub inject_failure: Vec<String>,
     /// `--compose-cmd`: the compose command for container services (else detected).
     pub compose_cmd: Option<String>,
+    /// `--keep-failed`: leave a failed attempt's processes running.
+    pub keep_failed: bool,
 }
 
 /// News for the event loop.
@@ -59,6 +62,18 @@ enum Event {
         launch: Launch,
     },
     Signal(Signal),
+    /// A failed attempt's process was stopped (`message`: how), so the next one may follow.
+    AttemptStopped {
+        index: usize,
+        next_attempt: u32,
+        message: String,
+    },
+    /// A launched `run` process exited (shell-style status).
+    Exited {
+        index: usize,
+        attempt: u32,
+        status: i32,
+    },
 }
 
 /// How long an interrupted start command gets between TERM and KILL.
@@ -71,6 +86,7 @@ pub fn run(config: Config) -> Result<u8> {
     hub::signals::watch(move |signal| {
         let _ = signal_tx.send(Event::Signal(signal));
     })?;
+    hub::signals::stop_with_parent()?;
     spawn_input_reader(tx.clone())?;
     if let Some(gate) = &config.gate {
         spawn_gate_reader(gate.clone(), tx.clone())?;
@@ -88,10 +104,18 @@ pub fn run(config: Config) -> Result<u8> {
         levels_summarised: BTreeSet::new(),
         compose: None,
         cancel: Arc::new(AtomicBool::new(false)),
+        launched_attempt: HashMap::new(),
+        already_healthy: 0,
+        blocked_by: HashMap::new(),
+        exited_early: HashMap::new(),
+        stopping: Vec::new(),
+        adopted: HashMap::new(),
         tx,
         config,
     };
-    deploy.event_loop(&rx)
+    let status = deploy.event_loop(&rx);
+    launch::hold_exit_files();
+    status
 }
 
 fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
@@ -190,6 +214,20 @@ struct Deploy {
     compose: Option<std::result::Result<ComposeCmd, String>>,
     /// Set on SIGINT/SIGTERM: docker calls in flight give up.
     cancel: Arc<AtomicBool>,
+    /// Services found already healthy before starting (a rerun).
+    already_healthy: usize,
+    /// Services skipped because a hard dependency failed: index -> that dependency.
+    blocked_by: HashMap<usize, String>,
+    /// The latest attempt launched per service (its `started` record was written).
+    launched_attempt: HashMap<usize, u32>,
+    /// `run` processes that exited while their attempt was still waiting for its verdict:
+    /// service index -> (attempt, status). A `healthy` verdict for such an attempt came from
+    /// a probe that someone else answered.
+    exited_early: HashMap<usize, (u32, i32)>,
+    /// Failed attempts' process groups being stopped.
+    stopping: Vec<std::thread::JoinHandle<()>>,
+    /// Earlier processes adopted by a rerun, with what is left of their timeout.
+    adopted: HashMap<usize, Duration>,
     tx: Sender<Event>,
 }
 
@@ -197,8 +235,15 @@ impl Deploy {
     fn event_loop(&mut self, rx: &Receiver<Event>) -> Result<u8> {
         loop {
             let now = Instant::now();
-            for action in self.sched.actions(now) {
+            let actions = self.sched.actions(now);
+            let acted = !actions.is_empty();
+            for action in actions {
                 self.act(action)?;
+            }
+            // A launch that failed for good inside act() (a `run` command that exited at once)
+            // may have aborted the deploy: its skips come from the next round of actions.
+            if acted && self.sched.aborted() {
+                continue;
             }
             self.summarise_levels();
             if self.sched.finished() {
@@ -218,7 +263,10 @@ impl Deploy {
             };
             match event {
                 Event::Input(line) => self.input(&line)?,
-                Event::InputEnd(None) => self.sched.input_closed(),
+                Event::InputEnd(None) => {
+                    self.sched.input_closed();
+                    self.check_injected()?;
+                }
                 Event::InputEnd(Some(err)) | Event::GateEnd(err) => return Err(err),
                 Event::Gate(line) => self.gate(&line)?,
                 Event::Probed { index, healthy } => self.probed(index, healthy)?,
@@ -231,6 +279,16 @@ impl Deploy {
                     self.launched(index, attempt, launch)?;
                 }
                 Event::Signal(signal) => return self.interrupt(signal, rx),
+                Event::Exited {
+                    index,
+                    attempt,
+                    status,
+                } => self.exited(index, attempt, status)?,
+                Event::AttemptStopped {
+                    index,
+                    next_attempt,
+                    message,
+                } => self.attempt_stopped(index, next_attempt, &message),
             }
         }
     }
@@ -249,6 +307,8 @@ impl Deploy {
         if self.run_id.is_none() {
             self.run_id = envelope.run_id;
         }
+        hub::service::check_name_for_paths(&plan.service)
+            .map_err(|why| Error::input(format!("stdin:{}: {why}", self.line_no)))?;
         let paths = Paths::new(&self.config.state_dir, &plan.service).map_err(|e| {
             Error::io(
                 format!(
@@ -302,6 +362,11 @@ impl Deploy {
         if kind == "healthy" {
             self.breaker_record(index, true)?;
             self.sched.set(index, State::Healthy);
+            if let Some((exited, status)) = self.exited_early.remove(&index)
+                && exited == attempt
+            {
+                return self.died_after_healthy(index, attempt, status);
+            }
             return Ok(());
         }
         self.breaker_record(index, false)?;
@@ -309,8 +374,15 @@ impl Deploy {
         let is_final =
             value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
         if is_final {
+            self.stop_failed_attempt(index);
             self.service_failed(index, reason, false);
+        } else if reason == "timeout" {
+            // Its process may well be alive: stop it (as --stop would) before the next attempt
+            // starts beside it.
+            self.log_retry(index, attempt, reason, self.retry_delay(index, attempt));
+            self.stop_attempt(index, attempt);
         } else {
+            self.stop_failed_attempt(index);
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
             self.sched.set(
@@ -322,6 +394,135 @@ impl Deploy {
             );
         }
         Ok(())
+    }
+
+    /// A launched `run` process exited. Before its verdict, hub-wait-healthy judges it; after a
+    /// `healthy` verdict (and until the deploy ends) the service is no longer running, which is
+    /// a failure of its class: its dependents that have not started are skipped.
+    fn exited(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        let entry = self.sched.entry(index);
+        // A one-shot job is done when it exits; its exit is its verdict.
+        if entry.plan.health.check == hub::records::Check::Completed
+            || self.launched_attempt.get(&index) != Some(&attempt)
+        {
+            return Ok(());
+        }
+        match entry.state {
+            State::Started { attempt: current } if current == attempt => {
+                self.exited_early.insert(index, (attempt, status));
+                Ok(())
+            }
+            State::Healthy => self.died_after_healthy(index, attempt, status),
+            _ => Ok(()),
+        }
+    }
+
+    /// A `run` service that was healthy is not running any more: a `failed` record with its
+    /// status and log tail, and the failure policy of its class.
+    fn died_after_healthy(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        let plan = &self.sched.entry(index).plan;
+        let service = plan.service.clone();
+        let max_attempts = plan.retry.attempts;
+        let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
+        let message = match status {
+            s if s > 128 => format!("was healthy, then was killed by signal {}", s - 128),
+            0 => format!(
+                "was healthy, then exited with status 0 — {}",
+                hub::codes::EXITED_0_HINT
+            ),
+            s => format!("was healthy, then exited with status {s}"),
+        };
+        if plan.class == Class::Core {
+            log::error(&format!("{service} {message}"));
+        } else {
+            log::warn(&format!("{service} {message}"));
+        }
+        for line in log_tail.iter().rev().take(3).rev() {
+            log::info(&format!("{service} log: {line}"));
+        }
+        self.breaker_record(index, false)?;
+        let body = json!({
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "final": true,
+            "reason": "exited_after_healthy",
+            "exit_status": status,
+            "log_tail": log_tail,
+            "message": message,
+            "next_delay_ms": null,
+        });
+        self.record_about("failed", index, body)?;
+        self.service_failed(index, "exited_after_healthy", true);
+        Ok(())
+    }
+
+    /// `--inject-failure` of a service the plan does not have rehearses nothing: a usage error.
+    fn check_injected(&self) -> Result<()> {
+        match self
+            .config
+            .inject_failure
+            .iter()
+            .find(|s| self.sched.find(s).is_none())
+        {
+            Some(name) => Err(Error::input(format!(
+                "--inject-failure {name}: no such service in the plan; name one of the services read on stdin"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Before another attempt of a service whose health check timed out: stop what the attempt
+    /// started, as `hub-down` would (its `x-hub.stop`, its process group, its container), on a
+    /// thread, so the loop goes on; the backoff starts once it is stopped.
+    fn stop_attempt(&mut self, index: usize, attempt: u32) {
+        let plan = self.sched.entry(index).plan.clone();
+        let state_dir = self.config.state_dir.clone();
+        let compose = (plan.backend == Backend::Container)
+            .then(|| self.compose_cmd().ok())
+            .flatten();
+        let tx = self.tx.clone();
+        let next_attempt = attempt + 1;
+        self.sched.set(index, State::Stopping { next_attempt });
+        let spawned = std::thread::Builder::new()
+            .name(format!("stop-{}", plan.service))
+            .spawn(move || {
+                let stopped =
+                    crate::stop::stop_one(&plan, &state_dir, KILL_GRACE, compose.as_ref());
+                let message = if stopped.ok {
+                    stopped.message
+                } else {
+                    format!("could not stop it: {}", stopped.message)
+                };
+                let _ = tx.send(Event::AttemptStopped {
+                    index,
+                    next_attempt,
+                    message,
+                });
+            });
+        if spawned.is_err() {
+            self.attempt_stopped(index, next_attempt, "could not start a thread to stop it");
+        }
+    }
+
+    /// A timed-out attempt is stopped: its backoff begins.
+    fn attempt_stopped(&mut self, index: usize, next_attempt: u32, message: &str) {
+        if self.sched.entry(index).state != (State::Stopping { next_attempt }) {
+            return;
+        }
+        let plan = &self.sched.entry(index).plan;
+        log::info(&format!(
+            "{}: attempt {} stopped before the next one ({message})",
+            plan.service,
+            next_attempt - 1
+        ));
+        let delay = self.retry_delay(index, next_attempt - 1);
+        self.sched.set(
+            index,
+            State::RetryWait {
+                next_attempt,
+                due: Instant::now() + delay,
+            },
+        );
     }
 
     fn act(&mut self, action: Action) -> Result<()> {
@@ -395,13 +596,45 @@ impl Deploy {
             return self.skip(index, &SkipReason::Aborted);
         }
         if !healthy {
+            if let Some((pid, remaining)) = self.adoptable(index) {
+                let service = &self.sched.entry(index).plan.service;
+                log::info(&format!(
+                    "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
+                    hub::duration::human(remaining)
+                ));
+                self.adopted.insert(index, remaining);
+                let launch = Launch::Started {
+                    pid: Some(pid),
+                    container: None,
+                };
+                return self.launched(index, 1, launch);
+            }
             return self.launch(index, 1);
         }
         let plan = &self.sched.entry(index).plan;
         log::success(&format!("{} is already healthy (skipped)", plan.service));
         self.record_about("skipped", index, json!({"reason": "already_healthy"}))?;
         self.sched.set_already_healthy(index);
+        self.already_healthy += 1;
         Ok(())
+    }
+
+    /// A rerun finding a `run` service's earlier process alive but not healthy adopts it (it
+    /// is probed and watched as if just started) while its timeout, counted from the process's
+    /// own start, has time left: the pid and that time. Else it is stopped and started anew
+    /// ([`launch::launch_run`]). A one-shot job is never adopted: only its parent learns its
+    /// exit status.
+    fn adoptable(&self, index: usize) -> Option<(u32, Duration)> {
+        let plan = &self.sched.entry(index).plan;
+        if plan.backend != Backend::Run
+            || plan.health.check == hub::records::Check::Completed
+            || self.config.inject_failure.contains(&plan.service)
+        {
+            return None;
+        }
+        let earlier = launch::live_process(&self.paths[index])?;
+        let remaining = Duration::from_millis(plan.timeout_ms).checked_sub(earlier.age()?)?;
+        (!remaining.is_zero()).then_some((earlier.pid, remaining))
     }
 
     fn launch(&mut self, index: usize, attempt: u32) -> Result<()> {
@@ -433,7 +666,7 @@ impl Deploy {
         let paths = self.paths[index].clone();
         match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(spec), _) => {
-                let child = match launch::spawn_start(spec, &plan, attempt, &paths) {
+                let child = match launch::spawn_start(spec, &plan, self.attempt(attempt), &paths) {
                     Ok(child) => child,
                     Err(e) => {
                         let message = format!("cannot run `{spec}`: {e}");
@@ -450,15 +683,25 @@ impl Deploy {
                 self.in_flight.insert(index, child.pid());
                 let spec = spec.clone();
                 let timeout = Duration::from_millis(plan.timeout_ms);
+                let keep_failed = self.config.keep_failed;
                 self.in_background(
                     index,
                     attempt,
                     format!("start-{}", plan.service),
-                    move || launch::finish_start(child, timeout, &spec),
+                    move || launch::finish_start(child, timeout, &spec, keep_failed),
                 )
             }
             (Backend::Run, _, Some(spec)) => {
-                let launch = launch::launch_run(spec, &plan, attempt, &paths);
+                let tx = self.tx.clone();
+                let on_exit = move |status| {
+                    let _ = tx.send(Event::Exited {
+                        index,
+                        attempt,
+                        status,
+                    });
+                };
+                let launch =
+                    launch::launch_run(spec, &plan, self.attempt(attempt), &paths, on_exit);
                 self.launched(index, attempt, launch)
             }
             (Backend::Container, _, _) => {
@@ -495,6 +738,13 @@ impl Deploy {
         }
     }
 
+    fn attempt(&self, number: u32) -> launch::Attempt<'_> {
+        launch::Attempt {
+            run_id: self.run_id.as_deref(),
+            number,
+        }
+    }
+
     /// Run a blocking launch (a start command, a compose `up`) on its own thread; its result
     /// comes back to the loop as [`Event::Launched`].
     fn in_background(
@@ -527,7 +777,7 @@ impl Deploy {
             Launch::Started { pid, container } => {
                 let plan = &self.sched.entry(index).plan;
                 let paths = &self.paths[index];
-                let body = json!({
+                let mut body = json!({
                     "attempt": attempt,
                     "max_attempts": plan.retry.attempts,
                     "backend": plan.backend,
@@ -539,7 +789,21 @@ impl Deploy {
                     "container": container,
                     "compose": plan.compose,
                 });
+                // A health command runs where the service runs, with what it is given.
+                if let Some(dir) = &plan.working_dir {
+                    body["working_dir"] = json!(dir);
+                }
+                if !plan.environment.is_empty() {
+                    body["environment"] = json!(plan.environment);
+                }
+                if let Some(remaining) = self.adopted.remove(&index) {
+                    // Not our child: no exit file; its timeout counts from its own start.
+                    body["timeout_ms"] = json!(hub::duration::to_ms(remaining));
+                    body["exit_file"] = Value::Null;
+                    body["adopted"] = json!(true);
+                }
                 self.record_about("started", index, body)?;
+                self.launched_attempt.insert(index, attempt);
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
@@ -550,7 +814,41 @@ impl Deploy {
                 reason,
                 exit_status,
                 message,
-            } => self.attempt_failed(index, attempt, reason, exit_status, message, false),
+            } => {
+                self.stop_failed_attempt(index);
+                self.attempt_failed(index, attempt, reason, exit_status, message, false)
+            }
+        }
+    }
+
+    /// A `run` service's attempt failed (it died, or it was not healthy in time): stop its
+    /// whole process group, members that outlived the leader included, unless --keep-failed.
+    /// On a thread: a group that ignores TERM gets [`KILL_GRACE`], and the loop goes on.
+    fn stop_failed_attempt(&mut self, index: usize) {
+        if self.config.keep_failed || self.sched.entry(index).plan.backend != Backend::Run {
+            return;
+        }
+        let Ok(Some(Recorded::Known(identity))) = hub::pidfile::read(&self.paths[index].pid) else {
+            return;
+        };
+        let stopping = std::thread::Builder::new()
+            .name(format!("stop-{}", identity.pid))
+            .spawn(move || {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            });
+        match stopping {
+            Ok(handle) => self.stopping.push(handle),
+            Err(_) => {
+                let _ = hub::pidfile::stop_group(identity, KILL_GRACE);
+            }
+        }
+    }
+
+    /// Wait until every failed attempt being stopped is stopped: exiting would end those
+    /// threads half-way.
+    fn join_stopping(&mut self) {
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
         }
     }
 
@@ -584,7 +882,12 @@ impl Deploy {
         if reason != "breaker_open" && reason != "injected" {
             self.breaker_record(index, false)?;
         }
-        let is_final = force_final || self.no_attempt_left(index, attempt);
+        let hopeless = exit_status.and_then(hub::codes::cannot_succeed);
+        let message = match hopeless {
+            Some(why) => format!("{message} ({why})"),
+            None => message,
+        };
+        let is_final = force_final || hopeless.is_some() || self.no_attempt_left(index, attempt);
         let delay = (!is_final).then(|| self.retry_delay(index, attempt));
         let body = json!({
             "attempt": attempt,
@@ -654,6 +957,7 @@ impl Deploy {
             SkipReason::DependencyFailed(dep) => ("dependency_failed", Some(dep.as_str())),
         };
         if let Some(dep) = dependency {
+            self.blocked_by.insert(index, dep.to_owned());
             let line = format!("{} skipped: its dependency {dep} failed", plan.service);
             if plan.class == Class::Core {
                 log::error(&format!("{line} (CORE - deployment will fail)"));
@@ -727,6 +1031,7 @@ impl Deploy {
     }
 
     fn finish(&mut self) -> Result<u8> {
+        self.join_stopping();
         let entries = self.sched.entries();
         let count = |f: &dyn Fn(State) -> bool| entries.iter().filter(|e| f(e.state)).count();
         let healthy = count(&|s| s == State::Healthy);
@@ -736,31 +1041,52 @@ impl Deploy {
         let ok = !self.sched.aborted();
         let status = if ok { exit::OK } else { exit::NO };
         let elapsed = self.started_at.elapsed();
+        let already = self.already_healthy;
         let body = json!({
             "ok": ok,
             "exit_status": status,
-            "counts": {"healthy": healthy, "started": started, "failed": failed, "skipped": skipped},
+            "counts": {"healthy": healthy, "already_healthy": already, "started": started, "failed": failed, "skipped": skipped},
             "duration_ms": hub::duration::to_ms(elapsed),
         });
         self.out.record("finished", self.run_id.as_deref(), &body)?;
         let total = entries.len();
         let took = hub::duration::human(elapsed);
+        let healthy_text = match already {
+            0 => format!("{healthy}/{total} healthy"),
+            n => format!("{healthy}/{total} healthy ({n} already healthy)"),
+        };
         match (ok, self.config.mode) {
             (false, _) => log::error(&format!(
-                "Deploy failed: a CORE service failed ({healthy}/{total} healthy, {failed} failed, {skipped} skipped) after {took}"
+                "Deploy failed: {} ({healthy_text}, {failed} failed, {skipped} skipped) after {took}",
+                self.abort_reason()
             )),
             (true, Mode::Ungated) => log::success(&format!(
                 "Launched {started}/{total} services ({failed} failed) in {took}"
             )),
             (true, _) if failed + skipped > 0 => log::warn(&format!(
-                "Deployed with degradation: {healthy}/{total} healthy, {failed} failed, {skipped} skipped, in {took}"
+                "Deployed with degradation: {healthy_text}, {failed} failed, {skipped} skipped, in {took}"
             )),
-            (true, _) => log::success(&format!("Deployed: {healthy}/{total} healthy in {took}")),
+            (true, _) => log::success(&format!("Deployed: {healthy_text} in {took}")),
         }
         Ok(status)
     }
 
-    /// SIGINT/SIGTERM: kill in-flight start commands' groups (TERM, then KILL after a grace),
+    /// Why the deploy failed, in a few words: which CORE service, and why when it was skipped.
+    fn abort_reason(&self) -> String {
+        let Some(cause) = self.sched.abort_cause() else {
+            return "a CORE service failed".to_owned();
+        };
+        let service = &self.sched.entry(cause).plan.service;
+        match self.blocked_by.get(&cause) {
+            Some(dep) => format!(
+                "CORE service {service} was skipped because its hard dependency {dep} failed"
+            ),
+            None => format!("CORE service {service} failed"),
+        }
+    }
+
+    /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
+    /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
         log::warn(&format!(
@@ -788,6 +1114,8 @@ impl Deploy {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
                 }
+                // A second signal: no more grace.
+                Ok(Event::Signal(_)) => break,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -795,6 +1123,7 @@ impl Deploy {
         for pgid in self.in_flight.values() {
             let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
         }
+        self.join_stopping();
         let body = json!({"tool": "hub-start", "signal": signal.as_str(), "in_flight": in_flight});
         self.out
             .record("interrupted", self.run_id.as_deref(), &body)?;
@@ -825,12 +1154,30 @@ impl Deploy {
             .record("breaker", self.run_id.as_deref(), &transition)
     }
 
-    /// Ask the circuit breaker `SERVICE:start`; a refusal's message.
+    /// Ask the circuit breaker `SERVICE:start`; a refusal's message (with the command that
+    /// resets it). Failures recorded for another definition of the service are forgotten first.
     fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
         let key = self.breaker_key(index);
+        let definition = definition_hash(&self.sched.entry(index).plan);
+        if let Some(old) = self.config.breaker.forget_if_changed(&key, &definition)? {
+            log::info(&format!(
+                "{key}: the service's definition changed since its {} failure(s); its circuit breaker starts afresh",
+                old.consecutive_failures
+            ));
+            if old.state != hub::breaker::State::Closed {
+                self.transition(Some(Transition {
+                    key: key.clone(),
+                    from: old.state,
+                    to: hub::breaker::State::Closed,
+                    consecutive_failures: 0,
+                    opened_at: None,
+                }))?;
+            }
+        }
         let (decision, transition) = self.config.breaker.check(&key)?;
         self.transition(transition)?;
-        Ok((!decision.allowed()).then(|| hub::retry::describe_refusal(&key, &decision)))
+        Ok((!decision.allowed())
+            .then(|| hub::retry::describe_refusal(&key, &decision, self.config.breaker.path())))
     }
 
     /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
@@ -839,8 +1186,36 @@ impl Deploy {
         let transition = if ok {
             self.config.breaker.record_success(&key)?
         } else {
-            self.config.breaker.record_failure(&key)?
+            let definition = definition_hash(&self.sched.entry(index).plan);
+            self.config
+                .breaker
+                .record_failure_of(&key, Some(&definition))?
         };
         self.transition(transition)
     }
+}
+
+/// A hash of what hub-start runs for a service, and how it judges it: its backend, commands,
+/// health check, timeout and compose reference. The breaker stores it with the failures, so a
+/// fixed service is not refused for the failures of its broken predecessor. FNV-1a, not the
+/// standard library's hasher, whose output may change between Rust releases (the hash is
+/// stored in a file).
+fn definition_hash(plan: &Plan) -> String {
+    let what = json!({
+        "backend": plan.backend,
+        "start": plan.start,
+        "run": plan.run,
+        "health": plan.health,
+        "timeout_ms": plan.timeout_ms,
+        "compose": plan.compose,
+        "container_name": plan.container_name,
+        "healthcheck": plan.healthcheck,
+    });
+    let hash = what
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
 }

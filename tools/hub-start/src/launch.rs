@@ -9,7 +9,8 @@ use hub::command::CommandSpec;
 use hub::process::{self, Detach, Running};
 use hub::records::Plan;
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -28,10 +29,13 @@ pub struct Paths {
 impl Paths {
     /// The paths for `service` under `state_dir`, creating the folders.
     pub fn new(state_dir: &Path, service: &str) -> io::Result<Paths> {
+        // A name from the plan stream must not lead outside the state dir (`../../x`).
+        hub::service::check_name_for_paths(service)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         let logs = state_dir.join("logs");
         let pids = state_dir.join("pids");
-        fs::create_dir_all(&logs)?;
-        fs::create_dir_all(&pids)?;
+        hub::statedir::create_folder(&logs)?;
+        hub::statedir::create_folder(&pids)?;
         Ok(Paths {
             log: logs.join(format!("{service}.log")),
             pid: pids.join(format!("{service}.pid")),
@@ -61,15 +65,39 @@ pub enum Launch {
     },
 }
 
-/// A command for a service, with its log as stdout/stderr and the attempt in its environment.
+/// Which attempt of which run: written at the head of the attempt's log and into its
+/// environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The deploy run, when the plan had one.
+    pub run_id: Option<&'a str>,
+    /// 1-based.
+    pub number: u32,
+}
+
+/// A command for a service, in its working folder with its environment (from the plan), its
+/// log as stdout/stderr and the attempt in its environment. The log gets the attempt's header
+/// line first, so a failure's tail shows this attempt only.
 fn service_command(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     log: &Path,
 ) -> io::Result<Command> {
-    let log_file = OpenOptions::new().create(true).append(true).open(log)?;
-    let mut cmd = spec.to_command();
+    let mut log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)?;
+    let header = hub::logheader::header(
+        attempt.run_id,
+        attempt.number,
+        hub::time::now_ms(),
+        &spec.to_string(),
+    );
+    writeln!(log_file, "{header}")?;
+    let attempt = attempt.number;
+    let mut cmd = spec.to_command_in(plan.working_dir.as_deref(), &plan.environment)?;
     cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
@@ -82,15 +110,21 @@ fn service_command(
 pub fn spawn_start(
     spec: &CommandSpec,
     plan: &Plan,
-    attempt: u32,
+    attempt: Attempt<'_>,
     paths: &Paths,
 ) -> io::Result<Running> {
     let mut cmd = service_command(spec, plan, attempt, &paths.log)?;
     Running::spawn(&mut cmd, Detach::Group)
 }
 
-/// Wait for a `start` command, killing its group if it outlives `timeout`.
-pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -> Launch {
+/// Wait for a `start` command, killing its group if it outlives `timeout` or fails (unless
+/// `keep_failed`).
+pub fn finish_start(
+    mut child: Running,
+    timeout: Duration,
+    spec: &CommandSpec,
+    keep_failed: bool,
+) -> Launch {
     let failed = |exit_status, message| Launch::Failed {
         reason: "start_failed",
         exit_status,
@@ -98,14 +132,19 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
     };
     match child.wait_timeout(timeout) {
         Ok(Some(status)) => {
-            // Members a start command leaves behind are part of the service (a daemon that
-            // forked): they are not killed.
+            // Members a successful start command leaves behind are the service (a daemon that
+            // forked): they are not killed. A failed one's are what is left of a failed attempt.
             match process::status_code(status) {
                 0 => Launch::Started {
                     pid: None,
                     container: None,
                 },
-                code => failed(Some(code), format!("`{spec}` exited with status {code}")),
+                code => {
+                    if let (false, Some(identity)) = (keep_failed, child.identity()) {
+                        let _ = hub::pidfile::stop_group(identity, Duration::from_secs(2));
+                    }
+                    failed(Some(code), format!("`{spec}` exited with status {code}"))
+                }
             }
         }
         Ok(None) => {
@@ -122,20 +161,52 @@ pub fn finish_start(mut child: Running, timeout: Duration, spec: &CommandSpec) -
     }
 }
 
-/// Launch a `run` command detached, record its pid, and track its exit on a thread.
-pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) -> Launch {
+/// Launch a `run` command detached, record its pid, and track its exit on a thread, which
+/// calls `on_exit` with its shell-style status when it exits.
+pub fn launch_run(
+    spec: &CommandSpec,
+    plan: &Plan,
+    attempt: Attempt<'_>,
+    paths: &Paths,
+    on_exit: impl FnOnce(i32) + Send + 'static,
+) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
         reason: "launch_failed",
         exit_status,
         message,
     };
+    // Never a second copy beside an earlier one (of an interrupted deploy, or an attempt kept
+    // by --keep-failed) that still runs but was not healthy: stop it first.
+    if let Some(earlier) = live_process(paths) {
+        hub::log::warn(&format!(
+            "{}: its earlier process (pid {}) still runs but is not healthy: stopping it before starting anew",
+            plan.service, earlier.pid
+        ));
+        if let Err(e) = hub::pidfile::stop_group(earlier, Duration::from_secs(3)) {
+            return failed(
+                format!("cannot stop its earlier process (pid {}): {e}", earlier.pid),
+                None,
+            );
+        }
+    }
     let _ = fs::remove_file(&paths.exit);
+    let _ = fs::remove_file(&paths.pid);
     let mut child = match service_command(spec, plan, attempt, &paths.log)
         .and_then(|mut cmd| Running::spawn(&mut cmd, Detach::Session))
     {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
+    let pid = child.pid();
+    // With its start time, so that no later reader takes a reused pid for this process.
+    let recorded = match child.identity() {
+        Some(identity) => hub::pidfile::write(&paths.pid, identity),
+        None => hub::atomic::write_private(&paths.pid, format!("{pid}\n").as_bytes()),
+    };
+    if let Err(e) = recorded {
+        let _ = child.terminate(Duration::from_secs(2));
+        return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
+    }
     // "Started" means still alive right after launch: a command that is not found or
     // exits at once fails here, without waiting for any health check. A one-shot job may well
     // be done already: its exit status, written by the tracker below, decides.
@@ -147,25 +218,24 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
-        return failed(
-            format!("`{spec}` exited at once with status {code}"),
-            Some(code),
-        );
-    }
-    let pid = child.pid();
-    if let Err(e) = hub::atomic::write_file(&paths.pid, format!("{pid}\n").as_bytes()) {
-        let _ = child.terminate(Duration::from_secs(2));
-        return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
+        let mut message = format!("`{spec}` exited at once with status {code}");
+        if code == 0 {
+            message = format!("{message} — {}", hub::codes::EXITED_0_HINT);
+        }
+        return failed(message, Some(code));
     }
     let exit_file = paths.exit.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("track-{}", plan.service))
         .spawn(move || {
             if let Ok(status) = child.wait() {
-                let _ = hub::atomic::write_file(
-                    &exit_file,
-                    format!("{}\n", process::status_code(status)).as_bytes(),
-                );
+                let code = process::status_code(status);
+                // The event first: whatever the exit file lets others see (a probe that waits
+                // for this exit) reaches hub-start after it.
+                on_exit(code);
+                // Not while hub-start exits: a write cut short would leave its temp file.
+                let _writing = EXIT_FILES.lock();
+                let _ = hub::atomic::write_private(&exit_file, format!("{code}\n").as_bytes());
             }
         });
     if spawned.is_err() {
@@ -174,6 +244,17 @@ pub fn launch_run(spec: &CommandSpec, plan: &Plan, attempt: u32, paths: &Paths) 
     Launch::Started {
         pid: Some(pid),
         container: None,
+    }
+}
+
+/// Held while an exit file is written, and for good once hub-start is about to exit.
+static EXIT_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Let exit files being written finish, and start no new one: call just before exiting, so
+/// no write is cut short half-way (leaving its temp file behind).
+pub fn hold_exit_files() {
+    if let Ok(guard) = EXIT_FILES.lock() {
+        std::mem::forget(guard);
     }
 }
 
@@ -220,8 +301,7 @@ pub fn launch_container(
     }
 }
 
-/// The pid recorded for a `run` service by an earlier deploy, if that process is alive.
-pub fn live_pid(paths: &Paths) -> Option<u32> {
-    let pid: u32 = fs::read_to_string(&paths.pid).ok()?.trim().parse().ok()?;
-    process::group_alive(pid).then_some(pid)
+/// The process recorded for a `run` service by an earlier deploy, if that same process runs.
+pub fn live_process(paths: &Paths) -> Option<hub::process::Identity> {
+    hub::pidfile::live(&paths.pid)
 }

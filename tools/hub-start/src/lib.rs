@@ -13,7 +13,9 @@ mod stop;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::Result;
+use hub::deploylock::StateLock;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use scheduler::Mode;
 
@@ -34,23 +36,33 @@ pub fn command() -> Command {
              A service with `x-hub.start` runs that command and waits for it (exit 0 = started; it \
              may take up to the service's timeout). One with `x-hub.run` is launched detached (own \
              session) with output in STATE_DIR/logs/SERVICE.log and pid in \
-             STATE_DIR/pids/SERVICE.pid. Commands see HUB_SERVICE and HUB_ATTEMPT \
+             STATE_DIR/pids/SERVICE.pid (`PID START`: its start time, so a reused pid is never \
+             taken for it). Commands (start, run, stop) run in the plan's working_dir, with its \
+             environment over the inherited one (null unsets), and see HUB_SERVICE and HUB_ATTEMPT \
              (in a compose file write $$HUB_ATTEMPT: hub-levels interpolates $VAR as compose \
              does).\n\n\
              Before starting, one probe checks whether the service is already healthy (a rerun \
              resumes). A failed attempt (the start command failed, or the process died before it \
-             was healthy) is retried with the service's x-hub.retry policy; each outcome goes to \
-             the circuit breaker `SERVICE:start`.\n\n\
+             was healthy, or did not become healthy in time: then what it started is stopped first, \
+             as --stop would stop it) is \
+             retried with the service's x-hub.retry policy; an exit status of 126 or 127 (not \
+             executable, not found) is final at once. Each outcome goes to the circuit breaker \
+             `SERVICE:start`, with a hash of the service's definition: after a fix (a changed \
+             command, health check, …) an open breaker starts afresh. A failed attempt's whole \
+             process group is stopped (unless --keep-failed), and a `run` service's earlier \
+             process that still runs but is not healthy is adopted or stopped before the service \
+             is launched again: never a second copy.\n\n\
              When a CORE service fails, nothing new starts: everything not started is skipped \
              (reason `aborted`) and hub-start exits 1. When an OPTIONAL or STRETCH service fails, \
              its hard dependents are skipped (`dependency_failed`) and the deploy goes on.",
         )
         .after_help(
             "Exit status: 0 deployed (OPTIONAL/STRETCH failures are warnings), 1 a CORE service \
-             failed, 2 bad input or the gate closed early, 130/143 interrupted by SIGINT/SIGTERM \
+             failed, 2 bad input, the gate closed early, or another deploy holds the state dir \
+             (STATE_DIR/deploy.lock; see --wait-lock), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM \
              (in-flight start commands are killed; launched services keep running). With --stop: 0 every service stopped, 1 one did not, 2 bad input.\n\n\
              Environment: CIRCUIT_BREAKER_THRESHOLD, CIRCUIT_BREAKER_TIMEOUT (the breaker), \
-             HUB_BREAKER_STATE (its state file).",
+             HUB_BREAKER_STATE (its state file), HUB_STATE_DIR (the state folder).",
         )
         .arg(
             Arg::new("gate")
@@ -76,7 +88,13 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(usize))
                 .help("At most N start attempts in flight at once (0 = no limit)"),
         )
-        .arg(hub::cli::state_dir_arg("Where logs, pid files and the breaker state live"))
+        .arg(
+            Arg::new("state-dir")
+                .long("state-dir")
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf))
+                .help("Where logs, pid files and the breaker state live [default: $HUB_STATE_DIR, else .hub]"),
+        )
         .arg(hub::breaker::state_arg())
         .arg(
             Arg::new("stop")
@@ -92,6 +110,20 @@ pub fn command() -> Command {
                 .default_value("10s")
                 .value_parser(|s: &str| hub::duration::parse(s))
                 .help("With --stop: how long a process group has between TERM and KILL"),
+        )
+        .arg(
+            Arg::new("keep-failed")
+                .long("keep-failed")
+                .action(ArgAction::SetTrue)
+                .help("Leave a failed or timed-out attempt's processes running, to debug them (by default its whole process group is stopped, members that outlived the leader included)"),
+        )
+        .arg(
+            Arg::new("wait-lock")
+                .long("wait-lock")
+                .value_name("DURATION")
+                .default_value("0s")
+                .value_parser(|s: &str| hub::duration::parse(s))
+                .help("When another deploy holds the state dir's lock, wait up to DURATION for it instead of failing at once (exit 2). With --stop the running deploy is stopped first and waited for (at least 60s)"),
         )
         .arg(
             Arg::new("compose-cmd")
@@ -119,21 +151,32 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         (Some(_), Some("levels")) => Mode::Levels,
         (Some(_), _) => Mode::Dag,
     };
-    let state_dir = matches
-        .get_one::<PathBuf>("state-dir")
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(".hub"));
+    let state_dir = hub::statedir::state_dir(
+        matches
+            .get_one::<PathBuf>("state-dir")
+            .map(PathBuf::as_path),
+        |key| std::env::var(key).ok(),
+    );
     // Records name files under it: absolute, so a reader in another folder finds them.
     let state_dir = std::path::absolute(&state_dir)
         .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    let state_dir = hub::statedir::create(&state_dir)?;
+    let wait_lock = matches
+        .get_one::<Duration>("wait-lock")
+        .copied()
+        .unwrap_or_default();
+    let lock = StateLock::new(&state_dir);
     if matches.get_flag("stop") {
+        let _lock = stop::stop_running_deploy(&lock, wait_lock)?;
         let grace = matches
-            .get_one::<std::time::Duration>("stop-grace")
+            .get_one::<Duration>("stop-grace")
             .copied()
-            .unwrap_or(std::time::Duration::from_secs(10));
+            .unwrap_or(Duration::from_secs(10));
         let compose_cmd = matches.get_one::<String>("compose-cmd").map(String::as_str);
         return stop::run(&state_dir, grace, compose_cmd);
     }
+    // Held until we return: one deploy per state dir.
+    let _lock = lock.acquire(wait_lock)?;
     let breaker_state = hub::breaker::deploy_state_path(matches, &state_dir);
     let breaker = hub::breaker::Breaker::new(
         breaker_state,
@@ -151,6 +194,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
         compose_cmd: matches.get_one::<String>("compose-cmd").cloned(),
+        keep_failed: matches.get_flag("keep-failed"),
     };
     deploy::run(config)
 }

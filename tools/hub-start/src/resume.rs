@@ -12,7 +12,8 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
     match plan.backend {
         // A `run` service is ours only if the process an earlier deploy launched is alive.
         Backend::Run => {
-            launch::live_pid(paths).is_some() && (plan.health.check == Check::None || probe(plan))
+            launch::live_process(paths).is_some()
+                && (plan.health.check == Check::None || probe(plan))
         }
         // Without a health check a start command's result cannot be seen from outside.
         Backend::Start => plan.health.check != Check::None && probe(plan),
@@ -24,7 +25,7 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
 /// (`http` included) can also prove a service already up.
 fn probe(plan: &Plan) -> bool {
     let timeout = Duration::from_millis(plan.health.probe_timeout_ms);
-    hub::probe::Prober::new(&plan.health.check, &Target::default(), timeout)
+    hub::probe::Prober::new(&plan.health.check, &Target::of_plan(plan), timeout)
         .is_ok_and(|prober| prober.checks_anything() && prober.probe().is_ok())
 }
 

@@ -29,6 +29,8 @@ pub enum State {
     Started { attempt: u32 },
     /// A failed attempt; the next one is due then.
     RetryWait { next_attempt: u32, due: Instant },
+    /// A failed attempt whose process is being stopped; its backoff starts once it is.
+    Stopping { next_attempt: u32 },
     /// Healthy (or already healthy).
     Healthy,
     /// Failed for good.
@@ -146,6 +148,11 @@ impl Scheduler {
         self.abort_cause.is_some()
     }
 
+    /// The CORE service whose failure (or skip) stopped the deploy.
+    pub fn abort_cause(&self) -> Option<usize> {
+        self.abort_cause
+    }
+
     /// Move a service to a new state. A CORE service that fails (or is skipped because a
     /// dependency failed) aborts the deploy.
     pub fn set(&mut self, index: usize, state: State) {
@@ -220,7 +227,7 @@ impl Scheduler {
             for index in 0..self.entries.len() {
                 if matches!(
                     self.entries[index].state,
-                    State::Pending | State::RetryWait { .. }
+                    State::Pending | State::RetryWait { .. } | State::Stopping { .. }
                 ) {
                     self.entries[index].state = State::Skipped;
                     actions.push(Action::Skip {
@@ -354,6 +361,8 @@ mod tests {
             start: None,
             run: None,
             stop: None,
+            working_dir: None,
+            environment: Default::default(),
             health: HealthSpec {
                 check: Check::None,
                 interval_ms: 10,

@@ -8,24 +8,28 @@
 
 use crate::launch::Paths;
 use hub::container::{self, ComposeCmd};
+use hub::deploylock::{DeployLock, StateLock};
 use hub::output::RecordWriter;
+use hub::pidfile::{self, GroupStop, Recorded};
+use hub::process::Identity;
 use hub::process::{self, Finished};
 use hub::records::{Backend, Plan};
 use hub::{Result, log};
-use nix::sys::signal::Signal;
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an `x-hub.stop` command may run.
 const STOP_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What stopping one service did.
-struct Stopped {
+pub(crate) struct Stopped {
     service: String,
     method: &'static str,
-    ok: bool,
-    message: String,
+    /// Stopped (or was not running).
+    pub(crate) ok: bool,
+    /// One line for humans.
+    pub(crate) message: String,
 }
 
 /// Stop every service whose plan is on stdin; exit 0 when all stopped, 1 when one did not.
@@ -94,7 +98,34 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
     })
 }
 
-fn stop_one(
+/// How long `--stop` waits at least for a running deploy it has signalled to let go.
+const DEPLOY_STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Take the state dir's lock for a teardown. A deploy still running there is stopped first
+/// (TERM to the holder, only while it is the process that wrote its name into the lock file),
+/// and waited for: otherwise it would go on starting what we stop.
+pub fn stop_running_deploy(lock: &StateLock, wait: Duration) -> Result<DeployLock> {
+    if let Some(held) = lock.try_acquire(Duration::ZERO)? {
+        return Ok(held);
+    }
+    match lock.holder().filter(Identity::is_running) {
+        Some(holder) => {
+            log::warn(&format!(
+                "a deploy (pid {}) is running on this state dir: stopping it first",
+                holder.pid
+            ));
+            // The holder alone, not its group: that is the shell that ran the deploy.
+            let _ = holder.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+        None => log::warn(&format!(
+            "{} is held by a process that did not name itself: waiting for it",
+            lock.path().display()
+        )),
+    }
+    lock.acquire(wait.max(DEPLOY_STOP_WAIT))
+}
+
+pub(crate) fn stop_one(
     plan: &Plan,
     state_dir: &Path,
     grace: Duration,
@@ -120,7 +151,10 @@ fn stop_one(
     let mut method = "none";
     if let Some(spec) = &plan.stop {
         method = "stop";
-        let mut cmd = spec.to_command();
+        let mut cmd = match spec.to_command_in(plan.working_dir.as_deref(), &plan.environment) {
+            Ok(cmd) => cmd,
+            Err(e) => return stopped(method, false, format!("cannot run `{spec}`: {e}")),
+        };
         cmd.stdin(std::process::Stdio::null());
         if let Ok(log) = std::fs::OpenOptions::new()
             .create(true)
@@ -175,38 +209,34 @@ fn stop_one(
     stopped(method, true, notes.join("; "))
 }
 
-/// TERM the process group in a `run` service's pid file, KILL it after `grace`, remove the file.
+/// Stop the process group in a `run` service's pid file (TERM, KILL after `grace`) when it is
+/// still the process recorded, then remove the file.
 fn signal_pid_file(paths: &Paths, grace: Duration) -> std::result::Result<Option<String>, String> {
-    let Ok(text) = std::fs::read_to_string(&paths.pid) else {
-        return Ok(None);
-    };
-    let pid: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{} does not hold a pid; remove it", paths.pid.display()))?;
-    let note = if process::group_alive(pid) && !process::process_exited(pid) {
-        process::signal_group(pid, Signal::SIGTERM)
-            .map_err(|e| format!("TERM to group {pid}: {e}"))?;
-        let deadline = Instant::now() + grace;
-        // Not our child: no wait() to block on, so look again every few milliseconds. A zombie
-        // counts as gone: after hub-start exits, init reaps it whenever it gets round to it.
-        while !process::process_exited(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+    let identity = match pidfile::read(&paths.pid).map_err(|e| e.to_string())? {
+        None => return Ok(None),
+        Some(Recorded::PidOnly(pid)) => {
+            return Err(format!(
+                "{} holds pid {pid} without its start time (written by an older hub), so it \
+                 cannot be told from a reused pid; check `ps -o pid,lstart,args -g {pid}` and \
+                 stop it by hand, then remove the file",
+                paths.pid.display()
+            ));
         }
-        let in_time = process::process_exited(pid);
-        // Members the leader left behind got the TERM too; whatever still runs is killed.
-        process::signal_group(pid, Signal::SIGKILL)
-            .map_err(|e| format!("KILL to group {pid}: {e}"))?;
-        Some(if in_time {
-            format!("process group {pid} terminated")
-        } else {
-            format!(
-                "process group {pid} killed after {}",
-                hub::duration::human(grace)
-            )
-        })
-    } else {
-        None
+        Some(Recorded::Known(identity)) => identity,
+    };
+    let pid = identity.pid;
+    let note = match pidfile::stop_group(identity, grace)
+        .map_err(|e| format!("stopping process group {pid}: {e}"))?
+    {
+        GroupStop::NotRunning => None,
+        GroupStop::Recycled => Some(format!(
+            "not running (pid {pid} now belongs to another process, left alone)"
+        )),
+        GroupStop::Terminated => Some(format!("process group {pid} terminated")),
+        GroupStop::Killed => Some(format!(
+            "process group {pid} killed after {}",
+            hub::duration::human(grace)
+        )),
     };
     let _ = std::fs::remove_file(&paths.pid);
     let _ = std::fs::remove_file(&paths.exit);

@@ -59,7 +59,7 @@ pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: R
     let options = WaitOptions {
         check,
         timeout: deadline.saturating_duration_since(Instant::now()),
-        log_lines: crate::waiter::LOG_TAIL_LINES,
+        log_lines: hub::logheader::TAIL_LINES,
     };
     let (done, result) = mpsc::channel();
     let spawned = std::thread::Builder::new()

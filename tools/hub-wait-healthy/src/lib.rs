@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use waiter::{Reason, Report, Started, Verdict};
+use waiter::{Report, Started, Verdict};
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -42,7 +42,7 @@ pub fn command() -> Command {
              a `finished` record with ok false says hub-start gave up), `waiting` (at 50%, 75% \
              and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
              Probes (from the record's `health`): cmd (exit 0; run in its own process group, \
-             killed on timeout), http (a GET; status in range, default 200-399; optional body \
+             killed on timeout; in the record's working_dir, with its environment), http (a GET; status in range, default 200-399; optional body \
              substring; redirects are never followed, the 3xx status is judged as is; proxies \
              are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms). \
              Container services (health kind container or exec, from the Docker backend) are \
@@ -57,15 +57,18 @@ pub fn command() -> Command {
              A `run` service (with a pid) is watched through a pidfd (on old kernels: checked \
              every 50ms): the moment it exits (even as a zombie its parent has not reaped yet) it \
              is `unhealthy` with reason `exited`, with its exit status (from exit_file) and \
-             the last 10 lines of its log. Such a failure is not final when attempts remain: \
-             hub-start tries again.\n\n\
+             the last 10 lines of its current attempt's log (after the attempt's `==> hub run=…` \
+             header). Such a failure, or a timeout, is not final when attempts remain: \
+             hub-start tries again (after stopping a timed-out attempt's process); an exit \
+             status of 126 or 127 (not executable, not found) is final at once. A `run` \
+             process that exits 0 without being a one-shot job is told how to declare one.\n\n\
              On a terminal, one live status line on stderr shows who is being waited on.",
         )
         .after_help(
             "Exit status: 0 no CORE service failed (final outcomes only); 1 a CORE service \
              failed; 2 bad input (a line that is not a JSON record, or a malformed `started` \
              record: an error naming its line is printed, the line is skipped, every other \
-             service is still waited for, and the exit status is 2); 130 SIGINT, 143 SIGTERM \
+             service is still waited for, and the exit status is 2); 129 SIGHUP, 130 SIGINT, 143 SIGTERM \
              (an `interrupted` record names the services still waited for; probe commands are \
              killed).\n\n\
              Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
@@ -208,6 +211,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     signals::watch(move |signal| {
         let _ = on_signal.send(Event::Signal(signal));
     })?;
+    signals::stop_with_parent()?;
     let reader = events.clone();
     std::thread::Builder::new()
         .name("stdin".into())
@@ -535,7 +539,7 @@ impl Waiter {
                 log_tail,
                 message,
             } => {
-                let is_final = !(*reason == Reason::Exited && started.attempts_left());
+                let is_final = !(verdict.retryable() && started.attempts_left());
                 self.unhealthy_log(started, is_final, message, log_tail.as_deref());
                 let record = UnhealthyRecord {
                     head: AttemptHead::of(started),

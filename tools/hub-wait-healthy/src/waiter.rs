@@ -8,7 +8,7 @@ use hub::probe::{Outcome, Prober, Schedule, Target};
 use hub::process;
 use hub::records::{Check, Class, HealthSpec};
 use serde::Deserialize;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,6 @@ pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
 const EXIT_FILE_WAIT: Duration = Duration::from_millis(300);
 /// How often the exit file is looked for while waiting for it.
 const EXIT_FILE_POLL: Duration = Duration::from_millis(2);
-/// How many lines of a dead process's log go into its `unhealthy` record.
-pub const LOG_TAIL_LINES: usize = 10;
-/// How much of the end of a log is read to find those lines.
-const LOG_TAIL_BYTES: u64 = 64 * 1024;
 /// The percentages of the timeout at which a still-waiting service is reported.
 pub const WARN_AT: [u32; 3] = [50, 75, 90];
 
@@ -63,10 +59,36 @@ pub struct Started {
     /// Container services: the container.
     #[serde(default)]
     pub container: Option<String>,
+    /// Local services: the folder a health command runs in.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// Local services: the variables a health command is given.
+    #[serde(default)]
+    pub environment: hub::records::Environment,
 }
 
 fn one() -> u32 {
     1
+}
+
+impl Verdict {
+    /// May `hub-start` try again after this verdict, attempts allowing? A process that
+    /// exited or a health check that timed out, yes (the next attempt starts afresh); a check
+    /// that cannot run, or a command that is not found or not executable, no.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Verdict::Healthy { .. } => false,
+            Verdict::Unhealthy {
+                reason,
+                exit_status,
+                ..
+            } => match reason {
+                Reason::Exited => exit_status.and_then(hub::codes::cannot_succeed).is_none(),
+                Reason::Timeout => true,
+                Reason::ProbeError => false,
+            },
+        }
+    }
 }
 
 impl Started {
@@ -207,6 +229,8 @@ pub fn wait(
         let target = Target {
             service: started.service.clone(),
             container: started.container.clone(),
+            working_dir: started.working_dir.clone(),
+            environment: started.environment.clone(),
         };
         let probe_timeout = Duration::from_millis(started.health.probe_timeout_ms);
         match Prober::new(&started.health.check, &target, probe_timeout) {
@@ -345,18 +369,21 @@ fn exited(
             failures,
         };
     }
-    let log_tail = started.log.as_deref().map(log_tail);
+    let log_tail = started.log.as_deref().map(hub::logheader::tail);
+    let took = duration::human(elapsed);
     let message = match exit_status {
-        Some(status) if status > 128 => format!(
-            "killed by signal {} after {}",
-            status - 128,
-            duration::human(elapsed)
+        Some(status) if status > 128 => {
+            format!("killed by signal {} after {took}", status - 128)
+        }
+        Some(0) => format!(
+            "exited with status 0 after {took} — {}",
+            hub::codes::EXITED_0_HINT
         ),
-        Some(status) => format!(
-            "exited with status {status} after {}",
-            duration::human(elapsed)
-        ),
-        None => format!("exited after {}", duration::human(elapsed)),
+        Some(status) => match hub::codes::cannot_succeed(status) {
+            Some(why) => format!("exited with status {status} after {took} ({why})"),
+            None => format!("exited with status {status} after {took}"),
+        },
+        None => format!("exited after {took}"),
     };
     Verdict::Unhealthy {
         reason: Reason::Exited,
@@ -402,36 +429,6 @@ fn exit_status_in(path: &str, started_ts: Option<u64>) -> Option<i32> {
     text.trim().parse().ok()
 }
 
-/// The last [`LOG_TAIL_LINES`] non-empty-ended lines of a log (empty when it cannot be read).
-pub fn log_tail(path: &str) -> Vec<String> {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let skip = len.saturating_sub(LOG_TAIL_BYTES);
-    if skip > 0 && file.seek(SeekFrom::Start(skip)).is_err() {
-        return Vec::new();
-    }
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().collect();
-    if skip > 0 && !lines.is_empty() {
-        // The first line read may be cut in the middle.
-        lines.remove(0);
-    }
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-    lines[from..]
-        .iter()
-        .map(|l| l.trim_end_matches('\r').to_owned())
-        .collect()
-}
-
 /// Start a waiter thread for `started`; its reports go to `events` through `wrap`.
 pub fn spawn<E: Send + 'static>(
     started: Started,
@@ -453,21 +450,6 @@ pub fn spawn<E: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_tail_keeps_the_last_lines() {
-        let dir = std::env::temp_dir().join(format!("hub-wait-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("svc.log");
-        let text: String = (1..=15).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(&path, format!("{text}\n\n")).unwrap();
-        let tail = log_tail(path.to_str().unwrap());
-        assert_eq!(tail.len(), LOG_TAIL_LINES);
-        assert_eq!(tail[0], "line 6");
-        assert_eq!(tail[9], "line 15");
-        assert!(log_tail("/nonexistent/hub.log").is_empty());
-        let _ = std::fs::remove_dir_all(dir);
-    }
 
     #[test]
     fn attempts_left() {

@@ -107,6 +107,13 @@ fn an_install_runs_a_stack_from_any_folder_and_uninstalls_cleanly() {
     let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
     assert_eq!(logs.lines().count(), 1, "{logs}");
     assert!(logs.starts_with("web: "), "{logs}");
+    // Its first attempt, found by the header hub-start writes before each attempt.
+    let first = installed(&prefix, "hub-logs", work.path())
+        .args(["web", "--attempt", "1"])
+        .status(0);
+    let first = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(first.contains("web: attempt 1: cannot connect"), "{first}");
+    assert!(!first.contains("ready on"), "only attempt 1: {first}");
 
     installed(&prefix, "hub-down", work.path()).run();
     Cmd::program(&workspace_root().join("scripts/install"))

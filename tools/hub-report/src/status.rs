@@ -124,14 +124,11 @@ impl ServiceStatus {
 
 /// Run `hub-report status`.
 pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let state_dir = hub::statedir::state_dir(
+    let state_dir = hub::statedir::absolute_from_env(
         matches
             .get_one::<PathBuf>("state-dir")
             .map(PathBuf::as_path),
-        |key| std::env::var(key).ok(),
-    );
-    let state_dir = std::path::absolute(&state_dir)
-        .map_err(|e| Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    )?;
     let probe_timeout = matches
         .get_one::<Duration>("probe-timeout")
         .copied()

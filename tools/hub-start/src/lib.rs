@@ -151,15 +151,11 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         (Some(_), Some("levels")) => Mode::Levels,
         (Some(_), _) => Mode::Dag,
     };
-    let state_dir = hub::statedir::state_dir(
+    let state_dir = hub::statedir::absolute_from_env(
         matches
             .get_one::<PathBuf>("state-dir")
             .map(PathBuf::as_path),
-        |key| std::env::var(key).ok(),
-    );
-    // Records name files under it: absolute, so a reader in another folder finds them.
-    let state_dir = std::path::absolute(&state_dir)
-        .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    )?;
     let state_dir = hub::statedir::create(&state_dir)?;
     let wait_lock = matches
         .get_one::<Duration>("wait-lock")

@@ -40,7 +40,8 @@ hub_bins() {
 }
 
 # hub_compose_files: with no -f, no COMPOSE_FILE, no --project-directory and no compose file here,
-# use the bundled demo (its state in the repository root's .hub). Sets $demo=1 when it did.
+# use the bundled demo (run from the repository root, or the installed share/hub; its state stays
+# where the script was run from). Sets $demo=1 when it did.
 hub_compose_files() {
     demo=0
     if [ "${#files[@]}" -gt 0 ] || [ -n "${COMPOSE_FILE:-}" ] || [ -n "$project_dir" ]; then

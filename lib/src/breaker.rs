@@ -176,6 +176,25 @@ pub fn parse_threshold(text: &str) -> Result<u64, String> {
         })
 }
 
+/// `--breaker-state PATH`, for the tools that keep their breaker beside a deploy's state folder.
+pub fn state_arg() -> clap::Arg {
+    clap::Arg::new("breaker-state")
+        .long("breaker-state")
+        .value_name("PATH")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]")
+}
+
+/// The breaker state file of a deploy: `--breaker-state`, else `$HUB_BREAKER_STATE`, else
+/// `STATE_DIR/breaker.json`.
+pub fn deploy_state_path(matches: &clap::ArgMatches, state_dir: &Path) -> PathBuf {
+    matches
+        .get_one::<PathBuf>("breaker-state")
+        .cloned()
+        .or_else(|| std::env::var_os(ENV_STATE).map(PathBuf::from))
+        .unwrap_or_else(|| state_dir.join("breaker.json"))
+}
+
 /// Where the state file is: `explicit` (`--state`), else `$HUB_BREAKER_STATE`, else
 /// `breaker.json` in the state folder in use ([`crate::statedir::in_use`]: `$HUB_STATE_DIR`, or
 /// `.hub/` in the current folder), else `$XDG_STATE_HOME/hub/breaker.json`, else

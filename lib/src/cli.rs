@@ -1,5 +1,6 @@
-//! What every tool's `main` shares: argument parsing, the common `-q`/`-v` flags, and turning
-//! a [`crate::Error`] into a one-line message and an exit status.
+//! What every tool's `main` shares: argument parsing, the common `-q`/`-v` flags, turning
+//! a [`crate::Error`] into a one-line message and an exit status, and the shell completions
+//! and man page generated from the same clap definition as `--help` (so they cannot drift).
 
 use crate::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -32,6 +33,17 @@ pub fn with_common_args(cmd: Command) -> Command {
 /// error that carries its own status. Usage errors exit 2 (clap's convention, and ours).
 pub fn main(command: Command, run: fn(&ArgMatches) -> Result<u8>) -> ExitCode {
     let name = command.get_name().to_owned();
+    // Hidden, for `scripts/install`: read before clap, so a tool's required arguments do not
+    // stand in the way.
+    let mut args = std::env::args_os().skip(1);
+    match args.next().as_ref().and_then(|a| a.to_str()) {
+        Some("--generate-completions") => {
+            let shell = args.next().and_then(|s| s.into_string().ok());
+            return generate_completions(command, shell.as_deref());
+        }
+        Some("--generate-man") => return generate_man(command),
+        _ => {}
+    }
     let matches = match command.try_get_matches() {
         Ok(matches) => matches,
         Err(err) => {
@@ -66,6 +78,32 @@ pub fn main(command: Command, run: fn(&ArgMatches) -> Result<u8>) -> ExitCode {
                 eprintln!("{name}: {err}");
             }
             ExitCode::from(err.code())
+        }
+    }
+}
+
+/// `TOOL --generate-completions bash|zsh|fish|elvish|powershell`: the completion script on stdout.
+fn generate_completions(mut command: Command, shell: Option<&str>) -> ExitCode {
+    let name = command.get_name().to_owned();
+    let Some(shell) = shell.and_then(|s| s.parse::<clap_complete::Shell>().ok()) else {
+        eprintln!(
+            "{name}: --generate-completions needs a shell: bash, zsh, fish, elvish or powershell"
+        );
+        return ExitCode::from(crate::error::exit::ERROR);
+    };
+    clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+/// `TOOL --generate-man`: its man page (section 1, roff) on stdout.
+fn generate_man(command: Command) -> ExitCode {
+    let name = command.get_name().to_owned();
+    match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: writing the man page: {e}");
+            ExitCode::from(crate::error::exit::ERROR)
         }
     }
 }

@@ -214,6 +214,11 @@ pub struct Plan {
     /// The compose project, for container services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRef>,
+    /// The stack's compose project name, as compose names it (`name:`, else
+    /// `COMPOSE_PROJECT_NAME`, else the project folder's name), for every backend: reports and
+    /// metrics name the stack by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// `attempt`: one try of a command under `hub-retry`.
@@ -309,6 +314,31 @@ pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Resul
     Ok(line)
 }
 
+/// The `plan` records among the lines of `input` (other records are skipped), each with its
+/// `run_id`: what the tools that act on a whole stack (`hub-start --stop`, `hub-report status`)
+/// read on stdin from `hub-levels`. A service name that cannot name its files is refused.
+pub fn read_plans(
+    input: impl std::io::BufRead,
+    source: &str,
+) -> Result<Vec<(Option<String>, Plan)>> {
+    let mut plans = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line =
+            line.map_err(|e| Error::io(format!("reading plan records from {source}"), &e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (envelope, value) = parse_line(&line, source, n + 1)?;
+        if envelope.kind == "plan" {
+            let plan: Plan = decode(value, source, n + 1)?;
+            crate::service::check_name_for_paths(&plan.service)
+                .map_err(|why| Error::input(format!("{source}:{}: {why}", n + 1)))?;
+            plans.push((envelope.run_id, plan));
+        }
+    }
+    Ok(plans)
+}
+
 /// Parse one input line into its envelope and full JSON value.
 ///
 /// The error names the source and line number, for readers that report and skip.
@@ -371,6 +401,7 @@ mod tests {
             labels: BTreeMap::new(),
             healthcheck: None,
             compose: None,
+            project: None,
         }
     }
 

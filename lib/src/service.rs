@@ -678,6 +678,7 @@ fn resolve_service(
                 None
             },
             compose,
+            project: None,
         },
         declared,
         file: source.file.clone(),
@@ -685,6 +686,29 @@ fn resolve_service(
         unhonoured,
         healthcheck_deadline,
     })
+}
+
+/// The project name as compose chooses it: the top-level `name:`, else `COMPOSE_PROJECT_NAME`
+/// (the environment, then `.env`), else the project folder's name (`--project-directory`, else
+/// the first file's folder) lowercased, keeping only what compose allows (`a-z0-9_-`).
+fn project_name(doc: &ComposeDoc, opts: &Options) -> Option<String> {
+    if let Some(name) = doc
+        .project
+        .clone()
+        .or_else(|| (opts.env)("COMPOSE_PROJECT_NAME"))
+        .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned())
+    {
+        return Some(name);
+    }
+    let folder = std::path::absolute(&doc.project_dir).ok()?;
+    let name: String = folder
+        .file_name()?
+        .to_string_lossy()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// A path made absolute against the current folder, so a plan works from anywhere.
@@ -918,5 +942,9 @@ pub fn resolve(doc: &ComposeDoc, opts: &Options) -> Result<Resolved> {
         }
     }
     plans.sort_by(|a, b| (a.level, &a.service).cmp(&(b.level, &b.service)));
+    let project = project_name(doc, opts);
+    for plan in &mut plans {
+        plan.project.clone_from(&project);
+    }
     Ok(Resolved { plans, warnings })
 }

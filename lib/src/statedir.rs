@@ -34,6 +34,13 @@ pub fn state_dir(explicit: Option<&Path>, env: impl Fn(&str) -> Option<String>) 
     })
 }
 
+/// [`state_dir`] from this process's environment, made absolute: records and reports name
+/// files under it, and a reader in another folder must find them.
+pub fn absolute_from_env(explicit: Option<&Path>) -> Result<PathBuf> {
+    let dir = state_dir(explicit, |key| std::env::var(key).ok());
+    std::path::absolute(&dir).map_err(|e| Error::io(format!("--state-dir {}", dir.display()), &e))
+}
+
 /// The state folder in use without `--state-dir`: `$HUB_STATE_DIR`, else `.hub` when it exists
 /// in the current folder; `None` when neither.
 pub fn in_use(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {

@@ -510,3 +510,63 @@ pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A small stack of the demo's stand-in services on free ports, for tests that deploy a real
+/// stack without the demo's fixed ports (other people's demos may hold them): `db` (CORE, tcp),
+/// `migrate` (CORE one-shot job), `web` (OPTIONAL, http, fails its first attempt).
+/// `service_py` is the demo's `service.py` (the checkout's, or an installed copy).
+pub fn small_stack(service_py: &Path) -> String {
+    let py = service_py.display();
+    let (db, web) = (free_port(), free_port());
+    format!(
+        r#"name: hub-small
+services:
+  db:
+    x-hub:
+      class: core
+      run: [python3, "{py}", --name, db, --port, "{db}", --ready-after, "0.2"]
+      health: {{ tcp: "127.0.0.1:{db}" }}
+      timeout: 20s
+  migrate:
+    depends_on: {{ db: {{ condition: service_healthy }} }}
+    x-hub:
+      class: core
+      run: [sh, -c, "echo migrated"]
+      health: {{ completed: true }}
+      timeout: 20s
+  web:
+    depends_on: [migrate]
+    x-hub:
+      class: optional
+      run: [python3, "{py}", --name, web, --port, "{web}", --fail-until-attempt, "2"]
+      health: {{ http: "http://127.0.0.1:{web}/" }}
+      retry: {{ attempts: 2, delay: 100ms }}
+      timeout: 20s
+"#
+    )
+}
+
+/// KILL the process group `pgid` (a service hub launched) and wait until its leader is gone.
+pub fn kill_group(pgid: u64) {
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill -KILL -{pgid} failed");
+    wait_until(&format!("process {pgid} is gone"), || {
+        !Path::new(&format!("/proc/{pgid}")).exists()
+    });
+}
+
+/// Whether a test's outside tool is here. When not, print a loud SKIPPED line with `what` and
+/// how to install it, and fail instead when `CI` is set (CI's setup installs it).
+pub fn present_or_skip(found: bool, what: &str, install: &str) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing in CI: {install}"
+        );
+        eprintln!("\n!!!!!!!!!! SKIPPED: {what} is missing: {install} !!!!!!!!!!");
+    }
+    found
+}

@@ -9,6 +9,7 @@ pub mod format;
 pub mod html;
 pub mod model;
 pub mod prometheus;
+pub mod status;
 pub mod text;
 pub mod trend;
 
@@ -38,7 +39,8 @@ pub fn command() -> Command {
             "Exit status: 0 report written (whatever the deploy's outcome), 1 with --check when \
              the run is not ok (a CORE service failed or was skipped, or it was interrupted), 2 bad input (unreadable file, no \
              records, unknown --run, a malformed line with --strict).\n\n\
-             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`.\n\
+             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`. \
+             `hub-levels | hub-report status` shows a deployed stack's state now; see `hub-report status --help`.\n\
              Environment: NO_COLOR disables colour (text is coloured only on a terminal).",
         )
         .subcommand_negates_reqs(true)
@@ -98,7 +100,8 @@ pub fn command() -> Command {
                 .value_parser(["auto", "always", "never"])
                 .help("Colour the text format: auto (a terminal, and no NO_COLOR), always, never"),
         )
-        .subcommand(trend::command());
+        .subcommand(trend::command())
+        .subcommand(status::command());
     hub::cli::with_common_args(cmd)
 }
 
@@ -113,6 +116,9 @@ fn strict_arg() -> Arg {
 pub fn run(matches: &ArgMatches) -> Result<u8> {
     if let Some(("trend", sub)) = matches.subcommand() {
         return trend::run(sub);
+    }
+    if let Some(("status", sub)) = matches.subcommand() {
+        return status::run(sub);
     }
     let files: Vec<String> = matches
         .get_many::<String>("files")
@@ -174,7 +180,10 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         "json" => format::json(&report)?,
         "markdown" => format::markdown(&report),
         "html" => html::report(&report),
-        "prometheus" => prometheus::exposition(&report),
+        "prometheus" => {
+            let history = matches.get_one::<String>("history").map(Path::new);
+            prometheus::exposition(&report, last_success_ms(&report, history))
+        }
         _ => text::report(&report, color),
     };
     write_output(&rendered, output)?;
@@ -273,9 +282,72 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
     Ok(Input { runs, state })
 }
 
+/// The run id of the history file's last line (read from its last 1 MiB), if any.
+fn last_history_run(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let tail = String::from_utf8_lossy(&tail);
+    let last = tail.trim_end().rsplit('\n').next()?;
+    let value: serde_json::Value = serde_json::from_str(last).ok()?;
+    value.get("run_id")?.as_str().map(str::to_owned)
+}
+
+/// When the project's last ok deploy ended, ms since the epoch: this run's end when it is ok,
+/// else the latest ok run of the same project in the history file (when there is one).
+fn last_success_ms(report: &Report, history: Option<&Path>) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        ok: bool,
+        #[serde(default)]
+        project: Option<String>,
+        started_at: Option<String>,
+        duration_ms: u64,
+    }
+    let end = |started_at: Option<&str>, duration_ms: u64| {
+        let start = humantime::parse_rfc3339(started_at?).ok()?;
+        let ms = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis();
+        u64::try_from(ms).ok().map(|ms| ms + duration_ms)
+    };
+    if report.ok {
+        return end(report.started_at.as_deref(), report.duration_ms);
+    }
+    let history = history?.display().to_string();
+    let mut latest: Option<u64> = None;
+    let lenient = Policy {
+        strict: false,
+        report_limit: 0,
+    };
+    jsonl::read_sources(&[history], lenient, |line, _| {
+        if let Ok(run) = serde_json::from_str::<Line>(line)
+            && run.ok
+            && run.project == report.project
+            && let Some(ms) = end(run.started_at.as_deref(), run.duration_ms)
+        {
+            latest = latest.max(Some(ms));
+        }
+        Ok(())
+    })
+    .ok()?;
+    latest
+}
+
 /// Append the run's JSON summary as one line (one `write`, so concurrent appenders do not
 /// interleave lines on a local file system).
+///
+/// A run the history's last line already holds is not appended again, so `hub-deploy` can
+/// pass `--history` to each report it writes of one run.
 fn append_history(path: &Path, report: &Report) -> Result<()> {
+    if report.run_id.is_some() && last_history_run(path) == report.run_id {
+        return Ok(());
+    }
     let mut line = format::json(report)?;
     if !line.ends_with('\n') {
         line.push('\n');

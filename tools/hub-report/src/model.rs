@@ -65,6 +65,8 @@ pub struct Event<'a> {
     pub key: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub to: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub project: Option<Cow<'a, str>>,
 }
 
 impl<'a> Event<'a> {
@@ -151,6 +153,11 @@ impl<'a> Event<'a> {
                 "to" => (
                     23,
                     scan.nullable(Scan::str).map(|v| e.to = v.map(Cow::from)),
+                ),
+                "project" => (
+                    24,
+                    scan.nullable(Scan::str)
+                        .map(|v| e.project = v.map(Cow::from)),
                 ),
                 _ => return scan.skip(),
             };
@@ -274,6 +281,9 @@ pub struct Counts {
 pub struct Report {
     /// The run id (null for records without one).
     pub run_id: Option<String>,
+    /// The compose project the run deployed (from its `plan` records); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// True when every CORE service is healthy (none failed or skipped), the deploy was not
     /// interrupted, and its `finished` record (if any) said ok.
     pub ok: bool,
@@ -331,6 +341,8 @@ pub struct RunState {
     /// The `finished` record: ok, duration_ms, and its ts.
     finished: Option<(bool, Option<u64>, u64)>,
     interrupted: Option<Vec<String>>,
+    /// The first `plan` record's project.
+    project: Option<String>,
     services: HashMap<String, ServiceState>,
     /// Records folded.
     pub records: u64,
@@ -385,6 +397,9 @@ impl RunState {
             };
             *first = Some(first.map_or(ts, |first| first.min(ts)));
             self.last_ts = Some(self.last_ts.map_or(ts, |last| last.max(ts)));
+        }
+        if self.project.is_none() && event.kind == "plan" {
+            self.project = owned(&event.project);
         }
         match event.kind.as_ref() {
             "finished" => {
@@ -574,6 +589,7 @@ impl RunState {
         let finished_ok = self.finished.is_none_or(|(ok, _, _)| ok);
         Report {
             run_id: self.run_id.clone(),
+            project: self.project.clone(),
             ok: counts.core_failed == 0 && !core_skipped && !interrupted && finished_ok,
             interrupted,
             started_at: start.map(rfc3339_millis),

@@ -2,14 +2,35 @@
 //! duration and outcome, and per service its ready time, up/down and attempts.
 //!
 //! The run id is deliberately not a label: it changes every deploy and would grow the series
-//! count without bound. `--output FILE` writes the file atomically, as the collector requires.
+//! count without bound. The compose project is one, on every series, so two stacks' files in
+//! one collector folder do not clash. `--output FILE` writes the file atomically, as the
+//! collector requires.
 
 use crate::model::{Report, Status};
 use std::fmt::Write;
 
-/// Render the exposition text.
-pub fn exposition(report: &Report) -> String {
+/// Render the exposition text. `last_success_ms`: when the project's last ok deploy ended (this
+/// one's end when it is ok; else from the history, when there is one).
+pub fn exposition(report: &Report, last_success_ms: Option<u64>) -> String {
     let mut out = String::new();
+    let project = report
+        .project
+        .as_deref()
+        .map(|p| format!(r#"project="{}""#, escape(p)));
+    // `{project="x",more}`: the project first on every series, then the series' own labels.
+    let labelled = |more: &str| {
+        let all: Vec<&str> = project
+            .as_deref()
+            .into_iter()
+            .chain((!more.is_empty()).then_some(more))
+            .collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", all.join(","))
+        }
+    };
+    let plain = labelled("");
     let mut gauge = |name: &str, help: &str, samples: &[(String, String)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
@@ -22,47 +43,54 @@ pub fn exposition(report: &Report) -> String {
     gauge(
         "hub_deploy_duration_seconds",
         "How long the last deploy took, from its first record to its end.",
-        &[(String::new(), seconds(report.duration_ms))],
+        &[(plain.clone(), seconds(report.duration_ms))],
     );
     if let Some(start) = report.started_at.as_deref().and_then(start_seconds) {
         gauge(
             "hub_deploy_start_timestamp_seconds",
             "When the last deploy started, seconds since the Unix epoch.",
-            &[(String::new(), start)],
+            &[(plain.clone(), start)],
+        );
+    }
+    if let Some(ms) = last_success_ms {
+        gauge(
+            "hub_deploy_last_success_timestamp_seconds",
+            "When the project's last ok deploy ended, seconds since the Unix epoch (alert on its age).",
+            &[(plain.clone(), format!("{:.3}", ms as f64 / 1000.0))],
         );
     }
     gauge(
         "hub_deploy_ok",
         "1 when every CORE service of the last deploy is healthy and it was not interrupted.",
-        &[(String::new(), flag(report.ok))],
+        &[(plain.clone(), flag(report.ok))],
     );
     gauge(
         "hub_deploy_interrupted",
         "1 when the last deploy was interrupted (SIGINT or SIGTERM).",
-        &[(String::new(), flag(report.interrupted))],
+        &[(plain.clone(), flag(report.interrupted))],
     );
     gauge(
         "hub_deploy_core_failures",
         "CORE services of the last deploy that failed.",
-        &[(String::new(), report.counts.core_failed.to_string())],
+        &[(plain.clone(), report.counts.core_failed.to_string())],
     );
     let counts = report.counts;
     gauge(
         "hub_deploy_services",
         "Services of the last deploy by outcome.",
         &[
-            (r#"{status="healthy"}"#.into(), counts.healthy.to_string()),
-            (r#"{status="failed"}"#.into(), counts.failed.to_string()),
-            (r#"{status="skipped"}"#.into(), counts.skipped.to_string()),
-            (r#"{status="started"}"#.into(), counts.started.to_string()),
+            (labelled(r#"status="healthy""#), counts.healthy.to_string()),
+            (labelled(r#"status="failed""#), counts.failed.to_string()),
+            (labelled(r#"status="skipped""#), counts.skipped.to_string()),
+            (labelled(r#"status="started""#), counts.started.to_string()),
         ],
     );
     let labels = |service: &crate::model::ServiceReport| {
-        format!(
-            r#"{{service="{}",class="{}"}}"#,
+        labelled(&format!(
+            r#"service="{}",class="{}""#,
             escape(&service.service),
             service.class.map_or("unknown", |c| c.as_str())
-        )
+        ))
     };
     let up: Vec<(String, String)> = report
         .services

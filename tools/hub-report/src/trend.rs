@@ -218,6 +218,10 @@ pub struct Trend {
     pub regression_factor: f64,
     /// Runs with no CORE failure.
     pub ok_runs: u32,
+    /// Per run in the window (oldest first): whether it was ok.
+    pub run_ok: Vec<bool>,
+    /// The ids of the runs that were not ok, oldest first.
+    pub failed_runs: Vec<String>,
     /// The deploy duration.
     pub deploy: Stats,
     /// Per service.
@@ -360,6 +364,12 @@ pub fn analyse(runs: &[RunSummary], factor: f64) -> Trend {
         last_run: runs.last().and_then(|r| r.run_id.clone()),
         regression_factor: factor,
         ok_runs: runs.iter().filter(|r| r.ok).count() as u32,
+        run_ok: runs.iter().map(|r| r.ok).collect(),
+        failed_runs: runs
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| r.run_id.clone().unwrap_or_else(|| "-".into()))
+            .collect(),
         deploy,
         services,
         regressions,
@@ -409,6 +419,16 @@ pub fn text(trend: &Trend) -> String {
             ""
         }
     );
+    // Failed runs apart from good ones: one mark per run, and the failed ones by id.
+    let marks: String = trend
+        .run_ok
+        .iter()
+        .map(|ok| if *ok { '✓' } else { '✗' })
+        .collect();
+    let _ = writeln!(out, "Runs (oldest → latest): {marks}");
+    if !trend.failed_runs.is_empty() {
+        let _ = writeln!(out, "Failed runs: {}", trend.failed_runs.join(", "));
+    }
     let width = crate::format::service_column(trend.services.iter().map(|s| s.service.as_str()));
     let _ = writeln!(
         out,
@@ -474,8 +494,13 @@ fn chart(series: &[Option<u64>], statuses: &[Option<Status>], stats: Option<&Sta
         let x = i as f64 * slot + (slot - bar) / 2.0;
         let latest = i + 1 == series.len();
         match (value, statuses.get(i).copied().flatten()) {
-            (Some(v), _) => {
+            (Some(v), status) => {
                 let h = height(*v).max(1.0);
+                let (fill, note) = if status == Some(Status::Failed) {
+                    (FAILED, " (failed)")
+                } else {
+                    (HEALTHY, "")
+                };
                 let outline = if latest && stats.is_some_and(|s| s.regression) {
                     format!(" stroke=\"{FAILED}\" stroke-width=\"3\"")
                 } else {
@@ -483,8 +508,8 @@ fn chart(series: &[Option<u64>], statuses: &[Option<Status>], stats: Option<&Sta
                 };
                 let _ = writeln!(
                     svg,
-                    "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{HEALTHY}\"{outline}>\
-                     <title>run {}: {}</title></rect>",
+                    "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{fill}\"{outline}>\
+                     <title>run {}: {}{note}</title></rect>",
                     CHART_H - h,
                     i + 1,
                     secs(*v)
@@ -551,7 +576,17 @@ pub fn html_page(trend: &Trend, runs: &[RunSummary]) -> String {
         body.push_str("</ul>\n");
     }
     let durations: Vec<Option<u64>> = runs.iter().map(|r| Some(r.duration_ms)).collect();
-    let statuses: Vec<Option<Status>> = runs.iter().map(|_| Some(Status::Healthy)).collect();
+    // A failed run's bar is drawn in the failure colour, apart from the good ones.
+    let statuses: Vec<Option<Status>> = runs
+        .iter()
+        .map(|r| {
+            Some(if r.ok {
+                Status::Healthy
+            } else {
+                Status::Failed
+            })
+        })
+        .collect();
     let _ = write!(
         body,
         "<h2>Deploy duration</h2>\n{}",

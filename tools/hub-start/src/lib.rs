@@ -95,13 +95,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(PathBuf))
                 .help("Where logs, pid files and the breaker state live [default: $HUB_STATE_DIR, else .hub]"),
         )
-        .arg(
-            Arg::new("breaker-state")
-                .long("breaker-state")
-                .value_name("PATH")
-                .value_parser(value_parser!(PathBuf))
-                .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"),
-        )
+        .arg(hub::breaker::state_arg())
         .arg(
             Arg::new("stop")
                 .long("stop")
@@ -157,15 +151,11 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         (Some(_), Some("levels")) => Mode::Levels,
         (Some(_), _) => Mode::Dag,
     };
-    let state_dir = hub::statedir::state_dir(
+    let state_dir = hub::statedir::absolute_from_env(
         matches
             .get_one::<PathBuf>("state-dir")
             .map(PathBuf::as_path),
-        |key| std::env::var(key).ok(),
-    );
-    // Records name files under it: absolute, so a reader in another folder finds them.
-    let state_dir = std::path::absolute(&state_dir)
-        .map_err(|e| hub::Error::io(format!("--state-dir {}", state_dir.display()), &e))?;
+    )?;
     let state_dir = hub::statedir::create(&state_dir)?;
     let wait_lock = matches
         .get_one::<Duration>("wait-lock")
@@ -183,11 +173,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     }
     // Held until we return: one deploy per state dir.
     let _lock = lock.acquire(wait_lock)?;
-    let breaker_state = matches
-        .get_one::<PathBuf>("breaker-state")
-        .cloned()
-        .or_else(|| std::env::var_os(hub::breaker::ENV_STATE).map(PathBuf::from))
-        .unwrap_or_else(|| state_dir.join("breaker.json"));
+    let breaker_state = hub::breaker::deploy_state_path(matches, &state_dir);
     let breaker = hub::breaker::Breaker::new(
         breaker_state,
         hub::breaker::Config::from_env(|k| std::env::var(k).ok())?,

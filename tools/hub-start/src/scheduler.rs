@@ -375,6 +375,7 @@ mod tests {
             labels: Default::default(),
             healthcheck: None,
             compose: None,
+            project: None,
         }
     }
 

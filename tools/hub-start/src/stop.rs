@@ -14,9 +14,8 @@ use hub::pidfile::{self, GroupStop, Recorded};
 use hub::process::Identity;
 use hub::process::{self, Finished};
 use hub::records::{Backend, Plan};
-use hub::{Error, Result, log};
+use hub::{Result, log};
 use serde_json::json;
-use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,21 +34,10 @@ pub(crate) struct Stopped {
 
 /// Stop every service whose plan is on stdin; exit 0 when all stopped, 1 when one did not.
 pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Result<u8> {
-    let mut plans: Vec<(String, Plan)> = Vec::new();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| Error::io("reading plan records from stdin", &e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (envelope, value) = hub::records::parse_line(&line, "stdin", n + 1)?;
-        if envelope.kind == "plan" {
-            let run_id = envelope.run_id.unwrap_or_default();
-            let plan: Plan = hub::records::decode(value, "stdin", n + 1)?;
-            hub::service::check_name_for_paths(&plan.service)
-                .map_err(|why| Error::input(format!("stdin:{}: {why}", n + 1)))?;
-            plans.push((run_id, plan));
-        }
-    }
+    let plans: Vec<(String, Plan)> = hub::records::read_plans(std::io::stdin().lock(), "stdin")?
+        .into_iter()
+        .map(|(run_id, plan)| (run_id.unwrap_or_default(), plan))
+        .collect();
     let compose = if plans.iter().any(|(_, p)| p.backend == Backend::Container) {
         Some(ComposeCmd::detect(compose_cmd)?)
     } else {

@@ -1,0 +1,513 @@
+//! `hub-report status`: what a deployed stack is doing now, one row per service, for the
+//! operator who comes back after the deploy (`scripts/hub-status`, like `docker compose ps`).
+//!
+//! A deploy leaves a state folder behind: pid files, exit files, logs, the breaker's state and
+//! an events file per run. This reads them together with the stack's plans (from `hub-levels`),
+//! probes every service once, concurrently, and says per service what state it is in now, next
+//! to what the last deploy decided about it. Health is probed now, never read from the last
+//! deploy: a service that died since is `exited`, not `healthy`.
+
+use crate::model::{Report, Status};
+use clap::{Arg, ArgMatches, Command};
+use hub::container::{self, ComposeCmd};
+use hub::jsonl::Policy;
+use hub::probe::{Prober, Target};
+use hub::records::{Backend, Check, Class, Plan};
+use hub::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// The `status` subcommand.
+pub fn command() -> Command {
+    Command::new("status")
+        .about("The state of a deployed stack now: one row per service, health probed now")
+        .long_about(
+            "The state of a deployed stack now. Reads the stack's `plan` records on stdin \
+             (`hub-levels -f compose.yaml | hub-report status`), the state folder the deploy \
+             wrote (pid and exit files, logs, the breaker's state, the newest events file in \
+             STATE_DIR/events/), and probes each service once, all at once, each probe bounded \
+             by --probe-timeout.\n\n\
+             States: healthy, unhealthy (the probe failed), running (alive, no check to run), \
+             completed (a one-shot job that exited 0), exited (its process or container is gone; \
+             with its status when known), stopped (hub-down removed it), never started.\n\n\
+             --format json writes one `service_status` record per service (docs/records.md).",
+        )
+        .after_help(
+            "Exit status: 0 every CORE service is healthy (a CORE one-shot job: completed), 1 one \
+             is not, 2 bad input (no plans on stdin, an unreadable state folder).",
+        )
+        .arg(
+            Arg::new("state-dir")
+                .long("state-dir")
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The state folder the deploy wrote [default: $HUB_STATE_DIR, else .hub]"),
+        )
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_name("FORMAT")
+                .default_value("text")
+                .value_parser(["text", "json"])
+                .help("text (a table) or json (service_status records)"),
+        )
+        .arg(
+            Arg::new("probe-timeout")
+                .long("probe-timeout")
+                .value_name("DURATION")
+                .default_value("2s")
+                .value_parser(|s: &str| hub::duration::parse(s))
+                .help("The longest one probe may take (a service's own probe timeout, if shorter, wins)"),
+        )
+        .arg(hub::breaker::state_arg())
+        .arg(
+            Arg::new("compose-cmd")
+                .long("compose-cmd")
+                .value_name("CMD")
+                .help("The compose command for container services [default: $DOCKER_CMD, else detected]"),
+        )
+}
+
+/// What the last deploy said about a service.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastDeploy {
+    /// The run id.
+    pub run_id: Option<String>,
+    /// `healthy`, `failed`, `skipped`, `started`.
+    pub status: Status,
+    /// Its start attempts.
+    pub attempts: u32,
+    /// Why it failed or was skipped; null when healthy.
+    pub reason: Option<String>,
+}
+
+/// One service's state now: the body of a `service_status` record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// The service.
+    pub service: String,
+    /// Its class.
+    pub class: Class,
+    /// Its level.
+    pub level: u32,
+    /// `start`, `run` or `container`.
+    pub backend: Backend,
+    /// `healthy`, `unhealthy`, `running`, `completed`, `exited`, `stopped`, `never_started`.
+    pub state: &'static str,
+    /// For `exited`: its exit status when known.
+    pub exit_status: Option<i32>,
+    /// The probe's one-line result; null when nothing was probed.
+    pub probe: Option<String>,
+    /// A `run` service's process (group) id, from its pid file.
+    pub pid: Option<u32>,
+    /// A container service's container id.
+    pub container: Option<String>,
+    /// When it was launched (ms since the epoch), when known.
+    pub up_since: Option<u64>,
+    /// The last deploy's verdict on it; null when no deploy mentions it.
+    pub last_deploy: Option<LastDeploy>,
+    /// The breaker `SERVICE:start`: `closed`, `open`, `half_open`.
+    pub breaker: String,
+    /// Its log file (`run`/`start` services), whether or not it exists yet.
+    pub log: Option<PathBuf>,
+}
+
+impl ServiceStatus {
+    /// Healthy enough for the exit status: a service that is up and passes its check, or a
+    /// one-shot job that completed.
+    pub fn good(&self) -> bool {
+        matches!(self.state, "healthy" | "completed")
+    }
+}
+
+/// Run `hub-report status`.
+pub fn run(matches: &ArgMatches) -> Result<u8> {
+    let state_dir = hub::statedir::absolute_from_env(
+        matches
+            .get_one::<PathBuf>("state-dir")
+            .map(PathBuf::as_path),
+    )?;
+    let probe_timeout = matches
+        .get_one::<Duration>("probe-timeout")
+        .copied()
+        .unwrap_or(Duration::from_secs(2));
+    let plans: Vec<Plan> = hub::records::read_plans(std::io::stdin().lock(), "stdin")?
+        .into_iter()
+        .map(|(_, plan)| plan)
+        .collect();
+    if plans.is_empty() {
+        return Err(Error::input(
+            "no plan records on stdin; pipe the stack's plans in: hub-levels -f compose.yaml | hub-report status",
+        ));
+    }
+    let compose = if plans.iter().any(|p| p.backend == Backend::Container) {
+        let explicit = matches.get_one::<String>("compose-cmd").map(String::as_str);
+        ComposeCmd::detect(explicit)
+            .ok()
+            .map(|c| c.with_timeout(probe_timeout.max(Duration::from_secs(5))))
+    } else {
+        None
+    };
+    let breaker_path = hub::breaker::deploy_state_path(matches, &state_dir);
+    let breakers = breaker_states(&breaker_path);
+    let last = last_deploy(&state_dir)?;
+    let statuses: Vec<ServiceStatus> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let (state_dir, compose, last, breakers) =
+                    (&state_dir, compose.as_ref(), last.as_ref(), &breakers);
+                scope.spawn(move || {
+                    let mut status = observe(plan, state_dir, compose, probe_timeout);
+                    status.last_deploy = last.and_then(|report| verdict(report, &plan.service));
+                    status.breaker = breakers
+                        .get(&format!("{}:start", plan.service))
+                        .cloned()
+                        .unwrap_or_else(|| "closed".into());
+                    status
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let json = matches.get_one::<String>("format").map(String::as_str) == Some("json");
+    let mut out = hub::output::RecordWriter::stdout();
+    if json {
+        let run_id = last.as_ref().and_then(|r| r.run_id.as_deref());
+        for status in &statuses {
+            out.record("service_status", run_id, status)?;
+        }
+    } else {
+        out.text(&table(&statuses))?;
+    }
+    let all_core_good = statuses
+        .iter()
+        .filter(|s| s.class == Class::Core)
+        .all(ServiceStatus::good);
+    Ok(if all_core_good {
+        hub::error::exit::OK
+    } else {
+        hub::error::exit::NO
+    })
+}
+
+/// The process a deploy recorded for a `run` service, and whether it runs now: the one place
+/// that reads pid files here (through [`hub::pidfile`], which knows their format).
+fn recorded_process(path: &Path) -> Option<(u32, bool, Option<u64>)> {
+    match hub::pidfile::read(path).ok()?? {
+        hub::pidfile::Recorded::Known(identity) => {
+            let up_since = identity.age().and_then(|age| {
+                let age = u64::try_from(age.as_millis()).ok()?;
+                Some(hub::time::now_ms().saturating_sub(age))
+            });
+            Some((identity.pid, identity.is_running(), up_since))
+        }
+        // An older hub's bare pid: alive or not, hub cannot tell it is the same process.
+        hub::pidfile::Recorded::PidOnly(pid) => Some((
+            pid,
+            hub::process::group_alive(pid) && !hub::process::process_exited(pid),
+            modified_ms(path),
+        )),
+    }
+}
+
+/// The shell-style exit status hub-start wrote for a process that exited while it ran.
+fn read_exit_file(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn modified_ms(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let ms = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    u64::try_from(ms).ok()
+}
+
+/// The newest events file's run, folded as the report folds it; None when there is none.
+fn last_deploy(state_dir: &Path) -> Result<Option<Report>> {
+    let events = state_dir.join("events");
+    let Ok(entries) = std::fs::read_dir(&events) else {
+        return Ok(None);
+    };
+    let newest = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max();
+    let Some((_, path)) = newest else {
+        return Ok(None);
+    };
+    let policy = Policy {
+        strict: false,
+        report_limit: 0,
+    };
+    let input = crate::read_run(&[path.display().to_string()], policy, None)?;
+    Ok(input.state.map(|state| state.report()))
+}
+
+fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
+    let s = report.services.iter().find(|s| s.service == service)?;
+    Some(LastDeploy {
+        run_id: report.run_id.clone(),
+        status: s.status,
+        attempts: s.attempts,
+        reason: s.reason.clone(),
+    })
+}
+
+/// Breaker key → its state; an unreadable state file reads as "no breaker open".
+fn breaker_states(path: &Path) -> BTreeMap<String, String> {
+    let config = hub::breaker::Config::from_env(|k| std::env::var(k).ok());
+    let (Ok(config), true) = (config, path.exists()) else {
+        return BTreeMap::new();
+    };
+    hub::breaker::Breaker::new(path, config, std::sync::Arc::new(hub::clock::SystemClock))
+        .status()
+        .map(|keys| {
+            keys.into_iter()
+                .map(|(k, v)| (k, v.state.as_str().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Look at one service now: its process or container, and one probe.
+fn observe(
+    plan: &Plan,
+    state_dir: &Path,
+    compose: Option<&ComposeCmd>,
+    probe_timeout: Duration,
+) -> ServiceStatus {
+    let log = state_dir.join("logs").join(format!("{}.log", plan.service));
+    let mut status = ServiceStatus {
+        service: plan.service.clone(),
+        class: plan.class,
+        level: plan.level,
+        backend: plan.backend,
+        state: "never_started",
+        exit_status: None,
+        probe: None,
+        pid: None,
+        container: None,
+        up_since: None,
+        last_deploy: None,
+        breaker: String::new(),
+        log: (plan.backend != Backend::Container).then(|| log.clone()),
+    };
+    let timeout = probe_timeout.min(Duration::from_millis(plan.health.probe_timeout_ms.max(1)));
+    match plan.backend {
+        Backend::Run => {
+            let pid_file = state_dir.join("pids").join(format!("{}.pid", plan.service));
+            let exit_file = state_dir
+                .join("pids")
+                .join(format!("{}.exit", plan.service));
+            match recorded_process(&pid_file) {
+                None if log.exists() => status.state = "stopped",
+                None => {}
+                Some((pid, running, up_since)) => {
+                    status.pid = Some(pid);
+                    status.up_since = up_since;
+                    if running {
+                        alive_state(&mut status, &plan.health.check, timeout);
+                    } else {
+                        status.exit_status = read_exit_file(&exit_file);
+                        status.state = match (&plan.health.check, status.exit_status) {
+                            (Check::Completed, Some(0)) => "completed",
+                            _ => "exited",
+                        };
+                    }
+                }
+            }
+        }
+        Backend::Start => {
+            if log.exists() {
+                status.up_since = modified_ms(&log);
+                alive_state(&mut status, &plan.health.check, timeout);
+            }
+        }
+        Backend::Container => {
+            if let Some(cmd) = compose {
+                container_state(&mut status, plan, cmd, timeout);
+            } else {
+                status.probe = Some("no compose command found".into());
+            }
+        }
+    }
+    status
+}
+
+/// A process that is up: one probe decides healthy or unhealthy; without a check it is running.
+fn alive_state(status: &mut ServiceStatus, check: &Check, timeout: Duration) {
+    status.state = "running";
+    let Ok(prober) = Prober::new(check, &Target::default(), timeout) else {
+        return;
+    };
+    if !prober.checks_anything() {
+        return;
+    }
+    let outcome = prober.probe();
+    status.state = if outcome.is_ok() {
+        "healthy"
+    } else {
+        "unhealthy"
+    };
+    status.probe = Some(outcome.detail().to_owned());
+}
+
+/// A container service: what the engine says, and for `exec` checks one `docker exec` probe.
+fn container_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, timeout: Duration) {
+    let compose = plan.compose.clone().unwrap_or_default();
+    let id = match container::container_id(cmd, &compose, &plan.service) {
+        Ok(Some(id)) => id,
+        Ok(None) => return,
+        Err(e) => {
+            status.probe = Some(e.to_string());
+            return;
+        }
+    };
+    status.container = Some(id.clone());
+    let state = match container::inspect(cmd, &id) {
+        Ok(Some(state)) => state,
+        Ok(None) => return,
+        Err(e) => {
+            status.probe = Some(e.to_string());
+            return;
+        }
+    };
+    status.up_since = humantime::parse_rfc3339_weak(state.started_at.trim_end_matches('Z'))
+        .ok()
+        .or_else(|| humantime::parse_rfc3339(&state.started_at).ok())
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_millis()).ok());
+    if !state.is_up() {
+        status.exit_status = Some(state.exit_code);
+        status.state = match (&plan.health.check, state.exit_code) {
+            (Check::Completed, 0) => "completed",
+            _ if state.status == "created" => "stopped",
+            _ => "exited",
+        };
+        return;
+    }
+    match (&plan.health.check, &state.health) {
+        (Check::Exec { test }, _) => {
+            let passed = matches!(
+                container::exec_probe(cmd, &id, test, timeout),
+                Ok(container::ProbeResult::Passed)
+            );
+            status.state = if passed { "healthy" } else { "unhealthy" };
+            status.probe = Some(if passed { "exec passed" } else { "exec failed" }.into());
+        }
+        (_, Some(health)) => {
+            status.state = if health.status == "healthy" {
+                "healthy"
+            } else {
+                "unhealthy"
+            };
+            status.probe = Some(format!("container {}", health.status));
+        }
+        (Check::Completed, None) => status.state = "running",
+        (_, None) => {
+            // A container without a healthcheck counts as healthy once running, as hub-wait-healthy
+            // counts it after its grace.
+            status.state = "healthy";
+            status.probe = Some("running (no healthcheck)".into());
+        }
+    }
+}
+
+/// The human table, one row per service, in plan order (by level).
+fn table(statuses: &[ServiceStatus]) -> String {
+    let now = hub::time::now_ms();
+    let rows: Vec<[String; 8]> = statuses
+        .iter()
+        .map(|s| {
+            let state = match (s.state, s.exit_status, &s.probe) {
+                ("exited", Some(code), _) => format!("exited {code}"),
+                ("running", _, None) => "running (no check)".into(),
+                ("unhealthy", _, Some(probe)) => format!("unhealthy ({probe})"),
+                ("never_started", _, _) => "never started".into(),
+                (state, _, _) => state.into(),
+            };
+            let id = match (s.pid, &s.container) {
+                (Some(pid), _) => pid.to_string(),
+                (None, Some(c)) => c.chars().take(12).collect(),
+                _ => "-".into(),
+            };
+            let up = match (s.state, s.up_since) {
+                ("healthy" | "unhealthy" | "running", Some(since)) => {
+                    let secs = now.saturating_sub(since) / 1000;
+                    if secs < 60 {
+                        format!("{secs}s")
+                    } else {
+                        hub::duration::human(Duration::from_secs(secs))
+                    }
+                }
+                _ => "-".into(),
+            };
+            let last = s.last_deploy.as_ref().map_or("-".into(), |d| {
+                let status = serde_json::to_value(d.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if d.attempts == 0 && d.status == Status::Healthy {
+                    // Skipped as already healthy: that deploy did not start it.
+                    return "already healthy".to_owned();
+                }
+                format!(
+                    "{status}, {} attempt{}",
+                    d.attempts,
+                    if d.attempts == 1 { "" } else { "s" }
+                )
+            });
+            [
+                s.service.clone(),
+                s.class.as_str().to_owned(),
+                s.level.to_string(),
+                state,
+                id,
+                up,
+                last,
+                s.breaker.clone(),
+            ]
+        })
+        .collect();
+    let headers = [
+        "SERVICE",
+        "CLASS",
+        "LEVEL",
+        "STATE",
+        "PID/CONTAINER",
+        "UP",
+        "LAST DEPLOY",
+        "BREAKER",
+    ];
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>, log: &str| {
+        for (cell, w) in cells.iter().zip(&widths) {
+            out.push_str(cell);
+            out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+        }
+        out.push_str(log);
+        out.push('\n');
+    };
+    line(headers.to_vec(), "LOG");
+    for (row, s) in rows.iter().zip(statuses) {
+        let log = s
+            .log
+            .as_ref()
+            .map_or("-".into(), |p| p.display().to_string());
+        line(row.iter().map(String::as_str).collect(), &log);
+    }
+    out
+}

@@ -2,8 +2,10 @@
 //!
 //! Every record is one JSON object on one line with a `type` field. Tools that pass records
 //! through re-emit the original line untouched, so fields a tool does not know survive the
-//! pipeline. The structs here are what hub's own tools write; readers decode with serde and
-//! ignore fields they do not know.
+//! pipeline. [`Record`] is that contract as one type: a variant per record type (tagged by
+//! `type`, with reasons and states as enums) plus [`Record::Unknown`] for types this build does
+//! not know, kept whole; [`Line`] adds the envelope (`ts`, `run_id`) once, around any record.
+//! Readers ignore fields they do not know.
 
 use crate::command::CommandSpec;
 use crate::{Error, Result};
@@ -231,7 +233,7 @@ pub struct Attempt {
     /// Attempts allowed (0 = until success).
     pub max_attempts: u32,
     /// `success`, `failure`, `timeout`, `refused` (breaker open) or `interrupted`.
-    pub outcome: String,
+    pub outcome: crate::retry::Outcome,
     /// The exit status (124 timed out, 128+N killed by signal N, 75 refused).
     pub status: i32,
     /// How long the attempt ran.
@@ -241,6 +243,726 @@ pub struct Attempt {
     /// True when no further attempt follows.
     #[serde(rename = "final")]
     pub is_final: bool,
+}
+
+/// The service a record is about, with its class and level from the plan: what `skipped` and
+/// `stopped` begin with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The service.
+    pub service: String,
+    /// Its class.
+    pub class: Class,
+    /// Its level (0 when a hand-written record leaves it out).
+    #[serde(default)]
+    pub level: u32,
+}
+
+/// The service and start attempt a record is about: what `started`, `exited`, `failed`,
+/// `healthy`, `unhealthy` and `waiting` begin with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOf {
+    /// The service.
+    pub service: String,
+    /// Its class.
+    pub class: Class,
+    /// Its level (0 when left out).
+    #[serde(default)]
+    pub level: u32,
+    /// This start attempt, 1-based (1 when left out).
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// Attempts allowed, 0 = until success (1 when left out).
+    #[serde(default = "one")]
+    pub max_attempts: u32,
+}
+
+impl AttemptOf {
+    /// Does a failure of this attempt leave another attempt?
+    pub fn attempts_left(&self) -> bool {
+        self.max_attempts == 0 || self.attempt < self.max_attempts
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// `started`: a start attempt succeeded; the service is launched and can be probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// As in the plan (left out by hand-written records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    /// `run` services: the process id (also its group and session id).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// True when a rerun adopted an earlier process instead of starting one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adopted: bool,
+    /// `run` and `start` services: the log file.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// `run` services: where the exit status is written when the process exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_file: Option<String>,
+    /// How long it has to become healthy.
+    pub timeout_ms: u64,
+    /// Its health check.
+    pub health: HealthSpec,
+    /// Container services: the container, when known.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Container services: the compose project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeRef>,
+    /// Local services: the folder a health command runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Local services: the variables a health command is given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: Environment,
+}
+
+/// `exited`: a process `hub-start` launched exited (its parent learns it first, and says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// The process that exited.
+    pub pid: u32,
+    /// Its shell-style exit status (128+N for signal N).
+    pub exit_status: i32,
+}
+
+/// Why a start attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// The start command exited non-zero.
+    StartFailed,
+    /// It could not be spawned, or a `run` process died at once.
+    LaunchFailed,
+    /// The circuit breaker refused it.
+    BreakerOpen,
+    /// `--inject-failure`.
+    Injected,
+    /// Neither `start`, `run` nor a container.
+    NoBackend,
+    /// A `run` process with a `healthy` verdict exited before the deploy ended.
+    ExitedAfterHealthy,
+    /// The deadline passed (a final `unhealthy`, as hub-start judges it).
+    Timeout,
+    /// The process or container exited before it was healthy.
+    Exited,
+    /// The check cannot run.
+    ProbeError,
+}
+
+/// `failed`: a start attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// True when no attempt follows.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Why.
+    pub reason: FailReason,
+    /// The start command's or process's status, when there is one.
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    /// For `exited_after_healthy`: the last lines of the attempt's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
+    /// One line for humans.
+    pub message: String,
+    /// The delay before the next attempt; null when final.
+    #[serde(default)]
+    pub next_delay_ms: Option<u64>,
+}
+
+/// Why a service was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// One probe passed before starting: it counts as healthy.
+    AlreadyHealthy,
+    /// A CORE service failed; nothing new starts.
+    Aborted,
+    /// A hard dependency failed or was skipped.
+    DependencyFailed,
+}
+
+/// `skipped`: a service was not started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// Why.
+    pub reason: SkipReason,
+    /// For `dependency_failed`: the dependency that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+}
+
+/// `healthy`: a started service passed its health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthy {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// Always true.
+    #[serde(rename = "final", default = "yes")]
+    pub is_final: bool,
+    /// From the `started` record's time to the passing probe.
+    #[serde(default)]
+    pub ready_ms: u64,
+    /// Probes run.
+    #[serde(default)]
+    pub probes: u32,
+    /// Of those, failures outside the start period.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a started service is not healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnhealthyReason {
+    /// The deadline passed.
+    Timeout,
+    /// The process or container exited.
+    Exited,
+    /// The check cannot run.
+    ProbeError,
+    /// hub-start gave up (a CORE failure), so the wait was abandoned.
+    Aborted,
+}
+
+impl UnhealthyReason {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnhealthyReason::Timeout => "timeout",
+            UnhealthyReason::Exited => "exited",
+            UnhealthyReason::ProbeError => "probe_error",
+            UnhealthyReason::Aborted => "aborted",
+        }
+    }
+}
+
+/// `unhealthy`: a started service did not become healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unhealthy {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// False when the reason is retryable and attempts are left.
+    #[serde(rename = "final", default = "yes")]
+    pub is_final: bool,
+    /// Why.
+    pub reason: UnhealthyReason,
+    /// From start to the decision.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Probes run.
+    #[serde(default)]
+    pub probes: u32,
+    /// Of those, failures outside the start period.
+    #[serde(default)]
+    pub failures: u32,
+    /// The last probe's result, one line.
+    #[serde(default)]
+    pub last_probe: Option<String>,
+    /// For `exited`: its exit status, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// For `exited`: the last lines of its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
+    /// One line for humans.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `waiting`: a service still undecided at 50%, 75% or 90% of its timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// 50, 75 or 90.
+    pub percent: u32,
+    /// Time waited so far.
+    pub elapsed_ms: u64,
+    /// The whole timeout.
+    pub timeout_ms: u64,
+    /// The last probe's result, one line.
+    #[serde(default)]
+    pub last_probe: Option<String>,
+}
+
+/// The signal that interrupted a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignalName {
+    /// The terminal closed.
+    #[serde(rename = "SIGHUP")]
+    Hup,
+    /// Ctrl-C.
+    #[serde(rename = "SIGINT")]
+    Int,
+    /// `kill`, or `hub-deploy`'s parent died.
+    #[serde(rename = "SIGTERM")]
+    Term,
+}
+
+impl SignalName {
+    /// The name of a signal hub handles (SIGTERM for any other).
+    pub fn of(signal: nix::sys::signal::Signal) -> SignalName {
+        match signal {
+            nix::sys::signal::Signal::SIGHUP => SignalName::Hup,
+            nix::sys::signal::Signal::SIGINT => SignalName::Int,
+            _ => SignalName::Term,
+        }
+    }
+}
+
+/// `interrupted`: a tool got SIGHUP/SIGINT/SIGTERM and stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    /// Which tool.
+    pub tool: String,
+    /// Which signal.
+    pub signal: SignalName,
+    /// Services whose start or wait was cut short, sorted.
+    #[serde(default)]
+    pub in_flight: Vec<String>,
+}
+
+/// How a service was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMethod {
+    /// Its `x-hub.stop` command ran.
+    Stop,
+    /// Its process group was TERMed, then KILLed after the grace.
+    Signal,
+    /// `compose stop` + `rm -f`.
+    Container,
+    /// Nothing to stop it with.
+    None,
+}
+
+/// `stopped`: teardown of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// How.
+    pub method: StopMethod,
+    /// True when it is stopped (or was not running).
+    pub ok: bool,
+    /// One line for humans.
+    pub message: String,
+}
+
+/// `finished`'s counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Healthy, already-healthy skips included.
+    pub healthy: usize,
+    /// Of those, already healthy before starting.
+    #[serde(default)]
+    pub already_healthy: usize,
+    /// Launched (without `--gate`: not checked).
+    pub started: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+}
+
+/// `finished`: the deploy is decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    /// True when no CORE service failed.
+    pub ok: bool,
+    /// What `hub-start` exits with.
+    pub exit_status: i32,
+    /// How many services ended how.
+    pub counts: Counts,
+    /// From the first record read to now.
+    pub duration_ms: u64,
+}
+
+/// `breaker_status`: one breaker key's current state (a snapshot, not a change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerStatus {
+    /// The breaker key.
+    pub key: String,
+    /// Its state.
+    pub state: crate::breaker::State,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// When it last opened, ms since the epoch; null when closed.
+    pub opened_at: Option<u64>,
+    /// How long until a check would be allowed.
+    pub retry_after_ms: u64,
+    /// Half-open: the process holding the trial.
+    pub trial_pid: Option<u32>,
+    /// When the key last changed, ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// One record of any type: the contract of `docs/records.md` as a type. Tagged by `type`; a
+/// type this build does not know is kept whole in [`Record::Unknown`], so a tool that reads
+/// and re-emits records loses nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// `plan`
+    Plan(Box<Plan>),
+    /// `started`
+    Started(Box<Started>),
+    /// `exited`
+    Exited(Exited),
+    /// `failed`
+    Failed(Failed),
+    /// `skipped`
+    Skipped(Skipped),
+    /// `healthy`
+    Healthy(Healthy),
+    /// `unhealthy`
+    Unhealthy(Unhealthy),
+    /// `waiting`
+    Waiting(Waiting),
+    /// `interrupted`
+    Interrupted(Interrupted),
+    /// `stopped`
+    Stopped(Stopped),
+    /// `finished`
+    Finished(Finished),
+    /// `attempt`
+    Attempt(Attempt),
+    /// `breaker`
+    Breaker(crate::breaker::Transition),
+    /// `breaker_status`
+    BreakerStatus(BreakerStatus),
+    /// A record of a type this build does not know, kept whole.
+    Unknown(Unknown),
+}
+
+/// A record of a type this build does not know: its type and service, and the object as read
+/// (envelope included), written back byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// Its `type`.
+    pub kind: String,
+    /// Its `service`, if it names one.
+    pub service: Option<String>,
+    /// The JSON object, as read.
+    pub raw: String,
+}
+
+/// The typed half of [`Record`], derived: serde's internally tagged enum.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Known {
+    Plan(Box<Plan>),
+    Started(Box<Started>),
+    Exited(Exited),
+    Failed(Failed),
+    Skipped(Skipped),
+    Healthy(Healthy),
+    Unhealthy(Unhealthy),
+    Waiting(Waiting),
+    Interrupted(Interrupted),
+    Stopped(Stopped),
+    Finished(Finished),
+    Attempt(Attempt),
+    Breaker(crate::breaker::Transition),
+    BreakerStatus(BreakerStatus),
+}
+
+/// Every record type [`Record`] knows, as `type` spells it (`docs/records.md` documents each).
+pub const TYPES: [&str; 14] = [
+    "plan",
+    "started",
+    "exited",
+    "failed",
+    "skipped",
+    "healthy",
+    "unhealthy",
+    "waiting",
+    "interrupted",
+    "stopped",
+    "finished",
+    "attempt",
+    "breaker",
+    "breaker_status",
+];
+
+impl Record {
+    /// Its `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            Record::Plan(_) => "plan",
+            Record::Started(_) => "started",
+            Record::Exited(_) => "exited",
+            Record::Failed(_) => "failed",
+            Record::Skipped(_) => "skipped",
+            Record::Healthy(_) => "healthy",
+            Record::Unhealthy(_) => "unhealthy",
+            Record::Waiting(_) => "waiting",
+            Record::Interrupted(_) => "interrupted",
+            Record::Stopped(_) => "stopped",
+            Record::Finished(_) => "finished",
+            Record::Attempt(_) => "attempt",
+            Record::Breaker(_) => "breaker",
+            Record::BreakerStatus(_) => "breaker_status",
+            Record::Unknown(unknown) => &unknown.kind,
+        }
+    }
+
+    /// The service it is about, if any (the envelope's `service`).
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Record::Plan(p) => Some(&p.service),
+            Record::Started(r) => Some(&r.of.service),
+            Record::Exited(r) => Some(&r.of.service),
+            Record::Failed(r) => Some(&r.of.service),
+            Record::Skipped(r) => Some(&r.of.service),
+            Record::Healthy(r) => Some(&r.of.service),
+            Record::Unhealthy(r) => Some(&r.of.service),
+            Record::Waiting(r) => Some(&r.of.service),
+            Record::Stopped(r) => Some(&r.of.service),
+            Record::Unknown(unknown) => unknown.service.as_deref(),
+            Record::Interrupted(_)
+            | Record::Finished(_)
+            | Record::Attempt(_)
+            | Record::Breaker(_)
+            | Record::BreakerStatus(_) => None,
+        }
+    }
+
+    fn known(&self) -> Option<KnownRef<'_>> {
+        Some(match self {
+            Record::Plan(r) => KnownRef::Plan(r),
+            Record::Started(r) => KnownRef::Started(r),
+            Record::Exited(r) => KnownRef::Exited(r),
+            Record::Failed(r) => KnownRef::Failed(r),
+            Record::Skipped(r) => KnownRef::Skipped(r),
+            Record::Healthy(r) => KnownRef::Healthy(r),
+            Record::Unhealthy(r) => KnownRef::Unhealthy(r),
+            Record::Waiting(r) => KnownRef::Waiting(r),
+            Record::Interrupted(r) => KnownRef::Interrupted(r),
+            Record::Stopped(r) => KnownRef::Stopped(r),
+            Record::Finished(r) => KnownRef::Finished(r),
+            Record::Attempt(r) => KnownRef::Attempt(r),
+            Record::Breaker(r) => KnownRef::Breaker(r),
+            Record::BreakerStatus(r) => KnownRef::BreakerStatus(r),
+            Record::Unknown(_) => return None,
+        })
+    }
+}
+
+/// [`Known`] by reference, so writing a record does not clone it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum KnownRef<'a> {
+    Plan(&'a Plan),
+    Started(&'a Started),
+    Exited(&'a Exited),
+    Failed(&'a Failed),
+    Skipped(&'a Skipped),
+    Healthy(&'a Healthy),
+    Unhealthy(&'a Unhealthy),
+    Waiting(&'a Waiting),
+    Interrupted(&'a Interrupted),
+    Stopped(&'a Stopped),
+    Finished(&'a Finished),
+    Attempt(&'a Attempt),
+    Breaker(&'a crate::breaker::Transition),
+    BreakerStatus(&'a BreakerStatus),
+}
+
+impl From<Known> for Record {
+    fn from(known: Known) -> Record {
+        match known {
+            Known::Plan(r) => Record::Plan(r),
+            Known::Started(r) => Record::Started(r),
+            Known::Exited(r) => Record::Exited(r),
+            Known::Failed(r) => Record::Failed(r),
+            Known::Skipped(r) => Record::Skipped(r),
+            Known::Healthy(r) => Record::Healthy(r),
+            Known::Unhealthy(r) => Record::Unhealthy(r),
+            Known::Waiting(r) => Record::Waiting(r),
+            Known::Interrupted(r) => Record::Interrupted(r),
+            Known::Stopped(r) => Record::Stopped(r),
+            Known::Finished(r) => Record::Finished(r),
+            Known::Attempt(r) => Record::Attempt(r),
+            Known::Breaker(r) => Record::Breaker(r),
+            Known::BreakerStatus(r) => Record::BreakerStatus(r),
+        }
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self.known() {
+            Some(known) => known.serialize(serializer),
+            None => match self {
+                Record::Unknown(unknown) => {
+                    let value: serde_json::Value =
+                        serde_json::from_str(&unknown.raw).map_err(serde::ser::Error::custom)?;
+                    value.serialize(serializer)
+                }
+                _ => Err(serde::ser::Error::custom("a known record without its type")),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        Record::from_map(map, None).map_err(D::Error::custom)
+    }
+}
+
+impl Record {
+    /// Decode a record's object; `raw`, when given, is its text (kept by an unknown type).
+    fn from_map(
+        map: serde_json::Map<String, serde_json::Value>,
+        raw: Option<&str>,
+    ) -> std::result::Result<Record, String> {
+        let kind = match map.get("type") {
+            Some(serde_json::Value::String(kind)) => kind.clone(),
+            _ => return Err("every record needs a string `type`".into()),
+        };
+        if !TYPES.contains(&kind.as_str()) {
+            let service = map
+                .get("service")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned);
+            let raw = match raw {
+                Some(raw) => raw.trim().to_owned(),
+                None => serde_json::to_string(&map).map_err(|e| e.to_string())?,
+            };
+            return Ok(Record::Unknown(Unknown { kind, service, raw }));
+        }
+        Known::deserialize(serde_json::Value::Object(map))
+            .map(Record::from)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One record line: the envelope (`ts`, `run_id`) written once around any record. (`service`,
+/// the envelope's third field, belongs to the records about one service: [`Record::service`].)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// When it was written, ms since the Unix epoch.
+    pub ts: Option<u64>,
+    /// The run it belongs to.
+    pub run_id: Option<String>,
+    /// The record.
+    pub record: Record,
+}
+
+impl Line {
+    /// A record stamped now, for `run_id`.
+    pub fn now(run_id: Option<&str>, record: Record) -> Line {
+        Line {
+            ts: Some(crate::time::now_ms()),
+            run_id: run_id.map(str::to_owned),
+            record,
+        }
+    }
+
+    /// Decode one input line. The error names the source and line number, for readers that
+    /// report and skip.
+    pub fn parse(text: &str, source: &str, line_no: usize) -> Result<Line> {
+        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| Error::input(format!("{source}:{line_no}: not a JSON record ({e})")))?;
+        let ts = match map.get("ts") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(ts) => Some(ts.as_u64().ok_or_else(|| {
+                Error::input(format!("{source}:{line_no}: `ts` is not a time in ms"))
+            })?),
+        };
+        let run_id = match map.get("run_id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(run_id)) => Some(run_id.clone()),
+            Some(_) => {
+                return Err(Error::input(format!(
+                    "{source}:{line_no}: `run_id` is not a string"
+                )));
+            }
+        };
+        let known = matches!(map.get("type"), Some(serde_json::Value::String(kind)) if TYPES.contains(&kind.as_str()));
+        if known {
+            // The envelope is the line's, not the body's: typed bodies never see it.
+            map.remove("ts");
+            map.remove("run_id");
+        }
+        let record = Record::from_map(map, Some(text))
+            .map_err(|e| Error::input(format!("{source}:{line_no}: not a hub record: {e}")))?;
+        Ok(Line { ts, run_id, record })
+    }
+
+    /// Encode as one line: `{"type":…,"ts":…,"run_id":…,…body}`. An unknown record is
+    /// written as it was read.
+    pub fn to_line(&self) -> Result<String> {
+        match &self.record {
+            Record::Unknown(unknown) => Ok(unknown.raw.clone()),
+            record => {
+                let kind = record.kind().to_owned();
+                let body = serde_json::to_string(record)
+                    .map_err(|e| Error::input(format!("cannot encode a {kind} record: {e}")))?;
+                // serde writes the tag first: splice the envelope in right after it, so every
+                // line leads with `type`, `ts`, `run_id` as it always has.
+                let head = format!("{{\"type\":\"{kind}\"");
+                let Some(rest) = body.strip_prefix(&head) else {
+                    return Err(Error::input(format!(
+                        "a {kind} record did not encode with its type first"
+                    )));
+                };
+                let mut line = String::with_capacity(body.len() + 64);
+                line.push_str(&head);
+                if let Some(ts) = self.ts {
+                    line.push_str(",\"ts\":");
+                    line.push_str(&ts.to_string());
+                }
+                if let Some(run_id) = &self.run_id {
+                    line.push_str(",\"run_id\":");
+                    line.push_str(&serde_json::Value::from(run_id.as_str()).to_string());
+                }
+                line.push_str(rest);
+                Ok(line)
+            }
+        }
+    }
 }
 
 /// Does an HTTP status match a spec such as `200-399`, `200,204` or `200`?
@@ -463,5 +1185,201 @@ mod tests {
         assert!(err.message().starts_with("events.jsonl:7:"), "{err}");
         let err = parse_line("{\"x\":1}", "events.jsonl", 8).unwrap_err();
         assert!(err.message().contains("type"), "{err}");
+    }
+
+    fn of(service: &str) -> AttemptOf {
+        AttemptOf {
+            service: service.into(),
+            class: Class::Optional,
+            level: 2,
+            attempt: 1,
+            max_attempts: 3,
+        }
+    }
+
+    fn subject(service: &str) -> Subject {
+        Subject {
+            service: service.into(),
+            class: Class::Stretch,
+            level: 1,
+        }
+    }
+
+    /// One record of every known type, in [`TYPES`] order.
+    fn one_of_each() -> Vec<Record> {
+        let health = sample_plan().health;
+        vec![
+            Record::Plan(Box::new(sample_plan())),
+            Record::Started(Box::new(Started {
+                of: of("redis"),
+                backend: Some(Backend::Run),
+                pid: Some(4321),
+                adopted: true,
+                log: Some(".hub/logs/redis.log".into()),
+                exit_file: None,
+                timeout_ms: 60_000,
+                health,
+                container: None,
+                compose: None,
+                working_dir: Some("/srv".into()),
+                environment: [("A".to_owned(), None)].into_iter().collect(),
+            })),
+            Record::Exited(Exited {
+                of: of("redis"),
+                pid: 4321,
+                exit_status: 137,
+            }),
+            Record::Failed(Failed {
+                of: of("redis"),
+                is_final: false,
+                reason: FailReason::BreakerOpen,
+                exit_status: Some(1),
+                log_tail: Some(vec!["boom".into()]),
+                message: "refused".into(),
+                next_delay_ms: Some(2000),
+            }),
+            Record::Skipped(Skipped {
+                of: subject("api"),
+                reason: SkipReason::DependencyFailed,
+                dependency: Some("redis".into()),
+            }),
+            Record::Healthy(Healthy {
+                of: of("redis"),
+                is_final: true,
+                ready_ms: 412,
+                probes: 9,
+                failures: 8,
+            }),
+            Record::Unhealthy(Unhealthy {
+                of: of("redis"),
+                is_final: false,
+                reason: UnhealthyReason::Exited,
+                elapsed_ms: 400,
+                probes: 3,
+                failures: 3,
+                last_probe: Some("exit 1".into()),
+                exit_status: Some(1),
+                log_tail: Some(vec![]),
+                message: "exited with status 1 after 0.4s".into(),
+            }),
+            Record::Waiting(Waiting {
+                of: of("redis"),
+                percent: 50,
+                elapsed_ms: 30_000,
+                timeout_ms: 60_000,
+                last_probe: None,
+            }),
+            Record::Interrupted(Interrupted {
+                tool: "hub-start".into(),
+                signal: SignalName::Hup,
+                in_flight: vec!["redis".into()],
+            }),
+            Record::Stopped(Stopped {
+                of: subject("redis"),
+                method: StopMethod::Signal,
+                ok: true,
+                message: "stopped".into(),
+            }),
+            Record::Finished(Finished {
+                ok: false,
+                exit_status: 1,
+                counts: Counts {
+                    healthy: 1,
+                    already_healthy: 0,
+                    started: 0,
+                    failed: 1,
+                    skipped: 2,
+                },
+                duration_ms: 9000,
+            }),
+            Record::Attempt(Attempt {
+                name: "curl".into(),
+                attempt: 2,
+                max_attempts: 3,
+                outcome: crate::retry::Outcome::Timeout,
+                status: 124,
+                duration_ms: 5,
+                next_delay_ms: None,
+                is_final: true,
+            }),
+            Record::Breaker(crate::breaker::Transition {
+                key: "redis:start".into(),
+                from: crate::breaker::State::Closed,
+                to: crate::breaker::State::Open,
+                consecutive_failures: 3,
+                opened_at: Some(7),
+            }),
+            Record::BreakerStatus(BreakerStatus {
+                key: "redis:start".into(),
+                state: crate::breaker::State::HalfOpen,
+                consecutive_failures: 3,
+                opened_at: Some(7),
+                retry_after_ms: 0,
+                trial_pid: Some(99),
+                updated_at: 8,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_record_type_round_trips() {
+        let records = one_of_each();
+        let kinds: Vec<&str> = records.iter().map(Record::kind).collect();
+        assert_eq!(kinds, TYPES);
+        for record in records {
+            let line = Line {
+                ts: Some(1_700_000_000_000),
+                run_id: Some("run-1".into()),
+                record,
+            };
+            let text = line.to_line().unwrap();
+            let kind = line.record.kind();
+            assert!(
+                text.starts_with(&format!(
+                    r#"{{"type":"{kind}","ts":1700000000000,"run_id":"run-1""#
+                )),
+                "{text}"
+            );
+            assert_eq!(Line::parse(&text, "t", 1).unwrap(), line, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_types_survive_whole() {
+        let text =
+            r#"{"type":"from_the_future","ts":5,"run_id":"r","service":"x","n":[1,{"a":null}]}"#;
+        let line = Line::parse(text, "t", 1).unwrap();
+        assert_eq!(line.record.kind(), "from_the_future");
+        assert_eq!(line.record.service(), Some("x"));
+        assert_eq!(line.ts, Some(5));
+        assert_eq!(line.to_line().unwrap(), text);
+    }
+
+    #[test]
+    fn malformed_known_records_are_errors_not_unknown() {
+        let err = Line::parse(
+            r#"{"type":"skipped","service":"x","class":"core","reason":"bored"}"#,
+            "ev",
+            3,
+        )
+        .unwrap_err();
+        assert!(err.message().starts_with("ev:3:"), "{err}");
+    }
+
+    #[test]
+    fn docs_list_exactly_the_record_types() {
+        let docs = include_str!("../../docs/records.md");
+        let documented: Vec<&str> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("## `")?.strip_suffix('`'))
+            .collect();
+        let mut documented_sorted = documented.clone();
+        documented_sorted.sort_unstable();
+        let mut types = TYPES.to_vec();
+        types.sort_unstable();
+        assert_eq!(
+            documented_sorted, types,
+            "docs/records.md sections: {documented:?}"
+        );
     }
 }

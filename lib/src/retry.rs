@@ -95,7 +95,8 @@ impl Policy {
 }
 
 /// How one attempt ended, as `attempt` records spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Exit status 0.
     Success,
@@ -375,7 +376,7 @@ impl Job<'_> {
             name: self.name.clone(),
             attempt,
             max_attempts: self.policy.attempts,
-            outcome: ended.outcome.as_str().into(),
+            outcome: ended.outcome,
             status: ended.status,
             duration_ms: crate::duration::to_ms(ended.duration),
             next_delay_ms: next.map(crate::duration::to_ms),

@@ -230,7 +230,7 @@ fn malformed_lines_are_reported_by_place_and_skipped() {
     let path = path.to_str().unwrap();
     let output = Cmd::new("hub-report")
         .args([path, "--format", "json"])
-        .stderr_contains(&format!("{path}:4: not JSON"))
+        .stderr_contains(&format!("{path}:4: not a JSON record"))
         .stderr_contains(&format!("{path}:8: not a hub record"))
         .stderr_contains(&format!("{path}:10: not a hub record"))
         .stderr_contains("3 malformed lines skipped")
@@ -240,7 +240,7 @@ fn malformed_lines_are_reported_by_place_and_skipped() {
 
     Cmd::new("hub-report")
         .args([path, "--strict"])
-        .stderr_contains(&format!("{path}:4: not JSON"))
+        .stderr_contains(&format!("{path}:4: not a JSON record"))
         .stderr_contains("--strict")
         .status(2);
 }

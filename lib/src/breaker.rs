@@ -34,6 +34,12 @@ use std::time::Duration;
 /// The version of the state file format this code writes.
 pub const STATE_VERSION: u32 = 1;
 
+/// The breaker key `hub-start` guards a service's start with: `SERVICE:start`. Readers find a
+/// service's breaker by this key, never by splitting a key.
+pub fn start_key(service: &str) -> String {
+    format!("{service}:start")
+}
+
 /// A breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,7 +22,6 @@ pub mod graph;
 pub mod include;
 pub mod interpolate;
 pub mod jsonl;
-pub mod jsonscan;
 mod local;
 pub mod log;
 pub mod logheader;

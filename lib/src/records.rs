@@ -367,6 +367,23 @@ pub enum FailReason {
     ProbeError,
 }
 
+impl FailReason {
+    /// As written in records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailReason::StartFailed => "start_failed",
+            FailReason::LaunchFailed => "launch_failed",
+            FailReason::BreakerOpen => "breaker_open",
+            FailReason::Injected => "injected",
+            FailReason::NoBackend => "no_backend",
+            FailReason::ExitedAfterHealthy => "exited_after_healthy",
+            FailReason::Timeout => "timeout",
+            FailReason::Exited => "exited",
+            FailReason::ProbeError => "probe_error",
+        }
+    }
+}
+
 /// `failed`: a start attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failed {
@@ -401,6 +418,17 @@ pub enum SkipReason {
     Aborted,
     /// A hard dependency failed or was skipped.
     DependencyFailed,
+}
+
+impl SkipReason {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::AlreadyHealthy => "already_healthy",
+            SkipReason::Aborted => "aborted",
+            SkipReason::DependencyFailed => "dependency_failed",
+        }
+    }
 }
 
 /// `skipped`: a service was not started.
@@ -590,7 +618,8 @@ pub struct Counts {
     /// Of those, already healthy before starting.
     #[serde(default)]
     pub already_healthy: usize,
-    /// Launched (without `--gate`: not checked).
+    /// Launched (without `--gate`: not checked). Absent from records older than `--gate`.
+    #[serde(default)]
     pub started: usize,
     /// Failed.
     pub failed: usize,
@@ -630,6 +659,116 @@ pub struct BreakerStatus {
     pub updated_at: u64,
 }
 
+/// What a service is doing now, as `hub-report status` observes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Up, and one probe passed now.
+    Healthy,
+    /// Up, and the probe failed.
+    Unhealthy,
+    /// Up, with no check to run (or a one-shot job still running).
+    Running,
+    /// A one-shot job that exited 0.
+    Completed,
+    /// Its process or container is gone.
+    Exited,
+    /// `hub-down` removed it: no pid file, but a log.
+    Stopped,
+    /// Never started.
+    NeverStarted,
+}
+
+impl ServiceState {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Healthy => "healthy",
+            ServiceState::Unhealthy => "unhealthy",
+            ServiceState::Running => "running",
+            ServiceState::Completed => "completed",
+            ServiceState::Exited => "exited",
+            ServiceState::Stopped => "stopped",
+            ServiceState::NeverStarted => "never_started",
+        }
+    }
+}
+
+/// A deploy's verdict on one service: what `hub-report` decides from a run's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Healthy (or skipped because it already was).
+    Healthy,
+    /// Its last attempt failed, or the deploy stopped while it was starting.
+    Failed,
+    /// Never started.
+    Skipped,
+    /// Launched, but the deploy finished with no health result for it (`hub-start` without
+    /// `--gate` counts a launch as done).
+    Started,
+}
+
+impl Verdict {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Failed => "failed",
+            Verdict::Skipped => "skipped",
+            Verdict::Started => "started",
+        }
+    }
+}
+
+/// What the last deploy said about a service (in a `service_status` record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastDeploy {
+    /// The run id.
+    pub run_id: Option<String>,
+    /// Its verdict.
+    pub status: Verdict,
+    /// Its start attempts.
+    pub attempts: u32,
+    /// Why it failed or was skipped; null when healthy.
+    pub reason: Option<String>,
+}
+
+/// `service_status`: one service of a deployed stack, as it is now (a snapshot, not a change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// As in the plan.
+    pub backend: Backend,
+    /// What it is doing now.
+    pub state: ServiceState,
+    /// For `exited` and `completed`: its exit status when known.
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    /// The probe's one-line result; null when nothing was probed.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// A `run` service's process (group) id, from its pid file.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// A container service's container id.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// When it was launched (ms since the epoch), when known.
+    #[serde(default)]
+    pub up_since: Option<u64>,
+    /// The last deploy's verdict on it; null when no deploy mentions it.
+    #[serde(default)]
+    pub last_deploy: Option<LastDeploy>,
+    /// The breaker `SERVICE:start`.
+    pub breaker: crate::breaker::State,
+    /// Its log file (`run`/`start` services), whether or not it exists yet.
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
 /// One record of any type: the contract of `docs/records.md` as a type. Tagged by `type`; a
 /// type this build does not know is kept whole in [`Record::Unknown`], so a tool that reads
 /// and re-emits records loses nothing.
@@ -663,6 +802,8 @@ pub enum Record {
     Breaker(crate::breaker::Transition),
     /// `breaker_status`
     BreakerStatus(BreakerStatus),
+    /// `service_status`
+    ServiceStatus(Box<ServiceStatus>),
     /// A record of a type this build does not know, kept whole.
     Unknown(Unknown),
 }
@@ -697,10 +838,11 @@ enum Known {
     Attempt(Attempt),
     Breaker(crate::breaker::Transition),
     BreakerStatus(BreakerStatus),
+    ServiceStatus(Box<ServiceStatus>),
 }
 
 /// Every record type [`Record`] knows, as `type` spells it (`docs/records.md` documents each).
-pub const TYPES: [&str; 14] = [
+pub const TYPES: [&str; 15] = [
     "plan",
     "started",
     "exited",
@@ -715,6 +857,7 @@ pub const TYPES: [&str; 14] = [
     "attempt",
     "breaker",
     "breaker_status",
+    "service_status",
 ];
 
 impl Record {
@@ -735,6 +878,7 @@ impl Record {
             Record::Attempt(_) => "attempt",
             Record::Breaker(_) => "breaker",
             Record::BreakerStatus(_) => "breaker_status",
+            Record::ServiceStatus(_) => "service_status",
             Record::Unknown(unknown) => &unknown.kind,
         }
     }
@@ -751,6 +895,7 @@ impl Record {
             Record::Unhealthy(r) => Some(&r.of.service),
             Record::Waiting(r) => Some(&r.of.service),
             Record::Stopped(r) => Some(&r.of.service),
+            Record::ServiceStatus(r) => Some(&r.of.service),
             Record::Unknown(unknown) => unknown.service.as_deref(),
             Record::Interrupted(_)
             | Record::Finished(_)
@@ -776,6 +921,7 @@ impl Record {
             Record::Attempt(r) => KnownRef::Attempt(r),
             Record::Breaker(r) => KnownRef::Breaker(r),
             Record::BreakerStatus(r) => KnownRef::BreakerStatus(r),
+            Record::ServiceStatus(r) => KnownRef::ServiceStatus(r),
             Record::Unknown(_) => return None,
         })
     }
@@ -799,6 +945,7 @@ enum KnownRef<'a> {
     Attempt(&'a Attempt),
     Breaker(&'a crate::breaker::Transition),
     BreakerStatus(&'a BreakerStatus),
+    ServiceStatus(&'a ServiceStatus),
 }
 
 impl From<Known> for Record {
@@ -818,6 +965,7 @@ impl From<Known> for Record {
             Known::Attempt(r) => Record::Attempt(r),
             Known::Breaker(r) => Record::Breaker(r),
             Known::BreakerStatus(r) => Record::BreakerStatus(r),
+            Known::ServiceStatus(r) => Record::ServiceStatus(r),
         }
     }
 }
@@ -852,6 +1000,31 @@ impl<'de> Deserialize<'de> for Record {
 }
 
 impl Record {
+    /// Decode the body of a record of known type `kind` straight from its line's text: the type
+    /// is already known, so serde's tagged derive, which buffers the whole object to find the
+    /// tag, is skipped (a third of a million-line report's time).
+    fn from_body(kind: &str, text: &str) -> serde_json::Result<Record> {
+        use serde_json::from_str;
+        Ok(match kind {
+            "plan" => Record::Plan(from_str(text)?),
+            "started" => Record::Started(from_str(text)?),
+            "exited" => Record::Exited(from_str(text)?),
+            "failed" => Record::Failed(from_str(text)?),
+            "skipped" => Record::Skipped(from_str(text)?),
+            "healthy" => Record::Healthy(from_str(text)?),
+            "unhealthy" => Record::Unhealthy(from_str(text)?),
+            "waiting" => Record::Waiting(from_str(text)?),
+            "interrupted" => Record::Interrupted(from_str(text)?),
+            "stopped" => Record::Stopped(from_str(text)?),
+            "finished" => Record::Finished(from_str(text)?),
+            "attempt" => Record::Attempt(from_str(text)?),
+            "breaker" => Record::Breaker(from_str(text)?),
+            "breaker_status" => Record::BreakerStatus(from_str(text)?),
+            "service_status" => Record::ServiceStatus(from_str(text)?),
+            _ => from_str::<Known>(text)?.into(),
+        })
+    }
+
     /// Decode a record's object; `raw`, when given, is its text (kept by an unknown type).
     fn from_map(
         map: serde_json::Map<String, serde_json::Value>,
@@ -876,6 +1049,19 @@ impl Record {
             .map(Record::from)
             .map_err(|e| e.to_string())
     }
+}
+
+/// The envelope of a line, and its `service` (what an unknown record keeps), borrowed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    ts: Option<u64>,
+    #[serde(default, borrow)]
+    run_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    service: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// One record line: the envelope (`ts`, `run_id`) written once around any record. (`service`,
@@ -903,22 +1089,54 @@ impl Line {
     /// Decode one input line. The error names the source and line number, for readers that
     /// report and skip.
     pub fn parse(text: &str, source: &str, line_no: usize) -> Result<Line> {
-        let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| Error::input(format!("{source}:{line_no}: not a JSON record ({e})")))?;
+        Line::decode(text).map_err(|why| Error::input(format!("{source}:{line_no}: {why}")))
+    }
+
+    /// Decode one input line; the error is one line saying what is wrong, for a reader that
+    /// names the place itself ([`crate::jsonl::read_sources`]).
+    pub fn decode(text: &str) -> std::result::Result<Line, String> {
+        // The common case in two passes over the text and no tree: the envelope (borrowed),
+        // then the body straight from the text by serde's tagged derive (bodies ignore the
+        // envelope's fields). Anything that fails takes the path below, which words the error.
+        if let Ok(head) = serde_json::from_str::<Head<'_>>(text) {
+            let run_id = head.run_id.map(std::borrow::Cow::into_owned);
+            if !TYPES.contains(&head.kind.as_ref()) {
+                let record = Record::Unknown(Unknown {
+                    kind: head.kind.into_owned(),
+                    service: head.service.map(std::borrow::Cow::into_owned),
+                    raw: text.trim().to_owned(),
+                });
+                return Ok(Line {
+                    ts: head.ts,
+                    run_id,
+                    record,
+                });
+            }
+            if let Ok(record) = Record::from_body(&head.kind, text) {
+                return Ok(Line {
+                    ts: head.ts,
+                    run_id,
+                    record,
+                });
+            }
+        }
+        Line::decode_slowly(text)
+    }
+
+    fn decode_slowly(text: &str) -> std::result::Result<Line, String> {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON record ({e})"))?;
         let ts = match map.get("ts") {
             None | Some(serde_json::Value::Null) => None,
-            Some(ts) => Some(ts.as_u64().ok_or_else(|| {
-                Error::input(format!("{source}:{line_no}: `ts` is not a time in ms"))
-            })?),
+            Some(ts) => Some(
+                ts.as_u64()
+                    .ok_or_else(|| "not a hub record: `ts` is not a time in ms".to_owned())?,
+            ),
         };
         let run_id = match map.get("run_id") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(run_id)) => Some(run_id.clone()),
-            Some(_) => {
-                return Err(Error::input(format!(
-                    "{source}:{line_no}: `run_id` is not a string"
-                )));
-            }
+            Some(_) => return Err("not a hub record: `run_id` is not a string".to_owned()),
         };
         let known = matches!(map.get("type"), Some(serde_json::Value::String(kind)) if TYPES.contains(&kind.as_str()));
         if known {
@@ -926,8 +1144,8 @@ impl Line {
             map.remove("ts");
             map.remove("run_id");
         }
-        let record = Record::from_map(map, Some(text))
-            .map_err(|e| Error::input(format!("{source}:{line_no}: not a hub record: {e}")))?;
+        let record =
+            Record::from_map(map, Some(text)).map_err(|e| format!("not a hub record: {e}"))?;
         Ok(Line { ts, run_id, record })
     }
 
@@ -1318,6 +1536,24 @@ mod tests {
                 trial_pid: Some(99),
                 updated_at: 8,
             }),
+            Record::ServiceStatus(Box::new(ServiceStatus {
+                of: subject("redis"),
+                backend: Backend::Run,
+                state: ServiceState::Exited,
+                exit_status: Some(1),
+                probe: None,
+                pid: Some(4321),
+                container: None,
+                up_since: Some(5),
+                last_deploy: Some(LastDeploy {
+                    run_id: Some("run-1".into()),
+                    status: Verdict::Failed,
+                    attempts: 3,
+                    reason: Some("exited".into()),
+                }),
+                breaker: crate::breaker::State::Open,
+                log: Some(".hub/logs/redis.log".into()),
+            })),
         ]
     }
 

@@ -15,8 +15,9 @@ pub mod trend;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use hub::jsonl::{self, Policy};
+use hub::records::Line;
 use hub::{Error, Result, log};
-use model::{Event, Report, RunState};
+use model::{Report, RunState};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -223,9 +224,8 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
     let mut last: Option<usize> = None;
     let mut state: Option<RunState> = None;
     let tally = jsonl::read_sources(sources, policy, |line, _place| {
-        let mut event = Event::default();
-        event.decode_into(line)?;
-        let run_id = event.run_id.as_deref();
+        let line = Line::decode(line)?;
+        let run_id = line.run_id.as_deref();
         // A run's records mostly come together: the previous record's run is checked before
         // the index.
         let known = match run_id {
@@ -261,13 +261,13 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
         last = Some(position);
         let seen = &mut runs[position];
         seen.records += 1;
-        if let Some(ts) = event.ts {
+        if let Some(ts) = line.ts {
             seen.first_ts = Some(seen.first_ts.map_or(ts, |first| first.min(ts)));
         }
         if let Some(state) = state.as_mut()
             && state.run_id() == run_id
         {
-            state.apply(&event);
+            state.apply(&line);
         }
         Ok(())
     })?;

@@ -7,14 +7,15 @@
 //! to what the last deploy decided about it. Health is probed now, never read from the last
 //! deploy: a service that died since is `exited`, not `healthy`.
 
-use crate::model::{Report, Status};
+use crate::model::Report;
 use clap::{Arg, ArgMatches, Command};
 use hub::container::{self, ComposeCmd};
 use hub::jsonl::Policy;
 use hub::probe::{Prober, Target};
-use hub::records::{Backend, Check, Class, Plan};
+use hub::records::{
+    Backend, Check, LastDeploy, Plan, Record, ServiceState, ServiceStatus, Subject, Verdict,
+};
 use hub::{Error, Result};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -70,56 +71,13 @@ pub fn command() -> Command {
         )
 }
 
-/// What the last deploy said about a service.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastDeploy {
-    /// The run id.
-    pub run_id: Option<String>,
-    /// `healthy`, `failed`, `skipped`, `started`.
-    pub status: Status,
-    /// Its start attempts.
-    pub attempts: u32,
-    /// Why it failed or was skipped; null when healthy.
-    pub reason: Option<String>,
-}
-
-/// One service's state now: the body of a `service_status` record.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    /// The service.
-    pub service: String,
-    /// Its class.
-    pub class: Class,
-    /// Its level.
-    pub level: u32,
-    /// `start`, `run` or `container`.
-    pub backend: Backend,
-    /// `healthy`, `unhealthy`, `running`, `completed`, `exited`, `stopped`, `never_started`.
-    pub state: &'static str,
-    /// For `exited`: its exit status when known.
-    pub exit_status: Option<i32>,
-    /// The probe's one-line result; null when nothing was probed.
-    pub probe: Option<String>,
-    /// A `run` service's process (group) id, from its pid file.
-    pub pid: Option<u32>,
-    /// A container service's container id.
-    pub container: Option<String>,
-    /// When it was launched (ms since the epoch), when known.
-    pub up_since: Option<u64>,
-    /// The last deploy's verdict on it; null when no deploy mentions it.
-    pub last_deploy: Option<LastDeploy>,
-    /// The breaker `SERVICE:start`: `closed`, `open`, `half_open`.
-    pub breaker: String,
-    /// Its log file (`run`/`start` services), whether or not it exists yet.
-    pub log: Option<PathBuf>,
-}
-
-impl ServiceStatus {
-    /// Healthy enough for the exit status: a service that is up and passes its check, or a
-    /// one-shot job that completed.
-    pub fn good(&self) -> bool {
-        matches!(self.state, "healthy" | "completed")
-    }
+/// Healthy enough for the exit status: a service that is up and passes its check, or a
+/// one-shot job that completed.
+fn good(status: &ServiceStatus) -> bool {
+    matches!(
+        status.state,
+        ServiceState::Healthy | ServiceState::Completed
+    )
 }
 
 /// Run `hub-report status`.
@@ -163,9 +121,9 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                     let mut status = observe(plan, state_dir, compose, probe_timeout);
                     status.last_deploy = last.and_then(|report| verdict(report, &plan.service));
                     status.breaker = breakers
-                        .get(&format!("{}:start", plan.service))
-                        .cloned()
-                        .unwrap_or_else(|| "closed".into());
+                        .get(&hub::breaker::start_key(&plan.service))
+                        .copied()
+                        .unwrap_or(hub::breaker::State::Closed);
                     status
                 })
             })
@@ -176,16 +134,16 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let mut out = hub::output::RecordWriter::stdout();
     if json {
         let run_id = last.as_ref().and_then(|r| r.run_id.as_deref());
-        for status in &statuses {
-            out.record("service_status", run_id, status)?;
+        for status in statuses.iter().cloned() {
+            out.emit(run_id, Record::ServiceStatus(Box::new(status)))?;
         }
     } else {
         out.text(&table(&statuses))?;
     }
     let all_core_good = statuses
         .iter()
-        .filter(|s| s.class == Class::Core)
-        .all(ServiceStatus::good);
+        .filter(|s| s.of.class == hub::records::Class::Core)
+        .all(good);
     Ok(if all_core_good {
         hub::error::exit::OK
     } else {
@@ -261,18 +219,14 @@ fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
 }
 
 /// Breaker key → its state; an unreadable state file reads as "no breaker open".
-fn breaker_states(path: &Path) -> BTreeMap<String, String> {
+fn breaker_states(path: &Path) -> BTreeMap<String, hub::breaker::State> {
     let config = hub::breaker::Config::from_env(|k| std::env::var(k).ok());
     let (Ok(config), true) = (config, path.exists()) else {
         return BTreeMap::new();
     };
     hub::breaker::Breaker::new(path, config, std::sync::Arc::new(hub::clock::SystemClock))
         .status()
-        .map(|keys| {
-            keys.into_iter()
-                .map(|(k, v)| (k, v.state.as_str().to_owned()))
-                .collect()
-        })
+        .map(|keys| keys.into_iter().map(|(k, v)| (k, v.state)).collect())
         .unwrap_or_default()
 }
 
@@ -285,19 +239,21 @@ fn observe(
 ) -> ServiceStatus {
     let log = state_dir.join("logs").join(format!("{}.log", plan.service));
     let mut status = ServiceStatus {
-        service: plan.service.clone(),
-        class: plan.class,
-        level: plan.level,
+        of: Subject {
+            service: plan.service.clone(),
+            class: plan.class,
+            level: plan.level,
+        },
         backend: plan.backend,
-        state: "never_started",
+        state: ServiceState::NeverStarted,
         exit_status: None,
         probe: None,
         pid: None,
         container: None,
         up_since: None,
         last_deploy: None,
-        breaker: String::new(),
-        log: (plan.backend != Backend::Container).then(|| log.clone()),
+        breaker: hub::breaker::State::Closed,
+        log: (plan.backend != Backend::Container).then(|| log.display().to_string()),
     };
     let timeout = probe_timeout.min(Duration::from_millis(plan.health.probe_timeout_ms.max(1)));
     match plan.backend {
@@ -307,7 +263,7 @@ fn observe(
                 .join("pids")
                 .join(format!("{}.exit", plan.service));
             match recorded_process(&pid_file) {
-                None if log.exists() => status.state = "stopped",
+                None if log.exists() => status.state = ServiceState::Stopped,
                 None => {}
                 Some((pid, running, up_since)) => {
                     status.pid = Some(pid);
@@ -317,8 +273,8 @@ fn observe(
                     } else {
                         status.exit_status = read_exit_file(&exit_file);
                         status.state = match (&plan.health.check, status.exit_status) {
-                            (Check::Completed, Some(0)) => "completed",
-                            _ => "exited",
+                            (Check::Completed, Some(0)) => ServiceState::Completed,
+                            _ => ServiceState::Exited,
                         };
                     }
                 }
@@ -343,7 +299,7 @@ fn observe(
 
 /// A process that is up: one probe decides healthy or unhealthy; without a check it is running.
 fn alive_state(status: &mut ServiceStatus, check: &Check, timeout: Duration) {
-    status.state = "running";
+    status.state = ServiceState::Running;
     let Ok(prober) = Prober::new(check, &Target::default(), timeout) else {
         return;
     };
@@ -352,9 +308,9 @@ fn alive_state(status: &mut ServiceStatus, check: &Check, timeout: Duration) {
     }
     let outcome = prober.probe();
     status.state = if outcome.is_ok() {
-        "healthy"
+        ServiceState::Healthy
     } else {
-        "unhealthy"
+        ServiceState::Unhealthy
     };
     status.probe = Some(outcome.detail().to_owned());
 }
@@ -387,9 +343,9 @@ fn container_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, ti
     if !state.is_up() {
         status.exit_status = Some(state.exit_code);
         status.state = match (&plan.health.check, state.exit_code) {
-            (Check::Completed, 0) => "completed",
-            _ if state.status == "created" => "stopped",
-            _ => "exited",
+            (Check::Completed, 0) => ServiceState::Completed,
+            _ if state.status == "created" => ServiceState::Stopped,
+            _ => ServiceState::Exited,
         };
         return;
     }
@@ -399,22 +355,26 @@ fn container_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, ti
                 container::exec_probe(cmd, &id, test, timeout),
                 Ok(container::ProbeResult::Passed)
             );
-            status.state = if passed { "healthy" } else { "unhealthy" };
+            status.state = if passed {
+                ServiceState::Healthy
+            } else {
+                ServiceState::Unhealthy
+            };
             status.probe = Some(if passed { "exec passed" } else { "exec failed" }.into());
         }
         (_, Some(health)) => {
             status.state = if health.status == "healthy" {
-                "healthy"
+                ServiceState::Healthy
             } else {
-                "unhealthy"
+                ServiceState::Unhealthy
             };
             status.probe = Some(format!("container {}", health.status));
         }
-        (Check::Completed, None) => status.state = "running",
+        (Check::Completed, None) => status.state = ServiceState::Running,
         (_, None) => {
             // A container without a healthcheck counts as healthy once running, as hub-wait-healthy
             // counts it after its grace.
-            status.state = "healthy";
+            status.state = ServiceState::Healthy;
             status.probe = Some("running (no healthcheck)".into());
         }
     }
@@ -427,11 +387,11 @@ fn table(statuses: &[ServiceStatus]) -> String {
         .iter()
         .map(|s| {
             let state = match (s.state, s.exit_status, &s.probe) {
-                ("exited", Some(code), _) => format!("exited {code}"),
-                ("running", _, None) => "running (no check)".into(),
-                ("unhealthy", _, Some(probe)) => format!("unhealthy ({probe})"),
-                ("never_started", _, _) => "never started".into(),
-                (state, _, _) => state.into(),
+                (ServiceState::Exited, Some(code), _) => format!("exited {code}"),
+                (ServiceState::Running, _, None) => "running (no check)".into(),
+                (ServiceState::Unhealthy, _, Some(probe)) => format!("unhealthy ({probe})"),
+                (ServiceState::NeverStarted, _, _) => "never started".into(),
+                (state, _, _) => state.as_str().into(),
             };
             let id = match (s.pid, &s.container) {
                 (Some(pid), _) => pid.to_string(),
@@ -439,7 +399,10 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 _ => "-".into(),
             };
             let up = match (s.state, s.up_since) {
-                ("healthy" | "unhealthy" | "running", Some(since)) => {
+                (
+                    ServiceState::Healthy | ServiceState::Unhealthy | ServiceState::Running,
+                    Some(since),
+                ) => {
                     let secs = now.saturating_sub(since) / 1000;
                     if secs < 60 {
                         format!("{secs}s")
@@ -450,11 +413,8 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 _ => "-".into(),
             };
             let last = s.last_deploy.as_ref().map_or("-".into(), |d| {
-                let status = serde_json::to_value(d.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                if d.attempts == 0 && d.status == Status::Healthy {
+                let status = d.status.as_str();
+                if d.attempts == 0 && d.status == Verdict::Healthy {
                     // Skipped as already healthy: that deploy did not start it.
                     return "already healthy".to_owned();
                 }
@@ -465,14 +425,14 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 )
             });
             [
-                s.service.clone(),
-                s.class.as_str().to_owned(),
-                s.level.to_string(),
+                s.of.service.clone(),
+                s.of.class.as_str().to_owned(),
+                s.of.level.to_string(),
                 state,
                 id,
                 up,
                 last,
-                s.breaker.clone(),
+                s.breaker.as_str().to_owned(),
             ]
         })
         .collect();
@@ -503,10 +463,7 @@ fn table(statuses: &[ServiceStatus]) -> String {
     };
     line(headers.to_vec(), "LOG");
     for (row, s) in rows.iter().zip(statuses) {
-        let log = s
-            .log
-            .as_ref()
-            .map_or("-".into(), |p| p.display().to_string());
+        let log = s.log.as_ref().map_or("-".into(), Clone::clone);
         line(row.iter().map(String::as_str).collect(), &log);
     }
     out

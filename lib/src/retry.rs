@@ -12,7 +12,7 @@ use crate::codes::ExitCodes;
 use crate::error::exit;
 use crate::output::RecordWriter;
 use crate::process::{Detach, Running, status_code};
-use crate::records::Attempt;
+use crate::records::{Attempt, Record};
 use crate::{Error, Result, log, signals};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
@@ -382,7 +382,7 @@ impl Job<'_> {
             next_delay_ms: next.map(crate::duration::to_ms),
             is_final: next.is_none(),
         };
-        events.record("attempt", self.run_id.as_deref(), &record)
+        events.emit(self.run_id.as_deref(), Record::Attempt(record))
     }
 
     fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
@@ -391,7 +391,7 @@ impl Job<'_> {
         };
         log_transition(&transition);
         match self.events.as_mut() {
-            Some(events) => events.record("breaker", self.run_id.as_deref(), &transition),
+            Some(events) => events.emit(self.run_id.as_deref(), Record::Breaker(transition)),
             None => Ok(()),
         }
     }
@@ -613,7 +613,7 @@ fn run_attempt(
         Err(e) => Err(e),
     };
     interrupts.detach();
-    let waited = waited.map_err(|e| Error::input(format!("waiting for `{shown}`: {e}")))?;
+    let waited = waited.map_err(|e| Error::io(format!("waiting for `{shown}`"), &e))?;
     let duration = began.elapsed();
     let ended = |outcome, status, detail: String| Ended {
         outcome,

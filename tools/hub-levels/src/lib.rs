@@ -6,7 +6,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::container::{self, ComposeCmd};
 use hub::records::ComposeRef;
-use hub::records::{Class, Plan};
+use hub::records::{Class, Plan, Record};
 use hub::service::{self, Options};
 use hub::{Error, Result, compose, log, output::RecordWriter};
 
@@ -213,8 +213,8 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                 .get_one::<String>("run-id")
                 .cloned()
                 .unwrap_or_else(hub::time::new_run_id);
-            for plan in &plans {
-                out.record("plan", Some(&run_id), plan)?;
+            for plan in plans {
+                out.emit(Some(&run_id), Record::Plan(Box::new(plan)))?;
             }
         }
     }

@@ -620,7 +620,7 @@ impl KeyState {
 
 fn encode(doc: &StateDoc) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(doc)
-        .map_err(|e| Error::input(format!("cannot encode the breaker state: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot encode the breaker state: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)
 }

@@ -1157,12 +1157,12 @@ impl Line {
             record => {
                 let kind = record.kind().to_owned();
                 let body = serde_json::to_string(record)
-                    .map_err(|e| Error::input(format!("cannot encode a {kind} record: {e}")))?;
+                    .map_err(|e| Error::internal(format!("cannot encode a {kind} record: {e}")))?;
                 // serde writes the tag first: splice the envelope in right after it, so every
                 // line leads with `type`, `ts`, `run_id` as it always has.
                 let head = format!("{{\"type\":\"{kind}\"");
                 let Some(rest) = body.strip_prefix(&head) else {
-                    return Err(Error::input(format!(
+                    return Err(Error::internal(format!(
                         "a {kind} record did not encode with its type first"
                     )));
                 };
@@ -1232,9 +1232,9 @@ pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Resul
     // line, and the body is encoded once, straight to text (no intermediate map). Bodies never
     // carry `type`, `ts` or `run_id` themselves.
     let fields = serde_json::to_string(body)
-        .map_err(|e| Error::input(format!("cannot encode a {kind} record: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot encode a {kind} record: {e}")))?;
     let Some(fields) = fields.strip_prefix('{') else {
-        return Err(Error::input(format!(
+        return Err(Error::internal(format!(
             "a {kind} record's body is not an object: {fields}"
         )));
     };

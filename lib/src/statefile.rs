@@ -121,7 +121,7 @@ impl LockedFile {
     }
 
     fn lock_error(&self, e: &std::io::Error) -> Error {
-        Error::input(format!("cannot lock {}: {e}", self.lock_path.display()))
+        Error::io(format!("cannot lock {}", self.lock_path.display()), e)
     }
 
     /// The folder holding the file, created (mode 0700) when missing.
@@ -146,7 +146,7 @@ impl LockedFile {
     /// fsync the folder: [`crate::atomic::write_private`].
     fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
         crate::atomic::write_private(&self.path, bytes)
-            .map_err(|e| Error::input(format!("cannot replace {}: {e}", self.path.display())))
+            .map_err(|e| Error::io(format!("cannot replace {}", self.path.display()), &e))
     }
 }
 

@@ -142,7 +142,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let rendered = match matches.get_one::<String>("format").map(String::as_str) {
         Some("json") => serde_json::to_string(&trend)
             .map(|s| s + "\n")
-            .map_err(|e| Error::input(format!("cannot encode the trend: {e}")))?,
+            .map_err(|e| Error::internal(format!("cannot encode the trend: {e}")))?,
         Some("html") => html_page(&trend, &runs),
         _ => text(&trend),
     };

@@ -296,6 +296,12 @@ pub fn run(mut job: Job<'_>, interrupts: &Interrupts) -> Result<u8> {
             return Ok(refused);
         }
         let timeout = attempt_timeout(&job.policy, started.elapsed());
+        log::debug(&format!(
+            "{}: attempt {} starts (timeout {})",
+            job.name,
+            of_attempts(attempt, job.policy.attempts),
+            timeout.map_or_else(|| "none".to_owned(), format_delay)
+        ));
         let mut ended = run_attempt(
             &program,
             &job.argv[1..],

@@ -223,6 +223,68 @@ pub struct Plan {
     pub project: Option<String>,
 }
 
+impl HealthSpec {
+    /// No check (`none`), probed every 100 ms with a 1 s probe timeout.
+    pub fn none() -> HealthSpec {
+        HealthSpec {
+            check: Check::None,
+            interval_ms: 100,
+            probe_timeout_ms: 1000,
+            start_period_ms: 0,
+        }
+    }
+}
+
+impl Plan {
+    /// A plan with only a name, class and level: a `start` service with no commands,
+    /// dependencies or check, a 60 s timeout and the default retry. A base for a test's or a
+    /// tool's own plan (`Plan { deps, ..Plan::named(…) }`).
+    pub fn named(service: &str, class: Class, level: u32) -> Plan {
+        Plan {
+            service: service.into(),
+            level,
+            class,
+            deps: vec![],
+            soft_deps: vec![],
+            timeout_ms: 60_000,
+            backend: Backend::Start,
+            start: None,
+            run: None,
+            stop: None,
+            working_dir: None,
+            environment: Environment::new(),
+            health: HealthSpec::none(),
+            retry: RetrySpec::default(),
+            container_name: None,
+            profiles: vec![],
+            labels: BTreeMap::new(),
+            healthcheck: None,
+            compose: None,
+            project: None,
+        }
+    }
+}
+
+impl Started {
+    /// Attempt `of` started with `health` and nothing else known (no pid, log or container).
+    pub fn new(of: AttemptOf, health: HealthSpec) -> Started {
+        Started {
+            of,
+            backend: None,
+            pid: None,
+            adopted: false,
+            log: None,
+            exit_file: None,
+            timeout_ms: 60_000,
+            health,
+            container: None,
+            compose: None,
+            working_dir: None,
+            environment: Environment::new(),
+        }
+    }
+}
+
 /// `attempt`: one try of a command under `hub-retry`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {

@@ -2,43 +2,15 @@
 //! input is the contract the tools read, not JSON written by hand that may drift from it.
 
 use hub::records::{
-    AttemptOf, Backend, Check, Class, Counts, Finished, HealthSpec, Healthy, Line, Plan, Record,
-    RetrySpec, SkipReason, Skipped, Started, Subject, Unhealthy, UnhealthyReason,
+    AttemptOf, Class, Counts, Finished, HealthSpec, Healthy, Line, Plan, Record, SkipReason,
+    Skipped, Started, Subject, Unhealthy, UnhealthyReason,
 };
-
-/// A health check that always passes (`none`), for records that need one.
-pub fn no_check() -> HealthSpec {
-    HealthSpec {
-        check: Check::None,
-        interval_ms: 100,
-        probe_timeout_ms: 1000,
-        start_period_ms: 0,
-    }
-}
 
 /// A `plan` for a `start` service with no check.
 pub fn plan(service: &str, class: Class, level: u32, deps: &[&str]) -> Record {
     Record::Plan(Box::new(Plan {
-        service: service.into(),
-        level,
-        class,
         deps: deps.iter().map(|&d| d.into()).collect(),
-        soft_deps: vec![],
-        timeout_ms: 60_000,
-        backend: Backend::Start,
-        start: None,
-        run: None,
-        stop: None,
-        working_dir: None,
-        environment: Default::default(),
-        health: no_check(),
-        retry: RetrySpec::default(),
-        container_name: None,
-        profiles: vec![],
-        labels: Default::default(),
-        healthcheck: None,
-        compose: None,
-        project: None,
+        ..Plan::named(service, class, level)
     }))
 }
 
@@ -55,20 +27,7 @@ pub fn of(service: &str, class: Class, level: u32, attempt: u32, max_attempts: u
 
 /// A `started` record.
 pub fn started(of: AttemptOf) -> Record {
-    Record::Started(Box::new(Started {
-        of,
-        backend: Some(Backend::Start),
-        pid: None,
-        adopted: false,
-        log: None,
-        exit_file: None,
-        timeout_ms: 60_000,
-        health: no_check(),
-        container: None,
-        compose: None,
-        working_dir: None,
-        environment: Default::default(),
-    }))
+    Record::Started(Box::new(Started::new(of, HealthSpec::none())))
 }
 
 /// A `healthy` record.

@@ -669,9 +669,7 @@ pub fn rfc3339_millis(ts_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hub::records::{
-        Backend, Check, HealthSpec, Healthy, Plan, RetrySpec, Started, Unhealthy, UnhealthyReason,
-    };
+    use hub::records::{HealthSpec, Healthy, Plan, Started, Unhealthy, UnhealthyReason};
 
     fn fold(lines: Vec<(u64, Record)>) -> Report {
         let mut run = RunState::new(Some("r".into()));
@@ -685,37 +683,11 @@ mod tests {
         run.report()
     }
 
-    fn health() -> HealthSpec {
-        HealthSpec {
-            check: Check::None,
-            interval_ms: 100,
-            probe_timeout_ms: 1000,
-            start_period_ms: 0,
-        }
-    }
-
     fn plan(service: &str, level: u32, deps: &[&str], soft_deps: &[&str]) -> Record {
         Record::Plan(Box::new(Plan {
-            service: service.into(),
-            level,
-            class: Class::Core,
             deps: deps.iter().map(|&d| d.into()).collect(),
             soft_deps: soft_deps.iter().map(|&d| d.into()).collect(),
-            timeout_ms: 60_000,
-            backend: Backend::Start,
-            start: None,
-            run: None,
-            stop: None,
-            working_dir: None,
-            environment: Default::default(),
-            health: health(),
-            retry: RetrySpec::default(),
-            container_name: None,
-            profiles: vec![],
-            labels: Default::default(),
-            healthcheck: None,
-            compose: None,
-            project: None,
+            ..Plan::named(service, Class::Core, level)
         }))
     }
 
@@ -730,20 +702,7 @@ mod tests {
     }
 
     fn started(service: &str) -> Record {
-        Record::Started(Box::new(Started {
-            of: of(service),
-            backend: None,
-            pid: None,
-            adopted: false,
-            log: None,
-            exit_file: None,
-            timeout_ms: 60_000,
-            health: health(),
-            container: None,
-            compose: None,
-            working_dir: None,
-            environment: Default::default(),
-        }))
+        Record::Started(Box::new(Started::new(of(service), HealthSpec::none())))
     }
 
     fn healthy(service: &str, ready_ms: u64) -> Record {

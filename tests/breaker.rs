@@ -7,7 +7,7 @@ use hub_tests::{Cmd, bin, records, stderr};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A temp folder with a state file path in it.
 struct Fixture {
@@ -330,14 +330,8 @@ fn eight_processes_racing_check_on_a_half_open_key_admit_exactly_one() {
 fn writers_killed_at_random_moments_never_leave_a_broken_file() {
     let f = Fixture::new();
     f.cmd(&["failure", "k0"]).status(0);
-    let started = Instant::now();
-    let mut seed = u64::from(std::process::id()) ^ started.elapsed().as_nanos() as u64 | 1;
-    let mut random = move |below: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % below
-    };
+    let mut rng = hub::backoff::Rng::from_entropy();
+    let mut random = move |below: u64| rng.next_u64() % below;
     let ops = ["failure", "success", "check"];
     let mut kills = 0;
     for round in 0..80 {

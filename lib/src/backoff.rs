@@ -157,6 +157,12 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A number drawn from `0..n` (0 when `n` is 0): shuffles and picks in property tests.
+    pub fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).unwrap_or(u64::MAX).max(1);
+        usize::try_from(self.next_u64() % n).unwrap_or(0)
+    }
+
     /// A duration drawn uniformly from `low..=high` (at nanosecond resolution).
     pub fn between(&mut self, low: Duration, high: Duration) -> Duration {
         if high <= low {

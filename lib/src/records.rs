@@ -1245,30 +1245,12 @@ impl Line {
     }
 }
 
-/// Does an HTTP status match a spec such as `200-399`, `200,204` or `200`?
+/// Does an HTTP status match a spec such as `200-399`, `200,204` or `200`? (Parses the spec
+/// each call: a prober parses it once, [`crate::codes::HttpStatuses`].)
 ///
 /// An invalid spec is an error naming what is wrong, so `hub-levels` can refuse it early.
 pub fn status_matches(spec: &str, status: u16) -> Result<bool, String> {
-    let mut matched = false;
-    for part in spec.split(',') {
-        let part = part.trim();
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (lo.trim(), hi.trim()),
-            None => (part, part),
-        };
-        let parse = |t: &str| {
-            t.parse::<u16>()
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| format!("`{spec}` is not a status list such as 200-399 or 200,204"))
-        };
-        let (lo, hi) = (parse(lo)?, parse(hi)?);
-        if lo > hi {
-            return Err(format!("`{part}`: the range is backwards"));
-        }
-        matched |= (lo..=hi).contains(&status);
-    }
-    Ok(matched)
+    crate::codes::HttpStatuses::parse(spec).map(|set| set.contains(status))
 }
 
 /// A typed view of a record's envelope: the fields every record may carry.

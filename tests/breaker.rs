@@ -389,3 +389,23 @@ fn help_and_bad_usage() {
         .status(2);
     Cmd::new("hub-breaker").args(["run", "k"]).status(2);
 }
+
+#[test]
+fn the_state_file_is_breaker_state_as_in_hub_start_and_state_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.json");
+    let file = file.to_str().unwrap();
+    Cmd::new("hub-breaker")
+        .args(["failure", "k", "--breaker-state", file])
+        .stderr("")
+        .status(0);
+    let out = Cmd::new("hub-breaker")
+        .args(["status", "--json", "k", "--state", file])
+        .stderr("")
+        .run();
+    let records = hub_tests::typed_records(&out);
+    let [hub::records::Record::BreakerStatus(status)] = records.as_slice() else {
+        panic!("one breaker_status record: {records:?}");
+    };
+    assert_eq!((status.key.as_str(), status.consecutive_failures), ("k", 1));
+}

@@ -639,3 +639,31 @@ fn hub_log_opens_a_tools_debug_lines_and_hub_log_format_makes_the_log_json() {
         "false: attempt 2/2 failed (exit 1); giving up after 2 attempts"
     );
 }
+
+#[test]
+fn color_is_one_flag_for_every_tool_and_the_kill_grace_answers_to_its_old_names() {
+    // --color always colours the log even off a terminal; NO_COLOR only steers `auto`.
+    Cmd::new("hub-retry")
+        .args(["--color", "always", "--attempts", "1", "--", "false"])
+        .env("NO_COLOR", "1")
+        .stderr("\x1b[31m❌ false: attempt 1/1 failed (exit 1)\x1b[0m\n")
+        .status(1);
+    for grace in ["--kill-after", "--grace", "--stop-grace"] {
+        Cmd::new("hub-retry")
+            .args(["--color", "never", grace, "1s", "--", "true"])
+            .stderr("")
+            .status(0);
+    }
+    for tool in [
+        "hub-levels",
+        "hub-retry",
+        "hub-breaker",
+        "hub-report",
+        "hub-start",
+        "hub-wait-healthy",
+    ] {
+        let help = Cmd::new(tool).arg("--help").run();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("--color <WHEN>"), "{tool} --help:\n{text}");
+    }
+}

@@ -673,8 +673,10 @@ pub fn cli_args() -> Vec<clap::Arg> {
     use clap::Arg;
     let duration = |text: &str| crate::duration::parse(text);
     vec![
+        // `--breaker-state`, as hub-start and hub-report name it; `--state` still works.
         Arg::new("state")
-            .long("state")
+            .long("breaker-state")
+            .alias("state")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
             .help("The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),

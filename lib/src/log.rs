@@ -47,14 +47,17 @@ impl Level {
 }
 
 /// Set verbosity (`-q` = -1, default 0, `-v` = 1) and start the log: the filter from the
-/// verbosity plus `HUB_LOG`, the format from `HUB_LOG_FORMAT`. The tool is the program's name.
+/// verbosity plus `HUB_LOG`, the format from `HUB_LOG_FORMAT`, colour on a terminal unless
+/// `NO_COLOR`. The tool is the program's name.
 pub fn init(verbosity: i8) {
-    VERBOSITY.store(verbosity, Ordering::Relaxed);
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    COLOR.store(
-        !no_color && std::io::stderr().is_terminal(),
-        Ordering::Relaxed,
-    );
+    init_with(verbosity, !no_color && std::io::stderr().is_terminal());
+}
+
+/// [`init`], with colour decided by the caller (`--color`).
+pub fn init_with(verbosity: i8, color: bool) {
+    VERBOSITY.store(verbosity, Ordering::Relaxed);
+    COLOR.store(color, Ordering::Relaxed);
     let tool = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)

@@ -46,21 +46,12 @@ pub fn command() -> Command {
         .arg_required_else_help(true)
         .args(hub::breaker::cli_args().into_iter().map(|arg| arg.global(true)))
         .arg(
-            Arg::new("events")
-                .long("events")
-                .value_name("FILE")
-                .global(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Append a JSON-lines `breaker` record per state change to FILE; - is stdout"),
+            hub::cli::events_arg(
+                "Append a JSON-lines `breaker` record per state change to FILE; - is stdout",
+            )
+            .global(true),
         )
-        .arg(
-            Arg::new("run-id")
-                .long("run-id")
-                .value_name("ID")
-                .env("HUB_RUN_ID")
-                .global(true)
-                .help("The run id put in records"),
-        )
+        .arg(hub::cli::run_id_arg("The run id put in records").global(true))
         .subcommand(
             Command::new("check")
                 .about("Exit 0 when a call may run, 75 when refused; in half-open, take the one trial")

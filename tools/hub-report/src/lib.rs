@@ -22,6 +22,22 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
+hub::value_enum! {
+    /// `--format`: what the report is written as.
+    pub enum Format {
+        /// For a terminal.
+        Text => "text",
+        /// The documented object.
+        Json => "json",
+        /// CI job summaries, pull-request comments.
+        Markdown => "markdown",
+        /// One self-contained file with the timeline.
+        Html => "html",
+        /// The textfile collector's format.
+        Prometheus => "prometheus",
+    }
+}
+
 /// The command-line interface.
 pub fn command() -> Command {
     let cmd = Command::new("hub-report")
@@ -57,7 +73,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("text")
-                .value_parser(["text", "json", "markdown", "html", "prometheus"])
+                .value_parser(hub::cli::enum_parser::<Format>())
                 .help("text, json (one object), markdown, html (one self-contained file), prometheus (textfile collector)"),
         )
         .arg(
@@ -92,14 +108,6 @@ pub fn command() -> Command {
                 .long("check")
                 .action(ArgAction::SetTrue)
                 .help("Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"),
-        )
-        .arg(
-            Arg::new("color")
-                .long("color")
-                .value_name("WHEN")
-                .default_value("auto")
-                .value_parser(["auto", "always", "never"])
-                .help("Colour the text format: auto (a terminal, and no NO_COLOR), always, never"),
         )
         .subcommand(trend::command())
         .subcommand(status::command());
@@ -165,27 +173,21 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         append_history(Path::new(history), &report)?;
     }
     let format = matches
-        .get_one::<String>("format")
-        .map_or("text", String::as_str);
+        .get_one::<Format>("format")
+        .copied()
+        .unwrap_or(Format::Text);
     let output = matches.get_one::<String>("output").map(Path::new);
-    let color = match matches.get_one::<String>("color").map(String::as_str) {
-        Some("always") => true,
-        Some("never") => false,
-        _ => {
-            output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
+    let color =
+        hub::cli::Color::of(matches).enabled(output.is_none() && std::io::stdout().is_terminal());
     let rendered = match format {
-        "json" => format::json(&report)?,
-        "markdown" => format::markdown(&report),
-        "html" => html::report(&report),
-        "prometheus" => {
+        Format::Json => format::json(&report)?,
+        Format::Markdown => format::markdown(&report),
+        Format::Html => html::report(&report),
+        Format::Prometheus => {
             let history = matches.get_one::<String>("history").map(Path::new);
             prometheus::exposition(&report, last_success_ms(&report, history))
         }
-        _ => text::report(&report, color),
+        Format::Text => text::report(&report, color),
     };
     write_output(&rendered, output)?;
     if matches.get_flag("check") && !report.ok {

@@ -20,6 +20,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+hub::value_enum! {
+    /// `status --format`.
+    pub enum StatusFormat {
+        /// A table.
+        Text => "text",
+        /// `service_status` records.
+        Json => "json",
+    }
+}
+
 /// The `status` subcommand.
 pub fn command() -> Command {
     Command::new("status")
@@ -51,7 +61,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("text")
-                .value_parser(["text", "json"])
+                .value_parser(hub::cli::enum_parser::<StatusFormat>())
                 .help("text (a table) or json (service_status records)"),
         )
         .arg(
@@ -130,7 +140,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let json = matches.get_one::<String>("format").map(String::as_str) == Some("json");
+    let json = matches.get_one::<StatusFormat>("format") == Some(&StatusFormat::Json);
     let mut out = hub::output::RecordWriter::stdout();
     if json {
         let run_id = last.as_ref().and_then(|r| r.run_id.as_deref());

@@ -89,6 +89,9 @@ pub fn command() -> Command {
         .arg(
             Arg::new("kill-after")
                 .long("kill-after")
+                // One name for the grace before KILL across the tools (GNU timeout's); the
+                // others' names still work.
+                .aliases(["grace", "stop-grace"])
                 .value_name("D")
                 .default_value("5s")
                 .value_parser(parse_duration)
@@ -135,20 +138,10 @@ pub fn command() -> Command {
                 .help("Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome"),
         )
         .args(hub::breaker::cli_args())
-        .arg(
-            Arg::new("events")
-                .long("events")
-                .value_name("FILE")
-                .value_parser(value_parser!(PathBuf))
-                .help("Append one JSON-lines `attempt` record per attempt (and `breaker` records) to FILE; - is stdout"),
-        )
-        .arg(
-            Arg::new("run-id")
-                .long("run-id")
-                .value_name("ID")
-                .env("HUB_RUN_ID")
-                .help("The run id put in records"),
-        )
+        .arg(hub::cli::events_arg(
+            "Append one JSON-lines `attempt` record per attempt (and `breaker` records) to FILE; - is stdout",
+        ))
+        .arg(hub::cli::run_id_arg("The run id put in records"))
         .arg(
             Arg::new("command")
                 .value_name("CMD")

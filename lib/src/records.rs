@@ -302,9 +302,10 @@ pub struct Started {
     /// `run` and `start` services: the log file.
     #[serde(default)]
     pub log: Option<String>,
-    /// `run` services: where the exit status is written when the process exits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_file: Option<String>,
+    /// True when `hub-start` is the process's parent and writes an `exited` record when it
+    /// exits (an adopted process, or a hand-written record, is watched by pid instead).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exit_record: bool,
     /// How long it has to become healthy.
     pub timeout_ms: u64,
     /// Its health check.
@@ -357,6 +358,23 @@ pub enum FailReason {
     Exited,
     /// The check cannot run.
     ProbeError,
+}
+
+impl FailReason {
+    /// As written in records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailReason::StartFailed => "start_failed",
+            FailReason::LaunchFailed => "launch_failed",
+            FailReason::BreakerOpen => "breaker_open",
+            FailReason::Injected => "injected",
+            FailReason::NoBackend => "no_backend",
+            FailReason::ExitedAfterHealthy => "exited_after_healthy",
+            FailReason::Timeout => "timeout",
+            FailReason::Exited => "exited",
+            FailReason::ProbeError => "probe_error",
+        }
+    }
 }
 
 /// `failed`: a start attempt failed.
@@ -454,6 +472,20 @@ impl UnhealthyReason {
             UnhealthyReason::Exited => "exited",
             UnhealthyReason::ProbeError => "probe_error",
             UnhealthyReason::Aborted => "aborted",
+        }
+    }
+}
+
+impl Unhealthy {
+    /// May another attempt help, attempts allowing? A process that exited or a check that
+    /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
+    /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this
+    /// is decided: `hub-start` acts on it, `hub-wait-healthy` writes it into `final`.
+    pub fn retryable(reason: UnhealthyReason, exit_status: Option<i32>) -> bool {
+        match reason {
+            UnhealthyReason::Exited => exit_status.and_then(crate::codes::cannot_succeed).is_none(),
+            UnhealthyReason::Timeout => true,
+            UnhealthyReason::ProbeError | UnhealthyReason::Aborted => false,
         }
     }
 }
@@ -918,8 +950,14 @@ impl Line {
             map.remove("ts");
             map.remove("run_id");
         }
-        let record = Record::from_map(map, Some(text))
-            .map_err(|e| Error::input(format!("{source}:{line_no}: not a hub record: {e}")))?;
+        let record = Record::from_map(map, Some(text)).map_err(|e| {
+            let what = if known {
+                "malformed record"
+            } else {
+                "not a hub record"
+            };
+            Error::input(format!("{source}:{line_no}: {what}: {e}"))
+        })?;
         Ok(Line { ts, run_id, record })
     }
 
@@ -1182,7 +1220,7 @@ mod tests {
                 pid: Some(4321),
                 adopted: true,
                 log: Some(".hub/logs/redis.log".into()),
-                exit_file: None,
+                exit_record: true,
                 timeout_ms: 60_000,
                 health,
                 container: None,

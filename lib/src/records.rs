@@ -274,7 +274,7 @@ impl Started {
             pid: None,
             adopted: false,
             log: None,
-            exit_file: None,
+            exit_record: false,
             timeout_ms: 60_000,
             health,
             container: None,
@@ -372,9 +372,10 @@ pub struct Started {
     /// `run` and `start` services: the log file.
     #[serde(default)]
     pub log: Option<String>,
-    /// `run` services: where the exit status is written when the process exits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_file: Option<String>,
+    /// True when `hub-start` is the process's parent and writes an `exited` record when it
+    /// exits (an adopted process, or a hand-written record, is watched by pid instead).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exit_record: bool,
     /// How long it has to become healthy.
     pub timeout_ms: u64,
     /// Its health check.
@@ -552,6 +553,20 @@ impl UnhealthyReason {
             UnhealthyReason::Exited => "exited",
             UnhealthyReason::ProbeError => "probe_error",
             UnhealthyReason::Aborted => "aborted",
+        }
+    }
+}
+
+impl Unhealthy {
+    /// May another attempt help, attempts allowing? A process that exited or a check that
+    /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
+    /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this
+    /// is decided: `hub-start` acts on it, `hub-wait-healthy` writes it into `final`.
+    pub fn retryable(reason: UnhealthyReason, exit_status: Option<i32>) -> bool {
+        match reason {
+            UnhealthyReason::Exited => exit_status.and_then(crate::codes::cannot_succeed).is_none(),
+            UnhealthyReason::Timeout => true,
+            UnhealthyReason::ProbeError | UnhealthyReason::Aborted => false,
         }
     }
 }
@@ -1206,8 +1221,14 @@ impl Line {
             map.remove("ts");
             map.remove("run_id");
         }
-        let record =
-            Record::from_map(map, Some(text)).map_err(|e| format!("not a hub record: {e}"))?;
+        let record = Record::from_map(map, Some(text)).map_err(|e| {
+            let what = if known {
+                "malformed record"
+            } else {
+                "not a hub record"
+            };
+            format!("{what}: {e}")
+        })?;
         Ok(Line { ts, run_id, record })
     }
 
@@ -1478,7 +1499,7 @@ mod tests {
                 pid: Some(4321),
                 adopted: true,
                 log: Some(".hub/logs/redis.log".into()),
-                exit_file: None,
+                exit_record: true,
                 timeout_ms: 60_000,
                 health,
                 container: None,

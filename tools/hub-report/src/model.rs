@@ -155,6 +155,8 @@ struct ServiceState {
     last_probe: Option<String>,
     log_tail: Vec<String>,
     segments: Vec<(u32, u64, u64, SegmentOutcome)>,
+    /// The last `exited` record: the process and its status.
+    exited: Option<(u32, i32)>,
 }
 
 /// The fold of one run's records.
@@ -194,6 +196,12 @@ impl RunState {
             services,
             ..RunState::default()
         };
+    }
+
+    /// How `service`'s process `pid` exited, when an `exited` record of this run says so.
+    pub fn exit_status(&self, service: &str, pid: u32) -> Option<i32> {
+        let (exited_pid, status) = self.services.get(service)?.exited?;
+        (exited_pid == pid).then_some(status)
     }
 
     /// The run id.
@@ -241,6 +249,10 @@ impl RunState {
                         None => note,
                     });
                 }
+            }
+            Record::Exited(exited) => {
+                let state = self.services.entry(exited.of.service.clone()).or_default();
+                state.exited = Some((exited.pid, exited.exit_status));
             }
             Record::Plan(_)
             | Record::Started(_)
@@ -773,6 +785,28 @@ mod tests {
             report.services[0].segments[0].outcome,
             SegmentOutcome::Retried
         );
+    }
+
+    #[test]
+    fn an_exited_record_gives_its_pids_exit_status() {
+        let mut run = RunState::new(Some("r".into()));
+        for record in [
+            started("api"),
+            Record::Exited(hub::records::Exited {
+                of: of("api"),
+                pid: 4321,
+                exit_status: 137,
+            }),
+        ] {
+            run.apply(&Line {
+                ts: Some(5),
+                run_id: Some("r".into()),
+                record,
+            });
+        }
+        assert_eq!(run.exit_status("api", 4321), Some(137));
+        assert_eq!(run.exit_status("api", 999), None, "another process");
+        assert_eq!(run.exit_status("db", 4321), None);
     }
 
     #[test]

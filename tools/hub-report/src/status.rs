@@ -1,13 +1,13 @@
 //! `hub-report status`: what a deployed stack is doing now, one row per service, for the
 //! operator who comes back after the deploy (`scripts/hub-status`, like `docker compose ps`).
 //!
-//! A deploy leaves a state folder behind: pid files, exit files, logs, the breaker's state and
+//! A deploy leaves a state folder behind: pid files, logs, the breaker's state and
 //! an events file per run. This reads them together with the stack's plans (from `hub-levels`),
 //! probes every service once, concurrently, and says per service what state it is in now, next
 //! to what the last deploy decided about it. Health is probed now, never read from the last
 //! deploy: a service that died since is `exited`, not `healthy`.
 
-use crate::model::Report;
+use crate::model::{Report, RunState};
 use clap::{Arg, ArgMatches, Command};
 use hub::container::{self, ComposeCmd};
 use hub::jsonl::Policy;
@@ -37,7 +37,7 @@ pub fn command() -> Command {
         .long_about(
             "The state of a deployed stack now. Reads the stack's `plan` records on stdin \
              (`hub-levels -f compose.yaml | hub-report status`), the state folder the deploy \
-             wrote (pid and exit files, logs, the breaker's state, the newest events file in \
+             wrote (pid files, logs, the breaker's state, the newest events file in \
              STATE_DIR/events/), and probes each service once, all at once, each probe bounded \
              by --probe-timeout.\n\n\
              States: healthy, unhealthy (the probe failed), running (alive, no check to run), \
@@ -129,7 +129,19 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                     (&state_dir, compose.as_ref(), last.as_ref(), &breakers);
                 scope.spawn(move || {
                     let mut status = observe(plan, state_dir, compose, probe_timeout);
-                    status.last_deploy = last.and_then(|report| verdict(report, &plan.service));
+                    if let (Some((_, run)), Some(pid), ServiceState::Exited) =
+                        (last, status.pid, status.state)
+                    {
+                        // hub-start said how its process exited, in an `exited` record.
+                        status.exit_status = run.exit_status(&plan.service, pid);
+                        if status.exit_status == Some(0)
+                            && matches!(plan.health.check, Check::Completed)
+                        {
+                            status.state = ServiceState::Completed;
+                        }
+                    }
+                    status.last_deploy =
+                        last.and_then(|(report, _)| verdict(report, &plan.service));
                     status.breaker = breakers
                         .get(&hub::breaker::start_key(&plan.service))
                         .copied()
@@ -143,7 +155,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let json = matches.get_one::<StatusFormat>("format") == Some(&StatusFormat::Json);
     let mut out = hub::output::RecordWriter::stdout();
     if json {
-        let run_id = last.as_ref().and_then(|r| r.run_id.as_deref());
+        let run_id = last.as_ref().and_then(|(r, _)| r.run_id.as_deref());
         for status in statuses.iter().cloned() {
             out.emit(run_id, Record::ServiceStatus(Box::new(status)))?;
         }
@@ -181,11 +193,6 @@ fn recorded_process(path: &Path) -> Option<(u32, bool, Option<u64>)> {
     }
 }
 
-/// The shell-style exit status hub-start wrote for a process that exited while it ran.
-fn read_exit_file(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 fn modified_ms(path: &Path) -> Option<u64> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
     let ms = modified
@@ -196,7 +203,7 @@ fn modified_ms(path: &Path) -> Option<u64> {
 }
 
 /// The newest events file's run, folded as the report folds it; None when there is none.
-fn last_deploy(state_dir: &Path) -> Result<Option<Report>> {
+fn last_deploy(state_dir: &Path) -> Result<Option<(Report, RunState)>> {
     let events = state_dir.join("events");
     let Ok(entries) = std::fs::read_dir(&events) else {
         return Ok(None);
@@ -215,7 +222,7 @@ fn last_deploy(state_dir: &Path) -> Result<Option<Report>> {
         report_limit: 0,
     };
     let input = crate::read_run(&[path.display().to_string()], policy, None)?;
-    Ok(input.state.map(|state| state.report()))
+    Ok(input.state.map(|state| (state.report(), state)))
 }
 
 fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
@@ -269,9 +276,6 @@ fn observe(
     match plan.backend {
         Backend::Run => {
             let pid_file = state_dir.join("pids").join(format!("{}.pid", plan.service));
-            let exit_file = state_dir
-                .join("pids")
-                .join(format!("{}.exit", plan.service));
             match recorded_process(&pid_file) {
                 None if log.exists() => status.state = ServiceState::Stopped,
                 None => {}
@@ -281,11 +285,8 @@ fn observe(
                     if running {
                         alive_state(&mut status, &plan.health.check, timeout);
                     } else {
-                        status.exit_status = read_exit_file(&exit_file);
-                        status.state = match (&plan.health.check, status.exit_status) {
-                            (Check::Completed, Some(0)) => ServiceState::Completed,
-                            _ => ServiceState::Exited,
-                        };
+                        // Its exit status, when known, comes from the last deploy's records.
+                        status.state = ServiceState::Exited;
                     }
                 }
             }

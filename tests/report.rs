@@ -612,3 +612,35 @@ fn the_summary_counts_what_the_records_say_and_states_each_fact_once() {
     assert_eq!(report["counts"]["core_failed"], 1);
     assert_eq!(report["counts"]["already_healthy"], 1);
 }
+
+#[test]
+fn output_to_a_fifo_is_written_into_not_renamed_over() {
+    // `-o /dev/null` as root once replaced /dev/null with a regular file; a FIFO shows the same
+    // without touching the system's devices.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    Cmd::new("hub-report")
+        .args([
+            events("healthy").to_str().unwrap(),
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&fifo)
+        .stderr("")
+        .run();
+    let text = reader.join().unwrap();
+    assert!(text.contains("\"counts\""), "{text}");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+}

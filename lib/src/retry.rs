@@ -665,10 +665,10 @@ pub fn open_events(target: &std::path::Path) -> Result<RecordWriter> {
         .append(true)
         .open(target)
         .map_err(|e| {
-            Error::input(format!(
-                "cannot open the events file {}: {e}",
-                target.display()
-            ))
+            Error::io(
+                format!("cannot open the events file {}", target.display()),
+                &e,
+            )
         })?;
     Ok(RecordWriter::new(Box::new(file)))
 }

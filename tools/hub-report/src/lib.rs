@@ -369,6 +369,18 @@ pub fn write_output(content: &str, path: Option<&Path>) -> Result<()> {
     let Some(path) = path else {
         return hub::output::RecordWriter::stdout().text(content);
     };
+    // A device or a pipe (`-o /dev/null`, a FIFO) is written into, never renamed over: a rename
+    // would replace it with a regular file (as root, /dev/null itself).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(content.as_bytes()))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), &e));
+    }
     hub::atomic::write_file(path, content.as_bytes())
         .map_err(|e| Error::io(format!("writing {}", path.display()), &e))
 }

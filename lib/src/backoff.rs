@@ -184,15 +184,7 @@ fn nanos_to_duration(nanos: u128) -> Duration {
 
 /// A delay as the seed's messages print it: `2s`, `30s`, `500ms`, `2.5s`.
 pub fn format_delay(delay: Duration) -> String {
-    let ms = crate::duration::to_ms(delay);
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
-        format!("{}s", text.trim_end_matches('0'))
-    }
+    crate::duration::format(delay, crate::duration::Spelling::Exact)
 }
 
 #[cfg(test)]

@@ -654,6 +654,15 @@ fn color_is_one_flag_for_every_tool_and_the_kill_grace_answers_to_its_old_names(
             .stderr("")
             .status(0);
     }
+    // hub-start --stop takes the same name (its old one still works): nothing to stop here.
+    let state = tempfile::tempdir().unwrap();
+    for grace in ["--kill-after", "--stop-grace"] {
+        Cmd::new("hub-start")
+            .args(["--stop", grace, "1s", "--color", "never"])
+            .env("HUB_STATE_DIR", state.path())
+            .stdin("")
+            .run();
+    }
     for tool in [
         "hub-levels",
         "hub-retry",

@@ -5,6 +5,7 @@
 //! optional shared circuit breaker asked before every attempt. The loop itself lives in
 //! [`hub::retry`], so `hub-breaker run` and `hub-start` share it.
 
+use clap::builder::TypedValueParser as _;
 use clap::{Arg, ArgMatches, Command, value_parser};
 use hub::backoff::{Backoff, Jitter};
 use hub::codes::ExitCodes;
@@ -76,7 +77,10 @@ pub fn command() -> Command {
                 .long("jitter")
                 .value_name("KIND")
                 .default_value("none")
-                .value_parser(Jitter::NAMES)
+                .value_parser(
+                    clap::builder::PossibleValuesParser::new(Jitter::NAMES)
+                        .try_map(|name| Jitter::parse(&name)),
+                )
                 .help("Randomise delays (AWS formulas): none, full, equal, decorrelated"),
         )
         .arg(
@@ -177,8 +181,8 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             base: get_duration("delay").unwrap_or(defaults.backoff.base),
             max: get_duration("max-delay").unwrap_or(defaults.backoff.max),
             jitter: matches
-                .get_one::<String>("jitter")
-                .and_then(|j| Jitter::parse(j).ok())
+                .get_one::<Jitter>("jitter")
+                .copied()
                 .unwrap_or_default(),
         },
         // As GNU timeout: 0 is no timeout.

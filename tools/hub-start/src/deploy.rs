@@ -112,6 +112,7 @@ pub fn run(config: Config) -> Result<u8> {
         stopping: Vec::new(),
         adopted: HashMap::new(),
         launched_pid: HashMap::new(),
+        reaper: hub::reaper::Reaper::start().ok(),
         tx,
         config,
     };
@@ -230,6 +231,8 @@ struct Deploy {
     adopted: HashMap<usize, Duration>,
     /// The process each launched `run` attempt is: (service index, attempt) -> pid.
     launched_pid: HashMap<(usize, u32), u32>,
+    /// Reaps every `run` process launched (one thread for all; `None` without pidfds).
+    reaper: Option<hub::reaper::Reaper>,
     tx: Sender<Event>,
 }
 
@@ -724,8 +727,14 @@ impl Deploy {
                         status,
                     });
                 };
-                let launch =
-                    launch::launch_run(spec, &plan, self.attempt(attempt), &paths, on_exit);
+                let launch = launch::launch_run(
+                    spec,
+                    &plan,
+                    self.attempt(attempt),
+                    &paths,
+                    self.reaper.as_ref(),
+                    on_exit,
+                );
                 self.launched(index, attempt, launch)
             }
             (Backend::Container, _, _) => {

@@ -29,6 +29,7 @@ pub mod output;
 pub mod pidfile;
 pub mod probe;
 pub mod process;
+pub mod reaper;
 pub mod records;
 pub mod retry;
 pub mod service;

@@ -846,43 +846,94 @@ pub struct ServiceStatus {
     pub log: Option<String>,
 }
 
-/// One record of any type: the contract of `docs/records.md` as a type. Tagged by `type`; a
-/// type this build does not know is kept whole in [`Record::Unknown`], so a tool that reads
-/// and re-emits records loses nothing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    /// `plan`
-    Plan(Box<Plan>),
-    /// `started`
-    Started(Box<Started>),
-    /// `exited`
-    Exited(Exited),
-    /// `failed`
-    Failed(Failed),
-    /// `skipped`
-    Skipped(Skipped),
-    /// `healthy`
-    Healthy(Healthy),
-    /// `unhealthy`
-    Unhealthy(Unhealthy),
-    /// `waiting`
-    Waiting(Waiting),
-    /// `interrupted`
-    Interrupted(Interrupted),
-    /// `stopped`
-    Stopped(Stopped),
-    /// `finished`
-    Finished(Finished),
-    /// `attempt`
-    Attempt(Attempt),
-    /// `breaker`
-    Breaker(crate::breaker::Transition),
-    /// `breaker_status`
-    BreakerStatus(BreakerStatus),
-    /// `service_status`
-    ServiceStatus(Box<ServiceStatus>),
-    /// A record of a type this build does not know, kept whole.
-    Unknown(Unknown),
+/// Declares [`Record`] (a variant per record type, plus [`Record::Unknown`]), its serde twins
+/// (`Known`, derived and internally tagged by `type`; `KnownRef`, the same by reference for
+/// writing) and [`TYPES`], all from one list, so adding a record type is one line.
+macro_rules! record_types {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        /// One record of any type: the contract of `docs/records.md` as a type. Tagged by
+        /// `type`; a type this build does not know is kept whole in [`Record::Unknown`], so a
+        /// tool that reads and re-emits records loses nothing.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Record {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant($ty),
+            )*
+            /// A record of a type this build does not know, kept whole.
+            Unknown(Unknown),
+        }
+
+        #[derive(Deserialize)]
+        #[serde(tag = "type")]
+        enum Known {
+            $(#[serde(rename = $name)] $variant($ty),)*
+        }
+
+        #[derive(Serialize)]
+        #[serde(tag = "type")]
+        enum KnownRef<'a> {
+            $(#[serde(rename = $name)] $variant(&'a $ty),)*
+        }
+
+        /// Every record type [`Record`] knows, as `type` spells it (`docs/records.md`
+        /// documents each).
+        pub const TYPES: &[&str] = &[$($name),*];
+
+        impl Record {
+            /// Its `type`.
+            pub fn kind(&self) -> &str {
+                match self {
+                    $(Record::$variant(_) => $name,)*
+                    Record::Unknown(unknown) => &unknown.kind,
+                }
+            }
+
+            /// Decode the body of a record of known type `kind` straight from its line's
+            /// text: the type is already known, so serde's tagged derive, which buffers the
+            /// whole object to find the tag, is skipped (a third of a million-line report's
+            /// time).
+            fn from_body(kind: &str, text: &str) -> serde_json::Result<Record> {
+                Ok(match kind {
+                    $($name => Record::$variant(serde_json::from_str(text)?),)*
+                    _ => serde_json::from_str::<Known>(text)?.into(),
+                })
+            }
+
+            fn known(&self) -> Option<KnownRef<'_>> {
+                Some(match self {
+                    $(Record::$variant(r) => KnownRef::$variant(r),)*
+                    Record::Unknown(_) => return None,
+                })
+            }
+        }
+
+        impl From<Known> for Record {
+            fn from(known: Known) -> Record {
+                match known {
+                    $(Known::$variant(r) => Record::$variant(r),)*
+                }
+            }
+        }
+    };
+}
+
+record_types! {
+    Plan(Box<Plan>) = "plan",
+    Started(Box<Started>) = "started",
+    Exited(Exited) = "exited",
+    Failed(Failed) = "failed",
+    Skipped(Skipped) = "skipped",
+    Healthy(Healthy) = "healthy",
+    Unhealthy(Unhealthy) = "unhealthy",
+    Waiting(Waiting) = "waiting",
+    Interrupted(Interrupted) = "interrupted",
+    Stopped(Stopped) = "stopped",
+    Finished(Finished) = "finished",
+    Attempt(Attempt) = "attempt",
+    Breaker(crate::breaker::Transition) = "breaker",
+    BreakerStatus(BreakerStatus) = "breaker_status",
+    ServiceStatus(Box<ServiceStatus>) = "service_status",
 }
 
 /// A record of a type this build does not know: its type and service, and the object as read
@@ -897,69 +948,7 @@ pub struct Unknown {
     pub raw: String,
 }
 
-/// The typed half of [`Record`], derived: serde's internally tagged enum.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Known {
-    Plan(Box<Plan>),
-    Started(Box<Started>),
-    Exited(Exited),
-    Failed(Failed),
-    Skipped(Skipped),
-    Healthy(Healthy),
-    Unhealthy(Unhealthy),
-    Waiting(Waiting),
-    Interrupted(Interrupted),
-    Stopped(Stopped),
-    Finished(Finished),
-    Attempt(Attempt),
-    Breaker(crate::breaker::Transition),
-    BreakerStatus(BreakerStatus),
-    ServiceStatus(Box<ServiceStatus>),
-}
-
-/// Every record type [`Record`] knows, as `type` spells it (`docs/records.md` documents each).
-pub const TYPES: [&str; 15] = [
-    "plan",
-    "started",
-    "exited",
-    "failed",
-    "skipped",
-    "healthy",
-    "unhealthy",
-    "waiting",
-    "interrupted",
-    "stopped",
-    "finished",
-    "attempt",
-    "breaker",
-    "breaker_status",
-    "service_status",
-];
-
 impl Record {
-    /// Its `type`.
-    pub fn kind(&self) -> &str {
-        match self {
-            Record::Plan(_) => "plan",
-            Record::Started(_) => "started",
-            Record::Exited(_) => "exited",
-            Record::Failed(_) => "failed",
-            Record::Skipped(_) => "skipped",
-            Record::Healthy(_) => "healthy",
-            Record::Unhealthy(_) => "unhealthy",
-            Record::Waiting(_) => "waiting",
-            Record::Interrupted(_) => "interrupted",
-            Record::Stopped(_) => "stopped",
-            Record::Finished(_) => "finished",
-            Record::Attempt(_) => "attempt",
-            Record::Breaker(_) => "breaker",
-            Record::BreakerStatus(_) => "breaker_status",
-            Record::ServiceStatus(_) => "service_status",
-            Record::Unknown(unknown) => &unknown.kind,
-        }
-    }
-
     /// The service it is about, if any (the envelope's `service`).
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -979,70 +968,6 @@ impl Record {
             | Record::Attempt(_)
             | Record::Breaker(_)
             | Record::BreakerStatus(_) => None,
-        }
-    }
-
-    fn known(&self) -> Option<KnownRef<'_>> {
-        Some(match self {
-            Record::Plan(r) => KnownRef::Plan(r),
-            Record::Started(r) => KnownRef::Started(r),
-            Record::Exited(r) => KnownRef::Exited(r),
-            Record::Failed(r) => KnownRef::Failed(r),
-            Record::Skipped(r) => KnownRef::Skipped(r),
-            Record::Healthy(r) => KnownRef::Healthy(r),
-            Record::Unhealthy(r) => KnownRef::Unhealthy(r),
-            Record::Waiting(r) => KnownRef::Waiting(r),
-            Record::Interrupted(r) => KnownRef::Interrupted(r),
-            Record::Stopped(r) => KnownRef::Stopped(r),
-            Record::Finished(r) => KnownRef::Finished(r),
-            Record::Attempt(r) => KnownRef::Attempt(r),
-            Record::Breaker(r) => KnownRef::Breaker(r),
-            Record::BreakerStatus(r) => KnownRef::BreakerStatus(r),
-            Record::ServiceStatus(r) => KnownRef::ServiceStatus(r),
-            Record::Unknown(_) => return None,
-        })
-    }
-}
-
-/// [`Known`] by reference, so writing a record does not clone it.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum KnownRef<'a> {
-    Plan(&'a Plan),
-    Started(&'a Started),
-    Exited(&'a Exited),
-    Failed(&'a Failed),
-    Skipped(&'a Skipped),
-    Healthy(&'a Healthy),
-    Unhealthy(&'a Unhealthy),
-    Waiting(&'a Waiting),
-    Interrupted(&'a Interrupted),
-    Stopped(&'a Stopped),
-    Finished(&'a Finished),
-    Attempt(&'a Attempt),
-    Breaker(&'a crate::breaker::Transition),
-    BreakerStatus(&'a BreakerStatus),
-    ServiceStatus(&'a ServiceStatus),
-}
-
-impl From<Known> for Record {
-    fn from(known: Known) -> Record {
-        match known {
-            Known::Plan(r) => Record::Plan(r),
-            Known::Started(r) => Record::Started(r),
-            Known::Exited(r) => Record::Exited(r),
-            Known::Failed(r) => Record::Failed(r),
-            Known::Skipped(r) => Record::Skipped(r),
-            Known::Healthy(r) => Record::Healthy(r),
-            Known::Unhealthy(r) => Record::Unhealthy(r),
-            Known::Waiting(r) => Record::Waiting(r),
-            Known::Interrupted(r) => Record::Interrupted(r),
-            Known::Stopped(r) => Record::Stopped(r),
-            Known::Finished(r) => Record::Finished(r),
-            Known::Attempt(r) => Record::Attempt(r),
-            Known::Breaker(r) => Record::Breaker(r),
-            Known::BreakerStatus(r) => Record::BreakerStatus(r),
-            Known::ServiceStatus(r) => Record::ServiceStatus(r),
         }
     }
 }
@@ -1077,31 +1002,6 @@ impl<'de> Deserialize<'de> for Record {
 }
 
 impl Record {
-    /// Decode the body of a record of known type `kind` straight from its line's text: the type
-    /// is already known, so serde's tagged derive, which buffers the whole object to find the
-    /// tag, is skipped (a third of a million-line report's time).
-    fn from_body(kind: &str, text: &str) -> serde_json::Result<Record> {
-        use serde_json::from_str;
-        Ok(match kind {
-            "plan" => Record::Plan(from_str(text)?),
-            "started" => Record::Started(from_str(text)?),
-            "exited" => Record::Exited(from_str(text)?),
-            "failed" => Record::Failed(from_str(text)?),
-            "skipped" => Record::Skipped(from_str(text)?),
-            "healthy" => Record::Healthy(from_str(text)?),
-            "unhealthy" => Record::Unhealthy(from_str(text)?),
-            "waiting" => Record::Waiting(from_str(text)?),
-            "interrupted" => Record::Interrupted(from_str(text)?),
-            "stopped" => Record::Stopped(from_str(text)?),
-            "finished" => Record::Finished(from_str(text)?),
-            "attempt" => Record::Attempt(from_str(text)?),
-            "breaker" => Record::Breaker(from_str(text)?),
-            "breaker_status" => Record::BreakerStatus(from_str(text)?),
-            "service_status" => Record::ServiceStatus(from_str(text)?),
-            _ => from_str::<Known>(text)?.into(),
-        })
-    }
-
     /// Decode a record's object; `raw`, when given, is its text (kept by an unknown type).
     fn from_map(
         map: serde_json::Map<String, serde_json::Value>,

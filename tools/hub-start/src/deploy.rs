@@ -77,6 +77,10 @@ enum Event {
     },
 }
 
+/// Launcher threads: launches block until the child has exec'd; a few in parallel keep a burst
+/// of due services from queueing, more would only add mappings for every fork to copy.
+const LAUNCHERS: usize = 4;
+
 /// How long an interrupted start command gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -112,6 +116,10 @@ pub fn run(config: Config) -> Result<u8> {
         stopping: Vec::new(),
         adopted: HashMap::new(),
         launched_pid: HashMap::new(),
+        reaper: hub::reaper::Reaper::start().ok().map(Arc::new),
+        launcher: crate::launcher::Launcher::start(LAUNCHERS).ok(),
+        exited_before_started: HashMap::new(),
+        launching: BTreeSet::new(),
         tx,
         config,
     };
@@ -230,6 +238,16 @@ struct Deploy {
     adopted: HashMap<usize, Duration>,
     /// The process each launched `run` attempt is: (service index, attempt) -> pid.
     launched_pid: HashMap<(usize, u32), u32>,
+    /// Reaps every `run` process launched (one thread for all; `None` without pidfds).
+    reaper: Option<Arc<hub::reaper::Reaper>>,
+    /// Launches `run` processes off this thread.
+    launcher: Option<crate::launcher::Launcher>,
+    /// Exits reported before their launch was (the reaper and the launcher race):
+    /// (service index, attempt) -> status, handled once its `started` record is written.
+    exited_before_started: HashMap<(usize, u32), i32>,
+    /// `run` launches handed to the launcher whose result has not come back: an interrupt
+    /// waits for them, so no process is left without its pid file.
+    launching: BTreeSet<usize>,
     tx: Sender<Event>,
 }
 
@@ -278,6 +296,7 @@ impl Deploy {
                     launch,
                 } => {
                     self.in_flight.remove(&index);
+                    self.launching.remove(&index);
                     self.launched(index, attempt, launch)?;
                 }
                 Event::Signal(signal) => return self.interrupt(signal, rx),
@@ -412,6 +431,12 @@ impl Deploy {
     /// `healthy` verdict (and until the deploy ends) the service is no longer running, which is
     /// a failure of its class: its dependents that have not started are skipped.
     fn exited(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        if !self.launched_pid.contains_key(&(index, attempt))
+            && matches!(self.sched.entry(index).state, State::Starting { .. })
+        {
+            self.exited_before_started.insert((index, attempt), status);
+            return Ok(());
+        }
         // The parent knows first: say so downstream, where hub-wait-healthy judges the attempt.
         if let Some(pid) = self.launched_pid.get(&(index, attempt)).copied() {
             let record = Record::Exited(rec::Exited {
@@ -724,9 +749,34 @@ impl Deploy {
                         status,
                     });
                 };
-                let launch =
-                    launch::launch_run(spec, &plan, self.attempt(attempt), &paths, on_exit);
-                self.launched(index, attempt, launch)
+                let (spec, run_id) = (spec.clone(), self.run_id.clone());
+                let (reaper, done) = (self.reaper.clone(), self.tx.clone());
+                let job = move || {
+                    let number = launch::Attempt {
+                        run_id: run_id.as_deref(),
+                        number: attempt,
+                    };
+                    let launch = launch::launch_run(
+                        &spec,
+                        &plan,
+                        number,
+                        &paths,
+                        reaper.as_deref(),
+                        on_exit,
+                    );
+                    let _ = done.send(Event::Launched {
+                        index,
+                        attempt,
+                        launch,
+                    });
+                };
+                // Off the loop's thread, so a burst of due services launches in parallel.
+                self.launching.insert(index);
+                match &self.launcher {
+                    Some(launcher) => launcher.run(job).unwrap_or_else(|job| job()),
+                    None => job(),
+                }
+                Ok(())
             }
             (Backend::Container, _, _) => {
                 let cmd = match self.compose_cmd() {
@@ -829,7 +879,10 @@ impl Deploy {
                     self.breaker_record(index, true)?;
                 }
                 self.sched.set(index, State::Started { attempt });
-                Ok(())
+                match self.exited_before_started.remove(&(index, attempt)) {
+                    Some(status) => self.exited(index, attempt, status),
+                    None => Ok(()),
+                }
             }
             Launch::Failed {
                 reason,
@@ -1156,10 +1209,11 @@ impl Deploy {
             let _ = hub::process::signal_group(*pgid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + KILL_GRACE;
-        while !self.in_flight.is_empty() {
+        while !self.in_flight.is_empty() || !self.launching.is_empty() {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
+                    self.launching.remove(&index);
                 }
                 // A second signal: no more grace.
                 Ok(Event::Signal(_)) => break,

@@ -158,13 +158,15 @@ pub fn finish_start(
     }
 }
 
-/// Launch a `run` command detached, record its pid, and track its exit on a thread, which
-/// calls `on_exit` with its shell-style status when it exits.
+/// Launch a `run` command detached, record its pid, and hand it to `reaper` (else, on old
+/// kernels, a thread of its own), which calls `on_exit` with its shell-style status when it
+/// exits.
 pub fn launch_run(
     spec: &CommandSpec,
     plan: &Plan,
     attempt: Attempt<'_>,
     paths: &Paths,
+    reaper: Option<&hub::reaper::Reaper>,
     on_exit: impl FnOnce(i32) + Send + 'static,
 ) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
@@ -187,20 +189,21 @@ pub fn launch_run(
         }
     }
     let _ = fs::remove_file(&paths.pid);
-    let mut child = match service_command(spec, plan, attempt, &paths.log)
-        .and_then(|mut cmd| Running::spawn(&mut cmd, Detach::Session))
+    let (mut child, identity) = match service_command(spec, plan, attempt, &paths.log)
+        .and_then(|mut cmd| process::spawn_detached(&mut cmd, Detach::Session))
     {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
-    let pid = child.pid();
+    let pid = child.id();
     // With its start time, so that no later reader takes a reused pid for this process.
-    let recorded = match child.identity() {
+    let recorded = match identity {
         Some(identity) => hub::pidfile::write(&paths.pid, identity),
         None => hub::atomic::write_private(&paths.pid, format!("{pid}\n").as_bytes()),
     };
     if let Err(e) = recorded {
-        let _ = child.terminate(Duration::from_secs(2));
+        let _ = process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
         return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
     // "Started" means still alive right after launch: a command that is not found or
@@ -210,7 +213,7 @@ pub fn launch_run(
     let exited_at_once = if one_shot {
         None
     } else {
-        child.try_status().ok().flatten()
+        child.try_wait().ok().flatten()
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
@@ -220,15 +223,23 @@ pub fn launch_run(
         }
         return failed(message, Some(code));
     }
-    let spawned = std::thread::Builder::new()
-        .name(format!("track-{}", plan.service))
-        .spawn(move || {
-            if let Ok(status) = child.wait() {
-                on_exit(process::status_code(status));
-            }
-        });
-    if spawned.is_err() {
-        return failed("cannot start a thread to track the process".into(), None);
+    let report: hub::reaper::OnExit = Box::new(move |status| {
+        if let Ok(status) = status {
+            on_exit(process::status_code(status));
+        }
+    });
+    let unreaped = match reaper {
+        Some(reaper) => reaper.reap(child, report).err().map(|(c, r, _)| (c, r)),
+        None => Some((child, report)),
+    };
+    // No pidfds: a thread of its own blocks in wait().
+    if let Some((mut child, report)) = unreaped {
+        let spawned = std::thread::Builder::new()
+            .name(format!("track-{}", plan.service))
+            .spawn(move || report(child.wait()));
+        if spawned.is_err() {
+            return failed("cannot start a thread to track the process".into(), None);
+        }
     }
     Launch::Started {
         pid: Some(pid),

@@ -7,6 +7,7 @@
 
 mod deploy;
 mod launch;
+mod launcher;
 mod resume;
 mod scheduler;
 mod stop;

@@ -4,7 +4,8 @@
 # along the dependencies: no orchestrator can beat it).
 #
 # Run by hand (not in CI): bench/deploy-dag.sh [ROUNDS] [SERVICES] [LEVELS] [SEED]
-# (defaults 5 50 6 42; env PORT_BASE, default 19200). Needs gcc (static libc) and python3.
+# (defaults 5 50 6 42; env PORT_BASE, default 19200; env SCHEDULES, default "dag levels").
+# Needs gcc (static libc) and python3. The size is SERVICES: 50, 1000, … (ports PORT_BASE…).
 #
 # Each service is tests/docker/server.c compiled statically and run as a local process
 # (`x-hub.run: [env, LISTEN_PORT=P, READY_AFTER_MS=D, server]`): it starts in about a millisecond
@@ -13,7 +14,11 @@
 # Figures: wall time of hub-deploy (release binaries), the span inside the events (first `plan`
 # record → last `healthy` record), and detection latency per service: its `healthy` record's ts −
 # (its `started` record's ts + its ready delay). The `started` record is written just after the
-# launch, so this slightly underestimates (by the launch time, ~1 ms).
+# launch, so this slightly underestimates (by the launch time, ~1 ms). Hop: a service's `started`
+# ts − the latest `healthy` ts among its dependencies. Hub's own cost: CPU (user+sys) of
+# hub-deploy and everything it waited for (the tools, probe commands; not the services, which
+# are detached), and, sampled every 0.2 s, the summed RSS, processes and threads of the hub
+# tools (hub-levels, hub-start, hub-wait-healthy, hub-report) against the stack's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -52,11 +57,36 @@ wait_ports_free() {
     done
 }
 
+# sample_hub FILE: every 0.2 s, the summed RSS (kB), processes and threads of hub's tools and of
+# the stack's servers; FILE keeps the peaks: "hub_rss hub_procs hub_threads stack_rss stack_procs".
+sample_hub() {
+    local out=$1 peak_rss=0 peak_procs=0 peak_threads=0 s_rss=0 s_procs=0
+    while :; do
+        local rss=0 procs=0 threads=0 srss=0 sprocs=0 pid v t
+        for pid in $(ps -eo pid=,comm= | awk '$2 ~ /^hub-(start|wait-healt|levels|report)/ {print $1}'); do
+            read -r v t < <(awk '/^VmRSS/{r=$2} /^Threads/{t=$2} END{print r+0, t+0}' "/proc/$pid/status" 2> /dev/null || echo "0 0")
+            rss=$((rss + v)); threads=$((threads + t)); procs=$((procs + 1))
+        done
+        for pid in $(pgrep -x server); do
+            v=$(awk '/^VmRSS/{print $2+0}' "/proc/$pid/status" 2> /dev/null || echo 0)
+            srss=$((srss + ${v:-0})); sprocs=$((sprocs + 1))
+        done
+        ((rss > peak_rss)) && peak_rss=$rss
+        ((procs > peak_procs)) && peak_procs=$procs
+        ((threads > peak_threads)) && peak_threads=$threads
+        ((srss > s_rss)) && s_rss=$srss
+        ((sprocs > s_procs)) && s_procs=$sprocs
+        echo "$peak_rss $peak_procs $peak_threads $s_rss $s_procs" > "$out"
+        sleep 0.2
+    done
+}
+
 results="$work/results.jsonl"
 wait_ports_free
 for ((round = 1; round <= rounds; round++)); do
     # Alternate which schedule goes first.
-    if ((round % 2)); then order=(dag levels); else order=(levels dag); fi
+    read -r -a order <<< "${SCHEDULES:-dag levels}"
+    if ((round % 2 == 0)) && ((${#order[@]} == 2)); then order=("${order[1]}" "${order[0]}"); fi
     for schedule in "${order[@]}"; do
         state="$work/state"
         rm -rf "$state"
@@ -64,8 +94,12 @@ for ((round = 1; round <= rounds; round++)); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         t0=$(date +%s%N)
         rc=0
-        scripts/hub-deploy -f "$compose" --schedule "$schedule" --state-dir "$state" --events "$events" -q 2> "$work/deploy.log" || rc=$?
+        sample_hub "$work/sample" &
+        sampler=$!
+        /usr/bin/time -f '%U %S' -o "$work/cpu" scripts/hub-deploy -f "$compose" --schedule "$schedule" --state-dir "$state" --events "$events" -q 2> "$work/deploy.log" || rc=$?
         t1=$(date +%s%N)
+        kill "$sampler" 2> /dev/null || true
+        wait "$sampler" 2> /dev/null || true
         wall=$(((t1 - t0) / 1000000))
         if [ "$rc" != 0 ]; then
             echo "round $round $schedule: hub-deploy exited $rc" >&2
@@ -73,10 +107,14 @@ for ((round = 1; round <= rounds; round++)); do
             exit 1
         fi
         stats=$(python3 bench/deploy_dag.py events "$work/delays.json" "$events")
-        python3 - "$stats" "$schedule" "$wall" "$load" "$work/delays.json" >> "$results" <<'PY'
+        python3 - "$stats" "$schedule" "$wall" "$load" "$work/delays.json" "$(cat "$work/cpu" | tail -1)" "$(cat "$work/sample" 2> /dev/null)" >> "$results" <<'PY'
 import json, sys
 s = json.loads(sys.argv[1])
 s.update(schedule=sys.argv[2], wall_ms=int(sys.argv[3]), load=float(sys.argv[4]), delays=sys.argv[5])
+user, system = (float(x) for x in sys.argv[6].split())
+s.update(cpu_s=round(user + system, 2))
+hub_rss, hub_procs, hub_threads, stack_rss, stack_procs = (int(x) for x in (sys.argv[7] or "0 0 0 0 0").split())
+s.update(hub_rss_kb=hub_rss, hub_procs=hub_procs, hub_threads=hub_threads, stack_rss_kb=stack_rss, stack_procs=stack_procs)
 print(json.dumps(s))
 PY
         healthy=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["healthy"])' "$stats")

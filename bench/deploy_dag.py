@@ -99,9 +99,16 @@ def events(d, path):
                 healthy[r["service"]] = r["ts"]
                 last = r["ts"] if last is None else max(last, r["ts"])
     latency = [healthy[s] - (started[s] + d["delay_ms"][s]) for s in healthy if s in started]
+    hops = [started[s] - max(healthy[x] for x in d["deps"][s])
+            for s in started if d["deps"][s] and all(x in healthy for x in d["deps"][s])]
     return {"healthy": len(healthy), "counts": counts,
             "span_ms": (last - first) if first is not None and last is not None else None,
-            "latency_ms": latency}
+            "latency_ms": latency, "hop_ms": hops}
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0
 
 
 def summary(path):
@@ -133,6 +140,25 @@ def summary(path):
               f"| {verdict(med)} "
               f"| {statistics.median(lat):.0f} ms | {p90} ms | {max(lat)} ms "
               f"| {min(loads)}–{max(loads)} |")
+    print()
+    print("| schedule | hop median | p90 | p99 | max | detection median | p90 | p99 | max "
+          "| hub CPU (s, median) | hub peak RSS | hub procs / threads (peak) | stack RSS | stack procs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for sched in ("dag", "levels"):
+        rs = [r for r in rows if r["schedule"] == sched]
+        if not rs:
+            continue
+        hop = [x for r in rs for x in r.get("hop_ms", [])]
+        lat = [x for r in rs for x in r["latency_ms"]]
+        cpu = statistics.median(r.get("cpu_s", 0) for r in rs)
+        rss = max(r.get("hub_rss_kb", 0) for r in rs) // 1024
+        procs = max(r.get("hub_procs", 0) for r in rs)
+        threads = max(r.get("hub_threads", 0) for r in rs)
+        srss = max(r.get("stack_rss_kb", 0) for r in rs) // 1024
+        sprocs = max(r.get("stack_procs", 0) for r in rs)
+        print(f"| {sched} | {pct(hop, .5)} ms | {pct(hop, .9)} | {pct(hop, .99)} | {max(hop, default=0)} "
+              f"| {pct(lat, .5)} ms | {pct(lat, .9)} | {pct(lat, .99)} | {max(lat, default=0)} "
+              f"| {cpu} | {rss} MB | {procs} / {threads} | {srss} MB | {sprocs} |")
 
 
 def main(argv):

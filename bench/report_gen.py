@@ -56,6 +56,7 @@ def deploy(rng, index, t0):
             start, attempt = t, 1
             if rng.random() < 0.1:  # an attempt that exits and is retried
                 out.append(outcome("started", run, start, name, lvl, cls, 1, backend="run",
+                                   timeout_ms=60000, health=HEALTH,
                                    pid=1000 + index % 30000, log=f".hub/logs/{name}.log"))
                 out.append(outcome("unhealthy", run, start + 900, name, lvl, cls, 1, final=False,
                                    reason="exited", elapsed_ms=900, probes=9, exit_status=1,
@@ -63,6 +64,7 @@ def deploy(rng, index, t0):
                                    log_tail=["error: not ready", "exiting"]))
                 start, attempt = start + 2900, 2
             out.append(outcome("started", run, start, name, lvl, cls, attempt, backend="run",
+                               timeout_ms=60000, health=HEALTH,
                                pid=2000 + index % 30000, log=f".hub/logs/{name}.log"))
             took = rng.randint(3000, 15000)
             out.append(outcome("waiting", run, start + took // 2, name, lvl, cls, attempt,
@@ -73,7 +75,7 @@ def deploy(rng, index, t0):
             ends.append(start + took)
         t = max(ends) + 100
     out.append(line({"type": "finished", "ts": t, "run_id": run, "ok": True, "exit_status": 0,
-                     "counts": {"healthy": 11, "failed": 0, "skipped": 0},
+                     "counts": {"healthy": 11, "started": 0, "failed": 0, "skipped": 0},
                      "duration_ms": t - t0}))
     return out, t
 
@@ -107,6 +109,7 @@ def wide(total, services=1000):
         for name in names:
             t += 1
             batch.append(outcome("started", run, t, name, 0, "core", attempt, backend="run",
+                                 timeout_ms=60000, health=HEALTH,
                                  pid=rng.randint(1000, 60000), log=f".hub/logs/{name}.log"))
             batch.append(outcome("waiting", run, t + 5, name, 0, "core", attempt, percent=50,
                                  elapsed_ms=5, timeout_ms=60000, last_probe="connection refused"))
@@ -119,7 +122,8 @@ def wide(total, services=1000):
     last = []
     for name in names:
         t += 1
-        last.append(outcome("started", run, t, name, 0, "core", attempt + 1, backend="run"))
+        last.append(outcome("started", run, t, name, 0, "core", attempt + 1, backend="run",
+                            timeout_ms=60000, health=HEALTH))
         last.append(outcome("healthy", run, t + 50, name, 0, "core", attempt + 1, final=True,
                             ready_ms=50, probes=1))
     sys.stdout.write("\n".join(last[: total - written]) + "\n")

@@ -7,7 +7,7 @@ use hub_tests::{Cmd, bin, records, stderr};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A temp folder with a state file path in it.
 struct Fixture {
@@ -330,14 +330,8 @@ fn eight_processes_racing_check_on_a_half_open_key_admit_exactly_one() {
 fn writers_killed_at_random_moments_never_leave_a_broken_file() {
     let f = Fixture::new();
     f.cmd(&["failure", "k0"]).status(0);
-    let started = Instant::now();
-    let mut seed = u64::from(std::process::id()) ^ started.elapsed().as_nanos() as u64 | 1;
-    let mut random = move |below: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % below
-    };
+    let mut rng = hub::backoff::Rng::from_entropy();
+    let mut random = move |below: u64| rng.next_u64() % below;
     let ops = ["failure", "success", "check"];
     let mut kills = 0;
     for round in 0..80 {
@@ -394,4 +388,24 @@ fn help_and_bad_usage() {
         .args(["--cooldown", "later", "check", "k"])
         .status(2);
     Cmd::new("hub-breaker").args(["run", "k"]).status(2);
+}
+
+#[test]
+fn the_state_file_is_breaker_state_as_in_hub_start_and_state_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.json");
+    let file = file.to_str().unwrap();
+    Cmd::new("hub-breaker")
+        .args(["failure", "k", "--breaker-state", file])
+        .stderr("")
+        .status(0);
+    let out = Cmd::new("hub-breaker")
+        .args(["status", "--json", "k", "--state", file])
+        .stderr("")
+        .run();
+    let records = hub_tests::typed_records(&out);
+    let [hub::records::Record::BreakerStatus(status)] = records.as_slice() else {
+        panic!("one breaker_status record: {records:?}");
+    };
+    assert_eq!((status.key.as_str(), status.consecutive_failures), ("k", 1));
 }

@@ -304,6 +304,7 @@ fn check_stack(stack: &Path, compared: &mut usize) {
 }
 
 #[test]
+#[cfg_attr(not(have_compose), ignore = "needs `docker compose`")]
 fn hub_levels_agrees_with_docker_compose_config_on_every_stack() {
     if !compose_or_skip() {
         return;
@@ -324,6 +325,7 @@ fn hub_levels_agrees_with_docker_compose_config_on_every_stack() {
 }
 
 #[test]
+#[cfg_attr(not(have_compose), ignore = "needs `docker compose`")]
 fn hub_deploy_passes_resolve_through_to_hub_levels() {
     if !compose_or_skip() {
         return;

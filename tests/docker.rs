@@ -54,6 +54,10 @@ fn server_check() -> CommandSpec {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_healthcheck_gated_container_becomes_healthy() {
     if !engine_or_skip("a_healthcheck_gated_container_becomes_healthy") {
         return;
@@ -90,6 +94,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn an_exiting_container_fails_at_once_with_its_code_and_log_tail() {
     if !engine_or_skip("an_exiting_container_fails_at_once_with_its_code_and_log_tail") {
         return;
@@ -153,6 +161,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_container_without_healthcheck_is_healthy_after_its_grace_period() {
     if !engine_or_skip("a_container_without_healthcheck_is_healthy_after_its_grace_period") {
         return;
@@ -184,6 +196,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_container_restarting_under_its_policy_is_not_final_before_the_deadline() {
     if !engine_or_skip("a_container_restarting_under_its_policy_is_not_final_before_the_deadline") {
         return;
@@ -216,6 +232,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn exec_probes_run_the_healthcheck_test_inside_the_container() {
     if !engine_or_skip("exec_probes_run_the_healthcheck_test_inside_the_container") {
         return;
@@ -276,6 +296,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn an_exec_check_still_fails_fast_when_the_container_exits() {
     if !engine_or_skip("an_exec_check_still_fails_fast_when_the_container_exits") {
         return;
@@ -315,6 +339,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn up_of_an_unknown_service_is_a_clear_failure() {
     if !engine_or_skip("up_of_an_unknown_service_is_a_clear_failure") {
         return;
@@ -339,6 +367,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn detection_finds_docker_compose() {
     if !engine_or_skip("detection_finds_docker_compose") {
         return;
@@ -352,6 +384,10 @@ fn detection_finds_docker_compose() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn compose_config_output_keeps_x_hub_for_hub_levels() {
     if !engine_or_skip("compose_config_output_keeps_x_hub_for_hub_levels") {
         return;
@@ -413,6 +449,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn teardown_leaves_no_container_network_or_image() {
     if !engine_or_skip("teardown_leaves_no_container_network_or_image") {
         return;
@@ -463,6 +503,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_cancelled_wait_ends_without_waiting_for_the_deadline() {
     if !engine_or_skip("a_cancelled_wait_ends_without_waiting_for_the_deadline") {
         return;
@@ -522,6 +566,10 @@ fn events_client_running(id: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn unhealthy_is_not_final_before_the_deadline() {
     if !engine_or_skip("unhealthy_is_not_final_before_the_deadline") {
         return;
@@ -566,6 +614,10 @@ services:
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_one_shot_container_is_done_when_it_exits_0_and_failed_otherwise() {
     if !engine_or_skip("a_one_shot_container_is_done_when_it_exits_0_and_failed_otherwise") {
         return;

@@ -47,6 +47,10 @@ fn find<'a>(records: &'a [Value], kind: &str, service: &str) -> Option<&'a Value
 }
 
 #[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
 fn a_container_stack_deploys_in_order_and_tears_down() {
     if !engine_or_skip("a_container_stack_deploys_in_order_and_tears_down") {
         return;

@@ -125,6 +125,7 @@ fn an_install_runs_a_stack_from_any_folder_and_uninstalls_cleanly() {
 }
 
 #[test]
+#[cfg_attr(not(have_man), ignore = "needs man and groff")]
 fn bash_completes_hub_retry_options_and_every_man_page_renders() {
     let prefix_dir = tempfile::tempdir().unwrap();
     let prefix = prefix_dir.path().to_path_buf();

@@ -596,17 +596,24 @@ fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
 }
 
 #[test]
-fn a_run_service_that_exits_leaves_its_exit_file_and_no_temp_file() {
+fn a_run_service_that_exits_is_an_exited_record_and_leaves_no_file() {
     let stack = Stack::new(
         "exitfile",
         "services:\n  job:\n    x-hub: { class: core, run: \"./MARK 0\", health: { completed: true } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { class: core, run: \"exec ./MARK 1000\", health: { cmd: \"true\" } }\n",
     );
     for _ in 0..3 {
-        let (status, _, err) = stack.deploy(&[]).finish();
+        let (status, events, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
         assert!(!err.contains("Killed"), "{err}");
+        // The exit travels downstream as a record, not through a file.
+        assert!(
+            events
+                .iter()
+                .any(|r| r["type"] == "exited" && r["service"] == "job" && r["exit_status"] == 0),
+            "{events:?}"
+        );
         let pids = names_in(&stack.path().join(".hub/pids"));
-        assert!(pids.contains(&"job.exit".to_owned()), "{pids:?}");
+        assert!(!pids.iter().any(|n| n.ends_with(".exit")), "{pids:?}");
         assert!(!pids.iter().any(|n| n.ends_with(".tmp")), "{pids:?}");
         let state = names_in(&stack.path().join(".hub"));
         assert!(

@@ -688,6 +688,10 @@ fn processes_of(pids: &[u32]) -> Vec<String> {
 const SERVERS: [&str; 3] = ["postgres", "redis", "nginx"];
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn all_healthy_and_the_app_starts_only_after_its_three_servers() {
     let Some(mut stack) = Stack::new("all_healthy", ALL_CORE) else {
         return;
@@ -741,6 +745,10 @@ fn all_healthy_and_the_app_starts_only_after_its_three_servers() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn an_optional_server_that_fails_is_a_warning_and_the_deploy_succeeds() {
     let spec = Spec {
         nginx: "optional",
@@ -776,6 +784,10 @@ fn an_optional_server_that_fails_is_a_warning_and_the_deploy_succeeds() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn a_stretch_server_that_fails_skips_its_hard_dependents_and_the_deploy_succeeds() {
     let spec = Spec {
         redis: "stretch",
@@ -805,6 +817,10 @@ fn a_stretch_server_that_fails_skips_its_hard_dependents_and_the_deploy_succeeds
 }
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn a_core_postgres_with_a_broken_config_fails_the_deploy_and_nothing_later_starts() {
     let spec = Spec {
         broken_postgres: true,
@@ -849,6 +865,10 @@ fn a_core_postgres_with_a_broken_config_fails_the_deploy_and_nothing_later_start
 }
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn sigint_mid_deploy_exits_130_and_a_rerun_resumes_where_it_stopped() {
     let spec = Spec {
         gated_migrate: true,
@@ -915,6 +935,10 @@ fn sigint_mid_deploy_exits_130_and_a_rerun_resumes_where_it_stopped() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_servers),
+    ignore = "needs postgresql, redis, nginx and python3 (.ci/setup.d/20-servers.sh)"
+)]
 fn hub_down_stops_every_server_and_leaves_no_process_behind() {
     let Some(mut stack) = Stack::new("teardown", ALL_CORE) else {
         return;

@@ -230,7 +230,7 @@ fn malformed_lines_are_reported_by_place_and_skipped() {
     let path = path.to_str().unwrap();
     let output = Cmd::new("hub-report")
         .args([path, "--format", "json"])
-        .stderr_contains(&format!("{path}:4: not JSON"))
+        .stderr_contains(&format!("{path}:4: not a JSON record"))
         .stderr_contains(&format!("{path}:8: not a hub record"))
         .stderr_contains(&format!("{path}:10: not a hub record"))
         .stderr_contains("3 malformed lines skipped")
@@ -240,7 +240,7 @@ fn malformed_lines_are_reported_by_place_and_skipped() {
 
     Cmd::new("hub-report")
         .args([path, "--strict"])
-        .stderr_contains(&format!("{path}:4: not JSON"))
+        .stderr_contains(&format!("{path}:4: not a JSON record"))
         .stderr_contains("--strict")
         .status(2);
 }
@@ -537,18 +537,59 @@ fn golden_real_pipeline() {
 
 #[test]
 fn the_summary_counts_what_the_records_say_and_states_each_fact_once() {
-    let events = [
-        r#"{"type":"plan","ts":1000,"run_id":"r","service":"db","class":"core","level":0,"deps":[]}"#,
-        r#"{"type":"plan","ts":1000,"run_id":"r","service":"cache","class":"optional","level":0,"deps":[]}"#,
-        r#"{"type":"plan","ts":1000,"run_id":"r","service":"api","class":"core","level":1,"deps":["cache"]}"#,
-        r#"{"type":"skipped","ts":1010,"run_id":"r","service":"db","class":"core","level":0,"reason":"already_healthy"}"#,
-        r#"{"type":"started","ts":1020,"run_id":"r","service":"cache","class":"optional","level":0,"attempt":1,"max_attempts":1}"#,
-        r#"{"type":"unhealthy","ts":2020,"run_id":"r","service":"cache","class":"optional","level":0,"attempt":1,"max_attempts":1,"final":true,"reason":"timeout","elapsed_ms":1000,"last_probe":"exit 1","message":"timed out after 1.0s (last probe: exit 1)"}"#,
-        r#"{"type":"skipped","ts":2030,"run_id":"r","service":"api","class":"core","level":1,"reason":"dependency_failed","dependency":"cache"}"#,
-        r#"{"type":"finished","ts":2040,"run_id":"r","ok":false,"exit_status":1,"counts":{"healthy":1,"already_healthy":1,"started":0,"failed":1,"skipped":1},"duration_ms":1040}"#,
-    ]
-    .join("\n");
-    let out = Cmd::new("hub-report").stdin(events.clone()).status(0);
+    use hub::records::{Class, Counts, SkipReason, UnhealthyReason};
+    use hub_tests::build::*;
+    let events = stream(
+        "r",
+        vec![
+            (1000, plan("db", Class::Core, 0, &[])),
+            (1000, plan("cache", Class::Optional, 0, &[])),
+            (1000, plan("api", Class::Core, 1, &["cache"])),
+            (
+                1010,
+                skipped("db", Class::Core, 0, SkipReason::AlreadyHealthy, None),
+            ),
+            (1020, started(of("cache", Class::Optional, 0, 1, 1))),
+            (
+                2020,
+                unhealthy(
+                    of("cache", Class::Optional, 0, 1, 1),
+                    UnhealthyReason::Timeout,
+                    1000,
+                    "exit 1",
+                    "timed out after 1.0s (last probe: exit 1)",
+                ),
+            ),
+            (
+                2030,
+                skipped(
+                    "api",
+                    Class::Core,
+                    1,
+                    SkipReason::DependencyFailed,
+                    Some("cache"),
+                ),
+            ),
+            (
+                2040,
+                finished(
+                    false,
+                    Counts {
+                        healthy: 1,
+                        already_healthy: 1,
+                        started: 0,
+                        failed: 1,
+                        skipped: 1,
+                    },
+                    1040,
+                ),
+            ),
+        ],
+    );
+    let out = Cmd::new("hub-report")
+        .stdin(events.clone())
+        .stderr("")
+        .status(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
@@ -565,8 +606,41 @@ fn the_summary_counts_what_the_records_say_and_states_each_fact_once() {
     let json = Cmd::new("hub-report")
         .args(["--format", "json"])
         .stdin(events)
+        .stderr("")
         .status(0);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["counts"]["core_failed"], 1);
     assert_eq!(report["counts"]["already_healthy"], 1);
+}
+
+#[test]
+fn output_to_a_fifo_is_written_into_not_renamed_over() {
+    // `-o /dev/null` as root once replaced /dev/null with a regular file; a FIFO shows the same
+    // without touching the system's devices.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    Cmd::new("hub-report")
+        .args([
+            events("healthy").to_str().unwrap(),
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&fifo)
+        .stderr("")
+        .run();
+    let text = reader.join().unwrap();
+    assert!(text.contains("\"counts\""), "{text}");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
 }

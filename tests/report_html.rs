@@ -149,6 +149,7 @@ fn assert_self_contained(html: &str) {
 }
 
 #[test]
+#[cfg_attr(not(have_chromium), ignore = "needs chromium on PATH")]
 fn reports_render_in_chromium_with_their_bars_and_no_console_output() {
     let Some(chromium) = chromium_or_skip("reports_render_in_chromium") else {
         return;
@@ -197,6 +198,7 @@ fn reports_render_in_chromium_with_their_bars_and_no_console_output() {
 }
 
 #[test]
+#[cfg_attr(not(have_chromium), ignore = "needs chromium on PATH")]
 fn trend_page_renders_in_chromium() {
     let Some(chromium) = chromium_or_skip("trend_page_renders_in_chromium") else {
         return;
@@ -223,6 +225,7 @@ fn trend_page_renders_in_chromium() {
 }
 
 #[test]
+#[cfg_attr(not(have_chromium), ignore = "needs chromium on PATH")]
 fn the_console_check_catches_an_error() {
     let Some(chromium) = chromium_or_skip("the_console_check_catches_an_error") else {
         return;

@@ -169,13 +169,21 @@ fn the_parser_rejects_a_broken_exposition() {
 #[test]
 fn label_values_with_quotes_survive_the_parser() {
     let Some(python) = python() else { return };
-    let stream = r#"{"type":"plan","ts":1000,"run_id":"r","service":"we\"ird\\name","level":0,"class":"core","deps":[],"soft_deps":[]}
-{"type":"started","ts":1100,"run_id":"r","service":"we\"ird\\name","class":"core","level":0,"attempt":1,"max_attempts":1}
-{"type":"healthy","ts":2100,"run_id":"r","service":"we\"ird\\name","class":"core","level":0,"attempt":1,"ready_ms":1000,"probes":3}
-"#;
+    use hub::records::Class;
+    use hub_tests::build::*;
+    let name = "we\"ird\\name";
+    let stream = stream(
+        "r",
+        vec![
+            (1000, plan(name, Class::Core, 0, &[])),
+            (1100, started(of(name, Class::Core, 0, 1, 1))),
+            (2100, healthy(of(name, Class::Core, 0, 1, 1), 1000, 3)),
+        ],
+    );
     let output = Cmd::new("hub-report")
         .args(["--format", "prometheus"])
         .stdin(stream)
+        .stderr("")
         .run();
     let families = parse(&python, &String::from_utf8_lossy(&output.stdout)).expect("parses");
     assert_eq!(

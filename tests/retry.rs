@@ -584,3 +584,95 @@ fn replay_stdin_gives_every_attempt_all_of_it() {
     let text = std::fs::read_to_string(&seen).unwrap();
     assert_eq!(text, format!("{input}\n\n\n"));
 }
+
+#[test]
+fn hub_log_opens_a_tools_debug_lines_and_hub_log_format_makes_the_log_json() {
+    let args = ["--attempts", "2", "--delay", "1ms", "--", "false"];
+    let warned = "⚠️  false: attempt 1/2 failed (exit 1), retrying in 1ms";
+    let gave_up = "❌ false: attempt 2/2 failed (exit 1); giving up after 2 attempts";
+    Cmd::new("hub-retry")
+        .args(args)
+        .env("HUB_LOG", "hub_retry=debug")
+        .stderr_lines(&[
+            "· false: attempt 1/2 starts (timeout none)",
+            warned,
+            "· false: attempt 2/2 starts (timeout none)",
+            gave_up,
+        ])
+        .status(1);
+    // Another tool's target opens nothing here; without HUB_LOG, the default lines only.
+    Cmd::new("hub-retry")
+        .args(args)
+        .env("HUB_LOG", "hub_start=debug")
+        .stderr_lines(&[warned, gave_up])
+        .status(1);
+    let out = Cmd::new("hub-retry")
+        .args(args)
+        .env("HUB_LOG", "hub_retry=debug")
+        .env("HUB_LOG_FORMAT", "json")
+        .status(1);
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or(""),
+                e["level"].as_str().unwrap_or(""),
+                e["fields"]["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("hub_retry", "DEBUG", "debug"),
+            ("hub_retry", "WARN", "warn"),
+            ("hub_retry", "DEBUG", "debug"),
+            ("hub_retry", "ERROR", "error"),
+        ]
+    );
+    assert_eq!(
+        events[3]["fields"]["message"],
+        "false: attempt 2/2 failed (exit 1); giving up after 2 attempts"
+    );
+}
+
+#[test]
+fn color_is_one_flag_for_every_tool_and_the_kill_grace_answers_to_its_old_names() {
+    // --color always colours the log even off a terminal; NO_COLOR only steers `auto`.
+    Cmd::new("hub-retry")
+        .args(["--color", "always", "--attempts", "1", "--", "false"])
+        .env("NO_COLOR", "1")
+        .stderr("\x1b[31m❌ false: attempt 1/1 failed (exit 1)\x1b[0m\n")
+        .status(1);
+    for grace in ["--kill-after", "--grace", "--stop-grace"] {
+        Cmd::new("hub-retry")
+            .args(["--color", "never", grace, "1s", "--", "true"])
+            .stderr("")
+            .status(0);
+    }
+    // hub-start --stop takes the same name (its old one still works): nothing to stop here.
+    let state = tempfile::tempdir().unwrap();
+    for grace in ["--kill-after", "--stop-grace"] {
+        Cmd::new("hub-start")
+            .args(["--stop", grace, "1s", "--color", "never"])
+            .env("HUB_STATE_DIR", state.path())
+            .stdin("")
+            .run();
+    }
+    for tool in [
+        "hub-levels",
+        "hub-retry",
+        "hub-breaker",
+        "hub-report",
+        "hub-start",
+        "hub-wait-healthy",
+    ] {
+        let help = Cmd::new(tool).arg("--help").run();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("--color <WHEN>"), "{tool} --help:\n{text}");
+    }
+}

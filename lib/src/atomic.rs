@@ -1,8 +1,10 @@
 //! Replacing a file so that a reader never sees half of it, and nobody can redirect the write.
 //!
-//! `hub-start`'s pid and exit files, `hub-report --output` (node_exporter's textfile collector
-//! reads it at any moment) and the breaker's state file want the same thing: a temp file beside
-//! the target, fsynced, renamed over it, and the folder fsynced so the rename survives a crash.
+//! `hub-report --output` (node_exporter's textfile collector reads it at any moment) and the
+//! breaker's state file want a temp file beside the target, fsynced, renamed over it, and the
+//! folder fsynced so the rename survives a crash. `hub-start`'s pid files want the rename only
+//! ([`write_private_volatile`]): what they describe, a running process, does not survive a
+//! crash of the machine either, and two fsyncs per launch were most of a launch's time.
 //!
 //! The temp file is created with `O_EXCL` under an unpredictable name ([`create_temp_beside`]):
 //! a fixed or guessable name in a folder others can write to lets them plant a symlink there
@@ -26,14 +28,29 @@ pub fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
     write_with_mode(path, content, Some(0o600))
 }
 
+/// As [`write_private`], atomic for readers but not made durable (no fsync): for files about
+/// things a crash of the machine ends anyway (a running process's pid file).
+pub fn write_private_volatile(path: &Path, content: &[u8]) -> io::Result<()> {
+    write_atomic(path, content, Some(0o600), false)
+}
+
 fn write_with_mode(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
+    write_atomic(path, content, mode, true)
+}
+
+fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>, durable: bool) -> io::Result<()> {
     let (mut file, temp) = create_temp_beside(path, mode)?;
     let dir = folder_of(path);
     let mut write = || -> io::Result<()> {
         file.write_all(content)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         std::fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);

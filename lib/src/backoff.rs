@@ -157,6 +157,12 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A number drawn from `0..n` (0 when `n` is 0): shuffles and picks in property tests.
+    pub fn below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).unwrap_or(u64::MAX).max(1);
+        usize::try_from(self.next_u64() % n).unwrap_or(0)
+    }
+
     /// A duration drawn uniformly from `low..=high` (at nanosecond resolution).
     pub fn between(&mut self, low: Duration, high: Duration) -> Duration {
         if high <= low {
@@ -178,15 +184,7 @@ fn nanos_to_duration(nanos: u128) -> Duration {
 
 /// A delay as the seed's messages print it: `2s`, `30s`, `500ms`, `2.5s`.
 pub fn format_delay(delay: Duration) -> String {
-    let ms = crate::duration::to_ms(delay);
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
-        format!("{}s", text.trim_end_matches('0'))
-    }
+    crate::duration::format(delay, crate::duration::Spelling::Exact)
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ use std::time::Duration;
 /// The version of the state file format this code writes.
 pub const STATE_VERSION: u32 = 1;
 
+/// The breaker key `hub-start` guards a service's start with: `SERVICE:start`. Readers find a
+/// service's breaker by this key, never by splitting a key.
+pub fn start_key(service: &str) -> String {
+    format!("{service}:start")
+}
+
 /// A breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -614,7 +620,7 @@ impl KeyState {
 
 fn encode(doc: &StateDoc) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(doc)
-        .map_err(|e| Error::input(format!("cannot encode the breaker state: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot encode the breaker state: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -667,8 +673,10 @@ pub fn cli_args() -> Vec<clap::Arg> {
     use clap::Arg;
     let duration = |text: &str| crate::duration::parse(text);
     vec![
+        // `--breaker-state`, as hub-start and hub-report name it; `--state` still works.
         Arg::new("state")
-            .long("state")
+            .long("breaker-state")
+            .alias("state")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
             .help("The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),

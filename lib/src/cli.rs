@@ -6,9 +6,100 @@ use crate::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::process::ExitCode;
 
-/// Add the flags every tool has: `-q/--quiet` and `-v/--verbose`.
+/// An enum of flag values (`--format text|json`) that clap parses into the enum itself, so a
+/// tool matches on variants, never on strings with a `_ =>` fallback. (clap's own derive would
+/// add a proc-macro crate for these few lines.)
+#[macro_export]
+macro_rules! value_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($name::$variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(match self {
+                    $($name::$variant => $text),+
+                }))
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// When to colour: `--color WHEN`, a flag every tool has.
+    pub enum Color {
+        /// On a terminal, unless `NO_COLOR` is set.
+        Auto => "auto",
+        /// Always.
+        Always => "always",
+        /// Never.
+        Never => "never",
+    }
+}
+
+/// A typed value parser for a [`value_enum!`] enum.
+pub fn enum_parser<E: clap::ValueEnum + Clone + Send + Sync + 'static>()
+-> clap::builder::EnumValueParser<E> {
+    clap::builder::EnumValueParser::<E>::new()
+}
+
+impl Color {
+    /// `--color` as parsed ([`Color::Auto`] when the tool was built without it).
+    pub fn of(matches: &ArgMatches) -> Color {
+        matches
+            .try_get_one::<Color>("color")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(Color::Auto)
+    }
+
+    /// Colour on a stream that is (or is not) a terminal: `auto` asks it and `NO_COLOR`.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+/// `--run-id ID` (or `HUB_RUN_ID`): the run id put in the records a tool writes. Declared
+/// here once for every tool that writes records.
+pub fn run_id_arg(help: &'static str) -> Arg {
+    Arg::new("run-id")
+        .long("run-id")
+        .value_name("ID")
+        .env("HUB_RUN_ID")
+        .help(help)
+}
+
+/// `--events FILE`: append the tool's records to FILE (`-` is stdout). Declared here once.
+pub fn events_arg(help: &'static str) -> Arg {
+    Arg::new("events")
+        .long("events")
+        .value_name("FILE")
+        .value_parser(clap::value_parser!(std::path::PathBuf))
+        .help(help)
+}
+
+/// Add the flags every tool has: `-q/--quiet`, `-v/--verbose` and `--color`.
 pub fn with_common_args(cmd: Command) -> Command {
     cmd.arg(
+        Arg::new("color")
+            .long("color")
+            .value_name("WHEN")
+            .default_value("auto")
+            .value_parser(enum_parser::<Color>())
+            .global(true)
+            .help("Colour: auto (on a terminal, unless NO_COLOR is set), always, never"),
+    )
+    .arg(
         Arg::new("quiet")
             .short('q')
             .long("quiet")
@@ -70,7 +161,10 @@ pub fn main(command: Command, run: fn(&ArgMatches) -> Result<u8>) -> ExitCode {
             .flatten()
             .map_or(0, |v| i8::try_from(*v).unwrap_or(1))
     };
-    crate::log::init(verbosity);
+    crate::log::init_with(
+        verbosity,
+        Color::of(&matches).enabled(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    );
     match run(&matches) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

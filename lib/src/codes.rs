@@ -7,37 +7,78 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A set of exit statuses (0–255), kept as the inclusive ranges the user wrote.
+/// A set of numbers written as users write them, `1,75,100-110`, kept as those inclusive
+/// ranges: exit statuses and HTTP statuses share the one syntax and this one parser.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitCodes {
-    ranges: Vec<(u8, u8)>,
+pub struct RangeSet<T> {
+    ranges: Vec<(T, T)>,
 }
 
-impl ExitCodes {
-    /// Parse `1`, `1,75`, `100-110`, `1,75,100-110` (spaces allowed around items).
-    pub fn parse(text: &str) -> Result<ExitCodes, String> {
+impl<T: Copy + Ord + FromStr + fmt::Display> RangeSet<T> {
+    /// Parse `text`, every number within `lo..=hi`; `what` words the error ("a list of exit
+    /// statuses (0-255) such as 1,75,100-110").
+    pub fn parse(text: &str, bounds: (T, T), what: &str) -> Result<RangeSet<T>, String> {
         let mut ranges = Vec::new();
         for part in text.split(',') {
             let part = part.trim();
             let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-            let code = |t: &str| {
-                t.trim().parse::<u8>().map_err(|_| {
-                    format!("`{text}` is not a list of exit statuses (0-255) such as 1,75,100-110")
-                })
+            let number = |t: &str| {
+                t.trim()
+                    .parse::<T>()
+                    .ok()
+                    .filter(|n| (bounds.0..=bounds.1).contains(n))
+                    .ok_or_else(|| format!("`{text}` is not {what}"))
             };
-            let (lo, hi) = (code(lo)?, code(hi)?);
+            let (lo, hi) = (number(lo)?, number(hi)?);
             if lo > hi {
                 return Err(format!("`{part}`: the range is backwards; write {hi}-{lo}"));
             }
             ranges.push((lo, hi));
         }
-        Ok(ExitCodes { ranges })
+        Ok(RangeSet { ranges })
+    }
+
+    /// Is `n` in the set?
+    pub fn contains(&self, n: T) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&n))
+    }
+}
+
+impl<T: PartialEq + fmt::Display> fmt::Display for RangeSet<T> {
+    /// The canonical spelling, `1,75,100-110`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (lo, hi)) in self.ranges.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A set of exit statuses (0–255), kept as the inclusive ranges the user wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitCodes(RangeSet<u8>);
+
+impl ExitCodes {
+    /// Parse `1`, `1,75`, `100-110`, `1,75,100-110` (spaces allowed around items).
+    pub fn parse(text: &str) -> Result<ExitCodes, String> {
+        RangeSet::parse(
+            text,
+            (0, 255),
+            "a list of exit statuses (0-255) such as 1,75,100-110",
+        )
+        .map(ExitCodes)
     }
 
     /// Is `status` (a shell-style status: 124 timed out, 128+N killed by signal N) in the set?
     pub fn contains(&self, status: i32) -> bool {
-        u8::try_from(status)
-            .is_ok_and(|s| self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&s)))
+        u8::try_from(status).is_ok_and(|s| self.0.contains(s))
     }
 }
 
@@ -52,17 +93,24 @@ impl FromStr for ExitCodes {
 impl fmt::Display for ExitCodes {
     /// The canonical spelling, `1,75,100-110`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, &(lo, hi)) in self.ranges.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            if lo == hi {
-                write!(f, "{lo}")?;
-            } else {
-                write!(f, "{lo}-{hi}")?;
-            }
-        }
-        Ok(())
+        self.0.fmt(f)
+    }
+}
+
+/// A set of HTTP statuses (100–599) a health check accepts: `200-399`, `200,204`, `200`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpStatuses(RangeSet<u16>);
+
+impl HttpStatuses {
+    /// Parse a status list; the error names what is wrong, so `hub-levels` can refuse it early.
+    pub fn parse(text: &str) -> Result<HttpStatuses, String> {
+        RangeSet::parse(text, (100, 599), "a status list such as 200-399 or 200,204")
+            .map(HttpStatuses)
+    }
+
+    /// Is `status` accepted?
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.contains(status)
     }
 }
 

@@ -179,7 +179,7 @@ pub(crate) fn read_source(name: &str) -> Result<String> {
     if name == "-" {
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| Error::input(format!("reading the compose file from stdin: {e}")))?;
+            .map_err(|e| Error::io("reading the compose file from stdin", &e))?;
     } else {
         text = std::fs::read_to_string(name).map_err(|e| {
             Error::input(format!(

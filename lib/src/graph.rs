@@ -63,19 +63,8 @@ fn find_cycle(deps: &[Vec<usize>], waiting: &[usize]) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator, so the property tests need no extra crate.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    /// hub's one generator, seeded, so the property tests are reproducible.
+    type XorShift = crate::backoff::Rng;
 
     /// A random DAG: edges only from a later index to an earlier one, then shuffled names.
     fn random_dag(rng: &mut XorShift, n: usize, edges: usize) -> Vec<Vec<usize>> {
@@ -100,7 +89,7 @@ mod tests {
 
     #[test]
     fn property_levels_exceed_every_dependency() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = XorShift::seeded(0x9E37_79B9_7F4A_7C15);
         for round in 0..300 {
             let n = 1 + rng.below(60);
             let edges = rng.below(3 * n + 1);
@@ -127,7 +116,7 @@ mod tests {
 
     #[test]
     fn property_a_random_cycle_is_always_reported() {
-        let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+        let mut rng = XorShift::seeded(0xD1B5_4A32_D192_ED03);
         for round in 0..300 {
             let n = 2 + rng.below(50);
             let edges = rng.below(2 * n + 1);

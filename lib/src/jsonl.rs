@@ -5,8 +5,8 @@
 //! reader hands each line to a callback and keeps nothing. A writer killed mid-line leaves a
 //! truncated last line; that is expected wear, not corruption, so it is tolerated even under
 //! `strict`. Decoding is the caller's (each reader knows its own record shapes); [`decode`]
-//! turns serde's error into the one-line message the reader reports, and a reader of millions of
-//! lines can try [`crate::jsonscan`] first.
+//! turns serde's error into the one-line message the reader reports (hub's records decode with
+//! [`crate::records::Line::decode`]).
 
 use crate::{Error, Result, log};
 use serde::Deserialize;
@@ -220,12 +220,7 @@ where
 
 /// Where the first `\n` is.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    use crate::jsonscan::{find, splat, zero_bytes};
-    find(
-        bytes,
-        |word| zero_bytes(word ^ splat(b'\n')),
-        |b| b == b'\n',
-    )
+    memchr::memchr(b'\n', bytes)
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {

@@ -46,6 +46,12 @@ impl RecordWriter {
         self.line(&line)
     }
 
+    /// Write one typed record, stamped now, for `run_id`.
+    pub fn emit(&mut self, run_id: Option<&str>, record: crate::records::Record) -> Result<()> {
+        let line = crate::records::Line::now(run_id, record).to_line()?;
+        self.line(&line)
+    }
+
     /// Write plain text (the `text` and `dot` formats), flushing at the end.
     pub fn text(&mut self, text: &str) -> Result<()> {
         self.out

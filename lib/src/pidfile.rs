@@ -63,7 +63,7 @@ pub fn format(identity: Identity) -> String {
 
 /// Write `identity` to `path` atomically (mode 0600).
 pub fn write(path: &Path, identity: Identity) -> io::Result<()> {
-    crate::atomic::write_private(path, format(identity).as_bytes())
+    crate::atomic::write_private_volatile(path, format(identity).as_bytes())
 }
 
 /// The recorded process, if it is still the same process and running (not a zombie).

@@ -120,8 +120,8 @@ pub enum Kind {
         agent: ureq::Agent,
         /// The URL.
         url: String,
-        /// The accepted statuses, validated.
-        status: String,
+        /// The accepted statuses, parsed once.
+        status: crate::codes::HttpStatuses,
         /// The body substring, if any.
         body: Option<String>,
     },
@@ -153,7 +153,7 @@ impl Prober {
                 environment: target.environment.clone(),
             },
             Check::Http { url, status, body } => {
-                crate::records::status_matches(status, 200)?;
+                let status = crate::codes::HttpStatuses::parse(status)?;
                 let uri: ureq::http::Uri = url
                     .parse()
                     .map_err(|e| format!("bad health URL `{url}`: {e}"))?;
@@ -186,7 +186,7 @@ impl Prober {
                 Kind::Http {
                     agent,
                     url: url.clone(),
-                    status: status.clone(),
+                    status,
                     body: body.clone(),
                 }
             }
@@ -295,7 +295,7 @@ pub fn kill_probe_commands() {
 fn probe_http(
     agent: &ureq::Agent,
     url: &str,
-    status: &str,
+    status: &crate::codes::HttpStatuses,
     body: Option<&str>,
     timeout: Duration,
 ) -> Outcome {
@@ -317,7 +317,7 @@ fn probe_http(
         .as_reader()
         .take(BODY_LIMIT)
         .read_to_end(&mut text);
-    if !crate::records::status_matches(status, code).unwrap_or(false) {
+    if !status.contains(code) {
         return Outcome::Failed(format!("HTTP {code}"));
     }
     let Some(needle) = body else {

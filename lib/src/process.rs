@@ -9,7 +9,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -34,24 +34,9 @@ pub struct Running {
 impl Running {
     /// Spawn `cmd` detached as asked. Standard streams are whatever `cmd` was given.
     pub fn spawn(cmd: &mut Command, detach: Detach) -> io::Result<Running> {
-        unblock_signals_in_child(cmd);
-        match detach {
-            Detach::Group => {
-                cmd.process_group(0);
-            }
-            Detach::Session => {
-                // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
-                #[allow(unsafe_code)]
-                unsafe {
-                    cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-                }
-            }
-        }
-        let mut child = cmd.spawn()?;
+        let (child, identity) = spawn_detached(cmd, detach)?;
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-        // Read before the waiter thread can reap it: even a child that has exited already is a
-        // zombie until then, with its start time still in `/proc`.
-        let start = stat_fields(child.id()).and_then(|f| f.get(19)?.parse().ok());
+        let mut child = child;
         let (tx, exited) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("wait-{pid}"))
@@ -60,12 +45,41 @@ impl Running {
             })?;
         Ok(Running {
             pid,
-            start,
+            start: identity.map(|i| i.start),
             exited,
             status: None,
         })
     }
+}
 
+/// Spawn `cmd` detached as asked, leaving the waiting to the caller (a [`crate::reaper`], or
+/// [`Running`]'s thread): the child and its identity (`None` without `/proc`).
+pub fn spawn_detached(cmd: &mut Command, detach: Detach) -> io::Result<(Child, Option<Identity>)> {
+    unblock_signals_in_child(cmd);
+    match detach {
+        Detach::Group => {
+            cmd.process_group(0);
+        }
+        Detach::Session => {
+            // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+            }
+        }
+    }
+    let child = cmd.spawn()?;
+    // Read before anyone can reap it: even a child that has exited already is a zombie
+    // until then, with its start time still in `/proc`.
+    let start = stat_fields(child.id()).and_then(|f| f.get(19)?.parse().ok());
+    let identity = start.map(|start| Identity {
+        pid: child.id(),
+        start,
+    });
+    Ok((child, identity))
+}
+
+impl Running {
     /// The child's pid, which is also its process group id.
     pub fn pid(&self) -> u32 {
         u32::try_from(self.pid.as_raw()).unwrap_or(0)

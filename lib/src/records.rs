@@ -2,8 +2,10 @@
 //!
 //! Every record is one JSON object on one line with a `type` field. Tools that pass records
 //! through re-emit the original line untouched, so fields a tool does not know survive the
-//! pipeline. The structs here are what hub's own tools write; readers decode with serde and
-//! ignore fields they do not know.
+//! pipeline. [`Record`] is that contract as one type: a variant per record type (tagged by
+//! `type`, with reasons and states as enums) plus [`Record::Unknown`] for types this build does
+//! not know, kept whole; [`Line`] adds the envelope (`ts`, `run_id`) once, around any record.
+//! Readers ignore fields they do not know.
 
 use crate::command::CommandSpec;
 use crate::{Error, Result};
@@ -221,6 +223,68 @@ pub struct Plan {
     pub project: Option<String>,
 }
 
+impl HealthSpec {
+    /// No check (`none`), probed every 100 ms with a 1 s probe timeout.
+    pub fn none() -> HealthSpec {
+        HealthSpec {
+            check: Check::None,
+            interval_ms: 100,
+            probe_timeout_ms: 1000,
+            start_period_ms: 0,
+        }
+    }
+}
+
+impl Plan {
+    /// A plan with only a name, class and level: a `start` service with no commands,
+    /// dependencies or check, a 60 s timeout and the default retry. A base for a test's or a
+    /// tool's own plan (`Plan { deps, ..Plan::named(…) }`).
+    pub fn named(service: &str, class: Class, level: u32) -> Plan {
+        Plan {
+            service: service.into(),
+            level,
+            class,
+            deps: vec![],
+            soft_deps: vec![],
+            timeout_ms: 60_000,
+            backend: Backend::Start,
+            start: None,
+            run: None,
+            stop: None,
+            working_dir: None,
+            environment: Environment::new(),
+            health: HealthSpec::none(),
+            retry: RetrySpec::default(),
+            container_name: None,
+            profiles: vec![],
+            labels: BTreeMap::new(),
+            healthcheck: None,
+            compose: None,
+            project: None,
+        }
+    }
+}
+
+impl Started {
+    /// Attempt `of` started with `health` and nothing else known (no pid, log or container).
+    pub fn new(of: AttemptOf, health: HealthSpec) -> Started {
+        Started {
+            of,
+            backend: None,
+            pid: None,
+            adopted: false,
+            log: None,
+            exit_record: false,
+            timeout_ms: 60_000,
+            health,
+            container: None,
+            compose: None,
+            working_dir: None,
+            environment: Environment::new(),
+        }
+    }
+}
+
 /// `attempt`: one try of a command under `hub-retry`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -231,7 +295,7 @@ pub struct Attempt {
     /// Attempts allowed (0 = until success).
     pub max_attempts: u32,
     /// `success`, `failure`, `timeout`, `refused` (breaker open) or `interrupted`.
-    pub outcome: String,
+    pub outcome: crate::retry::Outcome,
     /// The exit status (124 timed out, 128+N killed by signal N, 75 refused).
     pub status: i32,
     /// How long the attempt ran.
@@ -243,30 +307,871 @@ pub struct Attempt {
     pub is_final: bool,
 }
 
-/// Does an HTTP status match a spec such as `200-399`, `200,204` or `200`?
+/// The service a record is about, with its class and level from the plan: what `skipped` and
+/// `stopped` begin with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The service.
+    pub service: String,
+    /// Its class.
+    pub class: Class,
+    /// Its level (0 when a hand-written record leaves it out).
+    #[serde(default)]
+    pub level: u32,
+}
+
+/// The service and start attempt a record is about: what `started`, `exited`, `failed`,
+/// `healthy`, `unhealthy` and `waiting` begin with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOf {
+    /// The service.
+    pub service: String,
+    /// Its class.
+    pub class: Class,
+    /// Its level (0 when left out).
+    #[serde(default)]
+    pub level: u32,
+    /// This start attempt, 1-based (1 when left out).
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// Attempts allowed, 0 = until success (1 when left out).
+    #[serde(default = "one")]
+    pub max_attempts: u32,
+}
+
+impl AttemptOf {
+    /// Does a failure of this attempt leave another attempt?
+    pub fn attempts_left(&self) -> bool {
+        self.max_attempts == 0 || self.attempt < self.max_attempts
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// `started`: a start attempt succeeded; the service is launched and can be probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// As in the plan (left out by hand-written records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    /// `run` services: the process id (also its group and session id).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// True when a rerun adopted an earlier process instead of starting one.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adopted: bool,
+    /// `run` and `start` services: the log file.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// True when `hub-start` is the process's parent and writes an `exited` record when it
+    /// exits (an adopted process, or a hand-written record, is watched by pid instead).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exit_record: bool,
+    /// How long it has to become healthy.
+    pub timeout_ms: u64,
+    /// Its health check.
+    pub health: HealthSpec,
+    /// Container services: the container, when known.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Container services: the compose project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeRef>,
+    /// Local services: the folder a health command runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Local services: the variables a health command is given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: Environment,
+}
+
+/// `exited`: a process `hub-start` launched exited (its parent learns it first, and says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exited {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// The process that exited.
+    pub pid: u32,
+    /// Its shell-style exit status (128+N for signal N).
+    pub exit_status: i32,
+}
+
+/// Why a start attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// The start command exited non-zero.
+    StartFailed,
+    /// It could not be spawned, or a `run` process died at once.
+    LaunchFailed,
+    /// The circuit breaker refused it.
+    BreakerOpen,
+    /// `--inject-failure`.
+    Injected,
+    /// Neither `start`, `run` nor a container.
+    NoBackend,
+    /// A `run` process with a `healthy` verdict exited before the deploy ended.
+    ExitedAfterHealthy,
+    /// The deadline passed (a final `unhealthy`, as hub-start judges it).
+    Timeout,
+    /// The process or container exited before it was healthy.
+    Exited,
+    /// The check cannot run.
+    ProbeError,
+}
+
+impl FailReason {
+    /// As written in records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailReason::StartFailed => "start_failed",
+            FailReason::LaunchFailed => "launch_failed",
+            FailReason::BreakerOpen => "breaker_open",
+            FailReason::Injected => "injected",
+            FailReason::NoBackend => "no_backend",
+            FailReason::ExitedAfterHealthy => "exited_after_healthy",
+            FailReason::Timeout => "timeout",
+            FailReason::Exited => "exited",
+            FailReason::ProbeError => "probe_error",
+        }
+    }
+}
+
+/// `failed`: a start attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// True when no attempt follows.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Why.
+    pub reason: FailReason,
+    /// The start command's or process's status, when there is one.
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    /// For `exited_after_healthy`: the last lines of the attempt's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
+    /// One line for humans.
+    pub message: String,
+    /// The delay before the next attempt; null when final.
+    #[serde(default)]
+    pub next_delay_ms: Option<u64>,
+}
+
+/// Why a service was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// One probe passed before starting: it counts as healthy.
+    AlreadyHealthy,
+    /// A CORE service failed; nothing new starts.
+    Aborted,
+    /// A hard dependency failed or was skipped.
+    DependencyFailed,
+}
+
+impl SkipReason {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::AlreadyHealthy => "already_healthy",
+            SkipReason::Aborted => "aborted",
+            SkipReason::DependencyFailed => "dependency_failed",
+        }
+    }
+}
+
+/// `skipped`: a service was not started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// Why.
+    pub reason: SkipReason,
+    /// For `dependency_failed`: the dependency that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+}
+
+/// `healthy`: a started service passed its health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthy {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// Always true.
+    #[serde(rename = "final", default = "yes")]
+    pub is_final: bool,
+    /// From the `started` record's time to the passing probe.
+    #[serde(default)]
+    pub ready_ms: u64,
+    /// Probes run.
+    #[serde(default)]
+    pub probes: u32,
+    /// Of those, failures outside the start period.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a started service is not healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnhealthyReason {
+    /// The deadline passed.
+    Timeout,
+    /// The process or container exited.
+    Exited,
+    /// The check cannot run.
+    ProbeError,
+    /// hub-start gave up (a CORE failure), so the wait was abandoned.
+    Aborted,
+}
+
+impl UnhealthyReason {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnhealthyReason::Timeout => "timeout",
+            UnhealthyReason::Exited => "exited",
+            UnhealthyReason::ProbeError => "probe_error",
+            UnhealthyReason::Aborted => "aborted",
+        }
+    }
+}
+
+impl Unhealthy {
+    /// May another attempt help, attempts allowing? A process that exited or a check that
+    /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
+    /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this
+    /// is decided: `hub-start` acts on it, `hub-wait-healthy` writes it into `final`.
+    pub fn retryable(reason: UnhealthyReason, exit_status: Option<i32>) -> bool {
+        match reason {
+            UnhealthyReason::Exited => exit_status.and_then(crate::codes::cannot_succeed).is_none(),
+            UnhealthyReason::Timeout => true,
+            UnhealthyReason::ProbeError | UnhealthyReason::Aborted => false,
+        }
+    }
+}
+
+/// `unhealthy`: a started service did not become healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unhealthy {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// False when the reason is retryable and attempts are left.
+    #[serde(rename = "final", default = "yes")]
+    pub is_final: bool,
+    /// Why.
+    pub reason: UnhealthyReason,
+    /// From start to the decision.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Probes run.
+    #[serde(default)]
+    pub probes: u32,
+    /// Of those, failures outside the start period.
+    #[serde(default)]
+    pub failures: u32,
+    /// The last probe's result, one line.
+    #[serde(default)]
+    pub last_probe: Option<String>,
+    /// For `exited`: its exit status, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// For `exited`: the last lines of its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<Vec<String>>,
+    /// One line for humans.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `waiting`: a service still undecided at 50%, 75% or 90% of its timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Service, class, level, attempt.
+    #[serde(flatten)]
+    pub of: AttemptOf,
+    /// 50, 75 or 90.
+    pub percent: u32,
+    /// Time waited so far.
+    pub elapsed_ms: u64,
+    /// The whole timeout.
+    pub timeout_ms: u64,
+    /// The last probe's result, one line.
+    #[serde(default)]
+    pub last_probe: Option<String>,
+}
+
+/// The signal that interrupted a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignalName {
+    /// The terminal closed.
+    #[serde(rename = "SIGHUP")]
+    Hup,
+    /// Ctrl-C.
+    #[serde(rename = "SIGINT")]
+    Int,
+    /// `kill`, or `hub-deploy`'s parent died.
+    #[serde(rename = "SIGTERM")]
+    Term,
+}
+
+impl SignalName {
+    /// The name of a signal hub handles (SIGTERM for any other).
+    pub fn of(signal: nix::sys::signal::Signal) -> SignalName {
+        match signal {
+            nix::sys::signal::Signal::SIGHUP => SignalName::Hup,
+            nix::sys::signal::Signal::SIGINT => SignalName::Int,
+            _ => SignalName::Term,
+        }
+    }
+}
+
+/// `interrupted`: a tool got SIGHUP/SIGINT/SIGTERM and stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    /// Which tool.
+    pub tool: String,
+    /// Which signal.
+    pub signal: SignalName,
+    /// Services whose start or wait was cut short, sorted.
+    #[serde(default)]
+    pub in_flight: Vec<String>,
+}
+
+/// How a service was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMethod {
+    /// Its `x-hub.stop` command ran.
+    Stop,
+    /// Its process group was TERMed, then KILLed after the grace.
+    Signal,
+    /// `compose stop` + `rm -f`.
+    Container,
+    /// Nothing to stop it with.
+    None,
+}
+
+/// `stopped`: teardown of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// How.
+    pub method: StopMethod,
+    /// True when it is stopped (or was not running).
+    pub ok: bool,
+    /// One line for humans.
+    pub message: String,
+}
+
+/// `finished`'s counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Healthy, already-healthy skips included.
+    pub healthy: usize,
+    /// Of those, already healthy before starting.
+    #[serde(default)]
+    pub already_healthy: usize,
+    /// Launched (without `--gate`: not checked). Absent from records older than `--gate`.
+    #[serde(default)]
+    pub started: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+}
+
+/// `finished`: the deploy is decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    /// True when no CORE service failed.
+    pub ok: bool,
+    /// What `hub-start` exits with.
+    pub exit_status: i32,
+    /// How many services ended how.
+    pub counts: Counts,
+    /// From the first record read to now.
+    pub duration_ms: u64,
+}
+
+/// `breaker_status`: one breaker key's current state (a snapshot, not a change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerStatus {
+    /// The breaker key.
+    pub key: String,
+    /// Its state.
+    pub state: crate::breaker::State,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// When it last opened, ms since the epoch; null when closed.
+    pub opened_at: Option<u64>,
+    /// How long until a check would be allowed.
+    pub retry_after_ms: u64,
+    /// Half-open: the process holding the trial.
+    pub trial_pid: Option<u32>,
+    /// When the key last changed, ms since the epoch.
+    pub updated_at: u64,
+}
+
+/// What a service is doing now, as `hub-report status` observes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Up, and one probe passed now.
+    Healthy,
+    /// Up, and the probe failed.
+    Unhealthy,
+    /// Up, with no check to run (or a one-shot job still running).
+    Running,
+    /// A one-shot job that exited 0.
+    Completed,
+    /// Its process or container is gone.
+    Exited,
+    /// `hub-down` removed it: no pid file, but a log.
+    Stopped,
+    /// Never started.
+    NeverStarted,
+}
+
+impl ServiceState {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Healthy => "healthy",
+            ServiceState::Unhealthy => "unhealthy",
+            ServiceState::Running => "running",
+            ServiceState::Completed => "completed",
+            ServiceState::Exited => "exited",
+            ServiceState::Stopped => "stopped",
+            ServiceState::NeverStarted => "never_started",
+        }
+    }
+}
+
+/// A deploy's verdict on one service: what `hub-report` decides from a run's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Healthy (or skipped because it already was).
+    Healthy,
+    /// Its last attempt failed, or the deploy stopped while it was starting.
+    Failed,
+    /// Never started.
+    Skipped,
+    /// Launched, but the deploy finished with no health result for it (`hub-start` without
+    /// `--gate` counts a launch as done).
+    Started,
+}
+
+impl Verdict {
+    /// As written in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Failed => "failed",
+            Verdict::Skipped => "skipped",
+            Verdict::Started => "started",
+        }
+    }
+}
+
+/// What the last deploy said about a service (in a `service_status` record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastDeploy {
+    /// The run id.
+    pub run_id: Option<String>,
+    /// Its verdict.
+    pub status: Verdict,
+    /// Its start attempts.
+    pub attempts: u32,
+    /// Why it failed or was skipped; null when healthy.
+    pub reason: Option<String>,
+}
+
+/// `service_status`: one service of a deployed stack, as it is now (a snapshot, not a change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Service, class, level.
+    #[serde(flatten)]
+    pub of: Subject,
+    /// As in the plan.
+    pub backend: Backend,
+    /// What it is doing now.
+    pub state: ServiceState,
+    /// For `exited` and `completed`: its exit status when known.
+    #[serde(default)]
+    pub exit_status: Option<i32>,
+    /// The probe's one-line result; null when nothing was probed.
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// A `run` service's process (group) id, from its pid file.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// A container service's container id.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// When it was launched (ms since the epoch), when known.
+    #[serde(default)]
+    pub up_since: Option<u64>,
+    /// The last deploy's verdict on it; null when no deploy mentions it.
+    #[serde(default)]
+    pub last_deploy: Option<LastDeploy>,
+    /// The breaker `SERVICE:start`.
+    pub breaker: crate::breaker::State,
+    /// Its log file (`run`/`start` services), whether or not it exists yet.
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+/// Declares [`Record`] (a variant per record type, plus [`Record::Unknown`]), its serde twins
+/// (`Known`, derived and internally tagged by `type`; `KnownRef`, the same by reference for
+/// writing) and [`TYPES`], all from one list, so adding a record type is one line.
+macro_rules! record_types {
+    ($($variant:ident($ty:ty) = $name:literal,)*) => {
+        /// One record of any type: the contract of `docs/records.md` as a type. Tagged by
+        /// `type`; a type this build does not know is kept whole in [`Record::Unknown`], so a
+        /// tool that reads and re-emits records loses nothing.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Record {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant($ty),
+            )*
+            /// A record of a type this build does not know, kept whole.
+            Unknown(Unknown),
+        }
+
+        #[derive(Deserialize)]
+        #[serde(tag = "type")]
+        enum Known {
+            $(#[serde(rename = $name)] $variant($ty),)*
+        }
+
+        #[derive(Serialize)]
+        #[serde(tag = "type")]
+        enum KnownRef<'a> {
+            $(#[serde(rename = $name)] $variant(&'a $ty),)*
+        }
+
+        /// Every record type [`Record`] knows, as `type` spells it (`docs/records.md`
+        /// documents each).
+        pub const TYPES: &[&str] = &[$($name),*];
+
+        impl Record {
+            /// Its `type`.
+            pub fn kind(&self) -> &str {
+                match self {
+                    $(Record::$variant(_) => $name,)*
+                    Record::Unknown(unknown) => &unknown.kind,
+                }
+            }
+
+            /// Decode the body of a record of known type `kind` straight from its line's
+            /// text: the type is already known, so serde's tagged derive, which buffers the
+            /// whole object to find the tag, is skipped (a third of a million-line report's
+            /// time).
+            fn from_body(kind: &str, text: &str) -> serde_json::Result<Record> {
+                Ok(match kind {
+                    $($name => Record::$variant(serde_json::from_str(text)?),)*
+                    _ => serde_json::from_str::<Known>(text)?.into(),
+                })
+            }
+
+            fn known(&self) -> Option<KnownRef<'_>> {
+                Some(match self {
+                    $(Record::$variant(r) => KnownRef::$variant(r),)*
+                    Record::Unknown(_) => return None,
+                })
+            }
+        }
+
+        impl From<Known> for Record {
+            fn from(known: Known) -> Record {
+                match known {
+                    $(Known::$variant(r) => Record::$variant(r),)*
+                }
+            }
+        }
+    };
+}
+
+record_types! {
+    Plan(Box<Plan>) = "plan",
+    Started(Box<Started>) = "started",
+    Exited(Exited) = "exited",
+    Failed(Failed) = "failed",
+    Skipped(Skipped) = "skipped",
+    Healthy(Healthy) = "healthy",
+    Unhealthy(Unhealthy) = "unhealthy",
+    Waiting(Waiting) = "waiting",
+    Interrupted(Interrupted) = "interrupted",
+    Stopped(Stopped) = "stopped",
+    Finished(Finished) = "finished",
+    Attempt(Attempt) = "attempt",
+    Breaker(crate::breaker::Transition) = "breaker",
+    BreakerStatus(BreakerStatus) = "breaker_status",
+    ServiceStatus(Box<ServiceStatus>) = "service_status",
+}
+
+/// A record of a type this build does not know: its type and service, and the object as read
+/// (envelope included), written back byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// Its `type`.
+    pub kind: String,
+    /// Its `service`, if it names one.
+    pub service: Option<String>,
+    /// The JSON object, as read.
+    pub raw: String,
+}
+
+impl Record {
+    /// The service it is about, if any (the envelope's `service`).
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Record::Plan(p) => Some(&p.service),
+            Record::Started(r) => Some(&r.of.service),
+            Record::Exited(r) => Some(&r.of.service),
+            Record::Failed(r) => Some(&r.of.service),
+            Record::Skipped(r) => Some(&r.of.service),
+            Record::Healthy(r) => Some(&r.of.service),
+            Record::Unhealthy(r) => Some(&r.of.service),
+            Record::Waiting(r) => Some(&r.of.service),
+            Record::Stopped(r) => Some(&r.of.service),
+            Record::ServiceStatus(r) => Some(&r.of.service),
+            Record::Unknown(unknown) => unknown.service.as_deref(),
+            Record::Interrupted(_)
+            | Record::Finished(_)
+            | Record::Attempt(_)
+            | Record::Breaker(_)
+            | Record::BreakerStatus(_) => None,
+        }
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self.known() {
+            Some(known) => known.serialize(serializer),
+            None => match self {
+                Record::Unknown(unknown) => {
+                    let value: serde_json::Value =
+                        serde_json::from_str(&unknown.raw).map_err(serde::ser::Error::custom)?;
+                    value.serialize(serializer)
+                }
+                _ => Err(serde::ser::Error::custom("a known record without its type")),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        Record::from_map(map, None).map_err(D::Error::custom)
+    }
+}
+
+impl Record {
+    /// Decode a record's object; `raw`, when given, is its text (kept by an unknown type).
+    fn from_map(
+        map: serde_json::Map<String, serde_json::Value>,
+        raw: Option<&str>,
+    ) -> std::result::Result<Record, String> {
+        let kind = match map.get("type") {
+            Some(serde_json::Value::String(kind)) => kind.clone(),
+            _ => return Err("every record needs a string `type`".into()),
+        };
+        if !TYPES.contains(&kind.as_str()) {
+            let service = map
+                .get("service")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned);
+            let raw = match raw {
+                Some(raw) => raw.trim().to_owned(),
+                None => serde_json::to_string(&map).map_err(|e| e.to_string())?,
+            };
+            return Ok(Record::Unknown(Unknown { kind, service, raw }));
+        }
+        Known::deserialize(serde_json::Value::Object(map))
+            .map(Record::from)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The envelope of a line, and its `service` (what an unknown record keeps), borrowed.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    ts: Option<u64>,
+    #[serde(default, borrow)]
+    run_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    service: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// One record line: the envelope (`ts`, `run_id`) written once around any record. (`service`,
+/// the envelope's third field, belongs to the records about one service: [`Record::service`].)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    /// When it was written, ms since the Unix epoch.
+    pub ts: Option<u64>,
+    /// The run it belongs to.
+    pub run_id: Option<String>,
+    /// The record.
+    pub record: Record,
+}
+
+impl Line {
+    /// A record stamped now, for `run_id`.
+    pub fn now(run_id: Option<&str>, record: Record) -> Line {
+        Line {
+            ts: Some(crate::time::now_ms()),
+            run_id: run_id.map(str::to_owned),
+            record,
+        }
+    }
+
+    /// Decode one input line. The error names the source and line number, for readers that
+    /// report and skip.
+    pub fn parse(text: &str, source: &str, line_no: usize) -> Result<Line> {
+        Line::decode(text).map_err(|why| Error::input(format!("{source}:{line_no}: {why}")))
+    }
+
+    /// Decode one input line; the error is one line saying what is wrong, for a reader that
+    /// names the place itself ([`crate::jsonl::read_sources`]).
+    pub fn decode(text: &str) -> std::result::Result<Line, String> {
+        // The common case in two passes over the text and no tree: the envelope (borrowed),
+        // then the body straight from the text by serde's tagged derive (bodies ignore the
+        // envelope's fields). Anything that fails takes the path below, which words the error.
+        if let Ok(head) = serde_json::from_str::<Head<'_>>(text) {
+            let run_id = head.run_id.map(std::borrow::Cow::into_owned);
+            if !TYPES.contains(&head.kind.as_ref()) {
+                let record = Record::Unknown(Unknown {
+                    kind: head.kind.into_owned(),
+                    service: head.service.map(std::borrow::Cow::into_owned),
+                    raw: text.trim().to_owned(),
+                });
+                return Ok(Line {
+                    ts: head.ts,
+                    run_id,
+                    record,
+                });
+            }
+            if let Ok(record) = Record::from_body(&head.kind, text) {
+                return Ok(Line {
+                    ts: head.ts,
+                    run_id,
+                    record,
+                });
+            }
+        }
+        Line::decode_slowly(text)
+    }
+
+    fn decode_slowly(text: &str) -> std::result::Result<Line, String> {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON record ({e})"))?;
+        let ts = match map.get("ts") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(ts) => Some(
+                ts.as_u64()
+                    .ok_or_else(|| "not a hub record: `ts` is not a time in ms".to_owned())?,
+            ),
+        };
+        let run_id = match map.get("run_id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(run_id)) => Some(run_id.clone()),
+            Some(_) => return Err("not a hub record: `run_id` is not a string".to_owned()),
+        };
+        let known = matches!(map.get("type"), Some(serde_json::Value::String(kind)) if TYPES.contains(&kind.as_str()));
+        if known {
+            // The envelope is the line's, not the body's: typed bodies never see it.
+            map.remove("ts");
+            map.remove("run_id");
+        }
+        let record = Record::from_map(map, Some(text)).map_err(|e| {
+            let what = if known {
+                "malformed record"
+            } else {
+                "not a hub record"
+            };
+            format!("{what}: {e}")
+        })?;
+        Ok(Line { ts, run_id, record })
+    }
+
+    /// Encode as one line: `{"type":…,"ts":…,"run_id":…,…body}`. An unknown record is
+    /// written as it was read.
+    pub fn to_line(&self) -> Result<String> {
+        match &self.record {
+            Record::Unknown(unknown) => Ok(unknown.raw.clone()),
+            record => {
+                let kind = record.kind().to_owned();
+                let body = serde_json::to_string(record)
+                    .map_err(|e| Error::internal(format!("cannot encode a {kind} record: {e}")))?;
+                // serde writes the tag first: splice the envelope in right after it, so every
+                // line leads with `type`, `ts`, `run_id` as it always has.
+                let head = format!("{{\"type\":\"{kind}\"");
+                let Some(rest) = body.strip_prefix(&head) else {
+                    return Err(Error::internal(format!(
+                        "a {kind} record did not encode with its type first"
+                    )));
+                };
+                let mut line = String::with_capacity(body.len() + 64);
+                line.push_str(&head);
+                if let Some(ts) = self.ts {
+                    line.push_str(",\"ts\":");
+                    line.push_str(&ts.to_string());
+                }
+                if let Some(run_id) = &self.run_id {
+                    line.push_str(",\"run_id\":");
+                    line.push_str(&serde_json::Value::from(run_id.as_str()).to_string());
+                }
+                line.push_str(rest);
+                Ok(line)
+            }
+        }
+    }
+}
+
+/// Does an HTTP status match a spec such as `200-399`, `200,204` or `200`? (Parses the spec
+/// each call: a prober parses it once, [`crate::codes::HttpStatuses`].)
 ///
 /// An invalid spec is an error naming what is wrong, so `hub-levels` can refuse it early.
 pub fn status_matches(spec: &str, status: u16) -> Result<bool, String> {
-    let mut matched = false;
-    for part in spec.split(',') {
-        let part = part.trim();
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (lo.trim(), hi.trim()),
-            None => (part, part),
-        };
-        let parse = |t: &str| {
-            t.parse::<u16>()
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| format!("`{spec}` is not a status list such as 200-399 or 200,204"))
-        };
-        let (lo, hi) = (parse(lo)?, parse(hi)?);
-        if lo > hi {
-            return Err(format!("`{part}`: the range is backwards"));
-        }
-        matched |= (lo..=hi).contains(&status);
-    }
-    Ok(matched)
+    crate::codes::HttpStatuses::parse(spec).map(|set| set.contains(status))
 }
 
 /// A typed view of a record's envelope: the fields every record may carry.
@@ -292,9 +1197,9 @@ pub fn to_line(kind: &str, run_id: Option<&str>, body: &impl Serialize) -> Resul
     // line, and the body is encoded once, straight to text (no intermediate map). Bodies never
     // carry `type`, `ts` or `run_id` themselves.
     let fields = serde_json::to_string(body)
-        .map_err(|e| Error::input(format!("cannot encode a {kind} record: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot encode a {kind} record: {e}")))?;
     let Some(fields) = fields.strip_prefix('{') else {
-        return Err(Error::input(format!(
+        return Err(Error::internal(format!(
             "a {kind} record's body is not an object: {fields}"
         )));
     };
@@ -463,5 +1368,219 @@ mod tests {
         assert!(err.message().starts_with("events.jsonl:7:"), "{err}");
         let err = parse_line("{\"x\":1}", "events.jsonl", 8).unwrap_err();
         assert!(err.message().contains("type"), "{err}");
+    }
+
+    fn of(service: &str) -> AttemptOf {
+        AttemptOf {
+            service: service.into(),
+            class: Class::Optional,
+            level: 2,
+            attempt: 1,
+            max_attempts: 3,
+        }
+    }
+
+    fn subject(service: &str) -> Subject {
+        Subject {
+            service: service.into(),
+            class: Class::Stretch,
+            level: 1,
+        }
+    }
+
+    /// One record of every known type, in [`TYPES`] order.
+    fn one_of_each() -> Vec<Record> {
+        let health = sample_plan().health;
+        vec![
+            Record::Plan(Box::new(sample_plan())),
+            Record::Started(Box::new(Started {
+                of: of("redis"),
+                backend: Some(Backend::Run),
+                pid: Some(4321),
+                adopted: true,
+                log: Some(".hub/logs/redis.log".into()),
+                exit_record: true,
+                timeout_ms: 60_000,
+                health,
+                container: None,
+                compose: None,
+                working_dir: Some("/srv".into()),
+                environment: [("A".to_owned(), None)].into_iter().collect(),
+            })),
+            Record::Exited(Exited {
+                of: of("redis"),
+                pid: 4321,
+                exit_status: 137,
+            }),
+            Record::Failed(Failed {
+                of: of("redis"),
+                is_final: false,
+                reason: FailReason::BreakerOpen,
+                exit_status: Some(1),
+                log_tail: Some(vec!["boom".into()]),
+                message: "refused".into(),
+                next_delay_ms: Some(2000),
+            }),
+            Record::Skipped(Skipped {
+                of: subject("api"),
+                reason: SkipReason::DependencyFailed,
+                dependency: Some("redis".into()),
+            }),
+            Record::Healthy(Healthy {
+                of: of("redis"),
+                is_final: true,
+                ready_ms: 412,
+                probes: 9,
+                failures: 8,
+            }),
+            Record::Unhealthy(Unhealthy {
+                of: of("redis"),
+                is_final: false,
+                reason: UnhealthyReason::Exited,
+                elapsed_ms: 400,
+                probes: 3,
+                failures: 3,
+                last_probe: Some("exit 1".into()),
+                exit_status: Some(1),
+                log_tail: Some(vec![]),
+                message: "exited with status 1 after 0.4s".into(),
+            }),
+            Record::Waiting(Waiting {
+                of: of("redis"),
+                percent: 50,
+                elapsed_ms: 30_000,
+                timeout_ms: 60_000,
+                last_probe: None,
+            }),
+            Record::Interrupted(Interrupted {
+                tool: "hub-start".into(),
+                signal: SignalName::Hup,
+                in_flight: vec!["redis".into()],
+            }),
+            Record::Stopped(Stopped {
+                of: subject("redis"),
+                method: StopMethod::Signal,
+                ok: true,
+                message: "stopped".into(),
+            }),
+            Record::Finished(Finished {
+                ok: false,
+                exit_status: 1,
+                counts: Counts {
+                    healthy: 1,
+                    already_healthy: 0,
+                    started: 0,
+                    failed: 1,
+                    skipped: 2,
+                },
+                duration_ms: 9000,
+            }),
+            Record::Attempt(Attempt {
+                name: "curl".into(),
+                attempt: 2,
+                max_attempts: 3,
+                outcome: crate::retry::Outcome::Timeout,
+                status: 124,
+                duration_ms: 5,
+                next_delay_ms: None,
+                is_final: true,
+            }),
+            Record::Breaker(crate::breaker::Transition {
+                key: "redis:start".into(),
+                from: crate::breaker::State::Closed,
+                to: crate::breaker::State::Open,
+                consecutive_failures: 3,
+                opened_at: Some(7),
+            }),
+            Record::BreakerStatus(BreakerStatus {
+                key: "redis:start".into(),
+                state: crate::breaker::State::HalfOpen,
+                consecutive_failures: 3,
+                opened_at: Some(7),
+                retry_after_ms: 0,
+                trial_pid: Some(99),
+                updated_at: 8,
+            }),
+            Record::ServiceStatus(Box::new(ServiceStatus {
+                of: subject("redis"),
+                backend: Backend::Run,
+                state: ServiceState::Exited,
+                exit_status: Some(1),
+                probe: None,
+                pid: Some(4321),
+                container: None,
+                up_since: Some(5),
+                last_deploy: Some(LastDeploy {
+                    run_id: Some("run-1".into()),
+                    status: Verdict::Failed,
+                    attempts: 3,
+                    reason: Some("exited".into()),
+                }),
+                breaker: crate::breaker::State::Open,
+                log: Some(".hub/logs/redis.log".into()),
+            })),
+        ]
+    }
+
+    #[test]
+    fn every_record_type_round_trips() {
+        let records = one_of_each();
+        let kinds: Vec<&str> = records.iter().map(Record::kind).collect();
+        assert_eq!(kinds, TYPES);
+        for record in records {
+            let line = Line {
+                ts: Some(1_700_000_000_000),
+                run_id: Some("run-1".into()),
+                record,
+            };
+            let text = line.to_line().unwrap();
+            let kind = line.record.kind();
+            assert!(
+                text.starts_with(&format!(
+                    r#"{{"type":"{kind}","ts":1700000000000,"run_id":"run-1""#
+                )),
+                "{text}"
+            );
+            assert_eq!(Line::parse(&text, "t", 1).unwrap(), line, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_types_survive_whole() {
+        let text =
+            r#"{"type":"from_the_future","ts":5,"run_id":"r","service":"x","n":[1,{"a":null}]}"#;
+        let line = Line::parse(text, "t", 1).unwrap();
+        assert_eq!(line.record.kind(), "from_the_future");
+        assert_eq!(line.record.service(), Some("x"));
+        assert_eq!(line.ts, Some(5));
+        assert_eq!(line.to_line().unwrap(), text);
+    }
+
+    #[test]
+    fn malformed_known_records_are_errors_not_unknown() {
+        let err = Line::parse(
+            r#"{"type":"skipped","service":"x","class":"core","reason":"bored"}"#,
+            "ev",
+            3,
+        )
+        .unwrap_err();
+        assert!(err.message().starts_with("ev:3:"), "{err}");
+    }
+
+    #[test]
+    fn docs_list_exactly_the_record_types() {
+        let docs = include_str!("../../docs/records.md");
+        let documented: Vec<&str> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("## `")?.strip_suffix('`'))
+            .collect();
+        let mut documented_sorted = documented.clone();
+        documented_sorted.sort_unstable();
+        let mut types = TYPES.to_vec();
+        types.sort_unstable();
+        assert_eq!(
+            documented_sorted, types,
+            "docs/records.md sections: {documented:?}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::codes::ExitCodes;
 use crate::error::exit;
 use crate::output::RecordWriter;
 use crate::process::{Detach, Running, status_code};
-use crate::records::Attempt;
+use crate::records::{Attempt, Record};
 use crate::{Error, Result, log, signals};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
@@ -95,7 +95,8 @@ impl Policy {
 }
 
 /// How one attempt ended, as `attempt` records spell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Exit status 0.
     Success,
@@ -295,6 +296,12 @@ pub fn run(mut job: Job<'_>, interrupts: &Interrupts) -> Result<u8> {
             return Ok(refused);
         }
         let timeout = attempt_timeout(&job.policy, started.elapsed());
+        log::debug(&format!(
+            "{}: attempt {} starts (timeout {})",
+            job.name,
+            of_attempts(attempt, job.policy.attempts),
+            timeout.map_or_else(|| "none".to_owned(), format_delay)
+        ));
         let mut ended = run_attempt(
             &program,
             &job.argv[1..],
@@ -375,13 +382,13 @@ impl Job<'_> {
             name: self.name.clone(),
             attempt,
             max_attempts: self.policy.attempts,
-            outcome: ended.outcome.as_str().into(),
+            outcome: ended.outcome,
             status: ended.status,
             duration_ms: crate::duration::to_ms(ended.duration),
             next_delay_ms: next.map(crate::duration::to_ms),
             is_final: next.is_none(),
         };
-        events.record("attempt", self.run_id.as_deref(), &record)
+        events.emit(self.run_id.as_deref(), Record::Attempt(record))
     }
 
     fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
@@ -390,7 +397,7 @@ impl Job<'_> {
         };
         log_transition(&transition);
         match self.events.as_mut() {
-            Some(events) => events.record("breaker", self.run_id.as_deref(), &transition),
+            Some(events) => events.emit(self.run_id.as_deref(), Record::Breaker(transition)),
             None => Ok(()),
         }
     }
@@ -612,7 +619,7 @@ fn run_attempt(
         Err(e) => Err(e),
     };
     interrupts.detach();
-    let waited = waited.map_err(|e| Error::input(format!("waiting for `{shown}`: {e}")))?;
+    let waited = waited.map_err(|e| Error::io(format!("waiting for `{shown}`"), &e))?;
     let duration = began.elapsed();
     let ended = |outcome, status, detail: String| Ended {
         outcome,
@@ -658,10 +665,10 @@ pub fn open_events(target: &std::path::Path) -> Result<RecordWriter> {
         .append(true)
         .open(target)
         .map_err(|e| {
-            Error::input(format!(
-                "cannot open the events file {}: {e}",
-                target.display()
-            ))
+            Error::io(
+                format!("cannot open the events file {}", target.display()),
+                &e,
+            )
         })?;
     Ok(RecordWriter::new(Box::new(file)))
 }

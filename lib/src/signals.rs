@@ -31,10 +31,10 @@ pub fn watch(on_signal: impl Fn(Signal) + Send + 'static) -> crate::Result<()> {
         #[allow(unsafe_code)]
         let restored =
             unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
-        restored.map_err(|e| crate::Error::input(format!("cannot reset {signal}: {e}")))?;
+        restored.map_err(|e| crate::Error::environment(format!("cannot reset {signal}"), e))?;
     }
     set.thread_block()
-        .map_err(|e| crate::Error::input(format!("cannot block SIGINT/SIGTERM/SIGHUP: {e}")))?;
+        .map_err(|e| crate::Error::environment("cannot block SIGINT/SIGTERM/SIGHUP", e))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -44,7 +44,7 @@ pub fn watch(on_signal: impl Fn(Signal) + Send + 'static) -> crate::Result<()> {
                 on_signal(signal);
             }
         })
-        .map_err(|e| crate::Error::input(format!("cannot start the signal thread: {e}")))?;
+        .map_err(|e| crate::Error::io("cannot start the signal thread", &e))?;
     Ok(())
 }
 
@@ -67,7 +67,7 @@ pub fn stop_with_parent() -> crate::Result<()> {
         return Ok(());
     };
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(|e| {
-        crate::Error::input(format!("cannot ask for SIGTERM on the parent's death: {e}"))
+        crate::Error::environment("cannot ask for SIGTERM on the parent's death", e)
     })?;
     // It may have died before the request: then nobody will send the signal.
     if nix::unistd::getppid().as_raw() != parent {

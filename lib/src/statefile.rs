@@ -102,10 +102,10 @@ impl LockedFile {
     pub fn lock(&self) -> Result<File> {
         self.create_folder()?;
         let file = open_lock_file(&self.lock_path).map_err(|e| {
-            Error::input(format!(
-                "cannot open the lock file {}: {e}",
-                self.lock_path.display()
-            ))
+            Error::io(
+                format!("cannot open the lock file {}", self.lock_path.display()),
+                &e,
+            )
         })?;
         match lock_within(file, self.lock_timeout) {
             Ok(Some(file)) => Ok(file),
@@ -121,7 +121,7 @@ impl LockedFile {
     }
 
     fn lock_error(&self, e: &std::io::Error) -> Error {
-        Error::input(format!("cannot lock {}: {e}", self.lock_path.display()))
+        Error::io(format!("cannot lock {}", self.lock_path.display()), e)
     }
 
     /// The folder holding the file, created (mode 0700) when missing.
@@ -134,19 +134,15 @@ impl LockedFile {
 
     fn create_folder(&self) -> Result<()> {
         let folder = self.folder();
-        crate::statedir::create_folder(folder).map_err(|e| {
-            Error::input(format!(
-                "cannot create the folder {}: {e}",
-                folder.display()
-            ))
-        })
+        crate::statedir::create_folder(folder)
+            .map_err(|e| Error::io(format!("cannot create the folder {}", folder.display()), &e))
     }
 
     /// Temp file (fresh, `O_EXCL`, unpredictable name), fsync, rename over the data file,
     /// fsync the folder: [`crate::atomic::write_private`].
     fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
         crate::atomic::write_private(&self.path, bytes)
-            .map_err(|e| Error::input(format!("cannot replace {}: {e}", self.path.display())))
+            .map_err(|e| Error::io(format!("cannot replace {}", self.path.display()), &e))
     }
 }
 

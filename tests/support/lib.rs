@@ -4,6 +4,7 @@
 //! The binaries are built once per test process with `cargo build --bins`, so `cargo test`
 //! alone never runs a stale binary.
 
+pub mod build;
 pub mod docker;
 
 use std::io::Write;
@@ -78,6 +79,7 @@ pub struct Cmd {
     expect_status: i32,
     stdout: Option<String>,
     stderr_contains: Vec<String>,
+    stderr: Option<Stderr>,
 }
 
 impl Cmd {
@@ -113,6 +115,7 @@ impl Cmd {
             expect_status: 0,
             stdout: None,
             stderr_contains: Vec::new(),
+            stderr: None,
         }
     }
 
@@ -164,6 +167,22 @@ impl Cmd {
         self
     }
 
+    /// Expect exactly this stderr: a stray warning fails the test.
+    pub fn stderr(mut self, expected: &str) -> Self {
+        self.stderr = Some(Stderr::Exact(expected.to_owned()));
+        self
+    }
+
+    /// Expect stderr to be exactly these lines, in order, each matching its pattern whole
+    /// (`*` stands for any run of characters: a time, a path, a pid). A line more, or one less,
+    /// fails the test.
+    pub fn stderr_lines(mut self, patterns: &[&str]) -> Self {
+        self.stderr = Some(Stderr::Lines(
+            patterns.iter().map(|&p| p.to_owned()).collect(),
+        ));
+        self
+    }
+
     /// Run, check the exit status and expectations, and return the output.
     pub fn status(mut self, code: i32) -> Output {
         self.expect_status = code;
@@ -196,6 +215,22 @@ impl Cmd {
         if let Some(expected) = &self.stdout {
             assert_eq!(stdout, *expected, "unexpected stdout\n--- stderr\n{stderr}");
         }
+        match &self.stderr {
+            Some(Stderr::Exact(expected)) => {
+                assert_eq!(stderr, *expected, "unexpected stderr\n--- stdout\n{stdout}");
+            }
+            Some(Stderr::Lines(patterns)) => {
+                let lines: Vec<&str> = stderr.lines().collect();
+                let fits = lines.len() == patterns.len()
+                    && lines.iter().zip(patterns).all(|(l, p)| glob(p, l));
+                assert!(
+                    fits,
+                    "stderr does not match line for line\n--- expected\n{}\n--- stderr\n{stderr}",
+                    patterns.join("\n")
+                );
+            }
+            None => {}
+        }
         for needle in &self.stderr_contains {
             assert!(
                 stderr.contains(needle.as_str()),
@@ -206,12 +241,69 @@ impl Cmd {
     }
 }
 
-/// The JSON records of an output's stdout, decoded.
-pub fn records(output: &Output) -> Vec<serde_json::Value> {
+/// What stderr must be, when a test says so.
+enum Stderr {
+    Exact(String),
+    Lines(Vec<String>),
+}
+
+/// Does `text` match `pattern` whole, `*` standing for any run of characters?
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// One stdout line decoded as the records contract (`hub::records::Line`): a line a tool
+/// writes that the contract cannot read fails the test.
+pub fn line(text: &str) -> hub::records::Line {
+    hub::records::Line::parse(text, "stdout", 0)
+        .unwrap_or_else(|e| panic!("not a hub record: {text}: {e}"))
+}
+
+/// The records of an output's stdout, typed.
+pub fn typed_records(output: &Output) -> Vec<hub::records::Record> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| line(l).record)
+        .collect()
+}
+
+/// The JSON lines of an output's stdout, not checked against the contract: for a test of
+/// what a tool passes through untouched (a line it was given, malformed or not).
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// The JSON records of an output's stdout, each checked against the typed contract first.
+pub fn records(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            line(l);
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))
+        })
         .collect()
 }
 
@@ -291,6 +383,9 @@ impl Running {
                 if line.trim().is_empty() {
                     continue;
                 }
+                // A record the contract cannot read ends the stream here: the test sees its
+                // records stop, and this thread's panic message says why.
+                crate::line(&line);
                 let value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("not JSON on stdout: {line}: {e}"));
                 if tx.send(value).is_err() {

@@ -9,6 +9,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::breaker::{Breaker, Decision, KeyState, State, Transition};
 use hub::error::exit;
 use hub::output::RecordWriter;
+use hub::records::{BreakerStatus, Record};
 use hub::retry::{self, Interrupts, Job, Policy};
 use hub::{Error, Result, log};
 use std::ffi::OsString;
@@ -45,21 +46,12 @@ pub fn command() -> Command {
         .arg_required_else_help(true)
         .args(hub::breaker::cli_args().into_iter().map(|arg| arg.global(true)))
         .arg(
-            Arg::new("events")
-                .long("events")
-                .value_name("FILE")
-                .global(true)
-                .value_parser(value_parser!(PathBuf))
-                .help("Append a JSON-lines `breaker` record per state change to FILE; - is stdout"),
+            hub::cli::events_arg(
+                "Append a JSON-lines `breaker` record per state change to FILE; - is stdout",
+            )
+            .global(true),
         )
-        .arg(
-            Arg::new("run-id")
-                .long("run-id")
-                .value_name("ID")
-                .env("HUB_RUN_ID")
-                .global(true)
-                .help("The run id put in records"),
-        )
+        .arg(hub::cli::run_id_arg("The run id put in records").global(true))
         .subcommand(
             Command::new("check")
                 .about("Exit 0 when a call may run, 75 when refused; in half-open, take the one trial")
@@ -139,7 +131,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         for transition in transitions {
             retry::log_transition(&transition);
             if let Some(events) = events.as_mut() {
-                events.record("breaker", run_id.as_deref(), &transition)?;
+                events.emit(run_id.as_deref(), Record::Breaker(transition))?;
             }
         }
         Ok(())
@@ -226,16 +218,16 @@ fn status(breaker: &Breaker, matches: &ArgMatches) -> Result<u8> {
     let mut out = RecordWriter::stdout();
     if matches.get_flag("json") {
         for (key, entry) in &keys {
-            let body = serde_json::json!({
-                "key": key,
-                "state": entry.state,
-                "consecutive_failures": entry.consecutive_failures,
-                "opened_at": entry.opened_at,
-                "retry_after_ms": hub::duration::to_ms(breaker.retry_after(entry)),
-                "trial_pid": entry.trial.as_ref().map(|t| t.pid),
-                "updated_at": entry.updated_at,
-            });
-            out.record("breaker_status", None, &body)?;
+            let status = BreakerStatus {
+                key: key.clone(),
+                state: entry.state,
+                consecutive_failures: entry.consecutive_failures,
+                opened_at: entry.opened_at,
+                retry_after_ms: hub::duration::to_ms(breaker.retry_after(entry)),
+                trial_pid: entry.trial.as_ref().map(|t| t.pid),
+                updated_at: entry.updated_at,
+            };
+            out.emit(None, Record::BreakerStatus(status))?;
         }
         return Ok(exit::OK);
     }

@@ -6,7 +6,7 @@
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::container::{self, ComposeCmd};
 use hub::records::ComposeRef;
-use hub::records::{Class, Plan};
+use hub::records::{Class, Plan, Record};
 use hub::service::{self, Options};
 use hub::{Error, Result, compose, log, output::RecordWriter};
 
@@ -112,7 +112,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("json")
-                .value_parser(["json", "text", "table", "dot"])
+                .value_parser(hub::cli::enum_parser::<Format>())
                 .help("json: plan records; text: `Level 0: a b` lines; table: what would start and how (hub-deploy --dry-run); dot: Graphviz"),
         )
         .arg(Arg::new("reverse").long("reverse").action(ArgAction::SetTrue).help("Highest level first (teardown order)"))
@@ -130,14 +130,24 @@ pub fn command() -> Command {
                 .conflicts_with_all(["level", "format", "reverse"])
                 .help("Print the number of levels and nothing else"),
         )
-        .arg(
-            Arg::new("run-id")
-                .long("run-id")
-                .value_name("ID")
-                .env("HUB_RUN_ID")
-                .help("The run id put in every record [default: generated]"),
-        );
+        .arg(hub::cli::run_id_arg(
+            "The run id put in every record [default: generated]",
+        ));
     hub::cli::with_common_args(cmd)
+}
+
+hub::value_enum! {
+    /// `--format`: what the plan is written as.
+    pub enum Format {
+        /// `plan` records.
+        Json => "json",
+        /// `Level 0: a b` lines.
+        Text => "text",
+        /// What would start and how (`hub-deploy --dry-run`).
+        Table => "table",
+        /// Graphviz.
+        Dot => "dot",
+    }
 }
 
 /// Run `hub-levels`.
@@ -204,17 +214,21 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     if matches.get_flag("reverse") {
         plans.sort_by(|a, b| (b.level, &a.service).cmp(&(a.level, &b.service)));
     }
-    match matches.get_one::<String>("format").map(String::as_str) {
-        Some("text") => out.text(&text(&plans))?,
-        Some("table") => out.text(&table(&plans))?,
-        Some("dot") => out.text(&dot(&plans))?,
-        _ => {
+    match matches
+        .get_one::<Format>("format")
+        .copied()
+        .unwrap_or(Format::Json)
+    {
+        Format::Text => out.text(&text(&plans))?,
+        Format::Table => out.text(&table(&plans))?,
+        Format::Dot => out.text(&dot(&plans))?,
+        Format::Json => {
             let run_id = matches
                 .get_one::<String>("run-id")
                 .cloned()
                 .unwrap_or_else(hub::time::new_run_id);
-            for plan in &plans {
-                out.record("plan", Some(&run_id), plan)?;
+            for plan in plans {
+                out.emit(Some(&run_id), Record::Plan(Box::new(plan)))?;
             }
         }
     }

@@ -164,7 +164,7 @@ pub fn json(report: &Report) -> Result<String> {
             line.push('\n');
             line
         })
-        .map_err(|e| Error::input(format!("cannot encode the report: {e}")))
+        .map_err(|e| Error::internal(format!("cannot encode the report: {e}")))
 }
 
 /// Markdown: a headline, the service table, the critical path, and failure details.

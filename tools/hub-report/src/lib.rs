@@ -15,11 +15,28 @@ pub mod trend;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use hub::jsonl::{self, Policy};
+use hub::records::Line;
 use hub::{Error, Result, log};
-use model::{Event, Report, RunState};
+use model::{Report, RunState};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+
+hub::value_enum! {
+    /// `--format`: what the report is written as.
+    pub enum Format {
+        /// For a terminal.
+        Text => "text",
+        /// The documented object.
+        Json => "json",
+        /// CI job summaries, pull-request comments.
+        Markdown => "markdown",
+        /// One self-contained file with the timeline.
+        Html => "html",
+        /// The textfile collector's format.
+        Prometheus => "prometheus",
+    }
+}
 
 /// The command-line interface.
 pub fn command() -> Command {
@@ -56,7 +73,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("text")
-                .value_parser(["text", "json", "markdown", "html", "prometheus"])
+                .value_parser(hub::cli::enum_parser::<Format>())
                 .help("text, json (one object), markdown, html (one self-contained file), prometheus (textfile collector)"),
         )
         .arg(
@@ -91,14 +108,6 @@ pub fn command() -> Command {
                 .long("check")
                 .action(ArgAction::SetTrue)
                 .help("Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"),
-        )
-        .arg(
-            Arg::new("color")
-                .long("color")
-                .value_name("WHEN")
-                .default_value("auto")
-                .value_parser(["auto", "always", "never"])
-                .help("Colour the text format: auto (a terminal, and no NO_COLOR), always, never"),
         )
         .subcommand(trend::command())
         .subcommand(status::command());
@@ -164,27 +173,21 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         append_history(Path::new(history), &report)?;
     }
     let format = matches
-        .get_one::<String>("format")
-        .map_or("text", String::as_str);
+        .get_one::<Format>("format")
+        .copied()
+        .unwrap_or(Format::Text);
     let output = matches.get_one::<String>("output").map(Path::new);
-    let color = match matches.get_one::<String>("color").map(String::as_str) {
-        Some("always") => true,
-        Some("never") => false,
-        _ => {
-            output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
+    let color =
+        hub::cli::Color::of(matches).enabled(output.is_none() && std::io::stdout().is_terminal());
     let rendered = match format {
-        "json" => format::json(&report)?,
-        "markdown" => format::markdown(&report),
-        "html" => html::report(&report),
-        "prometheus" => {
+        Format::Json => format::json(&report)?,
+        Format::Markdown => format::markdown(&report),
+        Format::Html => html::report(&report),
+        Format::Prometheus => {
             let history = matches.get_one::<String>("history").map(Path::new);
             prometheus::exposition(&report, last_success_ms(&report, history))
         }
-        _ => text::report(&report, color),
+        Format::Text => text::report(&report, color),
     };
     write_output(&rendered, output)?;
     if matches.get_flag("check") && !report.ok {
@@ -223,9 +226,8 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
     let mut last: Option<usize> = None;
     let mut state: Option<RunState> = None;
     let tally = jsonl::read_sources(sources, policy, |line, _place| {
-        let mut event = Event::default();
-        event.decode_into(line)?;
-        let run_id = event.run_id.as_deref();
+        let line = Line::decode(line)?;
+        let run_id = line.run_id.as_deref();
         // A run's records mostly come together: the previous record's run is checked before
         // the index.
         let known = match run_id {
@@ -261,13 +263,13 @@ pub fn read_run(sources: &[String], policy: Policy, wanted: Option<&str>) -> Res
         last = Some(position);
         let seen = &mut runs[position];
         seen.records += 1;
-        if let Some(ts) = event.ts {
+        if let Some(ts) = line.ts {
             seen.first_ts = Some(seen.first_ts.map_or(ts, |first| first.min(ts)));
         }
         if let Some(state) = state.as_mut()
             && state.run_id() == run_id
         {
-            state.apply(&event);
+            state.apply(&line);
         }
         Ok(())
     })?;
@@ -367,6 +369,18 @@ pub fn write_output(content: &str, path: Option<&Path>) -> Result<()> {
     let Some(path) = path else {
         return hub::output::RecordWriter::stdout().text(content);
     };
+    // A device or a pipe (`-o /dev/null`, a FIFO) is written into, never renamed over: a rename
+    // would replace it with a regular file (as root, /dev/null itself).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(content.as_bytes()))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), &e));
+    }
     hub::atomic::write_file(path, content.as_bytes())
         .map_err(|e| Error::io(format!("writing {}", path.display()), &e))
 }

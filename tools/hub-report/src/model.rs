@@ -4,186 +4,13 @@
 //! so `trend` reads back exactly what `--format json` shows. The fold keeps one small state
 //! per service, so memory grows with services, not with records.
 
-use hub::jsonscan::Scan;
-use hub::records::Class;
+use hub::breaker::State as BreakerState;
+use hub::records::{AttemptOf, Class, Line, Record, SkipReason};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// The fields of any record that the report uses; everything else is skipped unread.
-///
-/// Decode with [`Event::decode`]: a million lines are read per report, and serde's general
-/// decoding is most of what that costs.
-#[derive(Debug, Default, PartialEq, Deserialize)]
-pub struct Event<'a> {
-    /// The record type.
-    #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
-    #[serde(default)]
-    pub ts: Option<u64>,
-    #[serde(default, borrow)]
-    pub run_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub service: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub class: Option<Class>,
-    #[serde(default)]
-    pub level: Option<u32>,
-    #[serde(default, borrow)]
-    pub deps: Option<Vec<Cow<'a, str>>>,
-    #[serde(default, borrow)]
-    pub soft_deps: Option<Vec<Cow<'a, str>>>,
-    #[serde(default)]
-    pub attempt: Option<u32>,
-    #[serde(default, rename = "final")]
-    pub is_final: Option<bool>,
-    #[serde(default, borrow)]
-    pub reason: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub message: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub exit_status: Option<i64>,
-    #[serde(default)]
-    pub ready_ms: Option<u64>,
-    #[serde(default)]
-    pub elapsed_ms: Option<u64>,
-    #[serde(default, borrow)]
-    pub last_probe: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub log_tail: Option<Vec<Cow<'a, str>>>,
-    #[serde(default, borrow)]
-    pub dependency: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub ok: Option<bool>,
-    #[serde(default)]
-    pub duration_ms: Option<u64>,
-    #[serde(default, borrow)]
-    pub signal: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub in_flight: Option<Vec<Cow<'a, str>>>,
-    #[serde(default, borrow)]
-    pub key: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub to: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub project: Option<Cow<'a, str>>,
-}
-
-impl<'a> Event<'a> {
-    /// Decode one line: the fast scan for the plain lines hub's tools write, serde for the rest
-    /// (escapes, floats, anything odd), which then decides and words any error.
-    pub fn decode(line: &'a str) -> Result<Self, String> {
-        let mut event = Event::default();
-        event.decode_into(line)?;
-        Ok(event)
-    }
-
-    /// [`Event::decode`] into `self`, a default event: an event is a few hundred bytes, and
-    /// moving one out of a function per line shows in the profile. On an error, what `self`
-    /// holds is unspecified.
-    pub fn decode_into(&mut self, line: &'a str) -> Result<(), String> {
-        if self.scan(line).is_none() {
-            *self = hub::jsonl::decode(line)?;
-        }
-        Ok(())
-    }
-
-    /// The fast path: `None` whenever the line is not one it can vouch for, serde's derive
-    /// above being the definition. Fields are told apart by a bit each, because serde refuses
-    /// a field given twice (even as `null`).
-    fn scan(&mut self, line: &'a str) -> Option<()> {
-        let mut seen = 0u32;
-        Scan::new(line).object(|key, scan| {
-            let e = &mut *self;
-            let (bit, read) = match key {
-                "type" => (0, scan.str().map(|v| e.kind = Cow::Borrowed(v))),
-                "ts" => (1, scan.nullable(Scan::u64).map(|v| e.ts = v)),
-                "run_id" => (
-                    2,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.run_id = v.map(Cow::from)),
-                ),
-                "service" => (
-                    3,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.service = v.map(Cow::from)),
-                ),
-                "class" => (4, scan.nullable(Scan::str_as).map(|v| e.class = v)),
-                "level" => (5, scan.nullable(Scan::u32).map(|v| e.level = v)),
-                "deps" => (6, scan.nullable(Scan::str_array).map(|v| e.deps = v)),
-                "soft_deps" => (7, scan.nullable(Scan::str_array).map(|v| e.soft_deps = v)),
-                "attempt" => (8, scan.nullable(Scan::u32).map(|v| e.attempt = v)),
-                "final" => (9, scan.nullable(Scan::bool).map(|v| e.is_final = v)),
-                "reason" => (
-                    10,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.reason = v.map(Cow::from)),
-                ),
-                "message" => (
-                    11,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.message = v.map(Cow::from)),
-                ),
-                "exit_status" => (12, scan.nullable(Scan::i64).map(|v| e.exit_status = v)),
-                "ready_ms" => (13, scan.nullable(Scan::u64).map(|v| e.ready_ms = v)),
-                "elapsed_ms" => (14, scan.nullable(Scan::u64).map(|v| e.elapsed_ms = v)),
-                "last_probe" => (
-                    15,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.last_probe = v.map(Cow::from)),
-                ),
-                "log_tail" => (16, scan.nullable(Scan::str_array).map(|v| e.log_tail = v)),
-                "dependency" => (
-                    17,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.dependency = v.map(Cow::from)),
-                ),
-                "ok" => (18, scan.nullable(Scan::bool).map(|v| e.ok = v)),
-                "duration_ms" => (19, scan.nullable(Scan::u64).map(|v| e.duration_ms = v)),
-                "signal" => (
-                    20,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.signal = v.map(Cow::from)),
-                ),
-                "in_flight" => (21, scan.nullable(Scan::str_array).map(|v| e.in_flight = v)),
-                "key" => (
-                    22,
-                    scan.nullable(Scan::str).map(|v| e.key = v.map(Cow::from)),
-                ),
-                "to" => (
-                    23,
-                    scan.nullable(Scan::str).map(|v| e.to = v.map(Cow::from)),
-                ),
-                "project" => (
-                    24,
-                    scan.nullable(Scan::str)
-                        .map(|v| e.project = v.map(Cow::from)),
-                ),
-                _ => return scan.skip(),
-            };
-            read?;
-            let bit = 1u32 << bit;
-            (seen & bit == 0).then(|| seen |= bit)
-        })?;
-        // `type` is the one field serde requires.
-        (seen & 1 != 0).then_some(())
-    }
-}
-
-/// A service's outcome in the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Healthy (or skipped because it already was).
-    Healthy,
-    /// Its last attempt failed, or the deploy stopped while it was starting.
-    Failed,
-    /// Never started.
-    Skipped,
-    /// Launched, but the deploy finished with no health result for it (`hub-start` without
-    /// `--gate` counts a launch as done).
-    Started,
-}
+/// A service's outcome in the report: the deploy's verdict on it.
+pub use hub::records::Verdict as Status;
 
 /// How one attempt ended, for the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +155,8 @@ struct ServiceState {
     last_probe: Option<String>,
     log_tail: Vec<String>,
     segments: Vec<(u32, u64, u64, SegmentOutcome)>,
+    /// The last `exited` record: the process and its status.
+    exited: Option<(u32, i32)>,
 }
 
 /// The fold of one run's records.
@@ -346,17 +175,6 @@ pub struct RunState {
     services: HashMap<String, ServiceState>,
     /// Records folded.
     pub records: u64,
-}
-
-fn owned(text: &Option<Cow<'_, str>>) -> Option<String> {
-    text.as_deref().map(str::to_owned)
-}
-
-fn owned_list(list: &Option<Vec<Cow<'_, str>>>) -> Vec<String> {
-    list.iter()
-        .flatten()
-        .map(|item| item.as_ref().to_owned())
-        .collect()
 }
 
 impl RunState {
@@ -380,17 +198,24 @@ impl RunState {
         };
     }
 
+    /// How `service`'s process `pid` exited, when an `exited` record of this run says so.
+    pub fn exit_status(&self, service: &str, pid: u32) -> Option<i32> {
+        let (exited_pid, status) = self.services.get(service)?.exited?;
+        (exited_pid == pid).then_some(status)
+    }
+
     /// The run id.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
     }
 
     /// Fold one record in. Record types the report does not use are ignored.
-    pub fn apply(&mut self, event: &Event<'_>) {
+    pub fn apply(&mut self, line: &Line) {
         self.records += 1;
-        let ts = event.ts.or(self.last_ts).unwrap_or(0);
-        if event.ts.is_some() {
-            let first = if event.kind == "plan" {
+        let ts = line.ts.or(self.last_ts).unwrap_or(0);
+        let record = &line.record;
+        if line.ts.is_some() {
+            let first = if matches!(record, Record::Plan(_)) {
                 &mut self.first_plan_ts
             } else {
                 &mut self.first_ts
@@ -398,44 +223,57 @@ impl RunState {
             *first = Some(first.map_or(ts, |first| first.min(ts)));
             self.last_ts = Some(self.last_ts.map_or(ts, |last| last.max(ts)));
         }
-        if self.project.is_none() && event.kind == "plan" {
-            self.project = owned(&event.project);
-        }
-        match event.kind.as_ref() {
-            "finished" => {
-                self.finished = Some((event.ok.unwrap_or(false), event.duration_ms, ts));
+        match record {
+            Record::Finished(finished) => {
+                self.finished = Some((finished.ok, Some(finished.duration_ms), ts));
             }
-            "interrupted" => {
+            Record::Interrupted(interrupted) => {
                 let in_flight = self.interrupted.get_or_insert_with(Vec::new);
-                for name in owned_list(&event.in_flight) {
-                    if !in_flight.contains(&name) {
-                        in_flight.push(name);
+                for name in &interrupted.in_flight {
+                    if !in_flight.contains(name) {
+                        in_flight.push(name.clone());
                     }
                 }
             }
-            "breaker" => {
-                // `service:failure_type`: an opened breaker is a hint for that service.
-                if let (Some(key), Some("open")) = (event.key.as_deref(), event.to.as_deref())
-                    && let Some((service, kind)) = key.split_once(':')
-                    && let Some(state) = self.services.get_mut(service)
+            Record::Breaker(transition) if transition.to == BreakerState::Open => {
+                // An opened start breaker is a hint for its service: found by the key hub-start
+                // guards the service with (breakers are few, services are few).
+                if let Some((_, state)) = self
+                    .services
+                    .iter_mut()
+                    .find(|(service, _)| hub::breaker::start_key(service) == transition.key)
                 {
-                    let note = format!("circuit breaker `{service}:{kind}` opened");
+                    let note = format!("circuit breaker `{}` opened", transition.key);
                     state.hint = Some(match state.hint.take() {
                         Some(hint) => format!("{hint} · {note}"),
                         None => note,
                     });
                 }
             }
-            kind @ ("plan" | "started" | "failed" | "skipped" | "healthy" | "unhealthy"
-            | "waiting") => {
-                if let Some(service) = event.service.as_deref() {
+            Record::Exited(exited) => {
+                let state = self.services.entry(exited.of.service.clone()).or_default();
+                state.exited = Some((exited.pid, exited.exit_status));
+            }
+            Record::Plan(_)
+            | Record::Started(_)
+            | Record::Failed(_)
+            | Record::Skipped(_)
+            | Record::Healthy(_)
+            | Record::Unhealthy(_)
+            | Record::Waiting(_) => {
+                if let Record::Plan(plan) = record
+                    && self.project.is_none()
+                {
+                    self.project.clone_from(&plan.project);
+                }
+                if let Some(service) = record.service() {
                     // Looked up by &str: the name is copied once per service, not once per
                     // record, and a known service (nearly every record) costs one lookup.
                     match self.services.get_mut(service) {
-                        Some(state) => apply_service(state, kind, event, ts),
+                        Some(state) => apply_service(state, record, ts),
                         None => {
                             let mut state = ServiceState::default();
-                            apply_service(&mut state, kind, event, ts);
+                            apply_service(&mut state, record, ts);
                             self.services.insert(service.to_owned(), state);
                         }
                     }
@@ -602,26 +440,43 @@ impl RunState {
     }
 }
 
-fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u64) {
-    if event.class.is_some() {
-        state.class = event.class;
+/// The class, level and attempt a service record carries.
+fn attempt_of(record: &Record) -> Option<&AttemptOf> {
+    match record {
+        Record::Started(r) => Some(&r.of),
+        Record::Failed(r) => Some(&r.of),
+        Record::Healthy(r) => Some(&r.of),
+        Record::Unhealthy(r) => Some(&r.of),
+        Record::Waiting(r) => Some(&r.of),
+        _ => None,
     }
-    if event.level.is_some() {
-        state.level = event.level;
+}
+
+fn apply_service(state: &mut ServiceState, record: &Record, ts: u64) {
+    let of = attempt_of(record);
+    let (class, level) = match record {
+        Record::Plan(plan) => (plan.class, plan.level),
+        Record::Skipped(skipped) => (skipped.of.class, skipped.of.level),
+        _ => match of {
+            Some(of) => (of.class, of.level),
+            None => return,
+        },
+    };
+    state.class = Some(class);
+    state.level = Some(level);
+    if let Record::Plan(plan) = record {
+        state.deps.clone_from(&plan.deps);
+        state.soft_deps.clone_from(&plan.soft_deps);
     }
-    if event.deps.is_some() {
-        state.deps = owned_list(&event.deps);
+    if let Some(of) = of {
+        state.attempts = state.attempts.max(of.attempt);
     }
-    if event.soft_deps.is_some() {
-        state.soft_deps = owned_list(&event.soft_deps);
-    }
-    if let Some(attempt) = event.attempt {
-        state.attempts = state.attempts.max(attempt);
-    }
-    let attempt = event.attempt.unwrap_or(state.attempts.max(1));
+    let attempt = of.map_or(state.attempts.max(1), |of| of.attempt);
     // The same outcome twice (an events file fed by two taps of one pipeline) is one outcome.
-    if matches!(kind, "healthy" | "failed" | "unhealthy")
-        && state.running.is_none()
+    if matches!(
+        record,
+        Record::Healthy(_) | Record::Failed(_) | Record::Unhealthy(_)
+    ) && state.running.is_none()
         && state
             .segments
             .last()
@@ -637,69 +492,69 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
         }
         state.running = None;
     };
-    match kind {
-        "started" => {
+    match record {
+        Record::Started(_) => {
             state.first_start_ts.get_or_insert(ts);
             state.attempts = state.attempts.max(1);
             state.running = Some((attempt, ts));
         }
-        "healthy" => {
+        Record::Healthy(healthy) => {
             // hub-wait-healthy consumes `started` records: without one, `ready_ms` (from the
             // start to the passing probe) says when the attempt began.
-            let start = state.running.map_or_else(
-                || ts.saturating_sub(event.ready_ms.unwrap_or(0)),
-                |(_, start)| start,
-            );
+            let start = state
+                .running
+                .map_or_else(|| ts.saturating_sub(healthy.ready_ms), |(_, start)| start);
             state.first_start_ts.get_or_insert(start);
             close(state, start, SegmentOutcome::Healthy);
             state.final_status = Some(Status::Healthy);
             state.reason = None;
             state.ready_ts = Some(ts);
-            state.time_to_healthy_ms = event.ready_ms.or(Some(ts.saturating_sub(start)));
+            state.time_to_healthy_ms = Some(healthy.ready_ms);
             state.failed_ts = None;
         }
-        "failed" | "unhealthy" => {
-            let is_final = event.is_final.unwrap_or(true);
+        Record::Failed(_) | Record::Unhealthy(_) => {
+            let failure = Failure::of(record);
             // Without a `started` record: an `unhealthy` one's `elapsed_ms` says when the attempt
             // began; a failed start shows as a mark where it failed.
-            let start = state.running.map_or_else(
-                || ts.saturating_sub(event.elapsed_ms.unwrap_or(0)),
-                |(_, start)| start,
-            );
+            let start = state
+                .running
+                .map_or_else(|| ts.saturating_sub(failure.elapsed_ms), |(_, start)| start);
             state.first_start_ts.get_or_insert(start);
             state.attempts = state.attempts.max(1);
-            let outcome = if is_final {
+            let outcome = if failure.is_final {
                 SegmentOutcome::Failed
             } else {
                 SegmentOutcome::Retried
             };
             close(state, start, outcome);
-            state.hint = failure_hint(event).or(state.hint.take());
-            if let Some(tail) = &event.log_tail {
-                state.log_tail = tail.iter().map(|line| line.as_ref().to_owned()).collect();
+            state.hint = failure.hint().or(state.hint.take());
+            if let Some(tail) = failure.log_tail {
+                state.log_tail.clone_from(tail);
             }
-            if is_final {
+            if failure.is_final {
                 state.final_status = Some(Status::Failed);
-                state.reason = owned(&event.reason).or_else(|| Some(kind.to_owned()));
+                state.reason = Some(failure.reason.to_owned());
                 state.failed_ts = Some(ts);
             }
+            if let Some(probe) = failure.last_probe {
+                state.last_probe = Some(probe.to_owned());
+            }
         }
-        "skipped" => {
-            let reason = owned(&event.reason);
-            if reason.as_deref() == Some("already_healthy") {
+        Record::Skipped(skipped) => {
+            if skipped.reason == SkipReason::AlreadyHealthy {
                 state.final_status = Some(Status::Healthy);
                 state.ready_ts = Some(ts);
                 state.time_to_healthy_ms = Some(0);
             } else {
                 state.final_status = Some(Status::Skipped);
-                if let Some(dependency) = event.dependency.as_deref() {
+                if let Some(dependency) = &skipped.dependency {
                     state.hint = Some(format!("dependency {dependency} failed"));
                 }
             }
-            state.reason = reason.or_else(|| Some("skipped".to_owned()));
+            state.reason = Some(skipped.reason.as_str().to_owned());
         }
-        "waiting" => {
-            if let Some(probe) = event.last_probe.as_deref() {
+        Record::Waiting(waiting) => {
+            if let Some(probe) = &waiting.last_probe {
                 let last = state.last_probe.get_or_insert_with(String::new);
                 last.clear();
                 last.push_str(probe);
@@ -707,34 +562,74 @@ fn apply_service(state: &mut ServiceState, kind: &str, event: &Event<'_>, ts: u6
         }
         _ => {}
     }
-    if kind == "unhealthy"
-        && let Some(probe) = owned(&event.last_probe)
-    {
-        state.last_probe = Some(probe);
-    }
 }
 
-/// The one-line hint a failure record carries: its message, exit status and last probe.
-fn failure_hint(event: &Event<'_>) -> Option<String> {
-    let mut parts = Vec::new();
-    if let Some(message) = event.message.as_deref() {
-        parts.push(message.to_owned());
+/// What a `failed` or `unhealthy` record says, alike.
+struct Failure<'a> {
+    is_final: bool,
+    reason: &'static str,
+    message: Option<&'a str>,
+    exit_status: Option<i32>,
+    last_probe: Option<&'a str>,
+    log_tail: Option<&'a Vec<String>>,
+    elapsed_ms: u64,
+}
+
+impl<'a> Failure<'a> {
+    fn of(record: &'a Record) -> Failure<'a> {
+        match record {
+            Record::Unhealthy(r) => Failure {
+                is_final: r.is_final,
+                reason: r.reason.as_str(),
+                message: Some(r.message.as_str()).filter(|m| !m.is_empty()),
+                exit_status: r.exit_status,
+                last_probe: r.last_probe.as_deref(),
+                log_tail: r.log_tail.as_ref(),
+                elapsed_ms: r.elapsed_ms,
+            },
+            Record::Failed(r) => Failure {
+                is_final: r.is_final,
+                reason: r.reason.as_str(),
+                message: Some(r.message.as_str()).filter(|m| !m.is_empty()),
+                exit_status: r.exit_status,
+                last_probe: None,
+                log_tail: r.log_tail.as_ref(),
+                elapsed_ms: 0,
+            },
+            _ => Failure {
+                is_final: true,
+                reason: "failed",
+                message: None,
+                exit_status: None,
+                last_probe: None,
+                log_tail: None,
+                elapsed_ms: 0,
+            },
+        }
     }
-    if let Some(status) = event.exit_status
-        && !parts
-            .iter()
-            .any(|part| part.contains(&format!("status {status}")))
-    {
-        parts.push(format!("exit status {status}"));
+
+    /// The one-line hint: its message, exit status and last probe.
+    fn hint(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(message) = self.message {
+            parts.push(message.to_owned());
+        }
+        if let Some(status) = self.exit_status
+            && !parts
+                .iter()
+                .any(|part| part.contains(&format!("status {status}")))
+        {
+            parts.push(format!("exit status {status}"));
+        }
+        // A message that already quotes the last probe (`timed out after 1.0s (last probe: exit
+        // 1)`) is not followed by the same fact again.
+        if let Some(probe) = self.last_probe
+            && !parts.iter().any(|part| part.contains(probe))
+        {
+            parts.push(format!("last probe: {probe}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
     }
-    // A message that already quotes the last probe (`timed out after 1.0s (last probe: exit
-    // 1)`) is not followed by the same fact again.
-    if let Some(probe) = event.last_probe.as_deref()
-        && !parts.iter().any(|part| part.contains(probe))
-    {
-        parts.push(format!("last probe: {probe}"));
-    }
-    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// The chain that decided when the last service was done: start at the service whose outcome
@@ -786,185 +681,79 @@ pub fn rfc3339_millis(ts_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hub::records::{HealthSpec, Healthy, Plan, Started, Unhealthy, UnhealthyReason};
 
-    fn fold(lines: &[&str]) -> Report {
+    fn fold(lines: Vec<(u64, Record)>) -> Report {
         let mut run = RunState::new(Some("r".into()));
-        for line in lines {
-            let event = Event::decode(line).unwrap();
-            run.apply(&event);
+        for (ts, record) in lines {
+            run.apply(&Line {
+                ts: Some(ts),
+                run_id: Some("r".into()),
+                record,
+            });
         }
         run.report()
     }
 
-    /// Records of every shape the report reads, as hub's tools write them.
-    const RECORDS: &[&str] = &[
-        r#"{"type":"plan","ts":1795882713000,"run_id":"r-1","service":"api","level":1,"class":"core","deps":["db","cache"],"soft_deps":[],"timeout_ms":60000,"backend":"run","run":["/opt/api"],"health":{"kind":"http","url":"http://127.0.0.1:8080/health","status":"200-399","interval_ms":100},"retry":{"attempts":3,"delay_ms":2000},"labels":{"hub.class":"core"}}"#,
-        r#"{"type":"started","ts":1795882713050,"run_id":"r-1","service":"api","class":"stretch","level":0,"attempt":1,"max_attempts":3,"backend":"run","pid":2000,"log":".hub/logs/api.log"}"#,
-        r#"{"type":"waiting","ts":1795882714754,"run_id":"r-1","service":"api","attempt":1,"percent":50,"elapsed_ms":1704,"last_probe":"GET /health: 503"}"#,
-        r#"{"type":"unhealthy","ts":1795882713950,"run_id":"r-1","service":"api","class":"optional","attempt":1,"final":false,"reason":"exited","elapsed_ms":900,"probes":9,"exit_status":-1,"last_probe":"connection refused","log_tail":["error: not ready","exiting"]}"#,
-        r#"{"type":"healthy","ts":1795882716459,"run_id":"r-1","service":"api","attempt":2,"final":true,"ready_ms":3409,"probes":34,"ratio":0.25}"#,
-        r#"{"type":"failed","ts":5,"service":"api","message":"exit status 3","exit_status":3,"reason":null,"dependency":"db"}"#,
-        r#"{"type":"skipped","ts":6,"run_id":null,"service":"web","reason":"dependency_failed","dependency":"api"}"#,
-        r#"{"type":"breaker","ts":7,"key":"api:exited","from":"closed","to":"open"}"#,
-        r#"{"type":"interrupted","ts":8,"signal":"SIGINT","in_flight":["api","web"]}"#,
-        r#"{"type":"finished","ts":9,"ok":true,"exit_status":0,"counts":{"healthy":11},"duration_ms":3450}"#,
-        "{ \"type\" : \"healthy\" ,\t\"service\":\"caf\u{e9} \u{2713}\", \"x\": [ ] }",
-    ];
+    fn plan(service: &str, level: u32, deps: &[&str], soft_deps: &[&str]) -> Record {
+        Record::Plan(Box::new(Plan {
+            deps: deps.iter().map(|&d| d.into()).collect(),
+            soft_deps: soft_deps.iter().map(|&d| d.into()).collect(),
+            ..Plan::named(service, Class::Core, level)
+        }))
+    }
 
-    /// Every field serde's derive knows is one the scan reads, so a field added to `Event`
-    /// without its arm in `Event::scan` fails here rather than going silently missing (the scan
-    /// would step over it as unknown). serde hands a struct's field names to
-    /// `deserialize_struct`; this deserializer only collects them.
-    #[test]
-    fn the_fast_scan_reads_every_field_serde_knows() {
-        struct Names(Vec<&'static str>);
-        impl<'de> serde::Deserializer<'de> for &mut Names {
-            type Error = serde::de::value::Error;
-            fn deserialize_any<V: serde::de::Visitor<'de>>(
-                self,
-                _: V,
-            ) -> Result<V::Value, Self::Error> {
-                Err(serde::de::Error::custom("names only"))
-            }
-            fn deserialize_struct<V: serde::de::Visitor<'de>>(
-                self,
-                _: &'static str,
-                fields: &'static [&'static str],
-                _: V,
-            ) -> Result<V::Value, Self::Error> {
-                self.0.extend(fields);
-                Err(serde::de::Error::custom("names only"))
-            }
-            serde::forward_to_deserialize_any! {
-                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-                identifier ignored_any
-            }
-        }
-        let mut names = Names(Vec::new());
-        assert!(Event::deserialize(&mut names).is_err());
-        assert!(names.0.len() > 20, "{:?}", names.0);
-        for name in names.0.iter().filter(|&&name| name != "type") {
-            // No field takes an object, so the scan must decline the line, not step over it.
-            let line = format!(r#"{{"type":"x","{name}":{{"z":1}}}}"#);
-            assert_eq!(
-                Event::default().scan(&line),
-                None,
-                "the scan skips `{name}`"
-            );
+    fn of(service: &str) -> AttemptOf {
+        AttemptOf {
+            service: service.into(),
+            class: Class::Core,
+            level: 0,
+            attempt: 1,
+            max_attempts: 3,
         }
     }
 
-    /// What the fast scan reads, serde reads alike: each record, and thousands of small
-    /// mutations of them (an escape, a float, a stray comma, a duplicate field, a wrong type…).
-    /// Where the scan declines, serde decides, so only its acceptances need checking.
-    #[test]
-    fn the_fast_scan_agrees_with_serde() {
-        const PIECES: &[&str] = &[
-            "{",
-            "}",
-            "[",
-            "]",
-            ":",
-            ",",
-            "\"",
-            "\\",
-            " ",
-            "0",
-            "7",
-            "-",
-            ".",
-            "e",
-            "E",
-            "+",
-            "null",
-            "true",
-            "false",
-            "\\n",
-            "\\u00e9",
-            "1.5",
-            "-0",
-            "01",
-            "1e3",
-            "-1",
-            "18446744073709551616",
-            "4294967296",
-            "9223372036854775808",
-            "\"type\":\"x\",",
-            "\"ts\":1,",
-            "\"level\":2,",
-            "\"final\":null,",
-            "\"deps\":[\"a\"],",
-            "\"class\":\"core\",",
-            "\"class\":\"CORE\",",
-            "\u{1}",
-            "\u{e9}",
-            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
-        ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |below: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % below as u64) as usize
-        };
-        let (mut tried, mut accepted) = (0, 0);
-        for record in RECORDS {
-            let mut fast = Event::default();
-            assert_eq!(fast.scan(record), Some(()), "the scan reads {record}");
-            for _ in 0..3000 {
-                let mut line = (*record).to_owned();
-                for _ in 0..1 + next(3) {
-                    let mut at = next(line.len() + 1);
-                    while !line.is_char_boundary(at) {
-                        at -= 1;
-                    }
-                    let piece = PIECES[next(PIECES.len())];
-                    match next(3) {
-                        0 => line.insert_str(at, piece),
-                        1 => {
-                            let mut end = (at + 1 + next(4)).min(line.len());
-                            while !line.is_char_boundary(end) {
-                                end += 1;
-                            }
-                            line.replace_range(at..end, "");
-                        }
-                        _ => {
-                            let mut end = (at + 1).min(line.len());
-                            while !line.is_char_boundary(end) {
-                                end += 1;
-                            }
-                            line.replace_range(at..end, piece);
-                        }
-                    }
-                }
-                tried += 1;
-                let mut fast = Event::default();
-                if fast.scan(&line).is_some() {
-                    accepted += 1;
-                    let slow: Event<'_> = hub::jsonl::decode(&line).unwrap_or_else(|e| {
-                        panic!("serde refuses what the scan read: {line}: {e}")
-                    });
-                    assert_eq!(fast, slow, "{line}");
-                }
-            }
-        }
-        // Enough mutations survive for the comparison to mean something.
-        assert!(accepted * 10 > tried, "{accepted} of {tried}");
+    fn started(service: &str) -> Record {
+        Record::Started(Box::new(Started::new(of(service), HealthSpec::none())))
+    }
+
+    fn healthy(service: &str, ready_ms: u64) -> Record {
+        Record::Healthy(Healthy {
+            of: of(service),
+            is_final: true,
+            ready_ms,
+            probes: 1,
+            failures: 0,
+        })
+    }
+
+    fn unhealthy(service: &str, is_final: bool, reason: UnhealthyReason) -> Record {
+        Record::Unhealthy(Unhealthy {
+            of: of(service),
+            is_final,
+            reason,
+            elapsed_ms: 0,
+            probes: 1,
+            failures: 1,
+            last_probe: None,
+            exit_status: None,
+            log_tail: None,
+            message: String::new(),
+        })
     }
 
     #[test]
     fn the_critical_path_follows_the_dependency_that_finished_last() {
-        let report = fold(&[
-            r#"{"type":"plan","ts":0,"service":"a","level":0,"class":"core","deps":[]}"#,
-            r#"{"type":"plan","ts":0,"service":"b","level":0,"class":"core","deps":[]}"#,
-            r#"{"type":"plan","ts":0,"service":"c","level":1,"class":"core","deps":["a"],"soft_deps":["b"]}"#,
-            r#"{"type":"started","ts":10,"service":"a","attempt":1}"#,
-            r#"{"type":"started","ts":10,"service":"b","attempt":1}"#,
-            r#"{"type":"healthy","ts":100,"service":"a","attempt":1,"ready_ms":90}"#,
-            r#"{"type":"unhealthy","ts":300,"service":"b","attempt":1,"final":true,"reason":"timeout"}"#,
-            r#"{"type":"started","ts":310,"service":"c","attempt":1}"#,
-            r#"{"type":"healthy","ts":500,"service":"c","attempt":1,"ready_ms":190}"#,
+        let report = fold(vec![
+            (0, plan("a", 0, &[], &[])),
+            (0, plan("b", 0, &[], &[])),
+            (0, plan("c", 1, &["a"], &["b"])),
+            (10, started("a")),
+            (10, started("b")),
+            (100, healthy("a", 90)),
+            (300, unhealthy("b", true, UnhealthyReason::Timeout)),
+            (310, started("c")),
+            (500, healthy("c", 190)),
         ]);
         // b (a soft dependency) failed last, so it, not a, held c back.
         assert_eq!(report.critical_path, ["b", "c"]);
@@ -974,11 +763,10 @@ mod tests {
 
     #[test]
     fn a_repeated_outcome_counts_once() {
-        let healthy = r#"{"type":"healthy","ts":90,"service":"a","attempt":1,"ready_ms":80}"#;
-        let report = fold(&[
-            r#"{"type":"started","ts":10,"service":"a","class":"core","level":0,"attempt":1}"#,
-            healthy,
-            healthy,
+        let report = fold(vec![
+            (10, started("a")),
+            (90, healthy("a", 80)),
+            (90, healthy("a", 80)),
         ]);
         assert_eq!(report.services[0].segments.len(), 1);
         assert_eq!(report.services[0].time_to_healthy_ms, Some(80));
@@ -986,9 +774,9 @@ mod tests {
 
     #[test]
     fn a_non_final_failure_is_not_an_outcome() {
-        let report = fold(&[
-            r#"{"type":"started","ts":0,"service":"a","class":"core","level":0,"attempt":1}"#,
-            r#"{"type":"unhealthy","ts":50,"service":"a","attempt":1,"final":false,"reason":"exited"}"#,
+        let report = fold(vec![
+            (0, started("a")),
+            (50, unhealthy("a", false, UnhealthyReason::Exited)),
         ]);
         // The stream ends before the retry: the service is incomplete, not failed for good.
         assert_eq!(report.services[0].status, Status::Failed);
@@ -996,6 +784,50 @@ mod tests {
         assert_eq!(
             report.services[0].segments[0].outcome,
             SegmentOutcome::Retried
+        );
+    }
+
+    #[test]
+    fn an_exited_record_gives_its_pids_exit_status() {
+        let mut run = RunState::new(Some("r".into()));
+        for record in [
+            started("api"),
+            Record::Exited(hub::records::Exited {
+                of: of("api"),
+                pid: 4321,
+                exit_status: 137,
+            }),
+        ] {
+            run.apply(&Line {
+                ts: Some(5),
+                run_id: Some("r".into()),
+                record,
+            });
+        }
+        assert_eq!(run.exit_status("api", 4321), Some(137));
+        assert_eq!(run.exit_status("api", 999), None, "another process");
+        assert_eq!(run.exit_status("db", 4321), None);
+    }
+
+    #[test]
+    fn an_opened_start_breaker_is_its_services_hint() {
+        let report = fold(vec![
+            (0, started("api")),
+            (
+                5,
+                Record::Breaker(hub::breaker::Transition {
+                    key: hub::breaker::start_key("api"),
+                    from: BreakerState::Closed,
+                    to: BreakerState::Open,
+                    consecutive_failures: 3,
+                    opened_at: Some(5),
+                }),
+            ),
+            (6, unhealthy("api", true, UnhealthyReason::Exited)),
+        ]);
+        assert_eq!(
+            report.services[0].hint.as_deref(),
+            Some("circuit breaker `api:start` opened")
         );
     }
 }

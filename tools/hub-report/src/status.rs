@@ -1,23 +1,34 @@
 //! `hub-report status`: what a deployed stack is doing now, one row per service, for the
 //! operator who comes back after the deploy (`scripts/hub-status`, like `docker compose ps`).
 //!
-//! A deploy leaves a state folder behind: pid files, exit files, logs, the breaker's state and
+//! A deploy leaves a state folder behind: pid files, logs, the breaker's state and
 //! an events file per run. This reads them together with the stack's plans (from `hub-levels`),
 //! probes every service once, concurrently, and says per service what state it is in now, next
 //! to what the last deploy decided about it. Health is probed now, never read from the last
 //! deploy: a service that died since is `exited`, not `healthy`.
 
-use crate::model::{Report, Status};
+use crate::model::{Report, RunState};
 use clap::{Arg, ArgMatches, Command};
 use hub::container::{self, ComposeCmd};
 use hub::jsonl::Policy;
 use hub::probe::{Prober, Target};
-use hub::records::{Backend, Check, Class, Plan};
+use hub::records::{
+    Backend, Check, LastDeploy, Plan, Record, ServiceState, ServiceStatus, Subject, Verdict,
+};
 use hub::{Error, Result};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+hub::value_enum! {
+    /// `status --format`.
+    pub enum StatusFormat {
+        /// A table.
+        Text => "text",
+        /// `service_status` records.
+        Json => "json",
+    }
+}
 
 /// The `status` subcommand.
 pub fn command() -> Command {
@@ -26,7 +37,7 @@ pub fn command() -> Command {
         .long_about(
             "The state of a deployed stack now. Reads the stack's `plan` records on stdin \
              (`hub-levels -f compose.yaml | hub-report status`), the state folder the deploy \
-             wrote (pid and exit files, logs, the breaker's state, the newest events file in \
+             wrote (pid files, logs, the breaker's state, the newest events file in \
              STATE_DIR/events/), and probes each service once, all at once, each probe bounded \
              by --probe-timeout.\n\n\
              States: healthy, unhealthy (the probe failed), running (alive, no check to run), \
@@ -50,7 +61,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("text")
-                .value_parser(["text", "json"])
+                .value_parser(hub::cli::enum_parser::<StatusFormat>())
                 .help("text (a table) or json (service_status records)"),
         )
         .arg(
@@ -70,56 +81,13 @@ pub fn command() -> Command {
         )
 }
 
-/// What the last deploy said about a service.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastDeploy {
-    /// The run id.
-    pub run_id: Option<String>,
-    /// `healthy`, `failed`, `skipped`, `started`.
-    pub status: Status,
-    /// Its start attempts.
-    pub attempts: u32,
-    /// Why it failed or was skipped; null when healthy.
-    pub reason: Option<String>,
-}
-
-/// One service's state now: the body of a `service_status` record.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    /// The service.
-    pub service: String,
-    /// Its class.
-    pub class: Class,
-    /// Its level.
-    pub level: u32,
-    /// `start`, `run` or `container`.
-    pub backend: Backend,
-    /// `healthy`, `unhealthy`, `running`, `completed`, `exited`, `stopped`, `never_started`.
-    pub state: &'static str,
-    /// For `exited`: its exit status when known.
-    pub exit_status: Option<i32>,
-    /// The probe's one-line result; null when nothing was probed.
-    pub probe: Option<String>,
-    /// A `run` service's process (group) id, from its pid file.
-    pub pid: Option<u32>,
-    /// A container service's container id.
-    pub container: Option<String>,
-    /// When it was launched (ms since the epoch), when known.
-    pub up_since: Option<u64>,
-    /// The last deploy's verdict on it; null when no deploy mentions it.
-    pub last_deploy: Option<LastDeploy>,
-    /// The breaker `SERVICE:start`: `closed`, `open`, `half_open`.
-    pub breaker: String,
-    /// Its log file (`run`/`start` services), whether or not it exists yet.
-    pub log: Option<PathBuf>,
-}
-
-impl ServiceStatus {
-    /// Healthy enough for the exit status: a service that is up and passes its check, or a
-    /// one-shot job that completed.
-    pub fn good(&self) -> bool {
-        matches!(self.state, "healthy" | "completed")
-    }
+/// Healthy enough for the exit status: a service that is up and passes its check, or a
+/// one-shot job that completed.
+fn good(status: &ServiceStatus) -> bool {
+    matches!(
+        status.state,
+        ServiceState::Healthy | ServiceState::Completed
+    )
 }
 
 /// Run `hub-report status`.
@@ -161,31 +129,43 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
                     (&state_dir, compose.as_ref(), last.as_ref(), &breakers);
                 scope.spawn(move || {
                     let mut status = observe(plan, state_dir, compose, probe_timeout);
-                    status.last_deploy = last.and_then(|report| verdict(report, &plan.service));
+                    if let (Some((_, run)), Some(pid), ServiceState::Exited) =
+                        (last, status.pid, status.state)
+                    {
+                        // hub-start said how its process exited, in an `exited` record.
+                        status.exit_status = run.exit_status(&plan.service, pid);
+                        if status.exit_status == Some(0)
+                            && matches!(plan.health.check, Check::Completed)
+                        {
+                            status.state = ServiceState::Completed;
+                        }
+                    }
+                    status.last_deploy =
+                        last.and_then(|(report, _)| verdict(report, &plan.service));
                     status.breaker = breakers
-                        .get(&format!("{}:start", plan.service))
-                        .cloned()
-                        .unwrap_or_else(|| "closed".into());
+                        .get(&hub::breaker::start_key(&plan.service))
+                        .copied()
+                        .unwrap_or(hub::breaker::State::Closed);
                     status
                 })
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let json = matches.get_one::<String>("format").map(String::as_str) == Some("json");
+    let json = matches.get_one::<StatusFormat>("format") == Some(&StatusFormat::Json);
     let mut out = hub::output::RecordWriter::stdout();
     if json {
-        let run_id = last.as_ref().and_then(|r| r.run_id.as_deref());
-        for status in &statuses {
-            out.record("service_status", run_id, status)?;
+        let run_id = last.as_ref().and_then(|(r, _)| r.run_id.as_deref());
+        for status in statuses.iter().cloned() {
+            out.emit(run_id, Record::ServiceStatus(Box::new(status)))?;
         }
     } else {
         out.text(&table(&statuses))?;
     }
     let all_core_good = statuses
         .iter()
-        .filter(|s| s.class == Class::Core)
-        .all(ServiceStatus::good);
+        .filter(|s| s.of.class == hub::records::Class::Core)
+        .all(good);
     Ok(if all_core_good {
         hub::error::exit::OK
     } else {
@@ -213,11 +193,6 @@ fn recorded_process(path: &Path) -> Option<(u32, bool, Option<u64>)> {
     }
 }
 
-/// The shell-style exit status hub-start wrote for a process that exited while it ran.
-fn read_exit_file(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 fn modified_ms(path: &Path) -> Option<u64> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
     let ms = modified
@@ -228,7 +203,7 @@ fn modified_ms(path: &Path) -> Option<u64> {
 }
 
 /// The newest events file's run, folded as the report folds it; None when there is none.
-fn last_deploy(state_dir: &Path) -> Result<Option<Report>> {
+fn last_deploy(state_dir: &Path) -> Result<Option<(Report, RunState)>> {
     let events = state_dir.join("events");
     let Ok(entries) = std::fs::read_dir(&events) else {
         return Ok(None);
@@ -247,7 +222,7 @@ fn last_deploy(state_dir: &Path) -> Result<Option<Report>> {
         report_limit: 0,
     };
     let input = crate::read_run(&[path.display().to_string()], policy, None)?;
-    Ok(input.state.map(|state| state.report()))
+    Ok(input.state.map(|state| (state.report(), state)))
 }
 
 fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
@@ -261,18 +236,14 @@ fn verdict(report: &Report, service: &str) -> Option<LastDeploy> {
 }
 
 /// Breaker key → its state; an unreadable state file reads as "no breaker open".
-fn breaker_states(path: &Path) -> BTreeMap<String, String> {
+fn breaker_states(path: &Path) -> BTreeMap<String, hub::breaker::State> {
     let config = hub::breaker::Config::from_env(|k| std::env::var(k).ok());
     let (Ok(config), true) = (config, path.exists()) else {
         return BTreeMap::new();
     };
     hub::breaker::Breaker::new(path, config, std::sync::Arc::new(hub::clock::SystemClock))
         .status()
-        .map(|keys| {
-            keys.into_iter()
-                .map(|(k, v)| (k, v.state.as_str().to_owned()))
-                .collect()
-        })
+        .map(|keys| keys.into_iter().map(|(k, v)| (k, v.state)).collect())
         .unwrap_or_default()
 }
 
@@ -285,29 +256,28 @@ fn observe(
 ) -> ServiceStatus {
     let log = state_dir.join("logs").join(format!("{}.log", plan.service));
     let mut status = ServiceStatus {
-        service: plan.service.clone(),
-        class: plan.class,
-        level: plan.level,
+        of: Subject {
+            service: plan.service.clone(),
+            class: plan.class,
+            level: plan.level,
+        },
         backend: plan.backend,
-        state: "never_started",
+        state: ServiceState::NeverStarted,
         exit_status: None,
         probe: None,
         pid: None,
         container: None,
         up_since: None,
         last_deploy: None,
-        breaker: String::new(),
-        log: (plan.backend != Backend::Container).then(|| log.clone()),
+        breaker: hub::breaker::State::Closed,
+        log: (plan.backend != Backend::Container).then(|| log.display().to_string()),
     };
     let timeout = probe_timeout.min(Duration::from_millis(plan.health.probe_timeout_ms.max(1)));
     match plan.backend {
         Backend::Run => {
             let pid_file = state_dir.join("pids").join(format!("{}.pid", plan.service));
-            let exit_file = state_dir
-                .join("pids")
-                .join(format!("{}.exit", plan.service));
             match recorded_process(&pid_file) {
-                None if log.exists() => status.state = "stopped",
+                None if log.exists() => status.state = ServiceState::Stopped,
                 None => {}
                 Some((pid, running, up_since)) => {
                     status.pid = Some(pid);
@@ -315,11 +285,8 @@ fn observe(
                     if running {
                         alive_state(&mut status, &plan.health.check, timeout);
                     } else {
-                        status.exit_status = read_exit_file(&exit_file);
-                        status.state = match (&plan.health.check, status.exit_status) {
-                            (Check::Completed, Some(0)) => "completed",
-                            _ => "exited",
-                        };
+                        // Its exit status, when known, comes from the last deploy's records.
+                        status.state = ServiceState::Exited;
                     }
                 }
             }
@@ -343,7 +310,7 @@ fn observe(
 
 /// A process that is up: one probe decides healthy or unhealthy; without a check it is running.
 fn alive_state(status: &mut ServiceStatus, check: &Check, timeout: Duration) {
-    status.state = "running";
+    status.state = ServiceState::Running;
     let Ok(prober) = Prober::new(check, &Target::default(), timeout) else {
         return;
     };
@@ -352,9 +319,9 @@ fn alive_state(status: &mut ServiceStatus, check: &Check, timeout: Duration) {
     }
     let outcome = prober.probe();
     status.state = if outcome.is_ok() {
-        "healthy"
+        ServiceState::Healthy
     } else {
-        "unhealthy"
+        ServiceState::Unhealthy
     };
     status.probe = Some(outcome.detail().to_owned());
 }
@@ -387,9 +354,9 @@ fn container_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, ti
     if !state.is_up() {
         status.exit_status = Some(state.exit_code);
         status.state = match (&plan.health.check, state.exit_code) {
-            (Check::Completed, 0) => "completed",
-            _ if state.status == "created" => "stopped",
-            _ => "exited",
+            (Check::Completed, 0) => ServiceState::Completed,
+            _ if state.status == "created" => ServiceState::Stopped,
+            _ => ServiceState::Exited,
         };
         return;
     }
@@ -399,22 +366,26 @@ fn container_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, ti
                 container::exec_probe(cmd, &id, test, timeout),
                 Ok(container::ProbeResult::Passed)
             );
-            status.state = if passed { "healthy" } else { "unhealthy" };
+            status.state = if passed {
+                ServiceState::Healthy
+            } else {
+                ServiceState::Unhealthy
+            };
             status.probe = Some(if passed { "exec passed" } else { "exec failed" }.into());
         }
         (_, Some(health)) => {
             status.state = if health.status == "healthy" {
-                "healthy"
+                ServiceState::Healthy
             } else {
-                "unhealthy"
+                ServiceState::Unhealthy
             };
             status.probe = Some(format!("container {}", health.status));
         }
-        (Check::Completed, None) => status.state = "running",
+        (Check::Completed, None) => status.state = ServiceState::Running,
         (_, None) => {
             // A container without a healthcheck counts as healthy once running, as hub-wait-healthy
             // counts it after its grace.
-            status.state = "healthy";
+            status.state = ServiceState::Healthy;
             status.probe = Some("running (no healthcheck)".into());
         }
     }
@@ -427,11 +398,11 @@ fn table(statuses: &[ServiceStatus]) -> String {
         .iter()
         .map(|s| {
             let state = match (s.state, s.exit_status, &s.probe) {
-                ("exited", Some(code), _) => format!("exited {code}"),
-                ("running", _, None) => "running (no check)".into(),
-                ("unhealthy", _, Some(probe)) => format!("unhealthy ({probe})"),
-                ("never_started", _, _) => "never started".into(),
-                (state, _, _) => state.into(),
+                (ServiceState::Exited, Some(code), _) => format!("exited {code}"),
+                (ServiceState::Running, _, None) => "running (no check)".into(),
+                (ServiceState::Unhealthy, _, Some(probe)) => format!("unhealthy ({probe})"),
+                (ServiceState::NeverStarted, _, _) => "never started".into(),
+                (state, _, _) => state.as_str().into(),
             };
             let id = match (s.pid, &s.container) {
                 (Some(pid), _) => pid.to_string(),
@@ -439,7 +410,10 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 _ => "-".into(),
             };
             let up = match (s.state, s.up_since) {
-                ("healthy" | "unhealthy" | "running", Some(since)) => {
+                (
+                    ServiceState::Healthy | ServiceState::Unhealthy | ServiceState::Running,
+                    Some(since),
+                ) => {
                     let secs = now.saturating_sub(since) / 1000;
                     if secs < 60 {
                         format!("{secs}s")
@@ -450,11 +424,8 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 _ => "-".into(),
             };
             let last = s.last_deploy.as_ref().map_or("-".into(), |d| {
-                let status = serde_json::to_value(d.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                if d.attempts == 0 && d.status == Status::Healthy {
+                let status = d.status.as_str();
+                if d.attempts == 0 && d.status == Verdict::Healthy {
                     // Skipped as already healthy: that deploy did not start it.
                     return "already healthy".to_owned();
                 }
@@ -465,14 +436,14 @@ fn table(statuses: &[ServiceStatus]) -> String {
                 )
             });
             [
-                s.service.clone(),
-                s.class.as_str().to_owned(),
-                s.level.to_string(),
+                s.of.service.clone(),
+                s.of.class.as_str().to_owned(),
+                s.of.level.to_string(),
                 state,
                 id,
                 up,
                 last,
-                s.breaker.clone(),
+                s.breaker.as_str().to_owned(),
             ]
         })
         .collect();
@@ -503,10 +474,7 @@ fn table(statuses: &[ServiceStatus]) -> String {
     };
     line(headers.to_vec(), "LOG");
     for (row, s) in rows.iter().zip(statuses) {
-        let log = s
-            .log
-            .as_ref()
-            .map_or("-".into(), |p| p.display().to_string());
+        let log = s.log.as_ref().map_or("-".into(), Clone::clone);
         line(row.iter().map(String::as_str).collect(), &log);
     }
     out

@@ -48,6 +48,18 @@ pub struct ServiceSummary {
 /// Regressions are judged only against at least this many earlier values: fewer is noise.
 pub const MIN_EARLIER: usize = 3;
 
+hub::value_enum! {
+    /// `trend --format`.
+    pub enum TrendFormat {
+        /// A table.
+        Text => "text",
+        /// One object.
+        Json => "json",
+        /// A chart per service.
+        Html => "html",
+    }
+}
+
 /// The `trend` subcommand.
 pub fn command() -> Command {
     Command::new("trend")
@@ -87,7 +99,7 @@ pub fn command() -> Command {
                 .long("format")
                 .value_name("FORMAT")
                 .default_value("text")
-                .value_parser(["text", "json", "html"])
+                .value_parser(hub::cli::enum_parser::<TrendFormat>())
                 .help("text, json (one object), html (a chart per service)"),
         )
         .arg(
@@ -139,12 +151,16 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     for regression in &trend.regressions {
         log::warn(&format!("regression: {regression}"));
     }
-    let rendered = match matches.get_one::<String>("format").map(String::as_str) {
-        Some("json") => serde_json::to_string(&trend)
+    let format = matches
+        .get_one::<TrendFormat>("format")
+        .copied()
+        .unwrap_or(TrendFormat::Text);
+    let rendered = match format {
+        TrendFormat::Json => serde_json::to_string(&trend)
             .map(|s| s + "\n")
-            .map_err(|e| Error::input(format!("cannot encode the trend: {e}")))?,
-        Some("html") => html_page(&trend, &runs),
-        _ => text(&trend),
+            .map_err(|e| Error::internal(format!("cannot encode the trend: {e}")))?,
+        TrendFormat::Html => html_page(&trend, &runs),
+        TrendFormat::Text => text(&trend),
     };
     crate::write_output(
         &rendered,

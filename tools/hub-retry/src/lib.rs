@@ -5,6 +5,7 @@
 //! optional shared circuit breaker asked before every attempt. The loop itself lives in
 //! [`hub::retry`], so `hub-breaker run` and `hub-start` share it.
 
+use clap::builder::TypedValueParser as _;
 use clap::{Arg, ArgMatches, Command, value_parser};
 use hub::backoff::{Backoff, Jitter};
 use hub::codes::ExitCodes;
@@ -76,7 +77,10 @@ pub fn command() -> Command {
                 .long("jitter")
                 .value_name("KIND")
                 .default_value("none")
-                .value_parser(Jitter::NAMES)
+                .value_parser(
+                    clap::builder::PossibleValuesParser::new(Jitter::NAMES)
+                        .try_map(|name| Jitter::parse(&name)),
+                )
                 .help("Randomise delays (AWS formulas): none, full, equal, decorrelated"),
         )
         .arg(
@@ -89,6 +93,9 @@ pub fn command() -> Command {
         .arg(
             Arg::new("kill-after")
                 .long("kill-after")
+                // One name for the grace before KILL across the tools (GNU timeout's); the
+                // others' names still work.
+                .aliases(["grace", "stop-grace"])
                 .value_name("D")
                 .default_value("5s")
                 .value_parser(parse_duration)
@@ -135,20 +142,10 @@ pub fn command() -> Command {
                 .help("Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome"),
         )
         .args(hub::breaker::cli_args())
-        .arg(
-            Arg::new("events")
-                .long("events")
-                .value_name("FILE")
-                .value_parser(value_parser!(PathBuf))
-                .help("Append one JSON-lines `attempt` record per attempt (and `breaker` records) to FILE; - is stdout"),
-        )
-        .arg(
-            Arg::new("run-id")
-                .long("run-id")
-                .value_name("ID")
-                .env("HUB_RUN_ID")
-                .help("The run id put in records"),
-        )
+        .arg(hub::cli::events_arg(
+            "Append one JSON-lines `attempt` record per attempt (and `breaker` records) to FILE; - is stdout",
+        ))
+        .arg(hub::cli::run_id_arg("The run id put in records"))
         .arg(
             Arg::new("command")
                 .value_name("CMD")
@@ -184,8 +181,8 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             base: get_duration("delay").unwrap_or(defaults.backoff.base),
             max: get_duration("max-delay").unwrap_or(defaults.backoff.max),
             jitter: matches
-                .get_one::<String>("jitter")
-                .and_then(|j| Jitter::parse(j).ok())
+                .get_one::<Jitter>("jitter")
+                .copied()
                 .unwrap_or_default(),
         },
         // As GNU timeout: 0 is no timeout.

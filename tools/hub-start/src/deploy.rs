@@ -13,10 +13,11 @@ use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::pidfile::Recorded;
-use hub::records::{Backend, Class, Plan};
+use hub::records::{
+    self as rec, AttemptOf, Backend, Class, FailReason, Line, Plan, Record, Subject,
+};
 use hub::{Error, Result, log};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -76,6 +77,10 @@ enum Event {
     },
 }
 
+/// Launcher threads: launches block until the child has exec'd; a few in parallel keep a burst
+/// of due services from queueing, more would only add mappings for every fork to copy.
+const LAUNCHERS: usize = 4;
+
 /// How long an interrupted start command gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -110,12 +115,15 @@ pub fn run(config: Config) -> Result<u8> {
         exited_early: HashMap::new(),
         stopping: Vec::new(),
         adopted: HashMap::new(),
+        launched_pid: HashMap::new(),
+        reaper: hub::reaper::Reaper::start().ok().map(Arc::new),
+        launcher: crate::launcher::Launcher::start(LAUNCHERS).ok(),
+        exited_before_started: HashMap::new(),
+        launching: BTreeSet::new(),
         tx,
         config,
     };
-    let status = deploy.event_loop(&rx);
-    launch::hold_exit_files();
-    status
+    deploy.event_loop(&rx)
 }
 
 fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
@@ -228,6 +236,18 @@ struct Deploy {
     stopping: Vec<std::thread::JoinHandle<()>>,
     /// Earlier processes adopted by a rerun, with what is left of their timeout.
     adopted: HashMap<usize, Duration>,
+    /// The process each launched `run` attempt is: (service index, attempt) -> pid.
+    launched_pid: HashMap<(usize, u32), u32>,
+    /// Reaps every `run` process launched (one thread for all; `None` without pidfds).
+    reaper: Option<Arc<hub::reaper::Reaper>>,
+    /// Launches `run` processes off this thread.
+    launcher: Option<crate::launcher::Launcher>,
+    /// Exits reported before their launch was (the reaper and the launcher race):
+    /// (service index, attempt) -> status, handled once its `started` record is written.
+    exited_before_started: HashMap<(usize, u32), i32>,
+    /// `run` launches handed to the launcher whose result has not come back: an interrupt
+    /// waits for them, so no process is left without its pid file.
+    launching: BTreeSet<usize>,
     tx: Sender<Event>,
 }
 
@@ -276,6 +296,7 @@ impl Deploy {
                     launch,
                 } => {
                     self.in_flight.remove(&index);
+                    self.launching.remove(&index);
                     self.launched(index, attempt, launch)?;
                 }
                 Event::Signal(signal) => return self.interrupt(signal, rx),
@@ -298,14 +319,24 @@ impl Deploy {
         if line.trim().is_empty() {
             return Ok(());
         }
-        let (envelope, value) = hub::records::parse_line(line, "stdin", self.line_no)?;
+        let parsed = match Line::parse(line, "stdin", self.line_no) {
+            Ok(parsed) => parsed,
+            // A record of another tool that this one does not need passes through even when
+            // it does not match its type (a hand-made test record): only plans are read here.
+            Err(e) => match hub::records::parse_line(line, "stdin", self.line_no) {
+                Ok((envelope, _)) if envelope.kind != "plan" => {
+                    return self.out.line(line);
+                }
+                _ => return Err(e),
+            },
+        };
         self.out.line(line)?;
-        if envelope.kind != "plan" {
+        let Record::Plan(plan) = parsed.record else {
             return Ok(());
-        }
-        let plan: Plan = hub::records::decode(value, "stdin", self.line_no)?;
+        };
+        let plan: Plan = *plan;
         if self.run_id.is_none() {
-            self.run_id = envelope.run_id;
+            self.run_id = parsed.run_id;
         }
         hub::service::check_name_for_paths(&plan.service)
             .map_err(|why| Error::input(format!("stdin:{}: {why}", self.line_no)))?;
@@ -331,35 +362,33 @@ impl Deploy {
 
     fn gate(&mut self, line: &str) -> Result<()> {
         // The gate carries everything hub-wait-healthy wrote, our own records included.
-        let Ok(value) = serde_json::from_str::<Value>(line) else {
-            log::debug(&format!(
-                "gate: ignoring a line that is not JSON: {}",
-                line.trim_end()
-            ));
-            return Ok(());
+        let parsed = match Line::parse(line.trim_end(), "gate", 0) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                log::debug(&format!("gate: ignoring a line: {e}"));
+                return Ok(());
+            }
         };
-        let kind = value["type"].as_str().unwrap_or_default();
-        if kind != "healthy" && kind != "unhealthy" {
-            return Ok(());
-        }
-        if let (Some(mine), Some(theirs)) = (self.run_id.as_deref(), value["run_id"].as_str())
+        let (of, unhealthy) = match &parsed.record {
+            Record::Healthy(healthy) => (&healthy.of, None),
+            Record::Unhealthy(unhealthy) => (&unhealthy.of, Some(unhealthy)),
+            _ => return Ok(()),
+        };
+        if let (Some(mine), Some(theirs)) = (self.run_id.as_deref(), parsed.run_id.as_deref())
             && mine != theirs
         {
             return Ok(());
         }
-        let Some(index) = value["service"].as_str().and_then(|s| self.sched.find(s)) else {
+        let Some(index) = self.sched.find(&of.service) else {
             return Ok(());
         };
         let State::Started { attempt } = self.sched.entry(index).state else {
             return Ok(());
         };
-        if value["attempt"]
-            .as_u64()
-            .is_some_and(|a| a != u64::from(attempt))
-        {
+        if of.attempt != attempt {
             return Ok(());
         }
-        if kind == "healthy" {
+        let Some(unhealthy) = unhealthy else {
             self.breaker_record(index, true)?;
             self.sched.set(index, State::Healthy);
             if let Some((exited, status)) = self.exited_early.remove(&index)
@@ -368,15 +397,17 @@ impl Deploy {
                 return self.died_after_healthy(index, attempt, status);
             }
             return Ok(());
-        }
+        };
+        // What hub-wait-healthy observed; whether another attempt follows is decided here.
+        let (reason_kind, exit_status) = (unhealthy.reason, unhealthy.exit_status);
+        let reason = reason_kind.as_str();
         self.breaker_record(index, false)?;
-        let reason = value["reason"].as_str().unwrap_or("unhealthy");
-        let is_final =
-            value["final"].as_bool().unwrap_or(true) || self.no_attempt_left(index, attempt);
+        let is_final = !rec::Unhealthy::retryable(reason_kind, exit_status)
+            || self.no_attempt_left(index, attempt);
         if is_final {
             self.stop_failed_attempt(index);
-            self.service_failed(index, reason, false);
-        } else if reason == "timeout" {
+            self.service_failed(index, reason, true);
+        } else if reason_kind == rec::UnhealthyReason::Timeout {
             // Its process may well be alive: stop it (as --stop would) before the next attempt
             // starts beside it.
             self.log_retry(index, attempt, reason, self.retry_delay(index, attempt));
@@ -400,6 +431,21 @@ impl Deploy {
     /// `healthy` verdict (and until the deploy ends) the service is no longer running, which is
     /// a failure of its class: its dependents that have not started are skipped.
     fn exited(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
+        if !self.launched_pid.contains_key(&(index, attempt))
+            && matches!(self.sched.entry(index).state, State::Starting { .. })
+        {
+            self.exited_before_started.insert((index, attempt), status);
+            return Ok(());
+        }
+        // The parent knows first: say so downstream, where hub-wait-healthy judges the attempt.
+        if let Some(pid) = self.launched_pid.get(&(index, attempt)).copied() {
+            let record = Record::Exited(rec::Exited {
+                of: self.attempt_of(index, attempt),
+                pid,
+                exit_status: status,
+            });
+            self.emit(record)?;
+        }
         let entry = self.sched.entry(index);
         // A one-shot job is done when it exits; its exit is its verdict.
         if entry.plan.health.check == hub::records::Check::Completed
@@ -422,7 +468,6 @@ impl Deploy {
     fn died_after_healthy(&mut self, index: usize, attempt: u32, status: i32) -> Result<()> {
         let plan = &self.sched.entry(index).plan;
         let service = plan.service.clone();
-        let max_attempts = plan.retry.attempts;
         let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
         let message = match status {
             s if s > 128 => format!("was healthy, then was killed by signal {}", s - 128),
@@ -441,18 +486,17 @@ impl Deploy {
             log::info(&format!("{service} log: {line}"));
         }
         self.breaker_record(index, false)?;
-        let body = json!({
-            "attempt": attempt,
-            "max_attempts": max_attempts,
-            "final": true,
-            "reason": "exited_after_healthy",
-            "exit_status": status,
-            "log_tail": log_tail,
-            "message": message,
-            "next_delay_ms": null,
+        let record = Record::Failed(rec::Failed {
+            of: self.attempt_of(index, attempt),
+            is_final: true,
+            reason: FailReason::ExitedAfterHealthy,
+            exit_status: Some(status),
+            log_tail: Some(log_tail),
+            message,
+            next_delay_ms: None,
         });
-        self.record_about("failed", index, body)?;
-        self.service_failed(index, "exited_after_healthy", true);
+        self.emit(record)?;
+        self.service_failed(index, FailReason::ExitedAfterHealthy.as_str(), true);
         Ok(())
     }
 
@@ -613,7 +657,12 @@ impl Deploy {
         }
         let plan = &self.sched.entry(index).plan;
         log::success(&format!("{} is already healthy (skipped)", plan.service));
-        self.record_about("skipped", index, json!({"reason": "already_healthy"}))?;
+        let record = Record::Skipped(rec::Skipped {
+            of: self.subject(index),
+            reason: rec::SkipReason::AlreadyHealthy,
+            dependency: None,
+        });
+        self.emit(record)?;
         self.sched.set_already_healthy(index);
         self.already_healthy += 1;
         Ok(())
@@ -643,7 +692,7 @@ impl Deploy {
             return self.attempt_failed(
                 index,
                 attempt,
-                "injected",
+                FailReason::Injected,
                 None,
                 "failure injected by --inject-failure".into(),
                 true,
@@ -653,7 +702,7 @@ impl Deploy {
             return self.attempt_failed(
                 index,
                 attempt,
-                "breaker_open",
+                FailReason::BreakerOpen,
                 Some(i32::from(exit::REFUSED)),
                 message,
                 true,
@@ -673,7 +722,7 @@ impl Deploy {
                         return self.attempt_failed(
                             index,
                             attempt,
-                            "launch_failed",
+                            FailReason::LaunchFailed,
                             None,
                             message,
                             false,
@@ -700,9 +749,34 @@ impl Deploy {
                         status,
                     });
                 };
-                let launch =
-                    launch::launch_run(spec, &plan, self.attempt(attempt), &paths, on_exit);
-                self.launched(index, attempt, launch)
+                let (spec, run_id) = (spec.clone(), self.run_id.clone());
+                let (reaper, done) = (self.reaper.clone(), self.tx.clone());
+                let job = move || {
+                    let number = launch::Attempt {
+                        run_id: run_id.as_deref(),
+                        number: attempt,
+                    };
+                    let launch = launch::launch_run(
+                        &spec,
+                        &plan,
+                        number,
+                        &paths,
+                        reaper.as_deref(),
+                        on_exit,
+                    );
+                    let _ = done.send(Event::Launched {
+                        index,
+                        attempt,
+                        launch,
+                    });
+                };
+                // Off the loop's thread, so a burst of due services launches in parallel.
+                self.launching.insert(index);
+                match &self.launcher {
+                    Some(launcher) => launcher.run(job).unwrap_or_else(|job| job()),
+                    None => job(),
+                }
+                Ok(())
             }
             (Backend::Container, _, _) => {
                 let cmd = match self.compose_cmd() {
@@ -711,7 +785,7 @@ impl Deploy {
                         return self.attempt_failed(
                             index,
                             attempt,
-                            "no_backend",
+                            FailReason::NoBackend,
                             None,
                             message,
                             true,
@@ -727,7 +801,7 @@ impl Deploy {
             _ => self.attempt_failed(
                 index,
                 attempt,
-                "no_backend",
+                FailReason::NoBackend,
                 None,
                 format!(
                     "service \"{}\": backend {:?} without its command",
@@ -775,40 +849,40 @@ impl Deploy {
         }
         match launch {
             Launch::Started { pid, container } => {
+                let adopted = self.adopted.remove(&index);
                 let plan = &self.sched.entry(index).plan;
-                let paths = &self.paths[index];
-                let mut body = json!({
-                    "attempt": attempt,
-                    "max_attempts": plan.retry.attempts,
-                    "backend": plan.backend,
-                    "pid": pid,
-                    "log": (plan.backend != Backend::Container).then(|| paths.log.display().to_string()),
-                    "exit_file": pid.map(|_| paths.exit.display().to_string()),
-                    "timeout_ms": plan.timeout_ms,
-                    "health": plan.health,
-                    "container": container,
-                    "compose": plan.compose,
-                });
-                // A health command runs where the service runs, with what it is given.
-                if let Some(dir) = &plan.working_dir {
-                    body["working_dir"] = json!(dir);
+                let started = rec::Started {
+                    of: self.attempt_of(index, attempt),
+                    backend: Some(plan.backend),
+                    pid,
+                    adopted: adopted.is_some(),
+                    log: (plan.backend != Backend::Container)
+                        .then(|| self.paths[index].log.display().to_string()),
+                    // Our own child: its exit comes downstream as an `exited` record. An
+                    // adopted process is not our child, and is watched by pid.
+                    exit_record: pid.is_some() && adopted.is_none(),
+                    // An adopted process's timeout counts from its own start.
+                    timeout_ms: adopted.map_or(plan.timeout_ms, hub::duration::to_ms),
+                    health: plan.health.clone(),
+                    container,
+                    compose: plan.compose.clone(),
+                    // A health command runs where the service runs, with what it is given.
+                    working_dir: plan.working_dir.clone(),
+                    environment: plan.environment.clone(),
+                };
+                if let Some(pid) = pid.filter(|_| adopted.is_none()) {
+                    self.launched_pid.insert((index, attempt), pid);
                 }
-                if !plan.environment.is_empty() {
-                    body["environment"] = json!(plan.environment);
-                }
-                if let Some(remaining) = self.adopted.remove(&index) {
-                    // Not our child: no exit file; its timeout counts from its own start.
-                    body["timeout_ms"] = json!(hub::duration::to_ms(remaining));
-                    body["exit_file"] = Value::Null;
-                    body["adopted"] = json!(true);
-                }
-                self.record_about("started", index, body)?;
+                self.emit(Record::Started(Box::new(started)))?;
                 self.launched_attempt.insert(index, attempt);
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
                 self.sched.set(index, State::Started { attempt });
-                Ok(())
+                match self.exited_before_started.remove(&(index, attempt)) {
+                    Some(status) => self.exited(index, attempt, status),
+                    None => Ok(()),
+                }
             }
             Launch::Failed {
                 reason,
@@ -874,12 +948,12 @@ impl Deploy {
         &mut self,
         index: usize,
         attempt: u32,
-        reason: &str,
+        reason: FailReason,
         exit_status: Option<i32>,
         message: String,
         force_final: bool,
     ) -> Result<()> {
-        if reason != "breaker_open" && reason != "injected" {
+        if reason != FailReason::BreakerOpen && reason != FailReason::Injected {
             self.breaker_record(index, false)?;
         }
         let hopeless = exit_status.and_then(hub::codes::cannot_succeed);
@@ -889,16 +963,16 @@ impl Deploy {
         };
         let is_final = force_final || hopeless.is_some() || self.no_attempt_left(index, attempt);
         let delay = (!is_final).then(|| self.retry_delay(index, attempt));
-        let body = json!({
-            "attempt": attempt,
-            "max_attempts": self.sched.entry(index).plan.retry.attempts,
-            "final": is_final,
-            "reason": reason,
-            "exit_status": exit_status,
-            "message": message,
-            "next_delay_ms": delay.map(hub::duration::to_ms),
+        let record = Record::Failed(rec::Failed {
+            of: self.attempt_of(index, attempt),
+            is_final,
+            reason: reason.clone(),
+            exit_status,
+            log_tail: None,
+            message: message.clone(),
+            next_delay_ms: delay.map(hub::duration::to_ms),
         });
-        self.record_about("failed", index, body)?;
+        self.emit(record)?;
         match delay {
             Some(delay) => {
                 self.log_retry(index, attempt, &message, delay);
@@ -913,7 +987,7 @@ impl Deploy {
             None => {
                 let service = &self.sched.entry(index).plan.service;
                 log::error(&format!("{service} failed to start: {message}"));
-                self.service_failed(index, reason, true);
+                self.service_failed(index, reason.as_str(), true);
             }
         }
         Ok(())
@@ -953,8 +1027,10 @@ impl Deploy {
     fn skip(&mut self, index: usize, reason: &SkipReason) -> Result<()> {
         let plan = &self.sched.entry(index).plan;
         let (reason, dependency) = match reason {
-            SkipReason::Aborted => ("aborted", None),
-            SkipReason::DependencyFailed(dep) => ("dependency_failed", Some(dep.as_str())),
+            SkipReason::Aborted => (rec::SkipReason::Aborted, None),
+            SkipReason::DependencyFailed(dep) => {
+                (rec::SkipReason::DependencyFailed, Some(dep.as_str()))
+            }
         };
         if let Some(dep) = dependency {
             self.blocked_by.insert(index, dep.to_owned());
@@ -965,21 +1041,39 @@ impl Deploy {
                 log::warn(&line);
             }
         }
-        let body = json!({"reason": reason, "dependency": dependency});
-        self.record_about("skipped", index, body)
+        let record = Record::Skipped(rec::Skipped {
+            of: self.subject(index),
+            reason,
+            dependency: dependency.map(str::to_owned),
+        });
+        self.emit(record)
     }
 
-    /// Write a record about service `index`: `fields` after its `service`, `class` and `level`.
-    fn record_about(&mut self, kind: &str, index: usize, fields: Value) -> Result<()> {
+    /// Service `index` with its class and level, as records about it begin.
+    fn subject(&self, index: usize) -> Subject {
         let plan = &self.sched.entry(index).plan;
-        let mut body = serde_json::Map::new();
-        body.insert("service".into(), plan.service.clone().into());
-        body.insert("class".into(), plan.class.as_str().into());
-        body.insert("level".into(), plan.level.into());
-        if let Value::Object(fields) = fields {
-            body.extend(fields);
+        Subject {
+            service: plan.service.clone(),
+            class: plan.class,
+            level: plan.level,
         }
-        self.out.record(kind, self.run_id.as_deref(), &body)
+    }
+
+    /// Attempt `attempt` of service `index`, as records about it begin.
+    fn attempt_of(&self, index: usize, attempt: u32) -> AttemptOf {
+        let plan = &self.sched.entry(index).plan;
+        AttemptOf {
+            service: plan.service.clone(),
+            class: plan.class,
+            level: plan.level,
+            attempt,
+            max_attempts: plan.retry.attempts,
+        }
+    }
+
+    /// Write a record of this run.
+    fn emit(&mut self, record: Record) -> Result<()> {
+        self.out.emit(self.run_id.as_deref(), record)
     }
 
     /// In levels mode, say when a level starts, as the seed did.
@@ -1042,13 +1136,19 @@ impl Deploy {
         let status = if ok { exit::OK } else { exit::NO };
         let elapsed = self.started_at.elapsed();
         let already = self.already_healthy;
-        let body = json!({
-            "ok": ok,
-            "exit_status": status,
-            "counts": {"healthy": healthy, "already_healthy": already, "started": started, "failed": failed, "skipped": skipped},
-            "duration_ms": hub::duration::to_ms(elapsed),
+        let record = Record::Finished(rec::Finished {
+            ok,
+            exit_status: i32::from(status),
+            counts: rec::Counts {
+                healthy,
+                already_healthy: already,
+                started,
+                failed,
+                skipped,
+            },
+            duration_ms: hub::duration::to_ms(elapsed),
         });
-        self.out.record("finished", self.run_id.as_deref(), &body)?;
+        self.out.emit(self.run_id.as_deref(), record)?;
         let total = entries.len();
         let took = hub::duration::human(elapsed);
         let healthy_text = match already {
@@ -1109,10 +1209,11 @@ impl Deploy {
             let _ = hub::process::signal_group(*pgid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + KILL_GRACE;
-        while !self.in_flight.is_empty() {
+        while !self.in_flight.is_empty() || !self.launching.is_empty() {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
+                    self.launching.remove(&index);
                 }
                 // A second signal: no more grace.
                 Ok(Event::Signal(_)) => break,
@@ -1124,9 +1225,12 @@ impl Deploy {
             let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
         }
         self.join_stopping();
-        let body = json!({"tool": "hub-start", "signal": signal.as_str(), "in_flight": in_flight});
-        self.out
-            .record("interrupted", self.run_id.as_deref(), &body)?;
+        let record = Record::Interrupted(rec::Interrupted {
+            tool: "hub-start".into(),
+            signal: rec::SignalName::of(signal),
+            in_flight,
+        });
+        self.emit(record)?;
         Ok(hub::signals::exit_code(signal))
     }
 
@@ -1150,8 +1254,7 @@ impl Deploy {
             return Ok(());
         };
         hub::retry::log_transition(&transition);
-        self.out
-            .record("breaker", self.run_id.as_deref(), &transition)
+        self.emit(Record::Breaker(transition))
     }
 
     /// Ask the circuit breaker `SERVICE:start`; a refusal's message (with the command that
@@ -1201,21 +1304,34 @@ impl Deploy {
 /// standard library's hasher, whose output may change between Rust releases (the hash is
 /// stored in a file).
 fn definition_hash(plan: &Plan) -> String {
-    let what = json!({
-        "backend": plan.backend,
-        "start": plan.start,
-        "run": plan.run,
-        "health": plan.health,
-        "timeout_ms": plan.timeout_ms,
-        "compose": plan.compose,
-        "container_name": plan.container_name,
-        "healthcheck": plan.healthcheck,
+    /// What is hashed, in this order (the stored hashes depend on it).
+    #[derive(serde::Serialize)]
+    struct Definition<'a> {
+        backend: Backend,
+        compose: &'a Option<hub::records::ComposeRef>,
+        container_name: &'a Option<String>,
+        health: &'a hub::records::HealthSpec,
+        healthcheck: &'a Option<serde_json::Value>,
+        run: &'a Option<hub::command::CommandSpec>,
+        start: &'a Option<hub::command::CommandSpec>,
+        timeout_ms: u64,
+    }
+    let what = Definition {
+        backend: plan.backend,
+        compose: &plan.compose,
+        container_name: &plan.container_name,
+        health: &plan.health,
+        healthcheck: &plan.healthcheck,
+        run: &plan.run,
+        start: &plan.start,
+        timeout_ms: plan.timeout_ms,
+    };
+    // Through a `Value`: its objects sort their keys, nested ones too, as the stored hashes did.
+    let text = serde_json::to_value(&what)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let hash = what
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
     format!("{hash:016x}")
 }

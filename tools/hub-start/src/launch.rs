@@ -2,12 +2,12 @@
 //! command launched detached in its own session and tracked by pid.
 //!
 //! Everything a launched service writes goes to `STATE_DIR/logs/SERVICE.log`; a `run`
-//! service's pid goes to `STATE_DIR/pids/SERVICE.pid`, and its exit status, when it dies while
-//! hub-start runs, to `STATE_DIR/pids/SERVICE.exit` (for `hub-wait-healthy`'s report).
+//! service's pid goes to `STATE_DIR/pids/SERVICE.pid`. Its exit, when it dies while hub-start
+//! runs, is an event for the deploy loop, which writes it downstream as an `exited` record.
 
 use hub::command::CommandSpec;
 use hub::process::{self, Detach, Running};
-use hub::records::Plan;
+use hub::records::{FailReason, Plan};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,8 +22,6 @@ pub struct Paths {
     pub log: PathBuf,
     /// `STATE_DIR/pids/SERVICE.pid`
     pub pid: PathBuf,
-    /// `STATE_DIR/pids/SERVICE.exit`
-    pub exit: PathBuf,
 }
 
 impl Paths {
@@ -39,7 +37,6 @@ impl Paths {
         Ok(Paths {
             log: logs.join(format!("{service}.log")),
             pid: pids.join(format!("{service}.pid")),
-            exit: pids.join(format!("{service}.exit")),
         })
     }
 }
@@ -57,7 +54,7 @@ pub enum Launch {
     /// The attempt failed.
     Failed {
         /// `start_failed` or `launch_failed`.
-        reason: &'static str,
+        reason: FailReason,
         /// The start command's status, when there is one.
         exit_status: Option<i32>,
         /// One line for humans.
@@ -126,7 +123,7 @@ pub fn finish_start(
     keep_failed: bool,
 ) -> Launch {
     let failed = |exit_status, message| Launch::Failed {
-        reason: "start_failed",
+        reason: FailReason::StartFailed,
         exit_status,
         message,
     };
@@ -161,17 +158,19 @@ pub fn finish_start(
     }
 }
 
-/// Launch a `run` command detached, record its pid, and track its exit on a thread, which
-/// calls `on_exit` with its shell-style status when it exits.
+/// Launch a `run` command detached, record its pid, and hand it to `reaper` (else, on old
+/// kernels, a thread of its own), which calls `on_exit` with its shell-style status when it
+/// exits.
 pub fn launch_run(
     spec: &CommandSpec,
     plan: &Plan,
     attempt: Attempt<'_>,
     paths: &Paths,
+    reaper: Option<&hub::reaper::Reaper>,
     on_exit: impl FnOnce(i32) + Send + 'static,
 ) -> Launch {
     let failed = |message: String, exit_status| Launch::Failed {
-        reason: "launch_failed",
+        reason: FailReason::LaunchFailed,
         exit_status,
         message,
     };
@@ -189,22 +188,22 @@ pub fn launch_run(
             );
         }
     }
-    let _ = fs::remove_file(&paths.exit);
     let _ = fs::remove_file(&paths.pid);
-    let mut child = match service_command(spec, plan, attempt, &paths.log)
-        .and_then(|mut cmd| Running::spawn(&mut cmd, Detach::Session))
+    let (mut child, identity) = match service_command(spec, plan, attempt, &paths.log)
+        .and_then(|mut cmd| process::spawn_detached(&mut cmd, Detach::Session))
     {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
-    let pid = child.pid();
+    let pid = child.id();
     // With its start time, so that no later reader takes a reused pid for this process.
-    let recorded = match child.identity() {
+    let recorded = match identity {
         Some(identity) => hub::pidfile::write(&paths.pid, identity),
         None => hub::atomic::write_private(&paths.pid, format!("{pid}\n").as_bytes()),
     };
     if let Err(e) = recorded {
-        let _ = child.terminate(Duration::from_secs(2));
+        let _ = process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
         return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
     // "Started" means still alive right after launch: a command that is not found or
@@ -214,7 +213,7 @@ pub fn launch_run(
     let exited_at_once = if one_shot {
         None
     } else {
-        child.try_status().ok().flatten()
+        child.try_wait().ok().flatten()
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
@@ -224,37 +223,27 @@ pub fn launch_run(
         }
         return failed(message, Some(code));
     }
-    let exit_file = paths.exit.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("track-{}", plan.service))
-        .spawn(move || {
-            if let Ok(status) = child.wait() {
-                let code = process::status_code(status);
-                // The event first: whatever the exit file lets others see (a probe that waits
-                // for this exit) reaches hub-start after it.
-                on_exit(code);
-                // Not while hub-start exits: a write cut short would leave its temp file.
-                let _writing = EXIT_FILES.lock();
-                let _ = hub::atomic::write_private(&exit_file, format!("{code}\n").as_bytes());
-            }
-        });
-    if spawned.is_err() {
-        return failed("cannot start a thread to track the process".into(), None);
+    let report: hub::reaper::OnExit = Box::new(move |status| {
+        if let Ok(status) = status {
+            on_exit(process::status_code(status));
+        }
+    });
+    let unreaped = match reaper {
+        Some(reaper) => reaper.reap(child, report).err().map(|(c, r, _)| (c, r)),
+        None => Some((child, report)),
+    };
+    // No pidfds: a thread of its own blocks in wait().
+    if let Some((mut child, report)) = unreaped {
+        let spawned = std::thread::Builder::new()
+            .name(format!("track-{}", plan.service))
+            .spawn(move || report(child.wait()));
+        if spawned.is_err() {
+            return failed("cannot start a thread to track the process".into(), None);
+        }
     }
     Launch::Started {
         pid: Some(pid),
         container: None,
-    }
-}
-
-/// Held while an exit file is written, and for good once hub-start is about to exit.
-static EXIT_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Let exit files being written finish, and start no new one: call just before exiting, so
-/// no write is cut short half-way (leaving its temp file behind).
-pub fn hold_exit_files() {
-    if let Ok(guard) = EXIT_FILES.lock() {
-        std::mem::forget(guard);
     }
 }
 
@@ -294,7 +283,7 @@ pub fn launch_container(
             container: Some(id),
         },
         Err(failure) => Launch::Failed {
-            reason: "start_failed",
+            reason: FailReason::StartFailed,
             exit_status: failure.exit_status,
             message: failure.message,
         },

@@ -7,6 +7,7 @@
 
 mod deploy;
 mod launch;
+mod launcher;
 mod resume;
 mod scheduler;
 mod stop;
@@ -105,11 +106,12 @@ pub fn command() -> Command {
         )
         .arg(
             Arg::new("stop-grace")
-                .long("stop-grace")
+                .long("kill-after")
+                .aliases(["stop-grace", "grace"])
                 .value_name("DURATION")
                 .default_value("10s")
                 .value_parser(|s: &str| hub::duration::parse(s))
-                .help("With --stop: how long a process group has between TERM and KILL"),
+                .help("With --stop: how long a process group has between TERM and KILL (also --stop-grace)"),
         )
         .arg(
             Arg::new("keep-failed")

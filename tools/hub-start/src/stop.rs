@@ -13,9 +13,8 @@ use hub::output::RecordWriter;
 use hub::pidfile::{self, GroupStop, Recorded};
 use hub::process::Identity;
 use hub::process::{self, Finished};
-use hub::records::{Backend, Plan};
+use hub::records::{Backend, Plan, Record, StopMethod, Subject};
 use hub::{Result, log};
-use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ const STOP_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// What stopping one service did.
 pub(crate) struct Stopped {
     service: String,
-    method: &'static str,
+    method: StopMethod,
     /// Stopped (or was not running).
     pub(crate) ok: bool,
     /// One line for humans.
@@ -75,18 +74,20 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
                     stopped.service, stopped.message
                 ));
             }
-            let body = json!({
-                "service": stopped.service,
-                "class": plan.class,
-                "level": plan.level,
-                "method": stopped.method,
-                "ok": stopped.ok,
-                "message": stopped.message,
+            let record = Record::Stopped(hub::records::Stopped {
+                of: Subject {
+                    service: stopped.service.clone(),
+                    class: plan.class,
+                    level: plan.level,
+                },
+                method: stopped.method,
+                ok: stopped.ok,
+                message: stopped.message.clone(),
             });
             // A reader that went away (`hub-down | head`) must not stop the teardown.
             if !out_closed {
                 let run_id = (!run_id.is_empty()).then_some(run_id.as_str());
-                out_closed = out.record("stopped", run_id, &body).is_err();
+                out_closed = out.emit(run_id, record).is_err();
             }
         }
         start = end;
@@ -141,16 +142,16 @@ pub(crate) fn stop_one(
         Ok(paths) => paths,
         Err(e) => {
             return stopped(
-                "none",
+                StopMethod::None,
                 false,
                 format!("state folder {}: {e}", state_dir.display()),
             );
         }
     };
     let mut notes = Vec::new();
-    let mut method = "none";
+    let mut method = StopMethod::None;
     if let Some(spec) = &plan.stop {
-        method = "stop";
+        method = StopMethod::Stop;
         let mut cmd = match spec.to_command_in(plan.working_dir.as_deref(), &plan.environment) {
             Ok(cmd) => cmd,
             Err(e) => return stopped(method, false, format!("cannot run `{spec}`: {e}")),
@@ -180,14 +181,16 @@ pub(crate) fn stop_one(
     match plan.backend {
         Backend::Run => match signal_pid_file(&paths, grace) {
             Ok(Some(note)) => {
-                method = if method == "stop" { "stop" } else { "signal" };
+                if method != StopMethod::Stop {
+                    method = StopMethod::Signal;
+                }
                 notes.push(note);
             }
             Ok(None) => notes.push("not running".into()),
-            Err(message) => return stopped("signal", false, message),
+            Err(message) => return stopped(StopMethod::Signal, false, message),
         },
         Backend::Container if plan.stop.is_none() => {
-            method = "container";
+            method = StopMethod::Container;
             let Some(cmd) = compose else {
                 return stopped(method, false, "no compose command".into());
             };
@@ -199,7 +202,7 @@ pub(crate) fn stop_one(
         }
         Backend::Start if plan.stop.is_none() => {
             return stopped(
-                "none",
+                StopMethod::None,
                 true,
                 "no x-hub.stop: nothing to stop it with, left as is".into(),
             );
@@ -239,6 +242,5 @@ fn signal_pid_file(paths: &Paths, grace: Duration) -> std::result::Result<Option
         )),
     };
     let _ = std::fs::remove_file(&paths.pid);
-    let _ = std::fs::remove_file(&paths.exit);
     Ok(note)
 }

@@ -63,7 +63,7 @@ pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: R
     };
     let (done, result) = mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name(format!("engine-{}", started.service))
+        .name(format!("engine-{}", started.of.service))
         .spawn(move || {
             let _ = done.send(container::wait_healthy(&cmd, &id, &options));
         });

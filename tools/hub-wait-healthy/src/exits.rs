@@ -1,5 +1,7 @@
-//! Process exits as events: one thread blocks in `poll(2)` on a pidfd per watched `run` service
-//! and tells that service's waiter the moment its process exits.
+//! Exits of processes hub-wait-healthy did not see start as events: one thread blocks in
+//! `poll(2)` on a pidfd per watched process (an adopted one, or a `started` record written by
+//! hand) and tells that service's waiter the moment it exits. A process `hub-start` launched
+//! needs none of this: hub-start is its parent and writes an `exited` record.
 //!
 //! A pidfd turns readable when its process exits, zombie or reaped, and it keeps referring to
 //! that process even if the pid is reused. This makes a crash visible at once and costs nothing
@@ -21,8 +23,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 pub enum Wake {
     /// Stop waiting (superseded, or the tool is stopping).
     Stop,
-    /// The watched process exited.
-    Exited,
+    /// The watched process exited, with its status when known (hub-start's `exited` record).
+    Exited(Option<i32>),
 }
 
 enum Request {
@@ -114,7 +116,7 @@ fn watch_loop(inbox: &Receiver<Request>, mut woken: UnixStream) {
         };
         for key in exited {
             if let Some((_, notify)) = watched.remove(&key) {
-                let _ = notify.send(Wake::Exited);
+                let _ = notify.send(Wake::Exited(None));
             }
         }
         if woke {
@@ -154,7 +156,10 @@ mod tests {
         watcher.forget(2);
         // Killed, not reaped: the zombie's exit is seen.
         child.kill().unwrap();
-        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(Wake::Exited));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(30)),
+            Ok(Wake::Exited(None))
+        );
         child.wait().unwrap();
         other.kill().unwrap();
         other.wait().unwrap();

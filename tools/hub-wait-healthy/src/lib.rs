@@ -15,10 +15,9 @@ use clap::{ArgMatches, Command};
 use exits::{ExitWatcher, Wake};
 use hub::error::exit;
 use hub::output::RecordWriter;
-use hub::records::Class;
+use hub::records::{self as rec, Line, Record};
 use hub::{Result, duration, log, probe, signals};
 use nix::sys::signal::Signal;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -54,9 +53,11 @@ pub fn command() -> Command {
              half up to the check's interval_ms. A failing probe is not final: probing goes on \
              until timeout_ms after the `started` record's time. Failures inside \
              start_period_ms count toward nothing but the deadline (no `failures`, no warnings). \
-             A `run` service (with a pid) is watched through a pidfd (on old kernels: checked \
-             every 50ms): the moment it exits (even as a zombie its parent has not reaped yet) it \
-             is `unhealthy` with reason `exited`, with its exit status (from exit_file) and \
+             A `run` service (with a pid) that hub-start launched is followed through the \
+             `exited` record hub-start writes when it exits; one hub-start did not launch \
+             (adopted, or a record written by hand) is watched through a pidfd (on old kernels: \
+             checked every 50ms). The moment it exits it is `unhealthy` with reason `exited`, \
+             with its exit status (from the `exited` record, when there is one) and \
              the last 10 lines of its current attempt's log (after the attempt's `==> hub run=…` \
              header). Such a failure, or a timeout, is not final when attempts remain: \
              hub-start tries again (after stopping a timed-out attempt's process); an exit \
@@ -111,78 +112,6 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         let _ = self.wake.send(Wake::Stop);
     }
-}
-
-/// The fields every record about one attempt starts with, from its `started` record.
-#[derive(Serialize)]
-struct AttemptHead<'a> {
-    service: &'a str,
-    class: Class,
-    level: u32,
-    attempt: u32,
-    max_attempts: u32,
-}
-
-impl<'a> AttemptHead<'a> {
-    fn of(started: &'a Started) -> Self {
-        AttemptHead {
-            service: &started.service,
-            class: started.class,
-            level: started.level,
-            attempt: started.attempt,
-            max_attempts: started.max_attempts,
-        }
-    }
-}
-
-/// `healthy`
-#[derive(Serialize)]
-struct HealthyRecord<'a> {
-    #[serde(flatten)]
-    head: AttemptHead<'a>,
-    #[serde(rename = "final")]
-    is_final: bool,
-    ready_ms: u64,
-    probes: u32,
-    failures: u32,
-}
-
-/// `unhealthy`
-#[derive(Serialize)]
-struct UnhealthyRecord<'a> {
-    #[serde(flatten)]
-    head: AttemptHead<'a>,
-    #[serde(rename = "final")]
-    is_final: bool,
-    reason: &'static str,
-    elapsed_ms: u64,
-    probes: u32,
-    failures: u32,
-    last_probe: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exit_status: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log_tail: Option<&'a [String]>,
-    message: &'a str,
-}
-
-/// `waiting`
-#[derive(Serialize)]
-struct WaitingRecord<'a> {
-    #[serde(flatten)]
-    head: AttemptHead<'a>,
-    percent: u32,
-    elapsed_ms: u64,
-    timeout_ms: u64,
-    last_probe: Option<&'a str>,
-}
-
-/// `interrupted`
-#[derive(Serialize)]
-struct InterruptedRecord<'a> {
-    tool: &'static str,
-    signal: &'a str,
-    in_flight: Vec<&'a str>,
 }
 
 /// The main loop's state.
@@ -335,33 +264,52 @@ impl Waiter {
             ));
             return Ok(());
         };
-        let (envelope, value) = match hub::records::parse_line(text, "stdin", line_no) {
+        let parsed = match Line::parse(text, "stdin", line_no) {
             Ok(parsed) => parsed,
             Err(e) => {
-                self.bad_line(&format!("{e} (skipped)"));
+                // Only the records read here must match their type; any other passes through.
+                match hub::records::parse_line(text, "stdin", line_no) {
+                    Ok((envelope, _))
+                        if !matches!(envelope.kind.as_str(), "started" | "exited" | "finished") =>
+                    {
+                        return self.out.line(text);
+                    }
+                    Ok((envelope, _)) if envelope.kind == "started" => self.bad_line(&format!(
+                        "{e} (a started record needs service, class, timeout_ms and health; skipped)"
+                    )),
+                    _ => self.bad_line(&format!("{e} (skipped)")),
+                }
                 return Ok(());
             }
         };
-        if envelope.run_id.is_some() {
-            self.run_id.clone_from(&envelope.run_id);
+        if parsed.run_id.is_some() {
+            self.run_id.clone_from(&parsed.run_id);
         }
         // Every record passes through, `started` included: downstream (the gate, the events
         // file, hub-report) sees the whole story.
         self.out.line(text)?;
-        if envelope.kind == "finished" && value["ok"] == false {
-            return self.abort();
-        }
-        if envelope.kind != "started" {
-            return Ok(());
-        }
-        match hub::records::decode::<Started>(value, "stdin", line_no) {
-            Ok(started) => self.start(started),
-            Err(e) => {
-                self.bad_line(&format!(
-                    "{e} (a started record needs service, class, timeout_ms and health; skipped)"
-                ));
+        match parsed.record {
+            Record::Finished(finished) if !finished.ok => self.abort(),
+            Record::Started(record) => self.start(Started {
+                ts: parsed.ts,
+                run_id: parsed.run_id,
+                record: *record,
+            }),
+            Record::Exited(exited) => {
+                self.exited(&exited);
                 Ok(())
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// hub-start says a process it launched exited: news for that attempt's wait.
+    fn exited(&mut self, exited: &rec::Exited) {
+        if let Some(waiting) = self.waiting.get(&exited.of.service)
+            && waiting.started.of.attempt == exited.of.attempt
+            && waiting.started.pid == Some(exited.pid)
+        {
+            let _ = waiting.wake.send(Wake::Exited(Some(exited.exit_status)));
         }
     }
 
@@ -379,13 +327,13 @@ impl Waiter {
                     .min(started.timeout_ms),
             )
         });
-        if let Some(old) = self.waiting.remove(&started.service) {
+        if let Some(old) = self.waiting.remove(&started.of.service) {
             self.forget(&old);
             self.say(
                 log::Level::Debug,
                 &format!(
                     "{}: attempt {} replaces the wait for an earlier attempt",
-                    started.service, started.attempt
+                    started.of.service, started.of.attempt
                 ),
             );
         }
@@ -393,6 +341,8 @@ impl Waiter {
         let id = self.next_id;
         let (wake, inbox) = mpsc::channel();
         let exit_events = match (&self.exits, started.pid) {
+            // hub-start's child: its exit comes as a record.
+            (_, Some(_)) if started.exit_record => true,
             (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
             _ => false,
         };
@@ -407,20 +357,20 @@ impl Waiter {
         .map_err(|e| {
             hub::Error::input(format!(
                 "cannot start a thread to wait for {}: {e}",
-                started.service
+                started.of.service
             ))
         })?;
         self.say(
             log::Level::Debug,
             &format!(
                 "{}: waiting up to {} ({} check)",
-                started.service,
+                started.of.service,
                 duration::human(Duration::from_millis(started.timeout_ms)),
                 check_name(&started)
             ),
         );
         self.waiting.insert(
-            started.service.clone(),
+            started.of.service.clone(),
             Waiting {
                 id,
                 started,
@@ -467,7 +417,11 @@ impl Waiter {
 
     /// Stop watching a finished wait's process.
     fn forget(&self, waiting: &Waiting) {
-        if let (Some(exits), Some(_)) = (&self.exits, waiting.started.pid) {
+        if let (Some(exits), Some(_), false) = (
+            &self.exits,
+            waiting.started.pid,
+            waiting.started.exit_record,
+        ) {
             exits.forget(waiting.id);
         }
     }
@@ -492,19 +446,18 @@ impl Waiter {
                 last_probe.unwrap_or("no probe has finished yet")
             ),
         );
-        let record = WaitingRecord {
-            head: AttemptHead::of(&started),
+        let record = Record::Waiting(rec::Waiting {
+            of: started.of.clone(),
             percent,
             elapsed_ms: duration::to_ms(elapsed),
             timeout_ms: started.timeout_ms,
-            last_probe,
-        };
-        self.out
-            .record("waiting", run_id(&started, &self.run_id), &record)
+            last_probe: last_probe.map(str::to_owned),
+        });
+        self.out.emit(run_id(&started, &self.run_id), record)
     }
 
     fn verdict(&mut self, started: &Started, verdict: &Verdict) -> Result<()> {
-        let name = started.service.as_str();
+        let name = started.of.service.as_str();
         let run_id = run_id(started, &self.run_id).map(str::to_owned);
         match verdict {
             Verdict::Healthy {
@@ -520,14 +473,14 @@ impl Waiter {
                     format!("{name} is healthy ({took})")
                 };
                 self.say(log::Level::Success, &line);
-                let record = HealthyRecord {
-                    head: AttemptHead::of(started),
+                let record = Record::Healthy(rec::Healthy {
+                    of: started.of.clone(),
                     is_final: true,
                     ready_ms: duration::to_ms(*ready),
                     probes: *probes,
                     failures: *failures,
-                };
-                self.out.record("healthy", run_id.as_deref(), &record)
+                });
+                self.out.emit(run_id.as_deref(), record)
             }
             Verdict::Unhealthy {
                 reason,
@@ -539,21 +492,23 @@ impl Waiter {
                 log_tail,
                 message,
             } => {
-                let is_final = !(verdict.retryable() && started.attempts_left());
+                // The same rule hub-start acts on (it alone decides what follows).
+                let is_final = !(rec::Unhealthy::retryable(*reason, *exit_status)
+                    && started.of.attempts_left());
                 self.unhealthy_log(started, is_final, message, log_tail.as_deref());
-                let record = UnhealthyRecord {
-                    head: AttemptHead::of(started),
+                let record = Record::Unhealthy(rec::Unhealthy {
+                    of: started.of.clone(),
                     is_final,
-                    reason: reason.as_str(),
+                    reason: *reason,
                     elapsed_ms: duration::to_ms(*elapsed),
                     probes: *probes,
                     failures: *failures,
-                    last_probe: last_probe.as_deref(),
+                    last_probe: last_probe.clone(),
                     exit_status: *exit_status,
-                    log_tail: log_tail.as_deref(),
-                    message,
-                };
-                self.out.record("unhealthy", run_id.as_deref(), &record)
+                    log_tail: log_tail.clone(),
+                    message: message.clone(),
+                });
+                self.out.emit(run_id.as_deref(), record)
             }
         }
     }
@@ -566,18 +521,18 @@ impl Waiter {
         message: &str,
         log_tail: Option<&[String]>,
     ) {
-        let name = started.service.as_str();
+        let name = started.of.service.as_str();
         if !is_final {
-            let attempts = if started.max_attempts == 0 {
-                format!("attempt {}", started.attempt)
+            let attempts = if started.of.max_attempts == 0 {
+                format!("attempt {}", started.of.attempt)
             } else {
-                format!("attempt {}/{}", started.attempt, started.max_attempts)
+                format!("attempt {}/{}", started.of.attempt, started.of.max_attempts)
             };
             self.say(
                 log::Level::Warn,
                 &format!("{name} {message} ({attempts}; hub-start will try again)"),
             );
-        } else if started.class == Class::Core {
+        } else if started.of.class == hub::records::Class::Core {
             self.failed += 1;
             self.core_failed += 1;
             self.say(
@@ -591,22 +546,6 @@ impl Waiter {
         for line in log_tail.unwrap_or_default().iter().rev().take(3).rev() {
             self.say(log::Level::Info, &format!("{name} log: {line}"));
         }
-        if is_final {
-            if started.class == Class::Core {
-                self.say(
-                    log::Level::Error,
-                    &format!("Service {name} failed (CORE - deployment will fail)"),
-                );
-            } else {
-                self.say(
-                    log::Level::Warn,
-                    &format!(
-                        "Service {name} failed ({} - deployment will continue)",
-                        started.class
-                    ),
-                );
-            }
-        }
     }
 
     /// hub-start gave up (a CORE failure: `finished` with `ok: false`): nobody acts on the
@@ -616,21 +555,23 @@ impl Waiter {
         for wait in waiting.values() {
             let started = &wait.started;
             let message = "no longer waited for: the deploy stopped after a CORE failure";
-            let record = UnhealthyRecord {
-                head: AttemptHead::of(started),
+            let record = Record::Unhealthy(rec::Unhealthy {
+                of: started.of.clone(),
                 is_final: true,
-                reason: "aborted",
+                reason: rec::UnhealthyReason::Aborted,
                 elapsed_ms: duration::to_ms(wait.since.elapsed()),
                 probes: 0,
                 failures: 0,
                 last_probe: None,
                 exit_status: None,
                 log_tail: None,
-                message,
-            };
-            self.say(log::Level::Warn, &format!("{}: {message}", started.service));
-            self.out
-                .record("unhealthy", run_id(started, &self.run_id), &record)?;
+                message: message.to_owned(),
+            });
+            self.say(
+                log::Level::Warn,
+                &format!("{}: {message}", started.of.service),
+            );
+            self.out.emit(run_id(started, &self.run_id), record)?;
         }
         Ok(())
     }
@@ -653,13 +594,12 @@ impl Waiter {
                 }
             ),
         );
-        let record = InterruptedRecord {
-            tool: "hub-wait-healthy",
-            signal: name,
-            in_flight,
-        };
-        self.out
-            .record("interrupted", self.run_id.as_deref(), &record)?;
+        let record = Record::Interrupted(rec::Interrupted {
+            tool: "hub-wait-healthy".into(),
+            signal: rec::SignalName::of(signal),
+            in_flight: in_flight.iter().map(|s| (*s).to_owned()).collect(),
+        });
+        self.out.emit(self.run_id.as_deref(), record)?;
         drop(waiting);
         if !eof {
             self.pass_through_until_upstream_ends(inbox)?;

@@ -6,119 +6,39 @@ use crate::exits::Wake;
 use hub::duration;
 use hub::probe::{Outcome, Prober, Schedule, Target};
 use hub::process;
-use hub::records::{Check, Class, HealthSpec};
-use serde::Deserialize;
-use std::io::Read;
+use hub::records::Check;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 /// Without pidfds, how often a `run` service's process is checked between probes.
 pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
-/// How long to wait for `hub-start` to write a dead process's exit file (it reaps, then writes).
-const EXIT_FILE_WAIT: Duration = Duration::from_millis(300);
-/// How often the exit file is looked for while waiting for it.
-const EXIT_FILE_POLL: Duration = Duration::from_millis(2);
+/// How long a process seen dead is waited for `hub-start`'s `exited` record (it reaps, then
+/// writes it at once: this only bounds a lost record).
+const EXIT_RECORD_WAIT: Duration = Duration::from_secs(1);
 /// The percentages of the timeout at which a still-waiting service is reported.
 pub const WARN_AT: [u32; 3] = [50, 75, 90];
 
-/// A `started` record, as far as waiting needs it (see docs/records.md).
-#[derive(Debug, Clone, Deserialize)]
+/// A `started` record as read: the typed record and its envelope (the deadline counts from
+/// its `ts`).
+#[derive(Debug, Clone)]
 pub struct Started {
-    /// The service.
-    pub service: String,
     /// When the record was written (ms since the epoch).
-    #[serde(default)]
     pub ts: Option<u64>,
     /// The run it belongs to.
-    #[serde(default)]
     pub run_id: Option<String>,
-    /// Its class.
-    pub class: Class,
-    /// Its level.
-    #[serde(default)]
-    pub level: u32,
-    /// This start attempt, 1-based.
-    #[serde(default = "one")]
-    pub attempt: u32,
-    /// Attempts allowed (0 = until success).
-    #[serde(default = "one")]
-    pub max_attempts: u32,
-    /// `run` services: the process (and group) id.
-    #[serde(default)]
-    pub pid: Option<u32>,
-    /// `run` services: its log file.
-    #[serde(default)]
-    pub log: Option<String>,
-    /// `run` services: where its exit status is written when it exits.
-    #[serde(default)]
-    pub exit_file: Option<String>,
-    /// How long it has to become healthy.
-    pub timeout_ms: u64,
-    /// Its health check.
-    pub health: HealthSpec,
-    /// Container services: the container.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Local services: the folder a health command runs in.
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    /// Local services: the variables a health command is given.
-    #[serde(default)]
-    pub environment: hub::records::Environment,
+    /// The record.
+    pub record: hub::records::Started,
 }
 
-fn one() -> u32 {
-    1
-}
-
-impl Verdict {
-    /// May `hub-start` try again after this verdict, attempts allowing? A process that
-    /// exited or a health check that timed out, yes (the next attempt starts afresh); a check
-    /// that cannot run, or a command that is not found or not executable, no.
-    pub fn retryable(&self) -> bool {
-        match self {
-            Verdict::Healthy { .. } => false,
-            Verdict::Unhealthy {
-                reason,
-                exit_status,
-                ..
-            } => match reason {
-                Reason::Exited => exit_status.and_then(hub::codes::cannot_succeed).is_none(),
-                Reason::Timeout => true,
-                Reason::ProbeError => false,
-            },
-        }
-    }
-}
-
-impl Started {
-    /// Does a failure of this attempt leave another attempt to `hub-start`?
-    pub fn attempts_left(&self) -> bool {
-        self.max_attempts == 0 || self.attempt < self.max_attempts
+impl std::ops::Deref for Started {
+    type Target = hub::records::Started;
+    fn deref(&self) -> &hub::records::Started {
+        &self.record
     }
 }
 
 /// Why a service is unhealthy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The deadline passed.
-    Timeout,
-    /// Its process exited.
-    Exited,
-    /// The check cannot run.
-    ProbeError,
-}
-
-impl Reason {
-    /// As written in records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Timeout => "timeout",
-            Reason::Exited => "exited",
-            Reason::ProbeError => "probe_error",
-        }
-    }
-}
+pub use hub::records::UnhealthyReason as Reason;
 
 /// How a wait ended.
 #[derive(Debug, Clone)]
@@ -227,7 +147,7 @@ pub fn wait(
         None
     } else {
         let target = Target {
-            service: started.service.clone(),
+            service: started.of.service.clone(),
             container: started.container.clone(),
             working_dir: started.working_dir.clone(),
             environment: started.environment.clone(),
@@ -249,13 +169,20 @@ pub fn wait(
     let mut warned = 0usize;
     let watch = started.pid.map(process::ExitWatch::new);
     let dead = || watch.as_ref().is_some_and(process::ExitWatch::exited);
+    // hub-start's own child: its exit comes as an `exited` record, with its status.
+    let tracked = started.exit_record && started.pid.is_some();
     // With exit events, `/proc` is read only once an exit was announced (and before a verdict
     // of healthy); without, at every wake-up.
     let mut exit_announced = false;
+    let mut exit_status = None;
     loop {
-        if (exit_announced || !exit_events) && dead() {
+        if (tracked && exit_announced) || (!tracked && (exit_announced || !exit_events) && dead()) {
             report(Report::Done(exited(
-                started, begin, probes, failures, &last,
+                started,
+                begin,
+                (probes, failures),
+                &last,
+                exit_status,
             )));
             return;
         }
@@ -265,7 +192,10 @@ pub fn wait(
             if outcome.is_ok() {
                 // A passing probe answered by someone else does not make a dead service healthy.
                 let verdict = if dead() {
-                    exited(started, begin, probes, failures, &last)
+                    if tracked {
+                        exit_status = exit_record(inbox).or(exit_status);
+                    }
+                    exited(started, begin, (probes, failures), &last, exit_status)
                 } else {
                     Verdict::Healthy {
                         ready: begin.elapsed(),
@@ -337,31 +267,43 @@ pub fn wait(
         if let Some(percent) = WARN_AT.get(warned) {
             wake = wake.min(begin + timeout * *percent / 100);
         }
-        if started.pid.is_some() && !exit_events {
+        if started.pid.is_some() && !exit_events && !tracked {
             wake = wake.min(now + LIVENESS_EVERY);
         }
         match inbox.recv_timeout(wake.saturating_duration_since(now)) {
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(Wake::Exited) => exit_announced = true,
+            Ok(Wake::Exited(status)) => {
+                exit_announced = true;
+                exit_status = status.or(exit_status);
+            }
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
 
-/// The verdict for a process that exited: its status (from the exit file) and its log's tail;
-/// healthy for a one-shot job that exited 0.
+/// A process hub-start launched was seen dead: its `exited` record follows at once (hub-start
+/// reaps it, then writes it). Its status, unless it does not come in [`EXIT_RECORD_WAIT`].
+fn exit_record(inbox: &Receiver<Wake>) -> Option<i32> {
+    let give_up = Instant::now() + EXIT_RECORD_WAIT;
+    loop {
+        match inbox.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+            Ok(Wake::Exited(Some(status))) => return Some(status),
+            Ok(Wake::Exited(None)) => {}
+            Ok(Wake::Stop) | Err(_) => return None,
+        }
+    }
+}
+
+/// The verdict for a process that exited: its status (from hub-start's `exited` record, when
+/// it is hub-start's child) and its log's tail; healthy for a one-shot job that exited 0.
 fn exited(
     started: &Started,
     begin: Instant,
-    probes: u32,
-    failures: u32,
+    (probes, failures): (u32, u32),
     last: &Option<Outcome>,
+    exit_status: Option<i32>,
 ) -> Verdict {
     let elapsed = begin.elapsed();
-    let exit_status = started
-        .exit_file
-        .as_deref()
-        .and_then(|path| read_exit_file(path, started.ts));
     if started.health.check == Check::Completed && exit_status == Some(0) {
         return Verdict::Healthy {
             ready: elapsed,
@@ -397,38 +339,6 @@ fn exited(
     }
 }
 
-/// Read the exit status `hub-start` writes once it has reaped the process, waiting a little
-/// for it (a zombie is seen before its parent reaps it). A file older than the `started`
-/// record (less a margin for clock granularity) is a previous attempt's and is ignored.
-fn read_exit_file(path: &str, started_ts: Option<u64>) -> Option<i32> {
-    let give_up = Instant::now() + EXIT_FILE_WAIT;
-    loop {
-        if let Some(status) = exit_status_in(path, started_ts) {
-            return Some(status);
-        }
-        if Instant::now() >= give_up {
-            return None;
-        }
-        std::thread::sleep(EXIT_FILE_POLL);
-    }
-}
-
-fn exit_status_in(path: &str, started_ts: Option<u64>) -> Option<i32> {
-    let file = std::fs::File::open(path).ok()?;
-    if let (Some(ts), Ok(modified)) = (started_ts, file.metadata().and_then(|m| m.modified())) {
-        let modified_ms = modified
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(duration::to_ms)
-            .unwrap_or(0);
-        if modified_ms + 500 < ts {
-            return None;
-        }
-    }
-    let mut text = String::new();
-    file.take(64).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
-}
-
 /// Start a waiter thread for `started`; its reports go to `events` through `wrap`.
 pub fn spawn<E: Send + 'static>(
     started: Started,
@@ -439,30 +349,10 @@ pub fn spawn<E: Send + 'static>(
     wrap: impl Fn(Report) -> E + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
-        .name(format!("wait-{}", started.service))
+        .name(format!("wait-{}", started.of.service))
         .spawn(move || {
             let report = |r: Report| events.send(wrap(r)).is_ok();
             wait(&started, lag, &inbox, exit_events, &report);
         })
         .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attempts_left() {
-        let mut started: Started = serde_json::from_value(serde_json::json!({
-            "service": "a", "class": "core", "timeout_ms": 1,
-            "health": {"kind": "none", "interval_ms": 1, "probe_timeout_ms": 1, "start_period_ms": 0},
-            "attempt": 1, "max_attempts": 3
-        }))
-        .unwrap();
-        assert!(started.attempts_left());
-        started.attempt = 3;
-        assert!(!started.attempts_left());
-        started.max_attempts = 0;
-        assert!(started.attempts_left());
-    }
 }

@@ -5,7 +5,7 @@
 //! `HUB_REQUIRE_DOCKER=1`, `HUB_REQUIRE_COMPOSE=1`, `HUB_REQUIRE_SERVERS=1` and `CI` (for
 //! Chromium and man) turn the probe off: the part counts as present, the tests run, and a
 //! missing part fails them, as CI wants. A part installed later is seen after `touch
-//! tests/build.rs` (or with its `HUB_REQUIRE_*`): the probe reruns when those variables or
+//! tests/support/probe.rs` (or with its `HUB_REQUIRE_*`): the probe reruns when those variables or
 //! `PATH` change, not on every build.
 
 use std::process::{Command, Stdio};
@@ -48,7 +48,7 @@ fn main() {
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    println!("cargo::rerun-if-changed=tests/build.rs");
+    println!("cargo::rerun-if-changed=tests/support/probe.rs");
     let compose = required(&["HUB_REQUIRE_DOCKER", "HUB_REQUIRE_COMPOSE"])
         || answers("docker", &["compose", "version"]);
     let parts = [

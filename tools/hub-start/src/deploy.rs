@@ -81,6 +81,10 @@ enum Event {
 /// of due services from queueing, more would only add mappings for every fork to copy.
 const LAUNCHERS: usize = 4;
 
+/// Threads for the already-healthy probes (a probe may block up to its timeout, so apart from
+/// the launchers).
+const PROBERS: usize = 8;
+
 /// How long an interrupted start command gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -118,6 +122,7 @@ pub fn run(config: Config) -> Result<u8> {
         launched_pid: HashMap::new(),
         reaper: hub::reaper::Reaper::start().ok().map(Arc::new),
         launcher: crate::launcher::Launcher::start(LAUNCHERS).ok(),
+        probers: crate::launcher::Launcher::start(PROBERS).ok(),
         exited_before_started: HashMap::new(),
         launching: BTreeSet::new(),
         tx,
@@ -242,6 +247,8 @@ struct Deploy {
     reaper: Option<Arc<hub::reaper::Reaper>>,
     /// Launches `run` processes off this thread.
     launcher: Option<crate::launcher::Launcher>,
+    /// Runs the one already-healthy probe before a service's first start.
+    probers: Option<crate::launcher::Launcher>,
     /// Exits reported before their launch was (the reaper and the launcher race):
     /// (service index, attempt) -> status, handled once its `started` record is written.
     exited_before_started: HashMap<(usize, u32), i32>,
@@ -619,13 +626,13 @@ impl Deploy {
         let compose = (plan.backend == Backend::Container)
             .then(|| self.compose_cmd().ok())
             .flatten();
-        let spawned = std::thread::Builder::new()
-            .name(format!("probe-{}", plan.service))
-            .spawn(move || {
-                let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
-                let _ = tx.send(Event::Probed { index, healthy });
-            });
-        if spawned.is_err() {
+        let job = move || {
+            let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
+            let _ = tx.send(Event::Probed { index, healthy });
+        };
+        // A fixed pool, not a thread per service: a burst of thousands probes a few at a time.
+        let queued = self.probers.as_ref().map(|pool| pool.run(job));
+        if !matches!(queued, Some(Ok(()))) {
             let _ = self.tx.send(Event::Probed {
                 index,
                 healthy: false,

@@ -275,22 +275,13 @@ fn latency(opts: &Options) {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id();
-        let exit_file = dir.join(format!("{name}.exit"));
         let log = dir.join(format!("{name}.log"));
         std::fs::write(&log, "booting\n").expect("log");
-        // As hub-start does: reap the child at once and write its status atomically.
-        let reaper_exit_file = exit_file.clone();
-        let reaper = std::thread::spawn(move || {
-            let status = child.wait().expect("wait");
-            let code = status.code().unwrap_or(128 + 9);
-            let tmp = reaper_exit_file.with_extension("tmp");
-            let _ = std::fs::write(&tmp, format!("{code}\n"));
-            let _ = std::fs::rename(&tmp, &reaper_exit_file);
-        });
+        // As hub-start does: it is the parent, so it reaps the child and says so downstream
+        // with an `exited` record.
         let extra = format!(
-            ",\"backend\":\"run\",\"pid\":{pid},\"log\":\"{}\",\"exit_file\":\"{}\"",
-            log.display(),
-            exit_file.display()
+            ",\"backend\":\"run\",\"pid\":{pid},\"log\":\"{}\",\"exit_record\":true",
+            log.display()
         );
         let check = format!("\"kind\":\"tcp\",\"address\":\"127.0.0.1:{}\"", free_port());
         tool.send(&started(&name, &check, 100, &extra));
@@ -299,9 +290,13 @@ fn latency(opts: &Options) {
             .args(["-KILL", &pid.to_string()])
             .status();
         let died = Instant::now();
+        let status = child.wait().expect("wait");
+        let code = status.code().unwrap_or(128 + 9);
+        tool.send(&format!(
+            "{{\"type\":\"exited\",\"service\":\"{name}\",\"class\":\"core\",\"attempt\":1,\"max_attempts\":1,\"pid\":{pid},\"exit_status\":{code}}}"
+        ));
         let seen = tool.wait_for("unhealthy", &name);
         samples.push(seen - died);
-        let _ = reaper.join();
     }
     report("run: process killed → `unhealthy` (exited)", samples);
     let _ = std::fs::remove_dir_all(&dir);

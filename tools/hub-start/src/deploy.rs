@@ -81,6 +81,10 @@ enum Event {
 /// of due services from queueing, more would only add mappings for every fork to copy.
 const LAUNCHERS: usize = 4;
 
+/// Threads for the already-healthy probes (a probe may block up to its timeout, so apart from
+/// the launchers).
+const PROBERS: usize = 8;
+
 /// How long an interrupted start command gets between TERM and KILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -118,8 +122,10 @@ pub fn run(config: Config) -> Result<u8> {
         launched_pid: HashMap::new(),
         reaper: hub::reaper::Reaper::start().ok().map(Arc::new),
         launcher: crate::launcher::Launcher::start(LAUNCHERS).ok(),
+        probers: crate::launcher::Launcher::start(PROBERS).ok(),
         exited_before_started: HashMap::new(),
         launching: BTreeSet::new(),
+        healthy_unconfirmed: BTreeSet::new(),
         tx,
         config,
     };
@@ -242,12 +248,17 @@ struct Deploy {
     reaper: Option<Arc<hub::reaper::Reaper>>,
     /// Launches `run` processes off this thread.
     launcher: Option<crate::launcher::Launcher>,
+    /// Runs the one already-healthy probe before a service's first start.
+    probers: Option<crate::launcher::Launcher>,
     /// Exits reported before their launch was (the reaper and the launcher race):
     /// (service index, attempt) -> status, handled once its `started` record is written.
     exited_before_started: HashMap<(usize, u32), i32>,
     /// `run` launches handed to the launcher whose result has not come back: an interrupt
     /// waits for them, so no process is left without its pid file.
     launching: BTreeSet<usize>,
+    /// Healthy verdicts for attempts whose process was already dead when they came: the exit,
+    /// on its way, turns them into `exited_after_healthy`.
+    healthy_unconfirmed: BTreeSet<(usize, u32)>,
     tx: Sender<Event>,
 }
 
@@ -389,13 +400,24 @@ impl Deploy {
             return Ok(());
         }
         let Some(unhealthy) = unhealthy else {
-            self.breaker_record(index, true)?;
-            self.sched.set(index, State::Healthy);
             if let Some((exited, status)) = self.exited_early.remove(&index)
                 && exited == attempt
             {
+                self.breaker_record(index, true)?;
+                self.sched.set(index, State::Healthy);
                 return self.died_after_healthy(index, attempt, status);
             }
+            // Our process is already dead (a probe answered by someone else, or it died just
+            // after): its exit, on its way from the reaper, decides; no dependent starts first.
+            if self.sched.entry(index).plan.health.check != hub::records::Check::Completed
+                && let Some(pid) = self.launched_pid.get(&(index, attempt))
+                && hub::process::ExitWatch::new(*pid).exited()
+            {
+                self.healthy_unconfirmed.insert((index, attempt));
+                return Ok(());
+            }
+            self.breaker_record(index, true)?;
+            self.sched.set(index, State::Healthy);
             return Ok(());
         };
         // What hub-wait-healthy observed; whether another attempt follows is decided here.
@@ -454,6 +476,13 @@ impl Deploy {
             return Ok(());
         }
         match entry.state {
+            State::Started { attempt: current }
+                if current == attempt && self.healthy_unconfirmed.remove(&(index, attempt)) =>
+            {
+                self.breaker_record(index, true)?;
+                self.sched.set(index, State::Healthy);
+                self.died_after_healthy(index, attempt, status)
+            }
             State::Started { attempt: current } if current == attempt => {
                 self.exited_early.insert(index, (attempt, status));
                 Ok(())
@@ -619,13 +648,13 @@ impl Deploy {
         let compose = (plan.backend == Backend::Container)
             .then(|| self.compose_cmd().ok())
             .flatten();
-        let spawned = std::thread::Builder::new()
-            .name(format!("probe-{}", plan.service))
-            .spawn(move || {
-                let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
-                let _ = tx.send(Event::Probed { index, healthy });
-            });
-        if spawned.is_err() {
+        let job = move || {
+            let healthy = crate::resume::already_healthy(&plan, &paths, compose.as_ref());
+            let _ = tx.send(Event::Probed { index, healthy });
+        };
+        // A fixed pool, not a thread per service: a burst of thousands probes a few at a time.
+        let queued = self.probers.as_ref().map(|pool| pool.run(job));
+        if !matches!(queued, Some(Ok(()))) {
             let _ = self.tx.send(Event::Probed {
                 index,
                 healthy: false,
@@ -850,26 +879,16 @@ impl Deploy {
         match launch {
             Launch::Started { pid, container } => {
                 let adopted = self.adopted.remove(&index);
-                let plan = &self.sched.entry(index).plan;
-                let started = rec::Started {
-                    of: self.attempt_of(index, attempt),
-                    backend: Some(plan.backend),
-                    pid,
-                    adopted: adopted.is_some(),
-                    log: (plan.backend != Backend::Container)
-                        .then(|| self.paths[index].log.display().to_string()),
-                    // Our own child: its exit comes downstream as an `exited` record. An
-                    // adopted process is not our child, and is watched by pid.
-                    exit_record: pid.is_some() && adopted.is_none(),
-                    // An adopted process's timeout counts from its own start.
-                    timeout_ms: adopted.map_or(plan.timeout_ms, hub::duration::to_ms),
-                    health: plan.health.clone(),
-                    container,
-                    compose: plan.compose.clone(),
-                    // A health command runs where the service runs, with what it is given.
-                    working_dir: plan.working_dir.clone(),
-                    environment: plan.environment.clone(),
-                };
+                let started = crate::records::started(
+                    &self.sched.entry(index).plan,
+                    crate::records::Launched {
+                        attempt,
+                        pid,
+                        container,
+                        log: &self.paths[index].log,
+                        adopted,
+                    },
+                );
                 if let Some(pid) = pid.filter(|_| adopted.is_none()) {
                     self.launched_pid.insert((index, attempt), pid);
                 }
@@ -1049,26 +1068,12 @@ impl Deploy {
         self.emit(record)
     }
 
-    /// Service `index` with its class and level, as records about it begin.
     fn subject(&self, index: usize) -> Subject {
-        let plan = &self.sched.entry(index).plan;
-        Subject {
-            service: plan.service.clone(),
-            class: plan.class,
-            level: plan.level,
-        }
+        crate::records::subject(&self.sched.entry(index).plan)
     }
 
-    /// Attempt `attempt` of service `index`, as records about it begin.
     fn attempt_of(&self, index: usize, attempt: u32) -> AttemptOf {
-        let plan = &self.sched.entry(index).plan;
-        AttemptOf {
-            service: plan.service.clone(),
-            class: plan.class,
-            level: plan.level,
-            attempt,
-            max_attempts: plan.retry.attempts,
-        }
+        crate::records::attempt_of(&self.sched.entry(index).plan, attempt)
     }
 
     /// Write a record of this run.

@@ -4,6 +4,7 @@
 //! other on the loop's thread queued behind each other.
 //!
 //! Fixed, not a thread per launch: every thread's stack is one more mapping each `fork` copies.
+//! A second pool of the same kind runs the already-healthy probes before first starts.
 
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};

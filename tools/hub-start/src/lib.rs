@@ -8,6 +8,7 @@
 mod deploy;
 mod launch;
 mod launcher;
+mod records;
 mod resume;
 mod scheduler;
 mod stop;

@@ -350,6 +350,28 @@ fn a_crashed_process_is_reported_at_once_not_after_its_timeout() {
 }
 
 #[test]
+fn once_hub_start_is_gone_its_children_are_watched_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("db.log");
+    // hub-start launched it and promised its exit as an `exited` record, then went away (killed,
+    // interrupted, or done without a gate) with no such record: no news will come that way.
+    let mut crashed = launch("echo 'db: killed by the teardown'; exit 9", &log);
+    let check = json!({"kind": "tcp", "address": format!("127.0.0.1:{}", free_port())});
+    let extra = json!({"backend": "run", "pid": crashed.id(), "log": log,
+                       "exit_record": true, "attempt": 1, "max_attempts": 1});
+    // Ten minutes of timeout: the test ending at all shows the exit was seen, not waited out.
+    let output = Cmd::new("hub-wait-healthy")
+        .stdin(started("db", "core", 600_000, check, extra) + "\n")
+        .stderr_contains("❌ db is unhealthy: exited after")
+        .status(1);
+    let records = records(&output);
+    let unhealthy = of_type(&records, "unhealthy");
+    assert_eq!(unhealthy.len(), 1, "{records:?}");
+    assert_eq!(unhealthy[0]["reason"], "exited");
+    crashed.wait().unwrap();
+}
+
+#[test]
 fn an_exit_with_attempts_left_is_not_final_and_carries_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("kas.log");

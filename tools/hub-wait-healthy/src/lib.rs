@@ -215,7 +215,10 @@ impl Waiter {
                     self.say(log::Level::Error, &format!("reading stdin: {e}"));
                     eof = true;
                 }
-                Some(Event::Eof) => eof = true,
+                Some(Event::Eof) => {
+                    eof = true;
+                    self.upstream_gone();
+                }
                 Some(Event::Report { id, report }) => self.report(id, report)?,
                 Some(Event::Signal(signal)) => return self.interrupted(signal, inbox, eof),
             }
@@ -411,6 +414,28 @@ impl Waiter {
                     self.verdict(&waiting.started, &verdict)?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Stdin closed: hub-start, which reports its children's exits as `exited` records, is
+    /// gone (finished without a gate, interrupted, or killed), so no more exit news will come
+    /// from it. From here on its children are watched like anyone's, through a pidfd; one that
+    /// is already gone is announced at once.
+    fn upstream_gone(&mut self) {
+        let Some(exits) = &self.exits else {
+            return;
+        };
+        for waiting in self.waiting.values_mut() {
+            let (true, Some(pid)) = (waiting.started.exit_record, waiting.started.pid) else {
+                continue;
+            };
+            match exits.watch(waiting.id, pid, waiting.wake.clone()) {
+                // Ours to forget once the wait is over.
+                Ok(()) => waiting.started.record.exit_record = false,
+                Err(_) => {
+                    let _ = waiting.wake.send(Wake::Exited(None));
+                }
             }
         }
     }

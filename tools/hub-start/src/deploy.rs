@@ -504,7 +504,12 @@ impl Deploy {
                 "was healthy, then exited with status 0 — {}",
                 hub::codes::EXITED_0_HINT
             ),
-            s => format!("was healthy, then exited with status {s}"),
+            // A command not found dies soon after launch: a check-less service may well have
+            // been called healthy in between. Say why no retry follows.
+            s => match hub::codes::cannot_succeed(s) {
+                Some(why) => format!("was healthy, then exited with status {s} ({why})"),
+                None => format!("was healthy, then exited with status {s}"),
+            },
         };
         if plan.class == Class::Core {
             log::error(&format!("{service} {message}"));

@@ -81,7 +81,7 @@ pub fn init_with(verbosity: i8, color: bool) {
         .filter(|v| !v.trim().is_empty())
         .and_then(|extra| tracing_subscriber::EnvFilter::try_new(format!("{default},{extra}")).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    let json = std::env::var("HUB_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = json();
     let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests calling twice) is harmless: the first subscriber stays.
     let _ = if json {

@@ -1256,7 +1256,7 @@ impl Deploy {
     }
 
     fn breaker_key(&self, index: usize) -> String {
-        format!("{}:start", self.sched.entry(index).plan.service)
+        hub::breaker::start_key(&self.sched.entry(index).plan.service)
     }
 
     fn transition(&mut self, transition: Option<Transition>) -> Result<()> {

@@ -20,9 +20,8 @@ pub struct StatusLine {
 impl StatusLine {
     /// Enabled when stderr is a terminal, `-q` is off and logs are not JSON.
     pub fn for_stderr() -> StatusLine {
-        let json = std::env::var("HUB_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
         StatusLine {
-            enabled: std::io::stderr().is_terminal() && !hub::log::quiet() && !json,
+            enabled: std::io::stderr().is_terminal() && !hub::log::quiet() && !hub::log::json(),
             shown: false,
             last: String::new(),
         }

@@ -40,7 +40,7 @@ fn started(service: &str, class: &str, timeout_ms: u64, check: Value, extra: Val
     let mut record = json!({
         "type": "started", "ts": now_ms(), "run_id": "test-run", "service": service,
         "class": class, "level": 0, "attempt": 1, "max_attempts": 1, "backend": "start",
-        "pid": null, "log": null, "exit_file": null, "timeout_ms": timeout_ms,
+        "pid": null, "log": null, "timeout_ms": timeout_ms,
         "health": health(check), "container": null,
     });
     for (key, value) in extra.as_object().unwrap() {

@@ -137,7 +137,8 @@ pub fn valid_service_name(name: &str) -> bool {
 }
 
 /// The longest service name hub accepts, in bytes: hub makes file names of it
-/// (`.SERVICE.exit.RANDOM.tmp` must stay within a file system's 255 bytes).
+/// (`pids/.SERVICE.pid.RANDOM.tmp`, the pid file's temp name, must stay within a file system's
+/// 255 bytes).
 pub const MAX_NAME_LEN: usize = 200;
 
 /// Can `name` name files in the state dir (`logs/NAME.log`, `pids/NAME.pid`)? A valid compose

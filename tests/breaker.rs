@@ -409,3 +409,67 @@ fn the_state_file_is_breaker_state_as_in_hub_start_and_state_still_works() {
     };
     assert_eq!((status.key.as_str(), status.consecutive_failures), ("k", 1));
 }
+
+#[test]
+fn hub_start_takes_the_breakers_threshold_and_cooldown_by_the_names_hub_breaker_uses() {
+    use hub::breaker::State;
+    use hub::records::Record;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  api:\n    x-hub: { class: core, start: \"exit 1\", retry: { attempts: 1 } }\n",
+    )
+    .unwrap();
+    let plan = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .status(0)
+        .stdout;
+    // One failure, a threshold of 1 and a cool-down of an hour: by flag, then by the variables
+    // hub-breaker reads (the defaults, 3 and 60s, would leave it closed).
+    let by_flag: (&[&str], &[(&str, &str)]) = (&["--threshold", "1", "--cooldown", "1h"], &[]);
+    let by_env: (&[&str], &[(&str, &str)]) = (
+        &[],
+        &[
+            ("CIRCUIT_BREAKER_THRESHOLD", "1"),
+            ("CIRCUIT_BREAKER_TIMEOUT", "3600"),
+        ],
+    );
+    for (i, (flags, env)) in [by_flag, by_env].into_iter().enumerate() {
+        let state = dir.path().join(format!("state{i}"));
+        let start = || {
+            let mut start = Cmd::new("hub-start")
+                .current_dir(dir.path())
+                .env_remove("CIRCUIT_BREAKER_THRESHOLD")
+                .env_remove("CIRCUIT_BREAKER_TIMEOUT")
+                .env_remove("HUB_BREAKER_STATE")
+                .arg("--state-dir")
+                .arg(&state)
+                .args(flags)
+                .stdin(plan.clone());
+            for (key, value) in env {
+                start = start.env(key, value);
+            }
+            start
+        };
+        start().status(1);
+        let status = Cmd::new("hub-breaker")
+            .arg("--breaker-state")
+            .arg(state.join("breaker.json"))
+            .args(["status", "--json"])
+            .status(0);
+        let keys = hub_tests::typed_records(&status);
+        let [Record::BreakerStatus(key)] = keys.as_slice() else {
+            panic!("one breaker_status record: {keys:?}");
+        };
+        assert_eq!((key.key.as_str(), key.state), ("api:start", State::Open));
+        // The cool-down is the reader's: the next deploy is refused for an hour, not 60s.
+        start()
+            .stderr_contains("refused, next try allowed in 3600s")
+            .status(1);
+    }
+    Cmd::new("hub-start")
+        .args(["--cooldown", "later"])
+        .stdin(plan)
+        .stderr_contains("invalid value 'later' for '--cooldown <D>'")
+        .status(2);
+}

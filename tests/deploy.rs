@@ -809,7 +809,10 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
     // The same definition again: refused, and told exactly how to reset.
     let (_, err) = deployed(&stack, &[], 1);
     let state = stack.path().join(".hub/breaker.json");
-    let reset = format!("hub-breaker reset api:start --state {}", state.display());
+    let reset = format!(
+        "hub-breaker reset api:start --breaker-state {}",
+        state.display()
+    );
     says(&err, &reset);
     // Fixed: it starts afresh, and says so.
     std::fs::write(

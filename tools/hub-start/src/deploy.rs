@@ -393,7 +393,7 @@ impl Deploy {
         let Some(index) = self.sched.find(&of.service) else {
             return Ok(());
         };
-        let State::Started { attempt } = self.sched.entry(index).state else {
+        let Some(attempt) = self.sched.awaiting_verdict(index) else {
             return Ok(());
         };
         if of.attempt != attempt {
@@ -404,7 +404,7 @@ impl Deploy {
                 && exited == attempt
             {
                 self.breaker_record(index, true)?;
-                self.sched.set(index, State::Healthy);
+                self.sched.on_healthy(index);
                 return self.died_after_healthy(index, attempt, status);
             }
             // Our process is already dead (a probe answered by someone else, or it died just
@@ -417,7 +417,7 @@ impl Deploy {
                 return Ok(());
             }
             self.breaker_record(index, true)?;
-            self.sched.set(index, State::Healthy);
+            self.sched.on_healthy(index);
             return Ok(());
         };
         // What hub-wait-healthy observed; whether another attempt follows is decided here.
@@ -438,13 +438,8 @@ impl Deploy {
             self.stop_failed_attempt(index);
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
-            self.sched.set(
-                index,
-                State::RetryWait {
-                    next_attempt: attempt + 1,
-                    due: Instant::now() + delay,
-                },
-            );
+            self.sched
+                .on_retry(index, attempt + 1, Instant::now() + delay);
         }
         Ok(())
     }
@@ -480,7 +475,7 @@ impl Deploy {
                 if current == attempt && self.healthy_unconfirmed.remove(&(index, attempt)) =>
             {
                 self.breaker_record(index, true)?;
-                self.sched.set(index, State::Healthy);
+                self.sched.on_healthy(index);
                 self.died_after_healthy(index, attempt, status)
             }
             State::Started { attempt: current } if current == attempt => {
@@ -560,7 +555,7 @@ impl Deploy {
             .flatten();
         let tx = self.tx.clone();
         let next_attempt = attempt + 1;
-        self.sched.set(index, State::Stopping { next_attempt });
+        self.sched.on_stopping(index, next_attempt);
         let spawned = std::thread::Builder::new()
             .name(format!("stop-{}", plan.service))
             .spawn(move || {
@@ -584,7 +579,11 @@ impl Deploy {
 
     /// A timed-out attempt is stopped: its backoff begins.
     fn attempt_stopped(&mut self, index: usize, next_attempt: u32, message: &str) {
-        if self.sched.entry(index).state != (State::Stopping { next_attempt }) {
+        let delay = self.retry_delay(index, next_attempt - 1);
+        if !self
+            .sched
+            .on_stopped(index, next_attempt, Instant::now() + delay)
+        {
             return;
         }
         let plan = &self.sched.entry(index).plan;
@@ -593,14 +592,6 @@ impl Deploy {
             plan.service,
             next_attempt - 1
         ));
-        let delay = self.retry_delay(index, next_attempt - 1);
-        self.sched.set(
-            index,
-            State::RetryWait {
-                next_attempt,
-                due: Instant::now() + delay,
-            },
-        );
     }
 
     fn act(&mut self, action: Action) -> Result<()> {
@@ -670,7 +661,7 @@ impl Deploy {
     fn probed(&mut self, index: usize, healthy: bool) -> Result<()> {
         if !healthy && self.sched.aborted() {
             // A CORE service failed while this probe ran: start nothing new.
-            self.sched.set(index, State::Skipped);
+            self.sched.on_skipped(index);
             return self.skip(index, &SkipReason::Aborted);
         }
         if !healthy {
@@ -697,7 +688,7 @@ impl Deploy {
             dependency: None,
         });
         self.emit(record)?;
-        self.sched.set_already_healthy(index);
+        self.sched.on_already_healthy(index);
         self.already_healthy += 1;
         Ok(())
     }
@@ -902,7 +893,7 @@ impl Deploy {
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
-                self.sched.set(index, State::Started { attempt });
+                self.sched.on_launched(index, attempt);
                 match self.exited_before_started.remove(&(index, attempt)) {
                     Some(status) => self.exited(index, attempt, status),
                     None => Ok(()),
@@ -1000,13 +991,8 @@ impl Deploy {
         match delay {
             Some(delay) => {
                 self.log_retry(index, attempt, &message, delay);
-                self.sched.set(
-                    index,
-                    State::RetryWait {
-                        next_attempt: attempt + 1,
-                        due: Instant::now() + delay,
-                    },
-                );
+                self.sched
+                    .on_retry(index, attempt + 1, Instant::now() + delay);
             }
             None => {
                 let service = &self.sched.entry(index).plan.service;
@@ -1045,7 +1031,7 @@ impl Deploy {
                 plan.service
             )),
         }
-        self.sched.set(index, State::Failed);
+        self.sched.on_failed(index);
     }
 
     fn skip(&mut self, index: usize, reason: &SkipReason) -> Result<()> {

@@ -1,14 +1,18 @@
 //! The executor: one event loop that reads plans and health results, asks the scheduler what
-//! to do, launches attempts, and writes records.
+//! to do, launches attempts, tells the scheduler what happened, and writes records.
 //!
 //! Every source of news (stdin, the gate, start commands finishing, probes, signals) is a
 //! thread that sends an [`Event`] into one channel, so all state lives on one thread and no
-//! lock is needed. Retry delays are the loop's receive timeout, not sleeps.
+//! lock is needed. Retry delays are the loop's receive timeout, not sleeps. Apart from the
+//! loop: the threads reading stdin and the gate ([`readers`]), the circuit breaker it asks and
+//! tells ([`breaker`]), the records' contents (`crate::records`), the wording of its log lines
+//! ([`messages`]), and which service may start ([`crate::scheduler`], which alone moves a
+//! service from state to state).
 
 use crate::launch::{self, Launch, Paths};
 use crate::scheduler::{Action, Mode, Scheduler, SkipReason, State};
 use hub::backoff::Backoff;
-use hub::breaker::{Breaker, Transition};
+use hub::breaker::Breaker;
 use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
@@ -17,9 +21,12 @@ use hub::records::{
     self as rec, AttemptOf, Backend, Class, FailReason, Line, Plan, Record, Subject,
 };
 use hub::{Error, Result, log};
+
+mod breaker;
+mod messages;
+mod readers;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +103,9 @@ pub fn run(config: Config) -> Result<u8> {
         let _ = signal_tx.send(Event::Signal(signal));
     })?;
     hub::signals::stop_with_parent()?;
-    spawn_input_reader(tx.clone())?;
+    readers::spawn_input_reader(tx.clone())?;
     if let Some(gate) = &config.gate {
-        spawn_gate_reader(gate.clone(), tx.clone())?;
+        readers::spawn_gate_reader(gate.clone(), tx.clone())?;
     }
     let mut deploy = Deploy {
         sched: Scheduler::new(config.mode, config.jobs),
@@ -130,84 +137,6 @@ pub fn run(config: Config) -> Result<u8> {
         config,
     };
     deploy.event_loop(&rx)
-}
-
-fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let stdin = std::io::stdin();
-            for line in stdin.lock().lines() {
-                match line {
-                    Ok(line) => {
-                        if tx.send(Event::Input(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Event::InputEnd(Some(Error::io(
-                            "reading plan records from stdin",
-                            &e,
-                        ))));
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(Event::InputEnd(None));
-        })
-        .map(|_| ())
-        .map_err(|e| Error::io("starting the stdin reader", &e))
-}
-
-/// Follow the gate: a FIFO is read to its end; a regular file is followed like `tail -f`.
-fn spawn_gate_reader(path: PathBuf, tx: Sender<Event>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("gate".into())
-        .spawn(move || {
-            let end = |e: Error| {
-                let _ = tx.send(Event::GateEnd(e));
-            };
-            // A FIFO is opened read-write: the open never blocks, and `tee G`'s open for writing
-            // succeeds even if we have already finished. A regular file is opened read-only.
-            let fifo = std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_fifo()
-            });
-            let file = match std::fs::OpenOptions::new()
-                .read(true)
-                .write(fifo)
-                .open(&path)
-            {
-                Ok(file) => file,
-                Err(e) => {
-                    return end(Error::input(format!(
-                        "--gate {}: cannot open: {e}; create it with `mkfifo {}`",
-                        path.display(),
-                        path.display()
-                    )));
-                }
-            };
-            // We hold the FIFO's write end too, so neither kind ever ends: a FIFO blocks in
-            // read, a regular file is followed like `tail -f` (an end of file is "not yet").
-            let mut reader = std::io::BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                match reader.read_line(&mut line) {
-                    Ok(0) => std::thread::sleep(Duration::from_millis(20)),
-                    Ok(_) if !line.ends_with('\n') => {}
-                    Ok(_) => {
-                        if tx.send(Event::Gate(std::mem::take(&mut line))).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        return end(Error::io(format!("reading --gate {}", path.display()), &e));
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| Error::io("starting the gate reader", &e))
 }
 
 struct Deploy {
@@ -493,24 +422,8 @@ impl Deploy {
         let plan = &self.sched.entry(index).plan;
         let service = plan.service.clone();
         let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
-        let message = match status {
-            s if s > 128 => format!("was healthy, then was killed by signal {}", s - 128),
-            0 => format!(
-                "was healthy, then exited with status 0 — {}",
-                hub::codes::EXITED_0_HINT
-            ),
-            // A command not found dies soon after launch: a check-less service may well have
-            // been called healthy in between. Say why no retry follows.
-            s => match hub::codes::cannot_succeed(s) {
-                Some(why) => format!("was healthy, then exited with status {s} ({why})"),
-                None => format!("was healthy, then exited with status {s}"),
-            },
-        };
-        if plan.class == Class::Core {
-            log::error(&format!("{service} {message}"));
-        } else {
-            log::warn(&format!("{service} {message}"));
-        }
+        let (level, message) = messages::died_after_healthy(plan, status);
+        log::line(level, &format!("{service} {message}"));
         for line in log_tail.iter().rev().take(3).rev() {
             log::info(&format!("{service} log: {line}"));
         }
@@ -628,10 +541,9 @@ impl Deploy {
                             && matches!(e.state, State::Failed | State::Skipped)
                     })
                     .count();
-                log::error(&format!(
-                    "Level {level} had {failures} CORE service failures"
-                ));
-                log::error("Stopping startup - fix CORE service failures and redeploy");
+                for line in messages::aborted(level, failures) {
+                    log::error(&line);
+                }
                 Ok(())
             }
         }
@@ -1005,31 +917,15 @@ impl Deploy {
 
     fn log_retry(&self, index: usize, attempt: u32, why: &str, delay: Duration) {
         let plan = &self.sched.entry(index).plan;
-        let max = match plan.retry.attempts {
-            0 => "∞".to_owned(),
-            n => n.to_string(),
-        };
-        log::warn(&format!(
-            "{}: attempt {attempt}/{max} failed ({why}), retrying in {}",
-            plan.service,
-            hub::duration::human(delay)
-        ));
+        log::warn(&messages::retrying(plan, attempt, why, delay));
     }
 
     /// A service failed for good. `announce`: say so in the seed's words (false when
     /// hub-wait-healthy, which reported the health failure, already did).
     fn service_failed(&mut self, index: usize, reason: &str, announce: bool) {
-        let plan = &self.sched.entry(index).plan;
-        match plan.class {
-            _ if !announce => {}
-            Class::Core => log::error(&format!(
-                "Service {} failed (CORE - deployment will fail): {reason}",
-                plan.service
-            )),
-            class => log::warn(&format!(
-                "Service {} failed ({class} - deployment will continue): {reason}",
-                plan.service
-            )),
+        if announce {
+            let (level, line) = messages::service_failed(&self.sched.entry(index).plan, reason);
+            log::line(level, &line);
         }
         self.sched.on_failed(index);
     }
@@ -1044,12 +940,8 @@ impl Deploy {
         };
         if let Some(dep) = dependency {
             self.blocked_by.insert(index, dep.to_owned());
-            let line = format!("{} skipped: its dependency {dep} failed", plan.service);
-            if plan.class == Class::Core {
-                log::error(&format!("{line} (CORE - deployment will fail)"));
-            } else {
-                log::warn(&line);
-            }
+            let (level, line) = messages::dependency_failed(plan, dep);
+            log::line(level, &line);
         }
         let record = Record::Skipped(rec::Skipped {
             of: self.subject(index),
@@ -1085,7 +977,7 @@ impl Deploy {
             .filter(|e| e.plan.level == level && !e.state.decided())
             .map(|e| e.plan.service.as_str())
             .collect();
-        log::info(&format!("Level {level}: Starting {}", names.join(" ")));
+        log::info(&messages::level_starting(level, &names));
     }
 
     /// In levels mode, summarise each level once it is decided.
@@ -1113,9 +1005,7 @@ impl Deploy {
                 .filter(|e| matches!(e.state, State::Failed | State::Skipped))
                 .count();
             if failed > 0 {
-                log::warn(&format!(
-                    "Level {level} had {failed} failures, but all CORE services operational"
-                ));
+                log::warn(&messages::level_degraded(level, failed));
             }
         }
     }
@@ -1145,40 +1035,31 @@ impl Deploy {
             duration_ms: hub::duration::to_ms(elapsed),
         });
         self.out.emit(self.run_id.as_deref(), record)?;
-        let total = entries.len();
-        let took = hub::duration::human(elapsed);
-        let healthy_text = match already {
-            0 => format!("{healthy}/{total} healthy"),
-            n => format!("{healthy}/{total} healthy ({n} already healthy)"),
-        };
-        match (ok, self.config.mode) {
-            (false, _) => log::error(&format!(
-                "Deploy failed: {} ({healthy_text}, {failed} failed, {skipped} skipped) after {took}",
-                self.abort_reason()
-            )),
-            (true, Mode::Ungated) => log::success(&format!(
-                "Launched {started}/{total} services ({failed} failed) in {took}"
-            )),
-            (true, _) if failed + skipped > 0 => log::warn(&format!(
-                "Deployed with degradation: {healthy_text}, {failed} failed, {skipped} skipped, in {took}"
-            )),
-            (true, _) => log::success(&format!("Deployed: {healthy_text} in {took}")),
-        }
+        let (level, line) = messages::finished(&messages::Outcome {
+            ok,
+            mode: self.config.mode,
+            total: entries.len(),
+            healthy,
+            already_healthy: already,
+            started,
+            failed,
+            skipped,
+            elapsed,
+            abort_reason: self.abort_reason(),
+        });
+        log::line(level, &line);
         Ok(status)
     }
 
     /// Why the deploy failed, in a few words: which CORE service, and why when it was skipped.
     fn abort_reason(&self) -> String {
-        let Some(cause) = self.sched.abort_cause() else {
-            return "a CORE service failed".to_owned();
-        };
-        let service = &self.sched.entry(cause).plan.service;
-        match self.blocked_by.get(&cause) {
-            Some(dep) => format!(
-                "CORE service {service} was skipped because its hard dependency {dep} failed"
-            ),
-            None => format!("CORE service {service} failed"),
-        }
+        let cause = self.sched.abort_cause();
+        messages::abort_reason(
+            cause.map(|c| self.sched.entry(c).plan.service.as_str()),
+            cause
+                .and_then(|c| self.blocked_by.get(&c))
+                .map(String::as_str),
+        )
     }
 
     /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
@@ -1240,94 +1121,4 @@ impl Deploy {
         };
         backoff.ceiling(failed_attempt.saturating_sub(1))
     }
-
-    fn breaker_key(&self, index: usize) -> String {
-        hub::breaker::start_key(&self.sched.entry(index).plan.service)
-    }
-
-    fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
-        let Some(transition) = transition else {
-            return Ok(());
-        };
-        hub::retry::log_transition(&transition);
-        self.emit(Record::Breaker(transition))
-    }
-
-    /// Ask the circuit breaker `SERVICE:start`; a refusal's message (with the command that
-    /// resets it). Failures recorded for another definition of the service are forgotten first.
-    fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
-        let key = self.breaker_key(index);
-        let definition = definition_hash(&self.sched.entry(index).plan);
-        if let Some(old) = self.config.breaker.forget_if_changed(&key, &definition)? {
-            log::info(&format!(
-                "{key}: the service's definition changed since its {} failure(s); its circuit breaker starts afresh",
-                old.consecutive_failures
-            ));
-            if old.state != hub::breaker::State::Closed {
-                self.transition(Some(Transition {
-                    key: key.clone(),
-                    from: old.state,
-                    to: hub::breaker::State::Closed,
-                    consecutive_failures: 0,
-                    opened_at: None,
-                }))?;
-            }
-        }
-        let (decision, transition) = self.config.breaker.check(&key)?;
-        self.transition(transition)?;
-        Ok((!decision.allowed())
-            .then(|| hub::retry::describe_refusal(&key, &decision, self.config.breaker.path())))
-    }
-
-    /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
-    fn breaker_record(&mut self, index: usize, ok: bool) -> Result<()> {
-        let key = self.breaker_key(index);
-        let transition = if ok {
-            self.config.breaker.record_success(&key)?
-        } else {
-            let definition = definition_hash(&self.sched.entry(index).plan);
-            self.config
-                .breaker
-                .record_failure_of(&key, Some(&definition))?
-        };
-        self.transition(transition)
-    }
-}
-
-/// A hash of what hub-start runs for a service, and how it judges it: its backend, commands,
-/// health check, timeout and compose reference. The breaker stores it with the failures, so a
-/// fixed service is not refused for the failures of its broken predecessor. FNV-1a, not the
-/// standard library's hasher, whose output may change between Rust releases (the hash is
-/// stored in a file).
-fn definition_hash(plan: &Plan) -> String {
-    /// What is hashed, in this order (the stored hashes depend on it).
-    #[derive(serde::Serialize)]
-    struct Definition<'a> {
-        backend: Backend,
-        compose: &'a Option<hub::records::ComposeRef>,
-        container_name: &'a Option<String>,
-        health: &'a hub::records::HealthSpec,
-        healthcheck: &'a Option<serde_json::Value>,
-        run: &'a Option<hub::command::CommandSpec>,
-        start: &'a Option<hub::command::CommandSpec>,
-        timeout_ms: u64,
-    }
-    let what = Definition {
-        backend: plan.backend,
-        compose: &plan.compose,
-        container_name: &plan.container_name,
-        health: &plan.health,
-        healthcheck: &plan.healthcheck,
-        run: &plan.run,
-        start: &plan.start,
-        timeout_ms: plan.timeout_ms,
-    };
-    // Through a `Value`: its objects sort their keys, nested ones too, as the stored hashes did.
-    let text = serde_json::to_value(&what)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
 }

@@ -395,11 +395,12 @@ enum Dep {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hub::records::{Backend, Check, HealthSpec, RetrySpec};
 
-    fn plan(name: &str, level: u32, class: Class, deps: &[&str], soft: &[&str]) -> Plan {
+    /// A plan for tests: only what scheduling reads.
+    pub(crate) fn plan(name: &str, level: u32, class: Class, deps: &[&str], soft: &[&str]) -> Plan {
         Plan {
             service: name.into(),
             level,

@@ -158,3 +158,99 @@ pub(super) fn finished(o: &Outcome) -> (Level, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(class: Class, attempts: u32) -> Plan {
+        let mut plan = crate::scheduler::tests::plan("api", 1, class, &[], &[]);
+        plan.retry.attempts = attempts;
+        plan
+    }
+
+    #[test]
+    fn the_seeds_lines_are_kept_word_for_word() {
+        assert_eq!(
+            service_failed(&plan(Class::Optional, 3), "start_failed"),
+            (
+                Level::Warn,
+                "Service api failed (OPTIONAL - deployment will continue): start_failed".into()
+            )
+        );
+        assert_eq!(
+            aborted(2, 1),
+            [
+                "Level 2 had 1 CORE service failures".to_owned(),
+                "Stopping startup - fix CORE service failures and redeploy".to_owned()
+            ]
+        );
+        assert_eq!(
+            level_degraded(1, 2),
+            "Level 1 had 2 failures, but all CORE services operational"
+        );
+        assert_eq!(
+            dependency_failed(&plan(Class::Core, 3), "db"),
+            (
+                Level::Error,
+                "api skipped: its dependency db failed (CORE - deployment will fail)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_retry_counts_attempts_and_an_endless_one_says_so() {
+        let delay = Duration::from_secs(2);
+        assert_eq!(
+            retrying(&plan(Class::Core, 3), 1, "exit 1", delay),
+            "api: attempt 1/3 failed (exit 1), retrying in 2.0s"
+        );
+        assert_eq!(
+            retrying(&plan(Class::Core, 0), 4, "exit 1", delay),
+            "api: attempt 4/∞ failed (exit 1), retrying in 2.0s"
+        );
+    }
+
+    #[test]
+    fn the_last_line_tells_failed_degraded_launched_and_deployed_apart() {
+        let outcome = |ok, mode, failed| Outcome {
+            ok,
+            mode,
+            total: 3,
+            healthy: 3 - failed,
+            already_healthy: 1,
+            started: 3 - failed,
+            failed,
+            skipped: 0,
+            elapsed: Duration::from_secs(1),
+            abort_reason: abort_reason(Some("db"), None),
+        };
+        let line = |o| finished(&o);
+        assert_eq!(
+            line(outcome(false, Mode::Dag, 1)),
+            (
+                Level::Error,
+                "Deploy failed: CORE service db failed (2/3 healthy (1 already healthy), 1 failed, 0 skipped) after 1.0s".into()
+            )
+        );
+        assert_eq!(line(outcome(true, Mode::Dag, 1)).0, Level::Warn);
+        assert_eq!(
+            line(outcome(true, Mode::Ungated, 0)),
+            (
+                Level::Success,
+                "Launched 3/3 services (0 failed) in 1.0s".into()
+            )
+        );
+        assert_eq!(
+            line(outcome(true, Mode::Dag, 0)),
+            (
+                Level::Success,
+                "Deployed: 3/3 healthy (1 already healthy) in 1.0s".into()
+            )
+        );
+        assert_eq!(
+            abort_reason(Some("api"), Some("db")),
+            "CORE service api was skipped because its hard dependency db failed"
+        );
+    }
+}

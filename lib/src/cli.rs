@@ -36,33 +36,14 @@ impl Color {
 /// a subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Colour the log (and a report on a terminal).
-    #[arg(
-        long,
-        value_name = "WHEN",
-        value_enum,
-        default_value_t = Color::Auto,
-        global = true,
-        help = "When to colour the output"
-    )]
+    /// When to colour the output
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto, global = true)]
     pub color: Color,
-    /// Only warnings and errors.
-    #[arg(
-        short,
-        long,
-        global = true,
-        help = "Print only warnings and errors on stderr"
-    )]
+    /// Print only warnings and errors on stderr
+    #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Debug lines (`-v`), repeatable.
-    #[arg(
-        short,
-        long,
-        action = ArgAction::Count,
-        global = true,
-        conflicts_with = "quiet",
-        help = "Print debug lines on stderr"
-    )]
+    /// Print debug lines on stderr
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "quiet")]
     pub verbose: u8,
 }
 
@@ -80,39 +61,24 @@ impl Common {
 /// `--run-id ID` (or `HUB_RUN_ID`): the run id put in the records a tool writes.
 #[derive(Debug, Clone, Args)]
 pub struct RunId {
-    /// The run id; a tool that needs one and got none makes one up.
-    #[arg(
-        long = "run-id",
-        value_name = "ID",
-        env = "HUB_RUN_ID",
-        global = true,
-        help = "The run id put in records"
-    )]
+    /// The run id put in records
+    #[arg(long = "run-id", value_name = "ID", env = "HUB_RUN_ID", global = true)]
     pub run_id: Option<String>,
 }
 
 /// `--events FILE`: append the tool's records to FILE (`-` is stdout).
 #[derive(Debug, Clone, Args)]
 pub struct Events {
-    /// Where records go besides the human log.
-    #[arg(
-        long,
-        value_name = "FILE",
-        global = true,
-        help = "Append the records to FILE; - is stdout"
-    )]
+    /// Append the records to FILE; - is stdout
+    #[arg(long, value_name = "FILE", global = true)]
     pub events: Option<PathBuf>,
 }
 
 /// `--state-dir DIR`: the deploy's state folder (logs, pid files, the breaker, events).
 #[derive(Debug, Clone, Args)]
 pub struct StateDir {
-    /// As given; [`StateDir::resolve`] applies `$HUB_STATE_DIR` and `.hub`.
-    #[arg(
-        long = "state-dir",
-        value_name = "DIR",
-        help = "Where logs, pid files and the breaker state live [default: $HUB_STATE_DIR, else .hub]"
-    )]
+    /// Where logs, pid files and the breaker state live [default: $HUB_STATE_DIR, else .hub]
+    #[arg(long = "state-dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -126,13 +92,8 @@ impl StateDir {
 /// `--breaker-state PATH`: the circuit breaker's state file.
 #[derive(Debug, Clone, Args)]
 pub struct BreakerState {
-    /// As given; resolved by [`BreakerState::of_deploy`] or [`BreakerState::standalone`].
-    #[arg(
-        long = "breaker-state",
-        value_name = "PATH",
-        global = true,
-        help = "The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]"
-    )]
+    /// The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]
+    #[arg(long = "breaker-state", value_name = "PATH", global = true)]
     pub breaker_state: Option<PathBuf>,
 }
 
@@ -160,27 +121,11 @@ impl BreakerState {
 /// the seed's name for it).
 #[derive(Debug, Clone, Args)]
 pub struct BreakerPolicy {
-    /// Consecutive failures that open a breaker.
-    #[arg(
-        long,
-        value_name = "N",
-        env = crate::breaker::ENV_THRESHOLD,
-        default_value = "3",
-        value_parser = crate::breaker::parse_threshold,
-        global = true,
-        help = "Consecutive failures that open the breaker"
-    )]
+    /// Consecutive failures that open the breaker
+    #[arg(long, value_name = "N", env = crate::breaker::ENV_THRESHOLD, default_value = "3", value_parser = crate::breaker::parse_threshold, global = true)]
     pub threshold: u64,
-    /// How long an open breaker refuses calls.
-    #[arg(
-        long,
-        value_name = "D",
-        env = crate::breaker::ENV_COOLDOWN,
-        default_value = "60s",
-        value_parser = crate::duration::parse,
-        global = true,
-        help = "How long an open breaker refuses calls before one trial (bare number = seconds)"
-    )]
+    /// How long an open breaker refuses calls before one trial (bare number = seconds)
+    #[arg(long, value_name = "D", env = crate::breaker::ENV_COOLDOWN, default_value = "60s", value_parser = crate::duration::parse, global = true)]
     pub cooldown: Duration,
 }
 
@@ -194,25 +139,11 @@ pub struct BreakerArgs {
     /// `--threshold`, `--cooldown`.
     #[command(flatten)]
     pub policy: BreakerPolicy,
-    /// A half-open trial still running after this is released.
-    #[arg(
-        long = "trial-timeout",
-        value_name = "D",
-        default_value = "60s",
-        value_parser = crate::duration::parse,
-        global = true,
-        help = "A half-open trial still running after this is released to the next caller"
-    )]
+    /// A half-open trial still running after this is released to the next caller
+    #[arg(long = "trial-timeout", value_name = "D", default_value = "60s", value_parser = crate::duration::parse, global = true)]
     pub trial_timeout: Duration,
-    /// How long to wait for the state file's lock.
-    #[arg(
-        long = "lock-timeout",
-        value_name = "D",
-        default_value = "10s",
-        value_parser = crate::duration::parse,
-        global = true,
-        help = "How long to wait for the state file's lock before failing (exit 2)"
-    )]
+    /// How long to wait for the state file's lock before failing (exit 2)
+    #[arg(long = "lock-timeout", value_name = "D", default_value = "10s", value_parser = crate::duration::parse, global = true)]
     pub lock_timeout: Duration,
 }
 
@@ -254,6 +185,25 @@ pub const KILL_AFTER_ALIASES: [&str; 2] = ["grace", "stop-grace"];
 pub trait Tool: Parser {
     /// The flags every tool has.
     fn common(&self) -> &Common;
+}
+
+/// Make a tool's argument struct (a clap `Parser` with a `common: Common` field) a [`Tool`],
+/// with a test that clap's own consistency checks pass on its definition.
+#[macro_export]
+macro_rules! tool {
+    ($cli:ty) => {
+        impl $crate::cli::Tool for $cli {
+            fn common(&self) -> &$crate::cli::Common {
+                &self.common
+            }
+        }
+
+        #[cfg(test)]
+        #[test]
+        fn the_definition_passes_clap_s_own_checks() {
+            <$cli as clap::CommandFactory>::command().debug_assert();
+        }
+    };
 }
 
 /// Run a tool: parse its arguments once into `T`, set up logging, call `run`, and exit with

@@ -18,12 +18,10 @@ const AFTER_HELP: &str = "Exit status: 0 ok / allowed; 75 refused (the breaker i
              Environment: HUB_BREAKER_STATE (the state file), CIRCUIT_BREAKER_THRESHOLD, \
              CIRCUIT_BREAKER_TIMEOUT (the cool-down), HUB_RUN_ID (run_id of records).";
 
-/// `hub-breaker`'s arguments.
+/// A circuit breaker per key, shared by every process through a locked state file
 #[derive(Debug, Parser)]
 #[command(
-    name = "hub-breaker",
     version,
-    about = "A circuit breaker per key, shared by every process through a locked state file",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     subcommand_required = true,
@@ -49,11 +47,7 @@ pub struct Cli {
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+hub::tool!(Cli);
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -66,12 +60,9 @@ pub enum Action {
         /// The key.
         #[arg(value_name = "KEY", value_parser = hub::breaker::parse_key, help = KEY_HELP)]
         key: String,
-        /// The trial's holder.
-        #[arg(
-            long,
-            value_name = "PID",
-            help = "The process that holds a granted trial; its death releases it [default: the parent process, the script that runs the call]"
-        )]
+        /// The process that holds a granted trial; its death releases it [default: the parent
+        /// process, the script that runs the call]
+        #[arg(long, value_name = "PID")]
         holder: Option<u32>,
     },
     /// Record a success.
@@ -97,52 +88,31 @@ pub enum Action {
         /// The key.
         #[arg(value_name = "KEY", value_parser = hub::breaker::parse_key, help = KEY_HELP)]
         key: String,
-        /// The command and its arguments.
-        #[arg(
-            value_name = "CMD",
-            required = true,
-            num_args = 1..,
-            last = true,
-            help = "The command and its arguments, after --"
-        )]
+        /// The command and its arguments, after --
+        #[arg(value_name = "CMD", required = true, num_args = 1.., last = true)]
         command: Vec<OsString>,
     },
     /// Show states.
     #[command(about = "Show keys' states (all known keys when none is given)")]
     Status {
-        /// The keys; none for all.
-        #[arg(value_name = "KEY", num_args = 0.., help = "Keys to show")]
+        /// Keys to show
+        #[arg(value_name = "KEY", num_args = 0..)]
         key: Vec<String>,
-        /// `--json`.
-        #[arg(
-            long,
-            help = "One `breaker_status` JSON record per key instead of a table"
-        )]
+        /// One `breaker_status` JSON record per key instead of a table
+        #[arg(long)]
         json: bool,
     },
     /// Close breakers.
     #[command(about = "Close breakers and forget their failures")]
     #[command(group(clap::ArgGroup::new("what").args(["key", "all"]).required(true)))]
     Reset {
-        /// The keys.
-        #[arg(value_name = "KEY", num_args = 1.., value_parser = hub::breaker::parse_key, help = "Keys to reset")]
+        /// Keys to reset
+        #[arg(value_name = "KEY", num_args = 1.., value_parser = hub::breaker::parse_key)]
         key: Vec<String>,
-        /// `--all`.
-        #[arg(
-            long,
-            conflicts_with = "key",
-            help = "Reset every key; replaces even a corrupt state file"
-        )]
+        /// Reset every key; replaces even a corrupt state file
+        #[arg(long, conflicts_with = "key")]
         all: bool,
     },
 }
 
 const KEY_HELP: &str = "The breaker key, by convention service:failure_type (keycloak:start)";
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
-}

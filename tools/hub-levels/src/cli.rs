@@ -32,105 +32,64 @@ const AFTER_HELP: &str = "Exit status: 0 ok (warnings on stderr), 2 bad input (m
              timeout), RETRY_MAX_ATTEMPTS / RETRY_BASE_DELAY / RETRY_MAX_DELAY (retry defaults), \
              HUB_RUN_ID (the run id put in every record).";
 
-/// `hub-levels`' arguments.
+/// Read compose files and print their services in dependency levels
 #[derive(Debug, Parser)]
 #[command(
-    name = "hub-levels",
     version,
-    about = "Read compose files and print their services in dependency levels",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     mut_arg("run_id", |arg| arg.help("The run id put in every record [default: generated]")),
 )]
 pub struct Cli {
-    /// `-f`: the compose files, in order; `None` when none was given.
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        help = "Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else compose.yaml, docker-compose.yml, … here or above, with compose.override.yml beside it]"
-    )]
+    /// Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else
+    /// compose.yaml, docker-compose.yml, … here or above, with compose.override.yml beside it]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<Vec<String>>,
-    /// `--project-directory`.
-    #[arg(
-        long = "project-directory",
-        value_name = "DIR",
-        help = "The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"
-    )]
+    /// The project directory, as compose's: .env is read from it, local services run in it (and
+    /// relative paths in their commands, working_dir and env_file start there), and with no -f the
+    /// compose file is looked for in it [default: the first file's folder]
+    #[arg(long = "project-directory", value_name = "DIR")]
     pub project_directory: Option<PathBuf>,
-    /// `--env-file`, in order.
-    #[arg(
-        long = "env-file",
-        value_name = "FILE",
-        help = "An env file to read instead of the project's .env, as compose's --env-file (repeatable: read in order, a later one wins; relative to the current folder; passed on to compose for containers and --resolve) [default: $COMPOSE_ENV_FILES, comma-separated, else .env in the project directory]"
-    )]
+    /// An env file to read instead of the project's .env, as compose's --env-file (repeatable: read
+    /// in order, a later one wins; relative to the current folder; passed on to compose for
+    /// containers and --resolve) [default: $COMPOSE_ENV_FILES, comma-separated, else .env in the
+    /// project directory]
+    #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<String>,
-    /// `--profile`; `None` when none was given (then `COMPOSE_PROFILES`).
-    #[arg(
-        long = "profile",
-        value_name = "PROFILE",
-        help = "Activate a profile (repeatable; * activates all) [default: $COMPOSE_PROFILES]"
-    )]
+    /// Activate a profile (repeatable; * activates all) [default: $COMPOSE_PROFILES]
+    #[arg(long = "profile", value_name = "PROFILE")]
     pub profile: Option<Vec<String>>,
-    /// `--resolve`: compose resolves the files.
-    #[arg(
-        long,
-        conflicts_with = "resolved",
-        help = "Let compose resolve the files first: run `COMPOSE -f FILE… [--profile P]… config` and plan from its output (every service it keeps is active; nothing is filtered again)"
-    )]
+    /// Let compose resolve the files first: run `COMPOSE -f FILE… [--profile P]… config` and plan
+    /// from its output (every service it keeps is active; nothing is filtered again)
+    #[arg(long, conflicts_with = "resolved")]
     pub resolve: bool,
-    /// `--resolved`: the input is compose's own output.
-    #[arg(
-        long,
-        help = "The input is already `docker compose config` output (e.g. `-f -`): take every service in it as active, with no profile filtering again"
-    )]
+    /// The input is already `docker compose config` output (e.g. `-f -`): take every service in it
+    /// as active, with no profile filtering again
+    #[arg(long)]
     pub resolved: bool,
-    /// `--compose-cmd`, for `--resolve`.
-    #[arg(
-        long = "compose-cmd",
-        value_name = "CMD",
-        requires = "resolve",
-        help = "The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else `docker-compose`]"
-    )]
+    /// The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else
+    /// `docker-compose`]
+    #[arg(long = "compose-cmd", value_name = "CMD", requires = "resolve")]
     pub compose_cmd: Option<String>,
-    /// `--class-label`.
-    #[arg(
-        long = "class-label",
-        value_name = "KEY",
-        default_value = "hub.class",
-        help = "The label that carries a service's class when x-hub.class is absent (e.g. dive.service.class)"
-    )]
+    /// The label that carries a service's class when x-hub.class is absent (e.g.
+    /// dive.service.class)
+    #[arg(long = "class-label", value_name = "KEY", default_value = "hub.class")]
     pub class_label: String,
-    /// `--default-class`.
-    #[arg(
-        long = "default-class",
-        value_name = "CLASS",
-        value_enum,
-        default_value_t = Class::Core,
-        help = "The class of services with no class (x-hub.class, else the class label): core, as compose treats every service as required; `optional` is the seed's old default"
-    )]
+    /// The class of services with no class (x-hub.class, else the class label): core, as compose
+    /// treats every service as required; `optional` is the seed's old default
+    #[arg(long = "default-class", value_name = "CLASS", value_enum, default_value_t = Class::Core)]
     pub default_class: Class,
-    /// `--format`.
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value_t = Format::Json,
-        help = "What to print"
-    )]
+    /// What to print
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Json)]
     pub format: Format,
-    /// `--reverse`: teardown order.
-    #[arg(long, help = "Highest level first (teardown order)")]
+    /// Highest level first (teardown order)
+    #[arg(long)]
     pub reverse: bool,
-    /// `--level N`.
-    #[arg(long, value_name = "N", help = "Only the services of level N")]
+    /// Only the services of level N
+    #[arg(long, value_name = "N")]
     pub level: Option<u32>,
-    /// `--count`.
-    #[arg(
-        long,
-        conflicts_with_all = ["level", "format", "reverse"],
-        help = "Print the number of levels and nothing else"
-    )]
+    /// Print the number of levels and nothing else
+    #[arg(long, conflicts_with_all = ["level", "format", "reverse"])]
     pub count: bool,
     /// `--run-id`.
     #[command(flatten)]
@@ -140,11 +99,7 @@ pub struct Cli {
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+hub::tool!(Cli);
 
 /// `--format`: what the plan is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,12 +112,4 @@ pub enum Format {
     Table,
     /// Graphviz.
     Dot,
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
 }

@@ -21,70 +21,39 @@ const AFTER_HELP: &str = "Exit status: 0 report written (whatever the deploy's o
              `hub-levels | hub-report status` shows a deployed stack's state now; see `hub-report status --help`.\n\
              Environment: NO_COLOR disables colour (text is coloured only on a terminal).";
 
-/// `hub-report`'s arguments.
+/// Report a deploy from its event records: text, JSON, Markdown, HTML, Prometheus
 #[derive(Debug, Parser)]
 #[command(
-    name = "hub-report",
     version,
-    about = "Report a deploy from its event records: text, JSON, Markdown, HTML, Prometheus",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true,
 )]
 pub struct Cli {
-    /// The event files; none (or `-`) reads stdin.
-    #[arg(
-        value_name = "FILE",
-        help = "Event files (JSON lines); - or none reads stdin"
-    )]
+    /// Event files (JSON lines); - or none reads stdin
+    #[arg(value_name = "FILE")]
     pub files: Vec<String>,
-    /// `--format`.
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value_t = Format::Text,
-        help = "What the report is written as"
-    )]
+    /// What the report is written as
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// `-o`.
-    #[arg(
-        short = 'o',
-        long,
-        value_name = "FILE",
-        help = "Write the report to FILE atomically (temp file, then rename) instead of stdout"
-    )]
+    /// Write the report to FILE atomically (temp file, then rename) instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// `--run ID`.
-    #[arg(
-        long,
-        value_name = "ID",
-        help = "Report this run id [default: the run whose first record comes last]"
-    )]
+    /// Report this run id [default: the run whose first record comes last]
+    #[arg(long, value_name = "ID")]
     pub run: Option<String>,
-    /// `--list-runs`.
-    #[arg(
-        long = "list-runs",
-        conflicts_with_all = ["run", "format", "history"],
-        help = "List the runs in the input (id, first record, records) and exit"
-    )]
+    /// List the runs in the input (id, first record, records) and exit
+    #[arg(long = "list-runs", conflicts_with_all = ["run", "format", "history"])]
     pub list_runs: bool,
-    /// `--history FILE`.
-    #[arg(
-        long,
-        value_name = "FILE",
-        help = "Also append this run's JSON summary, one line, to FILE (for `trend`)"
-    )]
+    /// Also append this run's JSON summary, one line, to FILE (for `trend`)
+    #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// `--strict`.
     #[command(flatten)]
     pub strict: Strict,
-    /// `--check`.
-    #[arg(
-        long,
-        help = "Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"
-    )]
+    /// Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted
+    #[arg(long)]
     pub check: bool,
     /// `trend` or `status`; none reports a run.
     #[command(subcommand)]
@@ -94,17 +63,13 @@ pub struct Cli {
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+hub::tool!(Cli);
 
 /// `--strict`, in the report and in `trend`.
 #[derive(Debug, Clone, Args)]
 pub struct Strict {
-    /// A malformed line is an error.
-    #[arg(long, help = "A malformed line is an error (exit 2), not a warning")]
+    /// A malformed line is an error (exit 2), not a warning
+    #[arg(long)]
     pub strict: bool,
 }
 
@@ -151,47 +116,20 @@ const TREND_AFTER_HELP: &str = "Regression: the latest run's time to healthy (or
 /// `hub-report trend`'s arguments.
 #[derive(Debug, Args)]
 pub struct TrendArgs {
-    /// `--history FILE`.
-    #[arg(
-        long,
-        value_name = "FILE",
-        help = "The history file `hub-report --history FILE` appends to"
-    )]
+    /// The history file `hub-report --history FILE` appends to
+    #[arg(long, value_name = "FILE")]
     pub history: String,
-    /// `--last N`.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "30",
-        value_parser = clap::value_parser!(u32).range(1..),
-        help = "Only the last N runs"
-    )]
+    /// Only the last N runs
+    #[arg(long, value_name = "N", default_value = "30", value_parser = clap::value_parser!(u32).range(1..))]
     pub last: u32,
-    /// `--regression FACTOR`.
-    #[arg(
-        long,
-        value_name = "FACTOR",
-        default_value = "1.5",
-        value_parser = crate::trend::parse_factor,
-        help = "Flag the latest run when slower than FACTOR × the earlier runs' median"
-    )]
+    /// Flag the latest run when slower than FACTOR × the earlier runs' median
+    #[arg(long, value_name = "FACTOR", default_value = "1.5", value_parser = crate::trend::parse_factor)]
     pub regression: f64,
-    /// `--format`.
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value_t = TrendFormat::Text,
-        help = "What the trend is written as"
-    )]
+    /// What the trend is written as
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = TrendFormat::Text)]
     pub format: TrendFormat,
-    /// `-o`.
-    #[arg(
-        short = 'o',
-        long,
-        value_name = "FILE",
-        help = "Write to FILE atomically instead of stdout"
-    )]
+    /// Write to FILE atomically instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// `--strict`.
     #[command(flatten)]
@@ -228,33 +166,17 @@ pub struct StatusArgs {
     /// `--state-dir`.
     #[command(flatten)]
     pub state_dir: StateDir,
-    /// `--format`.
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        value_enum,
-        default_value_t = StatusFormat::Text,
-        help = "What the states are written as"
-    )]
+    /// What the states are written as
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
-    /// `--probe-timeout`.
-    #[arg(
-        long = "probe-timeout",
-        value_name = "DURATION",
-        default_value = "2s",
-        value_parser = hub::duration::parse,
-        help = "The longest one probe may take (a service's own probe timeout, if shorter, wins)"
-    )]
+    /// The longest one probe may take (a service's own probe timeout, if shorter, wins)
+    #[arg(long = "probe-timeout", value_name = "DURATION", default_value = "2s", value_parser = hub::duration::parse)]
     pub probe_timeout: Duration,
     /// `--breaker-state`.
     #[command(flatten)]
     pub breaker_state: BreakerState,
-    /// `--compose-cmd`.
-    #[arg(
-        long = "compose-cmd",
-        value_name = "CMD",
-        help = "The compose command for container services [default: $DOCKER_CMD, else detected]"
-    )]
+    /// The compose command for container services [default: $DOCKER_CMD, else detected]
+    #[arg(long = "compose-cmd", value_name = "CMD")]
     pub compose_cmd: Option<String>,
 }
 
@@ -265,12 +187,4 @@ pub enum StatusFormat {
     Text,
     /// `service_status` records.
     Json,
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
 }

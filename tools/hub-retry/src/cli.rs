@@ -28,12 +28,10 @@ const AFTER_HELP: &str = "Exit status: 0 the command succeeded; otherwise the la
              -n, --delay, --max-delay); HUB_BREAKER_STATE, CIRCUIT_BREAKER_THRESHOLD, \
              CIRCUIT_BREAKER_TIMEOUT (the breaker); HUB_RUN_ID (run_id of records).";
 
-/// `hub-retry`'s arguments.
+/// Run a command, retrying it with exponential backoff while it fails
 #[derive(Debug, Parser)]
 #[command(
-    name = "hub-retry",
     version,
-    about = "Run a command, retrying it with exponential backoff while it fails",
     override_usage = "hub-retry [OPTIONS] -- CMD [ARGS...]",
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
@@ -41,107 +39,48 @@ const AFTER_HELP: &str = "Exit status: 0 the command succeeded; otherwise the la
     mut_arg("events", |arg| arg.help("Append one JSON-lines `attempt` record per attempt (and `breaker` records) to FILE; - is stdout")),
 )]
 pub struct Cli {
-    /// `-n`.
+    /// Attempts in all; 0 = until success
     #[arg(
         short = 'n',
         long,
         value_name = "N",
         env = "RETRY_MAX_ATTEMPTS",
-        default_value = "3",
-        help = "Attempts in all; 0 = until success"
+        default_value = "3"
     )]
     pub attempts: u32,
-    /// `--delay`.
-    #[arg(
-        long,
-        value_name = "D",
-        env = "RETRY_BASE_DELAY",
-        default_value = "2s",
-        value_parser = hub::duration::parse,
-        help = "The first delay; later delays double"
-    )]
+    /// The first delay; later delays double
+    #[arg(long, value_name = "D", env = "RETRY_BASE_DELAY", default_value = "2s", value_parser = hub::duration::parse)]
     pub delay: Duration,
-    /// `--max-delay`.
-    #[arg(
-        long = "max-delay",
-        value_name = "D",
-        env = "RETRY_MAX_DELAY",
-        default_value = "30s",
-        value_parser = hub::duration::parse,
-        help = "The cap on any one delay"
-    )]
+    /// The cap on any one delay
+    #[arg(long = "max-delay", value_name = "D", env = "RETRY_MAX_DELAY", default_value = "30s", value_parser = hub::duration::parse)]
     pub max_delay: Duration,
-    /// `--jitter`.
-    #[arg(
-        long,
-        value_name = "KIND",
-        value_enum,
-        default_value_t = Jitter::None,
-        help = "Randomise delays (AWS formulas)"
-    )]
+    /// Randomise delays (AWS formulas)
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = Jitter::None)]
     pub jitter: Jitter,
-    /// `--timeout`, per attempt (0: none, as GNU timeout).
-    #[arg(
-        long,
-        value_name = "D",
-        value_parser = hub::duration::parse,
-        help = "Per attempt: then TERM its process group, KILL after --kill-after; counts as status 124 (0: no timeout)"
-    )]
+    /// Per attempt: then TERM its process group, KILL after --kill-after; counts as status 124 (0:
+    /// no timeout)
+    #[arg(long, value_name = "D", value_parser = hub::duration::parse)]
     pub timeout: Option<Duration>,
-    /// `--kill-after`.
-    #[arg(
-        long = "kill-after",
-        aliases = hub::cli::KILL_AFTER_ALIASES,
-        value_name = "D",
-        default_value = "5s",
-        value_parser = hub::duration::parse,
-        help = "Grace between TERM (or a forwarded signal) and KILL when an attempt is stopped"
-    )]
+    /// Grace between TERM (or a forwarded signal) and KILL when an attempt is stopped
+    #[arg(long = "kill-after", aliases = hub::cli::KILL_AFTER_ALIASES, value_name = "D", default_value = "5s", value_parser = hub::duration::parse)]
     pub kill_after: Duration,
-    /// `--max-time`.
-    #[arg(
-        long = "max-time",
-        value_name = "D",
-        value_parser = hub::duration::parse,
-        help = "Overall budget: no attempt starts that it cannot cover"
-    )]
+    /// Overall budget: no attempt starts that it cannot cover
+    #[arg(long = "max-time", value_name = "D", value_parser = hub::duration::parse)]
     pub max_time: Option<Duration>,
-    /// `--retry-on`.
-    #[arg(
-        long = "retry-on",
-        value_name = "CODES",
-        value_parser = ExitCodes::parse,
-        help = "Retry only these statuses, e.g. 1,75,100-110 [default: any failure]"
-    )]
+    /// Retry only these statuses, e.g. 1,75,100-110 [default: any failure]
+    #[arg(long = "retry-on", value_name = "CODES", value_parser = ExitCodes::parse)]
     pub retry_on: Option<ExitCodes>,
-    /// `--stop-on`.
-    #[arg(
-        long = "stop-on",
-        value_name = "CODES",
-        value_parser = ExitCodes::parse,
-        help = "Never retry these statuses, e.g. 2,126-127"
-    )]
+    /// Never retry these statuses, e.g. 2,126-127
+    #[arg(long = "stop-on", value_name = "CODES", value_parser = ExitCodes::parse)]
     pub stop_on: Option<ExitCodes>,
-    /// `--replay-stdin`.
-    #[arg(
-        long = "replay-stdin",
-        help = "Read stdin to its end first, and give every attempt all of it (spooled to a temporary file)"
-    )]
+    /// Read stdin to its end first, and give every attempt all of it (spooled to a temporary file)
+    #[arg(long = "replay-stdin")]
     pub replay_stdin: bool,
-    /// `--name`.
-    #[arg(
-        long,
-        value_name = "NAME",
-        help = "The name in messages and records [default: the program's name]"
-    )]
+    /// The name in messages and records [default: the program's name]
+    #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// `--breaker KEY`.
-    #[arg(
-        long,
-        value_name = "KEY",
-        value_parser = hub::breaker::parse_key,
-        help = "Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome"
-    )]
+    /// Ask this circuit breaker (e.g. keycloak:start) before each attempt; record each outcome
+    #[arg(long, value_name = "KEY", value_parser = hub::breaker::parse_key)]
     pub breaker: Option<String>,
     /// The breaker's state file, policy and timeouts.
     #[command(flatten)]
@@ -152,30 +91,12 @@ pub struct Cli {
     /// `--run-id`.
     #[command(flatten)]
     pub run_id: RunId,
-    /// The command and its arguments.
-    #[arg(
-        value_name = "CMD",
-        required = true,
-        num_args = 1..,
-        trailing_var_arg = true,
-        help = "The command and its arguments"
-    )]
+    /// The command and its arguments
+    #[arg(value_name = "CMD", required = true, num_args = 1.., trailing_var_arg = true)]
     pub command: Vec<OsString>,
     /// `-q`, `-v`, `--color`.
     #[command(flatten)]
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
-}
+hub::tool!(Cli);

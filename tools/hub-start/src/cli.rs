@@ -45,40 +45,19 @@ const AFTER_HELP: &str = "Exit status: 0 deployed (OPTIONAL/STRETCH failures are
              --threshold and --cooldown), HUB_BREAKER_STATE (its state file), HUB_STATE_DIR (the \
              state folder).";
 
-/// `hub-start`'s arguments.
+/// Start services in dependency order, with retries, a circuit breaker and the
+/// CORE/OPTIONAL/STRETCH policy
 #[derive(Debug, Parser)]
-#[command(
-    name = "hub-start",
-    version,
-    about = "Start services in dependency order, with retries, a circuit breaker and the CORE/OPTIONAL/STRETCH policy",
-    long_about = LONG_ABOUT,
-    after_help = AFTER_HELP,
-)]
+#[command(version, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// `--gate`: where health results come back.
-    #[arg(
-        long,
-        value_name = "PATH",
-        help = "A FIFO or file to follow for health results (healthy/unhealthy records)"
-    )]
+    /// A FIFO or file to follow for health results (healthy/unhealthy records)
+    #[arg(long, value_name = "PATH")]
     pub gate: Option<PathBuf>,
-    /// `--schedule`.
-    #[arg(
-        long,
-        value_name = "MODE",
-        value_enum,
-        default_value_t = Schedule::Dag,
-        help = "When a service may start"
-    )]
+    /// When a service may start
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Schedule::Dag)]
     pub schedule: Schedule,
-    /// `-j`: at most this many attempts in flight (0: no limit).
-    #[arg(
-        short = 'j',
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        help = "At most N start attempts in flight at once (0 = no limit)"
-    )]
+    /// At most N start attempts in flight at once (0 = no limit)
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
     pub jobs: usize,
     /// `--state-dir`.
     #[command(flatten)]
@@ -89,62 +68,35 @@ pub struct Cli {
     /// `--threshold`, `--cooldown`.
     #[command(flatten)]
     pub breaker: BreakerPolicy,
-    /// `--stop`: teardown instead of a deploy.
-    #[arg(
-        long,
-        conflicts_with_all = ["gate", "inject_failure"],
-        help = "Teardown: stop each service read (pipe `hub-levels --reverse`): x-hub.stop, else TERM its process group (pid file), else compose stop/rm; writes `stopped` records"
-    )]
+    /// Teardown: stop each service read (pipe `hub-levels --reverse`): x-hub.stop, else TERM its
+    /// process group (pid file), else compose stop/rm; writes `stopped` records
+    #[arg(long, conflicts_with_all = ["gate", "inject_failure"])]
     pub stop: bool,
-    /// `--kill-after`: the grace between TERM and KILL of `--stop`.
-    #[arg(
-        long = "kill-after",
-        aliases = hub::cli::KILL_AFTER_ALIASES,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = hub::duration::parse,
-        help = "With --stop: how long a process group has between TERM and KILL"
-    )]
+    /// With --stop: how long a process group has between TERM and KILL
+    #[arg(long = "kill-after", aliases = hub::cli::KILL_AFTER_ALIASES, value_name = "DURATION", default_value = "10s", value_parser = hub::duration::parse)]
     pub kill_after: Duration,
-    /// `--keep-failed`.
-    #[arg(
-        long = "keep-failed",
-        help = "Leave a failed or timed-out attempt's processes running, to debug them (by default its whole process group is stopped, members that outlived the leader included)"
-    )]
+    /// Leave a failed or timed-out attempt's processes running, to debug them (by default its whole
+    /// process group is stopped, members that outlived the leader included)
+    #[arg(long = "keep-failed")]
     pub keep_failed: bool,
-    /// `--wait-lock`.
-    #[arg(
-        long = "wait-lock",
-        value_name = "DURATION",
-        default_value = "0s",
-        value_parser = hub::duration::parse,
-        help = "When another deploy holds the state dir's lock, wait up to DURATION for it instead of failing at once (exit 2). With --stop the running deploy is stopped first and waited for (at least 60s)"
-    )]
+    /// When another deploy holds the state dir's lock, wait up to DURATION for it instead of
+    /// failing at once (exit 2). With --stop the running deploy is stopped first and waited for (at
+    /// least 60s)
+    #[arg(long = "wait-lock", value_name = "DURATION", default_value = "0s", value_parser = hub::duration::parse)]
     pub wait_lock: Duration,
-    /// `--compose-cmd`.
-    #[arg(
-        long = "compose-cmd",
-        value_name = "CMD",
-        help = "The compose command for container services, e.g. \"docker-compose\" [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"
-    )]
+    /// The compose command for container services, e.g. "docker-compose" [default: $DOCKER_CMD,
+    /// else `docker compose` if it works, else docker-compose]
+    #[arg(long = "compose-cmd", value_name = "CMD")]
     pub compose_cmd: Option<String>,
-    /// `--inject-failure`, repeatable.
-    #[arg(
-        long = "inject-failure",
-        value_name = "SERVICE",
-        help = "Make SERVICE fail as if its start had failed (final at once), to rehearse the policy"
-    )]
+    /// Make SERVICE fail as if its start had failed (final at once), to rehearse the policy
+    #[arg(long = "inject-failure", value_name = "SERVICE")]
     pub inject_failure: Vec<String>,
     /// `-q`, `-v`, `--color`.
     #[command(flatten)]
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+hub::tool!(Cli);
 
 /// `--schedule`: when a service may start (with `--gate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,12 +105,4 @@ pub enum Schedule {
     Dag,
     /// Level N+1 waits for all of level N.
     Levels,
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
 }

@@ -43,38 +43,17 @@ const AFTER_HELP: &str = "Exit status: 0 no CORE service failed (final outcomes 
              killed).\n\n\
              Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.";
 
-/// `hub-wait-healthy`'s arguments.
+/// Probe each started service until it is healthy, times out, or exits
 #[derive(Debug, Parser)]
-#[command(
-    name = "hub-wait-healthy",
-    version,
-    about = "Probe each started service until it is healthy, times out, or exits",
-    long_about = LONG_ABOUT,
-    after_help = AFTER_HELP,
-)]
+#[command(version, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// `--compose-cmd`, for container services.
-    #[arg(
-        long = "compose-cmd",
-        value_name = "CMD",
-        help = "The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"
-    )]
+    /// The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if
+    /// it works, else docker-compose]
+    #[arg(long = "compose-cmd", value_name = "CMD")]
     pub compose_cmd: Option<String>,
     /// `-q`, `-v`, `--color`.
     #[command(flatten)]
     pub common: Common,
 }
 
-impl hub::cli::Tool for Cli {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_definition_passes_clap_s_own_checks() {
-        <super::Cli as clap::CommandFactory>::command().debug_assert();
-    }
-}
+hub::tool!(Cli);

@@ -285,6 +285,34 @@ pub fn typed_records(output: &Output) -> Vec<hub::records::Record> {
         .collect()
 }
 
+/// The records of an output's stdout, typed, with their envelope (`ts`, `run_id`).
+pub fn lines(output: &Output) -> Vec<hub::records::Line> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(line)
+        .collect()
+}
+
+/// A matcher: a `kind` record (`started`, `healthy`, …) about `service`.
+pub fn is(kind: &'static str, service: &'static str) -> impl Fn(&hub::records::Record) -> bool {
+    move |r| r.kind() == kind && r.service() == Some(service)
+}
+
+/// Append one record, stamped now for `run_id`, to a file (a gate, an events file), as a tool
+/// would write it.
+pub fn append_record(path: &Path, run_id: Option<&str>, record: hub::records::Record) {
+    let text = hub::records::Line::now(run_id, record)
+        .to_line()
+        .expect("a record encodes");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for appending");
+    writeln!(file, "{text}").expect("append a record");
+}
+
 /// The JSON lines of an output's stdout, not checked against the contract: for a test of
 /// what a tool passes through untouched (a line it was given, malformed or not).
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
@@ -471,6 +499,31 @@ impl Running {
                 ),
             }
         }
+    }
+
+    /// The first record (already read, or read now) that matches, typed.
+    pub fn wait_for_record(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&hub::records::Record) -> bool,
+    ) -> hub::records::Record {
+        let found = self.wait_for(what, |v| matches(&line(&v.to_string()).record));
+        line(&found.to_string()).record
+    }
+
+    /// Every record read so far, typed.
+    pub fn seen_records(&self) -> Vec<hub::records::Record> {
+        self.seen
+            .iter()
+            .map(|v| line(&v.to_string()).record)
+            .collect()
+    }
+
+    /// [`Running::finish`], with the records typed.
+    pub fn finish_records(self) -> (Option<i32>, Vec<hub::records::Record>, String) {
+        let (status, seen, stderr) = self.finish();
+        let records = seen.iter().map(|v| line(&v.to_string()).record).collect();
+        (status, records, stderr)
     }
 
     /// Read all remaining records and wait for the exit status.

@@ -521,9 +521,19 @@ impl Running {
 
     /// [`Running::finish`], with the records typed.
     pub fn finish_records(self) -> (Option<i32>, Vec<hub::records::Record>, String) {
+        let (status, lines, stderr) = self.finish_lines();
+        (
+            status,
+            lines.into_iter().map(|l| l.record).collect(),
+            stderr,
+        )
+    }
+
+    /// [`Running::finish`], with the records typed and their envelope (`ts`, `run_id`) kept.
+    pub fn finish_lines(self) -> (Option<i32>, Vec<hub::records::Line>, String) {
         let (status, seen, stderr) = self.finish();
-        let records = seen.iter().map(|v| line(&v.to_string()).record).collect();
-        (status, records, stderr)
+        let lines = seen.iter().map(|v| line(&v.to_string())).collect();
+        (status, lines, stderr)
     }
 
     /// Read all remaining records and wait for the exit status.

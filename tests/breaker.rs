@@ -3,7 +3,9 @@
 //! no lost update, exactly one half-open trial, and a file that always parses even when its
 //! writers are killed with SIGKILL at random moments.
 
-use hub_tests::{Cmd, bin, records, stderr};
+use hub::breaker::State;
+use hub::records::{BreakerStatus, Record};
+use hub_tests::{Cmd, bin, stderr, typed_records};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,9 +52,12 @@ impl Fixture {
     }
 
     /// `status --json` for one key.
-    fn status(&self, key: &str) -> Value {
+    fn status(&self, key: &str) -> BreakerStatus {
         let out = self.cmd(&["status", "--json", key]).status(0);
-        records(&out).remove(0)
+        match typed_records(&out).remove(0) {
+            Record::BreakerStatus(status) => status,
+            other => panic!("not a breaker_status record: {other:?}"),
+        }
     }
 }
 
@@ -70,11 +75,10 @@ fn failures_open_the_breaker_and_checks_are_refused_with_75() {
         .stderr_contains("circuit breaker open after 3 consecutive failures; refused")
         .status(75);
     let status = f.status("keycloak:start");
-    assert_eq!(status["type"], "breaker_status");
-    assert_eq!(status["key"], "keycloak:start");
-    assert_eq!(status["state"], "open");
-    assert_eq!(status["consecutive_failures"], 3);
-    assert!(status["opened_at"].is_u64());
+    assert_eq!(status.key, "keycloak:start");
+    assert_eq!(status.state, State::Open);
+    assert_eq!(status.consecutive_failures, 3);
+    assert!(status.opened_at.is_some());
     // Other keys are independent.
     f.cmd(&["check", "redis:start"]).status(0);
     let table = f.cmd(&["status"]).status(0);
@@ -131,47 +135,44 @@ fn after_the_cooldown_one_trial_then_success_closes() {
     f.cmd(&["--cooldown", "0", "check", "k"])
         .stderr_contains("another caller holds the trial")
         .status(75);
-    assert_eq!(f.status("k")["state"], "half_open");
+    assert_eq!(f.status("k").state, State::HalfOpen);
     f.cmd(&["--events", ev, "success", "k"])
         .stderr_contains("half_open → closed")
         .status(0);
     f.cmd(&["check", "k"]).status(0);
-    let transitions: Vec<(String, String)> = std::fs::read_to_string(&events)
+    let transitions: Vec<(State, State)> = std::fs::read_to_string(&events)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|r| {
-            assert_eq!(r["type"], "breaker");
-            assert_eq!(r["key"], "k");
-            (
-                r["from"].as_str().unwrap().into(),
-                r["to"].as_str().unwrap().into(),
-            )
+        .map(|l| match hub_tests::line(l).record {
+            Record::Breaker(t) => {
+                assert_eq!(t.key, "k");
+                (t.from, t.to)
+            }
+            other => panic!("not a breaker record: {other:?}"),
         })
         .collect();
-    let expected: Vec<(String, String)> = [
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-    ]
-    .iter()
-    .map(|(a, b)| ((*a).into(), (*b).into()))
-    .collect();
-    assert_eq!(transitions, expected);
+    assert_eq!(
+        transitions,
+        [
+            (State::Closed, State::Open),
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Closed)
+        ]
+    );
 }
 
 #[test]
 fn a_failed_trial_reopens() {
     let f = Fixture::new();
     f.cmd(&["--threshold", "1", "failure", "k"]).status(0);
-    let opened = f.status("k")["opened_at"].as_u64().unwrap();
+    let opened = f.status("k").opened_at.unwrap();
     f.cmd(&["--cooldown", "0", "check", "k"]).status(0);
     f.cmd(&["failure", "k"])
         .stderr_contains("half_open → open (2 consecutive failures)")
         .status(0);
     let status = f.status("k");
-    assert_eq!(status["state"], "open");
-    assert!(status["opened_at"].as_u64().unwrap() >= opened);
+    assert_eq!(status.state, State::Open);
+    assert!(status.opened_at.unwrap() >= opened);
 }
 
 #[test]
@@ -194,9 +195,9 @@ fn run_passes_the_status_through_and_records_it() {
     let marker = f.dir.path().join("ran");
     f.cmd(&["--threshold", "2", "run", "k", "--", "sh", "-c", "exit 9"])
         .status(9);
-    assert_eq!(f.status("k")["consecutive_failures"], 1);
+    assert_eq!(f.status("k").consecutive_failures, 1);
     f.cmd(&["run", "k", "--", "true"]).status(0);
-    assert_eq!(f.status("k")["consecutive_failures"], 0);
+    assert_eq!(f.status("k").consecutive_failures, 0);
     f.cmd(&["--threshold", "2", "run", "k", "--", "false"])
         .status(1);
     f.cmd(&["--threshold", "2", "run", "k", "--", "false"])
@@ -285,7 +286,7 @@ fn a_lock_held_too_long_is_a_clear_error() {
         .status(2);
     lock.unlock().unwrap();
     f.cmd(&["failure", "k"]).status(0);
-    assert_eq!(f.status("k")["consecutive_failures"], 2);
+    assert_eq!(f.status("k").consecutive_failures, 2);
 }
 
 #[test]
@@ -303,8 +304,8 @@ fn eight_processes_times_200_failures_lose_no_update() {
         assert!(writer.wait().unwrap().success());
     }
     let status = f.status("shared:start");
-    assert_eq!(status["consecutive_failures"], 1600);
-    assert_eq!(status["state"], "closed");
+    assert_eq!(status.consecutive_failures, 1600);
+    assert_eq!(status.state, State::Closed);
 }
 
 #[test]
@@ -412,8 +413,6 @@ fn the_state_file_is_breaker_state_as_in_hub_start_and_state_still_works() {
 
 #[test]
 fn hub_start_takes_the_breakers_threshold_and_cooldown_by_the_names_hub_breaker_uses() {
-    use hub::breaker::State;
-    use hub::records::Record;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("compose.yaml"),

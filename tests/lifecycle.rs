@@ -3,8 +3,10 @@
 //! leave zero marker processes, and a bystander that merely looks like one of ours (its pid in a
 //! pid file, its own process group) must survive. Every wait is on a condition with a deadline.
 
-use hub_tests::{Cmd, KillPidsOnDrop, Running, records, temp_with, wait_until};
-use serde_json::Value;
+use hub::records::{
+    AttemptOf, Check, Class, HealthSpec, Record, SignalName, Started, Stopped, UnhealthyReason,
+};
+use hub_tests::{Cmd, KillPidsOnDrop, Running, is, temp_with, typed_records, wait_until};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -93,12 +95,18 @@ impl Stack {
         Running::spawn_script("hub-deploy", &args, self.path(), &[])
     }
 
-    fn down(&self) -> Vec<Value> {
+    fn down(&self) -> Vec<Stopped> {
         let out = Cmd::script("hub-down")
             .current_dir(self.path())
             .args(["--state-dir", ".hub", "--grace", "5s"])
             .run();
-        records(&out)
+        typed_records(&out)
+            .into_iter()
+            .map(|r| match r {
+                Record::Stopped(stopped) => stopped,
+                other => panic!("hub-down wrote a record other than `stopped`: {other:?}"),
+            })
+            .collect()
     }
 
     fn marked(&self) -> Vec<u32> {
@@ -106,7 +114,7 @@ impl Stack {
     }
 
     /// hub-down, then: nothing of ours runs.
-    fn down_leaves_nothing(&self) -> Vec<Value> {
+    fn down_leaves_nothing(&self) -> Vec<Stopped> {
         let stopped = self.down();
         wait_until("no marker process is left", || self.marked().is_empty());
         stopped
@@ -164,10 +172,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
-    move |r| r["type"] == kind && r["service"] == service
-}
-
 /// A `run` service with the marker, healthy once NAME.ready exists.
 fn service(name: &str, deps: &str) -> String {
     format!(
@@ -190,7 +194,7 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
     .unwrap();
     // A rerun does not take the bystander for the service: it starts the service.
     let deploy = stack.deploy(&[]);
-    let (status, records, err) = deploy.finish();
+    let (status, records, err) = deploy.finish_records();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("started", "api")), "{records:#?}");
     assert_eq!(stack.marked().len(), 1);
@@ -204,31 +208,28 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
     .unwrap();
     let stopped = stack.down_leaves_nothing();
     bystander.assert_alive();
-    let api = stopped.iter().find(|r| r["service"] == "api").unwrap();
-    assert_eq!(api["ok"], true, "{api}");
-    assert!(
-        api["message"].as_str().unwrap().contains("another process"),
-        "{api}"
-    );
+    let api = stopped.iter().find(|r| r.of.service == "api").unwrap();
+    assert!(api.ok, "{api:?}");
+    assert!(api.message.contains("another process"), "{api:?}");
 }
 
 #[test]
 fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
     let stack = Stack::new("twice", &format!("services:\n{}", service("api", "")));
     let mut first = stack.deploy(&[]);
-    first.wait_for("api started", is("started", "api"));
+    first.wait_for_record("api started", is("started", "api"));
     let second = stack.deploy(&[]);
-    let (status, records, err) = second.finish();
+    let (status, records, err) = second.finish_records();
     assert_eq!(status, Some(2), "{err}");
     assert!(err.contains("another deploy (pid "), "{err}");
     assert!(err.contains("--wait-lock"), "{err}");
     assert!(
-        !records.iter().any(|r| r["type"] == "started"),
+        !records.iter().any(|r| r.kind() == "started"),
         "{records:#?}"
     );
     assert_eq!(stack.marked().len(), 1, "only the first deploy launched");
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = first.finish();
+    let (status, _, err) = first.finish_records();
     assert_eq!(status, Some(0), "{err}");
     stack.down_leaves_nothing();
 }
@@ -237,7 +238,7 @@ fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
 fn a_second_deploy_waits_with_wait_lock() {
     let stack = Stack::new("waitlock", &format!("services:\n{}", service("api", "")));
     let mut first = stack.deploy(&[]);
-    first.wait_for("api started", is("started", "api"));
+    first.wait_for_record("api started", is("started", "api"));
     let mut second = Running::spawn(
         "hub-start",
         &["--state-dir", ".hub", "--wait-lock", "60s"],
@@ -246,12 +247,12 @@ fn a_second_deploy_waits_with_wait_lock() {
     );
     second.close_stdin();
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = first.finish();
+    let (status, _, err) = first.finish_records();
     assert_eq!(status, Some(0), "{err}");
-    let (status, records, err) = second.finish();
+    let (status, records, err) = second.finish_records();
     assert_eq!(status, Some(0), "{err}");
     assert!(
-        records.iter().any(|r| r["type"] == "finished"),
+        records.iter().any(|r| r.kind() == "finished"),
         "{records:#?}"
     );
     stack.down_leaves_nothing();
@@ -264,13 +265,13 @@ fn hub_down_during_a_deploy_stops_the_deploy_first() {
         &format!("services:\n{}{}", service("db", ""), service("api", "db")),
     );
     let mut deploy = stack.deploy(&[]);
-    deploy.wait_for("db started", is("started", "db"));
+    deploy.wait_for_record("db started", is("started", "db"));
     let stopped = stack.down_leaves_nothing();
-    assert!(stopped.iter().all(|r| r["ok"] == true), "{stopped:#?}");
-    let (status, records, err) = deploy.finish();
+    assert!(stopped.iter().all(|r| r.ok), "{stopped:#?}");
+    let (status, records, err) = deploy.finish_records();
     assert_eq!(status, Some(143), "{err}");
     assert!(
-        records.iter().any(|r| r["type"] == "interrupted"),
+        records.iter().any(|r| r.kind() == "interrupted"),
         "{records:#?}"
     );
     // Nothing started after the teardown: the deploy was stopped before it.
@@ -289,11 +290,11 @@ fn leaves_a_child(attempts: u32) -> String {
 fn failed_attempts_leave_no_member_of_their_group_behind() {
     let stack = Stack::new("leaky", &leaves_a_child(3));
     let deploy = stack.deploy(&[]);
-    let (status, records, err) = deploy.finish();
+    let (status, records, err) = deploy.finish_records();
     assert_eq!(status, Some(1), "{err}");
     let failed = records
         .iter()
-        .filter(|r| r["type"] == "failed" || r["type"] == "unhealthy");
+        .filter(|r| matches!(r, Record::Failed(_) | Record::Unhealthy(_)));
     assert!(failed.count() >= 3, "{records:#?}");
     // hub-start stopped each attempt's group before it exited: nothing is left, even before
     // hub-down.
@@ -323,12 +324,9 @@ fn hub_down_stops_a_group_whose_leader_is_gone() {
     wait_until("the leader is gone", || !hub_tests::alive(leader));
     wait_until("the kept member runs", || !stack.marked().is_empty());
     let stopped = stack.down();
-    let leaky = stopped.iter().find(|r| r["service"] == "leaky").unwrap();
-    assert_eq!(leaky["ok"], true, "{leaky}");
-    assert!(
-        leaky["message"].as_str().unwrap().contains("process group"),
-        "{leaky}"
-    );
+    let leaky = stopped.iter().find(|r| r.of.service == "leaky").unwrap();
+    assert!(leaky.ok, "{leaky:?}");
+    assert!(leaky.message.contains("process group"), "{leaky:?}");
     wait_until("no marker process is left", || stack.marked().is_empty());
     bystander.assert_alive();
 }
@@ -352,7 +350,7 @@ fn signalled(stack: &Stack, name: &str, args: &[&str], signals: &[&str]) -> (Opt
             });
         }
     }
-    let (status, _, err) = tool.finish();
+    let (status, _, err) = tool.finish_records();
     wait_until("the child is gone too", || stack.marked().is_empty());
     (status, err)
 }
@@ -391,10 +389,16 @@ fn sighup_under_hub_start_stops_start_commands_and_exits_129() {
     tool.close_stdin();
     wait_until("the start command runs", || !stack.marked().is_empty());
     tool.signal("HUP");
-    let (status, records, err) = tool.finish();
+    let (status, records, err) = tool.finish_records();
     assert_eq!(status, Some(129), "{err}");
-    let interrupted = records.iter().find(|r| r["type"] == "interrupted").unwrap();
-    assert_eq!(interrupted["signal"], "SIGHUP");
+    let interrupted = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Interrupted(i) => Some(i),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(interrupted.signal, SignalName::Hup);
     wait_until("the start command is gone", || stack.marked().is_empty());
 }
 
@@ -403,17 +407,35 @@ fn sighup_under_hub_wait_healthy_exits_129() {
     let stack = Stack::new("hup-wait", "services: {}\n");
     let mut tool = Running::spawn("hub-wait-healthy", &[], stack.path(), &[]);
     let mark = format!("./{} 1000", stack.marker);
-    tool.send(
-        &serde_json::json!({"type": "started", "ts": 1, "run_id": "r", "service": "s",
-            "class": "core", "level": 0, "attempt": 1, "timeout_ms": 600000,
-            "health": {"kind": "cmd", "cmd": mark, "interval_ms": 20, "probe_timeout_ms": 600000,
-                "start_period_ms": 0}})
-        .to_string(),
-    );
+    let of = AttemptOf {
+        service: "s".into(),
+        class: Class::Core,
+        level: 0,
+        attempt: 1,
+        max_attempts: 1,
+    };
+    let health = HealthSpec {
+        check: Check::Cmd {
+            cmd: hub::command::CommandSpec::Shell(mark),
+        },
+        interval_ms: 20,
+        probe_timeout_ms: 600_000,
+        start_period_ms: 0,
+    };
+    let started = Started {
+        timeout_ms: 600_000,
+        ..Started::new(of, health)
+    };
+    let line = hub::records::Line {
+        ts: Some(1),
+        run_id: Some("r".into()),
+        record: Record::Started(Box::new(started)),
+    };
+    tool.send(&line.to_line().unwrap());
     // The probe command is the marked sleep: it runs until the signal stops it.
     wait_until("the probe runs", || !stack.marked().is_empty());
     tool.signal("HUP");
-    let (status, _, err) = tool.finish();
+    let (status, _, err) = tool.finish_records();
     assert_eq!(status, Some(129), "{err}");
     wait_until("the probe is gone", || stack.marked().is_empty());
 }
@@ -449,13 +471,14 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
         &format!("services:\n{}{}", service("db", ""), service("api", "db")),
     );
     let mut deploy = stack.deploy(&[]);
-    deploy.wait_for("db started", is("started", "db"));
+    deploy.wait_for_record("db started", is("started", "db"));
     deploy.signal("KILL");
     // tee outlives the script and passes on the tools' last records.
-    deploy.wait_for("hub-start's interrupted record", |r| {
-        r["type"] == "interrupted" && r["tool"] == "hub-start"
-    });
-    let (_, records, _) = deploy.finish();
+    deploy.wait_for_record(
+        "hub-start's interrupted record",
+        |r| matches!(r, Record::Interrupted(i) if i.tool == "hub-start"),
+    );
+    let (_, records, _) = deploy.finish_records();
     assert!(!records.iter().any(is("started", "api")), "{records:#?}");
     // Its temp files are in the state dir, not leaked in /tmp.
     let leftovers: Vec<_> = names_in(&stack.path().join(".hub"))
@@ -470,11 +493,11 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
 /// service outlives an interrupt (a rerun resumes it), still running and not healthy.
 fn interrupted_with_api_running(stack: &Stack) -> u32 {
     let mut first = stack.deploy(&[]);
-    let started = first.wait_for("api started", is("started", "api"));
+    let started = started_record(first.wait_for_record("api started", is("started", "api")));
     first.signal("INT");
-    let (status, _, err) = first.finish();
+    let (status, _, err) = first.finish_records();
     assert_eq!(status, Some(130), "{err}");
-    let pid = u32::try_from(started["pid"].as_u64().unwrap()).unwrap();
+    let pid = started.pid.unwrap();
     assert!(hub_tests::alive(pid));
     pid
 }
@@ -484,13 +507,13 @@ fn a_rerun_adopts_an_earlier_process_that_is_not_healthy_yet() {
     let stack = Stack::new("adopt", &format!("services:\n{}", service("api", "")));
     let old = interrupted_with_api_running(&stack);
     let mut second = stack.deploy(&[]);
-    let started = second.wait_for("api adopted", is("started", "api"));
-    assert_eq!(started["pid"].as_u64(), Some(u64::from(old)), "{started}");
-    assert_eq!(started["adopted"], true);
-    assert!(started["timeout_ms"].as_u64().unwrap() <= 60_000);
+    let started = started_record(second.wait_for_record("api adopted", is("started", "api")));
+    assert_eq!(started.pid, Some(old), "{started:?}");
+    assert!(started.adopted);
+    assert!(started.timeout_ms <= 60_000);
     assert_eq!(stack.marked(), vec![old], "a second copy was launched");
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, records, err) = second.finish();
+    let (status, records, err) = second.finish_records();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("healthy", "api")));
     stack.down_leaves_nothing();
@@ -508,15 +531,15 @@ fn a_rerun_restarts_an_earlier_process_past_its_timeout_never_beside_it() {
         process_age(old).is_some_and(|age| age > std::time::Duration::from_secs(1))
     });
     let mut second = stack.deploy(&[]);
-    let started = second.wait_for("api started again", is("started", "api"));
-    assert_ne!(started["pid"].as_u64(), Some(u64::from(old)));
+    let started = started_record(second.wait_for_record("api started again", is("started", "api")));
+    assert_ne!(started.pid, Some(old));
     assert!(
         !hub_tests::alive(old),
         "the earlier copy still runs beside the new one"
     );
     assert_eq!(stack.marked().len(), 1);
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = second.finish();
+    let (status, _, err) = second.finish_records();
     assert_eq!(status, Some(0), "{err}");
     stack.down_leaves_nothing();
 }
@@ -544,10 +567,16 @@ fn a_timed_out_service_is_stopped_and_a_rerun_starts_one_copy() {
         "services:\n  api:\n    x-hub:\n      class: optional\n      run: \"exec ./MARK 1000\"\n      health: { cmd: \"test -f api.ready\", interval: 20ms }\n      timeout: 200ms\n      retry: { attempts: 1 }\n",
     );
     for _ in 0..2 {
-        let (status, records, err) = stack.deploy(&[]).finish();
+        let (status, records, err) = stack.deploy(&[]).finish_records();
         assert_eq!(status, Some(0), "{err}");
-        let unhealthy = records.iter().find(|r| is("unhealthy", "api")(r)).unwrap();
-        assert_eq!(unhealthy["reason"], "timeout", "{unhealthy}");
+        let unhealthy = records
+            .iter()
+            .find_map(|r| match r {
+                Record::Unhealthy(u) if u.of.service == "api" => Some(u),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(unhealthy.reason, UnhealthyReason::Timeout, "{unhealthy:?}");
         assert_eq!(
             stack.marked(),
             Vec::<u32>::new(),
@@ -581,14 +610,14 @@ fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
             }
         }
         deploy.signal(if cut % 2 == 0 { "INT" } else { "TERM" });
-        let (status, _, err) = deploy.finish();
+        let (status, _, err) = deploy.finish_records();
         assert!(!err.contains("Killed"), "cut {cut}: {err}");
         // None: the signal came before bash had even set its traps (nothing started then).
         assert!(
             matches!(status, None | Some(0 | 130 | 143)),
             "cut {cut}: {status:?} {err}"
         );
-        let (status, _, err) = stack.deploy(&[]).finish();
+        let (status, _, err) = stack.deploy(&[]).finish_records();
         assert_eq!(status, Some(0), "cut {cut}: the rerun: {err}");
         assert_eq!(stack.marked().len(), 3, "cut {cut}: one copy of each");
         stack.down_leaves_nothing();
@@ -602,14 +631,14 @@ fn a_run_service_that_exits_is_an_exited_record_and_leaves_no_file() {
         "services:\n  job:\n    x-hub: { class: core, run: \"./MARK 0\", health: { completed: true } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { class: core, run: \"exec ./MARK 1000\", health: { cmd: \"true\" } }\n",
     );
     for _ in 0..3 {
-        let (status, events, err) = stack.deploy(&[]).finish();
+        let (status, events, err) = stack.deploy(&[]).finish_records();
         assert_eq!(status, Some(0), "{err}");
         assert!(!err.contains("Killed"), "{err}");
         // The exit travels downstream as a record, not through a file.
         assert!(
-            events
-                .iter()
-                .any(|r| r["type"] == "exited" && r["service"] == "job" && r["exit_status"] == 0),
+            events.iter().any(
+                |r| matches!(r, Record::Exited(e) if e.of.service == "job" && e.exit_status == 0)
+            ),
             "{events:?}"
         );
         let pids = names_in(&stack.path().join(".hub/pids"));
@@ -673,8 +702,16 @@ fn a_hub_tool_run_as_a_service_is_not_stopped_by_hub_deploys_parent_watch() {
             "services:\n  migrate:\n    x-hub: {{ class: core, start: \"{retry} -n 1 -- ./MARK 0\" }}\n"
         ),
     );
-    let (status, records, err) = stack.deploy(&[]).finish();
+    let (status, records, err) = stack.deploy(&[]).finish_records();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("started", "migrate")), "{err}");
     stack.down_leaves_nothing();
+}
+
+/// A `started` record's body.
+fn started_record(record: Record) -> Started {
+    match record {
+        Record::Started(started) => *started,
+        other => panic!("not a started record: {other:?}"),
+    }
 }

@@ -274,13 +274,17 @@ mod tests {
         (result, tally, seen)
     }
 
+    /// [`collect`] of input that must be read without error.
+    fn collect_ok(input: &str, policy: Policy) -> (Tally, Vec<(u64, String)>) {
+        let (result, tally, seen) = collect(input, policy);
+        assert!(result.is_ok(), "{result:?}");
+        (tally, seen)
+    }
+
     #[test]
     fn reads_lines_with_their_numbers_and_skips_blanks() {
-        let (result, tally, seen) = collect(
-            "{\"type\":\"plan\"}\n\n  \n{\"type\":\"healthy\"}\r\n",
-            Policy::default(),
-        );
-        assert!(result.is_ok());
+        let input = "{\"type\":\"plan\"}\n\n  \n{\"type\":\"healthy\"}\r\n";
+        let (tally, seen) = collect_ok(input, Policy::default());
         assert_eq!(seen, vec![(1, "plan".into()), (4, "healthy".into())]);
         assert_eq!(tally.records, 2);
         assert_eq!(tally.lines, 2);
@@ -288,11 +292,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_skipped_and_counted() {
-        let (result, tally, seen) = collect(
-            "{\"type\":\"plan\"}\nnot json\n{\"x\":1}\n{\"type\":\"finished\"}\n",
-            Policy::default(),
-        );
-        assert!(result.is_ok());
+        let input = "{\"type\":\"plan\"}\nnot json\n{\"x\":1}\n{\"type\":\"finished\"}\n";
+        let (tally, seen) = collect_ok(input, Policy::default());
         assert_eq!(seen.len(), 2);
         assert_eq!(tally.malformed, 2);
     }
@@ -318,8 +319,7 @@ mod tests {
             strict: true,
             ..Policy::default()
         };
-        let (result, tally, seen) = collect("{\"type\":\"plan\"}\n{\"type\":\"heal", policy);
-        assert!(result.is_ok());
+        let (tally, seen) = collect_ok("{\"type\":\"plan\"}\n{\"type\":\"heal", policy);
         assert_eq!(seen.len(), 1);
         assert_eq!(tally.truncated, 1);
         assert_eq!(tally.malformed, 0);

@@ -194,7 +194,7 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
     .unwrap();
     // A rerun does not take the bystander for the service: it starts the service.
     let deploy = stack.deploy(&[]);
-    let (status, records, err) = deploy.finish_records();
+    let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("started", "api")), "{records:#?}");
     assert_eq!(stack.marked().len(), 1);
@@ -217,9 +217,9 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
 fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
     let stack = Stack::new("twice", &format!("services:\n{}", service("api", "")));
     let mut first = stack.deploy(&[]);
-    first.wait_for_record("api started", is("started", "api"));
+    first.wait_for("api started", is("started", "api"));
     let second = stack.deploy(&[]);
-    let (status, records, err) = second.finish_records();
+    let (status, records, err) = second.finish();
     assert_eq!(status, Some(2), "{err}");
     assert!(err.contains("another deploy (pid "), "{err}");
     assert!(err.contains("--wait-lock"), "{err}");
@@ -229,7 +229,7 @@ fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
     );
     assert_eq!(stack.marked().len(), 1, "only the first deploy launched");
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = first.finish_records();
+    let (status, _, err) = first.finish();
     assert_eq!(status, Some(0), "{err}");
     stack.down_leaves_nothing();
 }
@@ -238,7 +238,7 @@ fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
 fn a_second_deploy_waits_with_wait_lock() {
     let stack = Stack::new("waitlock", &format!("services:\n{}", service("api", "")));
     let mut first = stack.deploy(&[]);
-    first.wait_for_record("api started", is("started", "api"));
+    first.wait_for("api started", is("started", "api"));
     let mut second = Running::spawn(
         "hub-start",
         &["--state-dir", ".hub", "--wait-lock", "60s"],
@@ -247,9 +247,9 @@ fn a_second_deploy_waits_with_wait_lock() {
     );
     second.close_stdin();
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = first.finish_records();
+    let (status, _, err) = first.finish();
     assert_eq!(status, Some(0), "{err}");
-    let (status, records, err) = second.finish_records();
+    let (status, records, err) = second.finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(
         records.iter().any(|r| r.kind() == "finished"),
@@ -265,10 +265,10 @@ fn hub_down_during_a_deploy_stops_the_deploy_first() {
         &format!("services:\n{}{}", service("db", ""), service("api", "db")),
     );
     let mut deploy = stack.deploy(&[]);
-    deploy.wait_for_record("db started", is("started", "db"));
+    deploy.wait_for("db started", is("started", "db"));
     let stopped = stack.down_leaves_nothing();
     assert!(stopped.iter().all(|r| r.ok), "{stopped:#?}");
-    let (status, records, err) = deploy.finish_records();
+    let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(143), "{err}");
     assert!(
         records.iter().any(|r| r.kind() == "interrupted"),
@@ -290,7 +290,7 @@ fn leaves_a_child(attempts: u32) -> String {
 fn failed_attempts_leave_no_member_of_their_group_behind() {
     let stack = Stack::new("leaky", &leaves_a_child(3));
     let deploy = stack.deploy(&[]);
-    let (status, records, err) = deploy.finish_records();
+    let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(1), "{err}");
     let failed = records
         .iter()
@@ -350,7 +350,7 @@ fn signalled(stack: &Stack, name: &str, args: &[&str], signals: &[&str]) -> (Opt
             });
         }
     }
-    let (status, _, err) = tool.finish_records();
+    let (status, _, err) = tool.finish();
     wait_until("the child is gone too", || stack.marked().is_empty());
     (status, err)
 }
@@ -389,7 +389,7 @@ fn sighup_under_hub_start_stops_start_commands_and_exits_129() {
     tool.close_stdin();
     wait_until("the start command runs", || !stack.marked().is_empty());
     tool.signal("HUP");
-    let (status, records, err) = tool.finish_records();
+    let (status, records, err) = tool.finish();
     assert_eq!(status, Some(129), "{err}");
     let interrupted = records
         .iter()
@@ -435,7 +435,7 @@ fn sighup_under_hub_wait_healthy_exits_129() {
     // The probe command is the marked sleep: it runs until the signal stops it.
     wait_until("the probe runs", || !stack.marked().is_empty());
     tool.signal("HUP");
-    let (status, _, err) = tool.finish_records();
+    let (status, _, err) = tool.finish();
     assert_eq!(status, Some(129), "{err}");
     wait_until("the probe is gone", || stack.marked().is_empty());
 }
@@ -471,14 +471,14 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
         &format!("services:\n{}{}", service("db", ""), service("api", "db")),
     );
     let mut deploy = stack.deploy(&[]);
-    deploy.wait_for_record("db started", is("started", "db"));
+    deploy.wait_for("db started", is("started", "db"));
     deploy.signal("KILL");
     // tee outlives the script and passes on the tools' last records.
-    deploy.wait_for_record(
+    deploy.wait_for(
         "hub-start's interrupted record",
         |r| matches!(r, Record::Interrupted(i) if i.tool == "hub-start"),
     );
-    let (_, records, _) = deploy.finish_records();
+    let (_, records, _) = deploy.finish();
     assert!(!records.iter().any(is("started", "api")), "{records:#?}");
     // Its temp files are in the state dir, not leaked in /tmp.
     let leftovers: Vec<_> = names_in(&stack.path().join(".hub"))
@@ -493,9 +493,9 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
 /// service outlives an interrupt (a rerun resumes it), still running and not healthy.
 fn interrupted_with_api_running(stack: &Stack) -> u32 {
     let mut first = stack.deploy(&[]);
-    let started = started_record(first.wait_for_record("api started", is("started", "api")));
+    let started = started_record(first.wait_for("api started", is("started", "api")));
     first.signal("INT");
-    let (status, _, err) = first.finish_records();
+    let (status, _, err) = first.finish();
     assert_eq!(status, Some(130), "{err}");
     let pid = started.pid.unwrap();
     assert!(hub_tests::alive(pid));
@@ -507,13 +507,13 @@ fn a_rerun_adopts_an_earlier_process_that_is_not_healthy_yet() {
     let stack = Stack::new("adopt", &format!("services:\n{}", service("api", "")));
     let old = interrupted_with_api_running(&stack);
     let mut second = stack.deploy(&[]);
-    let started = started_record(second.wait_for_record("api adopted", is("started", "api")));
+    let started = started_record(second.wait_for("api adopted", is("started", "api")));
     assert_eq!(started.pid, Some(old), "{started:?}");
     assert!(started.adopted);
     assert!(started.timeout_ms <= 60_000);
     assert_eq!(stack.marked(), vec![old], "a second copy was launched");
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, records, err) = second.finish_records();
+    let (status, records, err) = second.finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("healthy", "api")));
     stack.down_leaves_nothing();
@@ -531,7 +531,7 @@ fn a_rerun_restarts_an_earlier_process_past_its_timeout_never_beside_it() {
         process_age(old).is_some_and(|age| age > std::time::Duration::from_secs(1))
     });
     let mut second = stack.deploy(&[]);
-    let started = started_record(second.wait_for_record("api started again", is("started", "api")));
+    let started = started_record(second.wait_for("api started again", is("started", "api")));
     assert_ne!(started.pid, Some(old));
     assert!(
         !hub_tests::alive(old),
@@ -539,7 +539,7 @@ fn a_rerun_restarts_an_earlier_process_past_its_timeout_never_beside_it() {
     );
     assert_eq!(stack.marked().len(), 1);
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
-    let (status, _, err) = second.finish_records();
+    let (status, _, err) = second.finish();
     assert_eq!(status, Some(0), "{err}");
     stack.down_leaves_nothing();
 }
@@ -567,7 +567,7 @@ fn a_timed_out_service_is_stopped_and_a_rerun_starts_one_copy() {
         "services:\n  api:\n    x-hub:\n      class: optional\n      run: \"exec ./MARK 1000\"\n      health: { cmd: \"test -f api.ready\", interval: 20ms }\n      timeout: 200ms\n      retry: { attempts: 1 }\n",
     );
     for _ in 0..2 {
-        let (status, records, err) = stack.deploy(&[]).finish_records();
+        let (status, records, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
         let unhealthy = records
             .iter()
@@ -610,14 +610,14 @@ fn sigint_at_any_point_of_a_deploy_then_hub_down_leaves_nothing() {
             }
         }
         deploy.signal(if cut % 2 == 0 { "INT" } else { "TERM" });
-        let (status, _, err) = deploy.finish_records();
+        let (status, _, err) = deploy.finish();
         assert!(!err.contains("Killed"), "cut {cut}: {err}");
         // None: the signal came before bash had even set its traps (nothing started then).
         assert!(
             matches!(status, None | Some(0 | 130 | 143)),
             "cut {cut}: {status:?} {err}"
         );
-        let (status, _, err) = stack.deploy(&[]).finish_records();
+        let (status, _, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "cut {cut}: the rerun: {err}");
         assert_eq!(stack.marked().len(), 3, "cut {cut}: one copy of each");
         stack.down_leaves_nothing();
@@ -631,7 +631,7 @@ fn a_run_service_that_exits_is_an_exited_record_and_leaves_no_file() {
         "services:\n  job:\n    x-hub: { class: core, run: \"./MARK 0\", health: { completed: true } }\n  api:\n    depends_on: { job: { condition: service_completed_successfully } }\n    x-hub: { class: core, run: \"exec ./MARK 1000\", health: { cmd: \"true\" } }\n",
     );
     for _ in 0..3 {
-        let (status, events, err) = stack.deploy(&[]).finish_records();
+        let (status, events, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
         assert!(!err.contains("Killed"), "{err}");
         // The exit travels downstream as a record, not through a file.
@@ -702,7 +702,7 @@ fn a_hub_tool_run_as_a_service_is_not_stopped_by_hub_deploys_parent_watch() {
             "services:\n  migrate:\n    x-hub: {{ class: core, start: \"{retry} -n 1 -- ./MARK 0\" }}\n"
         ),
     );
-    let (status, records, err) = stack.deploy(&[]).finish_records();
+    let (status, records, err) = stack.deploy(&[]).finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("started", "migrate")), "{err}");
     stack.down_leaves_nothing();

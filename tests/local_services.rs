@@ -731,7 +731,7 @@ const DEPLOY_STACK: &[(&str, &str)] = &[
 
 /// The deploy ends with status 0, these services healthy in this order.
 fn assert_deployed(deploy: Running, services: &[&str]) {
-    let (status, records, err) = deploy.finish_records();
+    let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(0), "{err}");
     let healthy: Vec<&str> = records
         .iter()
@@ -767,7 +767,7 @@ fn a_deploy_from_another_folder_runs_local_services_as_compose_would() {
     ];
     let mut deploy =
         Running::spawn_script("hub-deploy", &args, &elsewhere, &[("HT_INHERITED", "yes")]);
-    deploy.wait_for_record("api started", is("started", "api"));
+    deploy.wait_for("api started", is("started", "api"));
     let serve_out = stack.join("data/serve.out");
     hub_tests::wait_until("serve.sh wrote what it was given", || serve_out.exists());
     // Its healthcheck cannot pass before `ready` exists: web waits.

@@ -163,19 +163,19 @@ services:
 fn dag_starts_a_service_as_soon_as_its_own_dependencies_are_healthy() {
     let deploy = Deploy::new(CHAIN);
     let mut hub = deploy.start(&[]);
-    hub.wait_for_record("db started", is("started", "db"));
-    hub.wait_for_record("cache started", is("started", "cache"));
+    hub.wait_for("db started", is("started", "db"));
+    hub.wait_for("cache started", is("started", "cache"));
     deploy.healthy("db", 1);
     // api needs only db: it starts while cache is still unhealthy.
-    let api = started(hub.wait_for_record("api started", is("started", "api")));
+    let api = started(hub.wait_for("api started", is("started", "api")));
     assert_eq!((api.of.attempt, api.of.level), (1, 1));
     assert!(api.pid.is_some());
     assert!(Path::new(api.log.as_deref().unwrap()).is_absolute());
     deploy.healthy("api", 1);
     deploy.healthy("cache", 1);
-    hub.wait_for_record("web started", is("started", "web"));
+    hub.wait_for("web started", is("started", "web"));
     deploy.healthy("web", 1);
-    let (status, records, _) = hub.finish_records();
+    let (status, records, _) = hub.finish();
     assert_eq!(status, Some(0));
     let finished = finished(&records);
     assert!(finished.ok);
@@ -187,12 +187,12 @@ fn dag_starts_a_service_as_soon_as_its_own_dependencies_are_healthy() {
 fn levels_mode_waits_for_the_whole_level() {
     let deploy = Deploy::new(CHAIN);
     let mut hub = deploy.start(&["--schedule", "levels"]);
-    hub.wait_for_record("db started", is("started", "db"));
-    hub.wait_for_record("cache started", is("started", "cache"));
+    hub.wait_for("db started", is("started", "db"));
+    hub.wait_for("cache started", is("started", "cache"));
     deploy.healthy("db", 1);
     // A marker record after db's result: if api were released by db alone, it would come first.
     deploy.unhealthy("cache", 1, UnhealthyReason::Exited, false);
-    hub.wait_for_record(
+    hub.wait_for(
         "cache retried",
         |r| matches!(r, Record::Started(s) if s.of.service == "cache" && s.of.attempt == 2),
     );
@@ -201,11 +201,11 @@ fn levels_mode_waits_for_the_whole_level() {
         "api must wait for all of level 0"
     );
     deploy.healthy("cache", 2);
-    hub.wait_for_record("api started", is("started", "api"));
+    hub.wait_for("api started", is("started", "api"));
     deploy.healthy("api", 1);
-    hub.wait_for_record("web started", is("started", "web"));
+    hub.wait_for("web started", is("started", "web"));
     deploy.healthy("web", 1);
-    let (status, _, stderr) = hub.finish_records();
+    let (status, _, stderr) = hub.finish();
     assert_eq!(status, Some(0));
     assert!(stderr.contains("Level 0: Starting cache db"), "{stderr}");
     assert!(stderr.contains("Level 1: Starting api"), "{stderr}");
@@ -224,10 +224,10 @@ services:
 "#,
     );
     let mut hub = deploy.start(&[]);
-    let started = started(hub.wait_for_record("flaky started", is("started", "flaky")));
+    let started = started(hub.wait_for("flaky started", is("started", "flaky")));
     assert_eq!(started.of.attempt, 3);
     deploy.healthy("flaky", 3);
-    let (status, records, stderr) = hub.finish_records();
+    let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(0), "{stderr}");
     let failed = failures(&records);
     assert_eq!(failed.len(), 2);
@@ -275,7 +275,7 @@ services:
 "#,
     );
     let hub = deploy.start(&[]);
-    let (status, records, stderr) = hub.finish_records();
+    let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(1), "{stderr}");
     let last_failure = failures(&records).pop().unwrap();
     assert_eq!((last_failure.of.attempt, last_failure.is_final), (2, true));
@@ -321,15 +321,15 @@ services:
 "#,
     );
     let mut hub = deploy.start(&[]);
-    hub.wait_for_record("kas started", is("started", "kas"));
+    hub.wait_for("kas started", is("started", "kas"));
     // A check that cannot run: no attempt can help, whatever the attempts left.
     deploy.unhealthy("kas", 1, UnhealthyReason::ProbeError, true);
-    hub.wait_for_record("db started", is("started", "db"));
+    hub.wait_for("db started", is("started", "db"));
     deploy.healthy("db", 1);
     // api's soft dependency otel failed: api still starts.
-    hub.wait_for_record("api started", is("started", "api"));
+    hub.wait_for("api started", is("started", "api"));
     deploy.healthy("api", 1);
-    let (status, records, stderr) = hub.finish_records();
+    let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(0), "{stderr}");
     let skip = skips(&records)[0];
     assert_eq!(
@@ -374,7 +374,7 @@ services:
     x-hub: { class: core, run: "exec sleep 1000" }
 "#,
     );
-    let (status, records, stderr) = deploy.start(&[]).finish_records();
+    let (status, records, stderr) = deploy.start(&[]).finish();
     assert_eq!(status, Some(1), "{stderr}");
     assert_eq!(skips(&records)[0].reason, SkipReason::DependencyFailed);
     assert!(
@@ -398,7 +398,7 @@ fn an_injected_failure_of_a_service_not_in_the_plan_is_a_usage_error() {
 fn an_injected_failure_is_final_at_once() {
     let deploy =
         Deploy::new("services:\n  kas:\n    x-hub: { class: stretch, run: \"exec sleep 1000\" }\n");
-    let (status, records, stderr) = deploy.start(&["--inject-failure", "kas"]).finish_records();
+    let (status, records, stderr) = deploy.start(&["--inject-failure", "kas"]).finish();
     assert_eq!(status, Some(0), "{stderr}");
     let failed = failures(&records)[0];
     assert_eq!(
@@ -416,12 +416,12 @@ fn a_rerun_skips_services_that_are_already_up() {
     let deploy =
         Deploy::new("services:\n  db:\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n");
     let mut hub = deploy.start(&[]);
-    let first = started(hub.wait_for_record("db started", is("started", "db")));
+    let first = started(hub.wait_for("db started", is("started", "db")));
     deploy.healthy("db", 1);
     assert_eq!(hub.finish().0, Some(0));
     let pid = first.pid.unwrap();
     assert!(alive(pid), "a launched service outlives hub-start");
-    let (status, records, stderr) = deploy.start(&[]).finish_records();
+    let (status, records, stderr) = deploy.start(&[]).finish();
     assert_eq!(status, Some(0), "{stderr}");
     assert_eq!(skips(&records)[0].reason, SkipReason::AlreadyHealthy);
     assert!(services_of(&records, "started").is_empty());
@@ -437,7 +437,7 @@ fn sigterm_kills_start_commands_in_flight() {
     let marker = deploy.path().join("started.pid");
     let shell = wait_for_pid_file(&marker);
     hub.signal("TERM");
-    let record = hub.wait_for_record("interrupted", |r| r.kind() == "interrupted");
+    let record = hub.wait_for("interrupted", |r| r.kind() == "interrupted");
     let Record::Interrupted(interrupted) = record else {
         unreachable!()
     };
@@ -489,13 +489,13 @@ services:
 "#,
     );
     let mut hub = deploy.start(&[]);
-    hub.wait_for_record(
+    hub.wait_for(
         "db failed",
         |r| matches!(r, Record::Failed(f) if f.of.service == "db" && f.is_final),
     );
     // Only now does other's already-healthy probe answer (no).
     std::fs::write(deploy.path().join("release"), "").unwrap();
-    let (status, records, err) = hub.finish_records();
+    let (status, records, err) = hub.finish();
     assert_eq!(status, Some(1), "{err}");
     let skip = skips(&records)
         .into_iter()

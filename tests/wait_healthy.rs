@@ -6,8 +6,8 @@
 
 use hub::command::CommandSpec;
 use hub::records::{
-    AttemptOf, Backend, Check, Class, Exited, HealthSpec, Line, Record, SignalName, Started,
-    Unhealthy, UnhealthyReason, Waiting,
+    AttemptOf, Backend, Check, Class, Exited, HealthSpec, Interrupted, Line, Record, SignalName,
+    Started, Unhealthy, UnhealthyReason, Waiting,
 };
 use hub_tests::{Cmd, bin, json_lines, lines, stderr};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -629,11 +629,15 @@ fn after_an_interrupt_upstream_records_still_pass_through_until_stdin_closes() {
         .unwrap();
     assert!(kill.success());
     live.record("interrupted");
-    let upstream = r#"{"type":"interrupted","run_id":"test-run","tool":"hub-start","signal":"SIGINT","in_flight":[]}"#;
-    live.send(upstream);
+    let upstream = record_line(Record::Interrupted(Interrupted {
+        tool: "hub-start".into(),
+        signal: SignalName::Int,
+        in_flight: Vec::new(),
+    }));
+    live.send(&upstream);
     let (status, records) = live.finish();
     assert_eq!(status, 130);
-    assert_eq!(records.last(), Some(&hub_tests::line(upstream)));
+    assert_eq!(records.last(), Some(&hub_tests::line(&upstream)));
 }
 
 #[test]

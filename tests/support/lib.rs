@@ -323,18 +323,6 @@ pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The JSON records of an output's stdout, each checked against the typed contract first.
-pub fn records(output: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            line(l);
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))
-        })
-        .collect()
-}
-
 /// Stderr as a string.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -357,9 +345,9 @@ pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 /// A tool running in the background, read record by record as it writes them.
 pub struct Running {
     child: std::process::Child,
-    records: std::sync::mpsc::Receiver<serde_json::Value>,
-    /// Every record read so far.
-    pub seen: Vec<serde_json::Value>,
+    records: std::sync::mpsc::Receiver<hub::records::Line>,
+    /// Every record read so far, with its envelope.
+    pub seen: Vec<hub::records::Line>,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Receives once the tool's stderr reaches end of file.
     stderr_closed: std::sync::mpsc::Receiver<()>,
@@ -413,10 +401,7 @@ impl Running {
                 }
                 // A record the contract cannot read ends the stream here: the test sees its
                 // records stop, and this thread's panic message says why.
-                crate::line(&line);
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not JSON on stdout: {line}: {e}"));
-                if tx.send(value).is_err() {
+                if tx.send(crate::line(&line)).is_err() {
                     return;
                 }
             }
@@ -462,11 +447,11 @@ impl Running {
     }
 
     /// The next record, or None when stdout closed.
-    pub fn next_record(&mut self) -> Option<serde_json::Value> {
+    pub fn next_record(&mut self) -> Option<hub::records::Line> {
         match self.records.recv_timeout(DEADLINE) {
-            Ok(value) => {
-                self.seen.push(value.clone());
-                Some(value)
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -483,14 +468,14 @@ impl Running {
     pub fn wait_for(
         &mut self,
         what: &str,
-        matches: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        if let Some(found) = self.seen.iter().find(|r| matches(r)) {
-            return found.clone();
+        matches: impl Fn(&hub::records::Record) -> bool,
+    ) -> hub::records::Record {
+        if let Some(found) = self.seen.iter().find(|l| matches(&l.record)) {
+            return found.record.clone();
         }
         loop {
             match self.next_record() {
-                Some(record) if matches(&record) => return record,
+                Some(line) if matches(&line.record) => return line.record,
                 Some(_) => {}
                 None => panic!(
                     "stdout closed before {what}; seen {:#?}\n--- stderr\n{}",
@@ -501,26 +486,14 @@ impl Running {
         }
     }
 
-    /// The first record (already read, or read now) that matches, typed.
-    pub fn wait_for_record(
-        &mut self,
-        what: &str,
-        matches: impl Fn(&hub::records::Record) -> bool,
-    ) -> hub::records::Record {
-        let found = self.wait_for(what, |v| matches(&line(&v.to_string()).record));
-        line(&found.to_string()).record
-    }
-
-    /// Every record read so far, typed.
+    /// Every record read so far.
     pub fn seen_records(&self) -> Vec<hub::records::Record> {
-        self.seen
-            .iter()
-            .map(|v| line(&v.to_string()).record)
-            .collect()
+        self.seen.iter().map(|l| l.record.clone()).collect()
     }
 
-    /// [`Running::finish`], with the records typed.
-    pub fn finish_records(self) -> (Option<i32>, Vec<hub::records::Record>, String) {
+    /// Read all remaining records and wait for the exit status: the status, the records, and
+    /// stderr.
+    pub fn finish(self) -> (Option<i32>, Vec<hub::records::Record>, String) {
         let (status, lines, stderr) = self.finish_lines();
         (
             status,
@@ -529,15 +502,8 @@ impl Running {
         )
     }
 
-    /// [`Running::finish`], with the records typed and their envelope (`ts`, `run_id`) kept.
-    pub fn finish_lines(self) -> (Option<i32>, Vec<hub::records::Line>, String) {
-        let (status, seen, stderr) = self.finish();
-        let lines = seen.iter().map(|v| line(&v.to_string())).collect();
-        (status, lines, stderr)
-    }
-
-    /// Read all remaining records and wait for the exit status.
-    pub fn finish(mut self) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    /// [`Running::finish`], with each record's envelope (`ts`, `run_id`) kept.
+    pub fn finish_lines(mut self) -> (Option<i32>, Vec<hub::records::Line>, String) {
         self.close_stdin();
         while self.next_record().is_some() {}
         let status = self.child.wait().expect("wait");

@@ -1,6 +1,7 @@
 //! What every tool's `main` shares: parsing its arguments once into its own typed struct (clap
 //! derive), the flags several tools have, declared here once and flattened into theirs
-//! (`-q`/`-v`/`--color`, `--run-id`, `--events`, `--state-dir`, the breaker's), turning a
+//! (`-q`/`-v`/`--color`, `--run-id`, `--events`, `--state-dir`, `--compose-cmd`, the
+//! breaker's), turning a
 //! [`crate::Error`] into a one-line message and an exit status, and the shell completions and
 //! man page generated from the same definition as `--help` (so they cannot drift).
 
@@ -87,6 +88,15 @@ impl StateDir {
     pub fn resolve(&self) -> Result<PathBuf> {
         crate::statedir::absolute_from_env(self.state_dir.as_deref())
     }
+}
+
+/// `--compose-cmd CMD`: the compose command for container services (else detected once).
+#[derive(Debug, Clone, Args)]
+pub struct ComposeCmd {
+    /// The compose command for container services, e.g. "docker-compose" [default: $DOCKER_CMD,
+    /// else `docker compose` if it works, else docker-compose]
+    #[arg(long = "compose-cmd", value_name = "CMD")]
+    pub compose_cmd: Option<String>,
 }
 
 /// `--breaker-state PATH`: the circuit breaker's state file.

@@ -2,7 +2,7 @@
 //! up by name.
 
 use clap::{Parser, ValueEnum};
-use hub::cli::{Common, RunId};
+use hub::cli::{Common, ComposeCmd, RunId};
 use hub::records::Class;
 use std::path::PathBuf;
 
@@ -39,6 +39,7 @@ const AFTER_HELP: &str = "Exit status: 0 ok (warnings on stderr), 2 bad input (m
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     mut_arg("run_id", |arg| arg.help("The run id put in every record [default: generated]")),
+    mut_arg("compose_cmd", |arg| arg.requires("resolve").help("The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else `docker-compose`]")),
 )]
 pub struct Cli {
     /// Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else
@@ -67,10 +68,9 @@ pub struct Cli {
     /// as active, with no profile filtering again
     #[arg(long)]
     pub resolved: bool,
-    /// The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else
-    /// `docker-compose`]
-    #[arg(long = "compose-cmd", value_name = "CMD", requires = "resolve")]
-    pub compose_cmd: Option<String>,
+    /// `--compose-cmd`.
+    #[command(flatten)]
+    pub compose: ComposeCmd,
     /// The label that carries a service's class when x-hub.class is absent (e.g.
     /// dive.service.class)
     #[arg(long = "class-label", value_name = "KEY", default_value = "hub.class")]

@@ -91,7 +91,7 @@ fn compose_config(
             "--resolve runs compose on files, not stdin; for `docker compose config` output on stdin use --resolved -f -",
         ));
     }
-    let cmd = ComposeCmd::detect(args.compose_cmd.as_deref())?;
+    let cmd = ComposeCmd::detect(args.compose.compose_cmd.as_deref())?;
     let profiles: Vec<String> = args.profile.clone().unwrap_or_default();
     // Absolute, as compose resolves them, so the containers' compose calls find them too; the
     // optional project `.env` is compose's own default, not passed.

@@ -2,7 +2,7 @@
 //! [`Cli`]: the report and its subcommands read fields, never look a value up by name.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hub::cli::{BreakerState, Common, StateDir};
+use hub::cli::{BreakerState, Common, ComposeCmd, StateDir};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -175,9 +175,9 @@ pub struct StatusArgs {
     /// `--breaker-state`.
     #[command(flatten)]
     pub breaker_state: BreakerState,
-    /// The compose command for container services [default: $DOCKER_CMD, else detected]
-    #[arg(long = "compose-cmd", value_name = "CMD")]
-    pub compose_cmd: Option<String>,
+    /// `--compose-cmd`.
+    #[command(flatten)]
+    pub compose: ComposeCmd,
 }
 
 /// `status --format`.

@@ -43,7 +43,7 @@ pub fn run(args: &StatusArgs) -> Result<u8> {
         ));
     }
     let compose = if plans.iter().any(|p| p.backend == Backend::Container) {
-        ComposeCmd::detect(args.compose_cmd.as_deref())
+        ComposeCmd::detect(args.compose.compose_cmd.as_deref())
             .ok()
             .map(|c| c.with_timeout(probe_timeout.max(Duration::from_secs(5))))
     } else {

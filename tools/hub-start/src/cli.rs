@@ -2,7 +2,7 @@
 //! up by name.
 
 use clap::{Parser, ValueEnum};
-use hub::cli::{BreakerPolicy, BreakerState, Common, StateDir};
+use hub::cli::{BreakerPolicy, BreakerState, Common, ComposeCmd, StateDir};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,10 +84,9 @@ pub struct Cli {
     /// least 60s)
     #[arg(long = "wait-lock", value_name = "DURATION", default_value = "0s", value_parser = hub::duration::parse)]
     pub wait_lock: Duration,
-    /// The compose command for container services, e.g. "docker-compose" [default: $DOCKER_CMD,
-    /// else `docker compose` if it works, else docker-compose]
-    #[arg(long = "compose-cmd", value_name = "CMD")]
-    pub compose_cmd: Option<String>,
+    /// `--compose-cmd`.
+    #[command(flatten)]
+    pub compose: ComposeCmd,
     /// Make SERVICE fail as if its start had failed (final at once), to rehearse the policy
     #[arg(long = "inject-failure", value_name = "SERVICE")]
     pub inject_failure: Vec<String>,

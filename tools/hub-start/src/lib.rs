@@ -31,7 +31,11 @@ pub fn run(args: Cli) -> Result<u8> {
     let lock = StateLock::new(&state_dir);
     if args.stop {
         let _lock = stop::stop_running_deploy(&lock, args.wait_lock)?;
-        return stop::run(&state_dir, args.kill_after, args.compose_cmd.as_deref());
+        return stop::run(
+            &state_dir,
+            args.kill_after,
+            args.compose.compose_cmd.as_deref(),
+        );
     }
     // Held until we return: one deploy per state dir.
     let _lock = lock.acquire(args.wait_lock)?;
@@ -47,7 +51,7 @@ pub fn run(args: Cli) -> Result<u8> {
         state_dir,
         breaker,
         inject_failure: args.inject_failure,
-        compose_cmd: args.compose_cmd,
+        compose_cmd: args.compose.compose_cmd,
         keep_failed: args.keep_failed,
     };
     deploy::run(config)

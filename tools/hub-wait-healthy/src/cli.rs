@@ -1,7 +1,7 @@
 //! `hub-wait-healthy`'s arguments, parsed once into [`Cli`].
 
 use clap::Parser;
-use hub::cli::Common;
+use hub::cli::{Common, ComposeCmd};
 
 const LONG_ABOUT: &str = "Probe each started service concurrently until it is healthy, its deadline passes, \
              or its process is known dead.\n\n\
@@ -47,10 +47,9 @@ const AFTER_HELP: &str = "Exit status: 0 no CORE service failed (final outcomes 
 #[derive(Debug, Parser)]
 #[command(version, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if
-    /// it works, else docker-compose]
-    #[arg(long = "compose-cmd", value_name = "CMD")]
-    pub compose_cmd: Option<String>,
+    /// `--compose-cmd`.
+    #[command(flatten)]
+    pub compose: ComposeCmd,
     /// `-q`, `-v`, `--color`.
     #[command(flatten)]
     pub common: Common,

@@ -81,7 +81,7 @@ struct Waiter {
 
 /// Run `hub-wait-healthy`.
 pub fn run(args: Cli) -> Result<u8> {
-    let _ = containers::COMPOSE_CMD.set(args.compose_cmd);
+    let _ = containers::COMPOSE_CMD.set(args.compose.compose_cmd);
     let (events, inbox) = mpsc::channel();
     let on_signal = events.clone();
     signals::watch(move |signal| {

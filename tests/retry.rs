@@ -674,6 +674,17 @@ fn color_is_one_flag_for_every_tool_and_the_kill_grace_answers_to_its_old_names(
             .stdin("")
             .run();
     }
+    // And so does hub-down, which passes it on.
+    let stack = hub_tests::temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    x-hub: { run: \"true\" }\n",
+    )]);
+    for grace in ["--kill-after", "--grace"] {
+        Cmd::script("hub-down")
+            .current_dir(stack.path())
+            .args([grace, "1s", "--state-dir", ".hub"])
+            .status(0);
+    }
     for tool in [
         "hub-levels",
         "hub-retry",

@@ -425,7 +425,7 @@ impl Deploy {
         let (level, message) = messages::died_after_healthy(plan, status);
         log::line(level, &format!("{service} {message}"));
         for line in log_tail.iter().rev().take(3).rev() {
-            log::info(&format!("{service} log: {line}"));
+            log::info(&messages::log_line(&service, line));
         }
         self.breaker_record(index, false)?;
         let record = Record::Failed(rec::Failed {
@@ -500,11 +500,7 @@ impl Deploy {
             return;
         }
         let plan = &self.sched.entry(index).plan;
-        log::info(&format!(
-            "{}: attempt {} stopped before the next one ({message})",
-            plan.service,
-            next_attempt - 1
-        ));
+        log::info(&messages::attempt_stopped(plan, next_attempt - 1, message));
     }
 
     fn act(&mut self, action: Action) -> Result<()> {
@@ -579,10 +575,7 @@ impl Deploy {
         if !healthy {
             if let Some((pid, remaining)) = self.adoptable(index) {
                 let service = &self.sched.entry(index).plan.service;
-                log::info(&format!(
-                    "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
-                    hub::duration::human(remaining)
-                ));
+                log::info(&messages::adopted(service, pid, remaining));
                 self.adopted.insert(index, remaining);
                 let launch = Launch::Started {
                     pid: Some(pid),
@@ -593,7 +586,7 @@ impl Deploy {
             return self.launch(index, 1);
         }
         let plan = &self.sched.entry(index).plan;
-        log::success(&format!("{} is already healthy (skipped)", plan.service));
+        log::success(&messages::already_healthy(plan));
         let record = Record::Skipped(rec::Skipped {
             of: self.subject(index),
             reason: rec::SkipReason::AlreadyHealthy,
@@ -645,10 +638,7 @@ impl Deploy {
                 true,
             );
         }
-        log::info(&format!(
-            "Starting {} (attempt {attempt}, level {}, {})",
-            plan.service, plan.level, plan.class
-        ));
+        log::info(&messages::starting(&plan, attempt));
         let paths = self.paths[index].clone();
         match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(spec), _) => {
@@ -908,7 +898,7 @@ impl Deploy {
             }
             None => {
                 let service = &self.sched.entry(index).plan.service;
-                log::error(&format!("{service} failed to start: {message}"));
+                log::error(&messages::failed_to_start(service, &message));
                 self.service_failed(index, reason.as_str(), true);
             }
         }
@@ -1066,10 +1056,7 @@ impl Deploy {
     /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
-        log::warn(&format!(
-            "{} received: stopping start commands in flight",
-            signal.as_str()
-        ));
+        log::warn(&messages::interrupted(signal));
         self.cancel.store(true, Ordering::SeqCst);
         let in_flight: Vec<String> = self
             .sched

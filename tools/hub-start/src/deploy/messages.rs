@@ -34,6 +34,53 @@ pub(super) fn died_after_healthy(plan: &Plan, status: i32) -> (Level, String) {
     (by_class(plan.class), message)
 }
 
+/// Attempt `attempt` of the service starts.
+pub(super) fn starting(plan: &Plan, attempt: u32) -> String {
+    format!(
+        "Starting {} (attempt {attempt}, level {}, {})",
+        plan.service, plan.level, plan.class
+    )
+}
+
+/// Found healthy before its first start: nothing to do.
+pub(super) fn already_healthy(plan: &Plan) -> String {
+    format!("{} is already healthy (skipped)", plan.service)
+}
+
+/// A rerun adopts a service's earlier process, with `remaining` of its timeout left.
+pub(super) fn adopted(service: &str, pid: u32, remaining: Duration) -> String {
+    format!(
+        "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
+        hub::duration::human(remaining)
+    )
+}
+
+/// Attempt `attempt` was stopped (`how`) before the next one.
+pub(super) fn attempt_stopped(plan: &Plan, attempt: u32, how: &str) -> String {
+    format!(
+        "{}: attempt {attempt} stopped before the next one ({how})",
+        plan.service
+    )
+}
+
+/// One of the last lines of a service's log, after its failure.
+pub(super) fn log_line(service: &str, line: &str) -> String {
+    format!("{service} log: {line}")
+}
+
+/// An attempt failed for good (`message`: why).
+pub(super) fn failed_to_start(service: &str, message: &str) -> String {
+    format!("{service} failed to start: {message}")
+}
+
+/// A signal stops the deploy.
+pub(super) fn interrupted(signal: nix::sys::signal::Signal) -> String {
+    format!(
+        "{} received: stopping start commands in flight",
+        signal.as_str()
+    )
+}
+
 /// Attempt `attempt` failed (`why`); the next follows after `delay`.
 pub(super) fn retrying(plan: &Plan, attempt: u32, why: &str, delay: Duration) -> String {
     let max = match plan.retry.attempts {

@@ -4,8 +4,8 @@
 
 use hub::records::{AttemptOf, Class, Counts, FailReason, Record, SkipReason, UnhealthyReason};
 use hub_tests::{
-    Cmd, KillPidsOnDrop, Running, alive, is, stderr, temp_with, typed_records, wait_for_pid_file,
-    wait_until,
+    Cmd, KillPidsOnDrop, Running, alive, is, stderr, temp_with, typed_records, variants,
+    wait_for_pid_file, wait_until,
 };
 use std::path::Path;
 
@@ -50,12 +50,9 @@ fn count(records: &[Record], kind: &str) -> usize {
 
 /// The `skipped` record of a service.
 fn skip_of<'a>(records: &'a [Record], service: &str) -> &'a hub::records::Skipped {
-    records
-        .iter()
-        .find_map(|r| match r {
-            Record::Skipped(s) if s.of.service == service => Some(s),
-            _ => None,
-        })
+    variants!(records, Record::Skipped)
+        .into_iter()
+        .find(|s| s.of.service == service)
         .unwrap_or_else(|| panic!("{service} was not skipped: {records:#?}"))
 }
 
@@ -467,12 +464,9 @@ fn deployed(stack: &Stack, extra: &[&str], status: i32) -> (Vec<Record>, String)
 
 /// The `unhealthy` record of a service.
 fn unhealthy_of<'a>(records: &'a [Record], service: &str) -> &'a hub::records::Unhealthy {
-    records
-        .iter()
-        .find_map(|r| match r {
-            Record::Unhealthy(u) if u.of.service == service => Some(u),
-            _ => None,
-        })
+    variants!(records, Record::Unhealthy)
+        .into_iter()
+        .find(|u| u.of.service == service)
         .unwrap_or_else(|| panic!("no unhealthy record of {service}: {records:#?}"))
 }
 

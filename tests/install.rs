@@ -6,7 +6,9 @@
 //! The install takes the test build's binaries (`--bin-dir`), so no release build runs per test.
 
 use hub::records::{Record, ServiceState};
-use hub_tests::{Cmd, KillPidsOnDrop, bin_dir, small_stack, typed_records, workspace_root};
+use hub_tests::{
+    Cmd, KillPidsOnDrop, bin_dir, small_stack, typed_records, variants, workspace_root,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -90,12 +92,9 @@ fn an_install_runs_a_stack_from_any_folder_and_uninstalls_cleanly() {
             .arg("--json")
             .status(0),
     );
-    let db = up
-        .iter()
-        .find_map(|r| match r {
-            Record::ServiceStatus(s) if s.of.service == "db" => Some(s),
-            _ => None,
-        })
+    let db = variants!(&up, Record::ServiceStatus)
+        .into_iter()
+        .find(|s| s.of.service == "db")
         .unwrap();
     assert_eq!(db.state, ServiceState::Healthy);
     hub_tests::kill_group(u64::from(db.pid.unwrap()));

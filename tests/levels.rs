@@ -23,15 +23,7 @@ fn by_name<'a>(recs: &'a [Plan], name: &str) -> &'a Plan {
 
 /// A health check's `kind`, as records spell it.
 fn kind(health: &HealthSpec) -> &'static str {
-    match health.check {
-        Check::Cmd { .. } => "cmd",
-        Check::Http { .. } => "http",
-        Check::Tcp { .. } => "tcp",
-        Check::Container { .. } => "container",
-        Check::Exec { .. } => "exec",
-        Check::Completed => "completed",
-        Check::None => "none",
-    }
+    health.check.kind()
 }
 
 /// A retry policy.

@@ -6,7 +6,7 @@
 use hub::records::{
     AttemptOf, Check, Class, HealthSpec, Record, SignalName, Started, Stopped, UnhealthyReason,
 };
-use hub_tests::{Cmd, KillPidsOnDrop, Running, is, temp_with, typed_records, wait_until};
+use hub_tests::{Cmd, KillPidsOnDrop, Running, is, temp_with, typed_records, variants, wait_until};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -569,12 +569,9 @@ fn a_timed_out_service_is_stopped_and_a_rerun_starts_one_copy() {
     for _ in 0..2 {
         let (status, records, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
-        let unhealthy = records
-            .iter()
-            .find_map(|r| match r {
-                Record::Unhealthy(u) if u.of.service == "api" => Some(u),
-                _ => None,
-            })
+        let unhealthy = variants!(&records, Record::Unhealthy)
+            .into_iter()
+            .find(|u| u.of.service == "api")
             .unwrap();
         assert_eq!(unhealthy.reason, UnhealthyReason::Timeout, "{unhealthy:?}");
         assert_eq!(

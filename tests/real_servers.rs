@@ -13,7 +13,7 @@ use hub::records::{
     Class, FailReason, Failed, Finished, Interrupted, Line, Record, SignalName, SkipReason,
     Skipped, StopMethod, Stopped,
 };
-use hub_tests::{KillPidsOnDrop, alive, bin_dir, free_port, wait_until, workspace_root};
+use hub_tests::{KillPidsOnDrop, alive, bin_dir, free_port, variants, wait_until, workspace_root};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -209,46 +209,36 @@ impl Deployed {
 
     /// The `skipped` records of `service`.
     fn skipped(&self, service: &str) -> Vec<&Skipped> {
-        self.events
-            .iter()
-            .filter_map(|l| match &l.record {
-                Record::Skipped(s) if s.of.service == service => Some(s),
-                _ => None,
-            })
+        let all = variants!(self.records(), Record::Skipped);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
             .collect()
     }
 
     /// The `failed` records of `service`.
     fn failed(&self, service: &str) -> Vec<&Failed> {
-        self.events
-            .iter()
-            .filter_map(|l| match &l.record {
-                Record::Failed(f) if f.of.service == service => Some(f),
-                _ => None,
-            })
+        let all = variants!(self.records(), Record::Failed);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
             .collect()
     }
 
     /// The `stopped` records of `service`.
     fn stopped(&self, service: &str) -> Vec<&Stopped> {
-        self.events
-            .iter()
-            .filter_map(|l| match &l.record {
-                Record::Stopped(s) if s.of.service == service => Some(s),
-                _ => None,
-            })
+        let all = variants!(self.records(), Record::Stopped);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
             .collect()
     }
 
     /// The `finished` records.
     fn finished(&self) -> Vec<&Finished> {
-        self.events
-            .iter()
-            .filter_map(|l| match &l.record {
-                Record::Finished(f) => Some(f),
-                _ => None,
-            })
-            .collect()
+        variants!(self.records(), Record::Finished)
+    }
+
+    /// The records, without their envelope.
+    fn records(&self) -> impl Iterator<Item = &Record> {
+        self.events.iter().map(|l| &l.record)
     }
 
     /// The index in the events file of the first `kind` record of `service`.

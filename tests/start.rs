@@ -6,7 +6,7 @@ use hub::records::{
     UnhealthyReason,
 };
 use hub_tests::{
-    Cmd, KillPidsOnDrop, Running, alive, append_record, is, temp_with, wait_for_pid_file,
+    Cmd, KillPidsOnDrop, Running, alive, append_record, is, temp_with, variants, wait_for_pid_file,
     wait_until,
 };
 use std::path::{Path, PathBuf};
@@ -72,18 +72,11 @@ impl Deploy {
 
     /// Play hub-wait-healthy: attempt `attempt` of `service` is unhealthy, for `reason`.
     fn unhealthy(&self, service: &str, attempt: u32, reason: UnhealthyReason, is_final: bool) {
-        let record = Record::Unhealthy(Unhealthy {
-            of: attempt_of(service, attempt),
-            is_final,
+        let record = Record::Unhealthy(Unhealthy::new(
+            attempt_of(service, attempt),
             reason,
-            elapsed_ms: 0,
-            probes: 1,
-            failures: 1,
-            last_probe: None,
-            exit_status: None,
-            log_tail: None,
-            message: String::new(),
-        });
+            is_final,
+        ));
         append_record(&self.gate, Some("r1"), record);
     }
 }
@@ -109,24 +102,12 @@ fn services_of(records: &[Record], kind: &str) -> Vec<String> {
 
 /// The `failed` records.
 fn failures(records: &[Record]) -> Vec<&hub::records::Failed> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Failed(failed) => Some(failed),
-            _ => None,
-        })
-        .collect()
+    variants!(records, Record::Failed)
 }
 
 /// The `skipped` records.
 fn skips(records: &[Record]) -> Vec<&hub::records::Skipped> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Skipped(skipped) => Some(skipped),
-            _ => None,
-        })
-        .collect()
+    variants!(records, Record::Skipped)
 }
 
 /// The `finished` record, which is the last one.

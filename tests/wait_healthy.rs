@@ -9,7 +9,7 @@ use hub::records::{
     AttemptOf, Backend, Check, Class, Exited, HealthSpec, Interrupted, Line, Record, SignalName,
     Started, Unhealthy, UnhealthyReason, Waiting,
 };
-use hub_tests::{Cmd, bin, json_lines, lines, stderr};
+use hub_tests::{Cmd, bin, json_lines, lines, stderr, variants};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -109,6 +109,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// hub-start's own child `pid`, logging to `log`: its exit comes as an `exited` record.
+fn its_child(pid: u32, log: &std::path::Path) -> impl FnOnce(&mut Started) + '_ {
+    move |started| {
+        run_process(pid)(started);
+        started.log = Some(log.display().to_string());
+        started.exit_record = true;
+    }
+}
+
 /// The records of an output's stdout.
 fn records(output: &std::process::Output) -> Vec<Record> {
     lines(output).into_iter().map(|l| l.record).collect()
@@ -120,24 +129,12 @@ fn of_type<'a>(records: &'a [Record], kind: &str) -> Vec<&'a Record> {
 
 /// The `unhealthy` records.
 fn unhealthy(records: &[Record]) -> Vec<&Unhealthy> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Unhealthy(u) => Some(u),
-            _ => None,
-        })
-        .collect()
+    variants!(records, Record::Unhealthy)
 }
 
 /// The `waiting` records.
 fn waiting(records: &[Record]) -> Vec<&Waiting> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Waiting(w) => Some(w),
-            _ => None,
-        })
-        .collect()
+    variants!(records, Record::Waiting)
 }
 
 /// The services of the `healthy` records.
@@ -454,11 +451,7 @@ fn once_hub_start_is_gone_its_children_are_watched_here() {
     let mut crashed = launch("echo 'db: killed by the teardown'; exit 9", &log);
     let check = tcp(format!("127.0.0.1:{}", free_port()));
     let pid = crashed.id();
-    let extra = |started: &mut Started| {
-        run_process(pid)(started);
-        started.log = Some(log.display().to_string());
-        started.exit_record = true;
-    };
+    let extra = its_child(pid, &log);
     // Ten minutes of timeout: the test ending at all shows the exit was seen, not waited out.
     let output = Cmd::new("hub-wait-healthy")
         .stdin(started("db", Class::Core, 600_000, check, extra) + "\n")
@@ -481,9 +474,7 @@ fn an_exit_with_attempts_left_is_not_final_and_carries_its_status() {
     let check = tcp(format!("127.0.0.1:{}", free_port()));
     let pid = crashed.id();
     let extra = |started: &mut Started| {
-        run_process(pid)(started);
-        started.log = Some(log.display().to_string());
-        started.exit_record = true;
+        its_child(pid, &log)(started);
         started.of.max_attempts = 3;
     };
     let exited = record_line(Record::Exited(Exited {

@@ -154,6 +154,21 @@ pub enum Check {
     None,
 }
 
+impl Check {
+    /// Its `kind`, as records spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Cmd { .. } => "cmd",
+            Check::Http { .. } => "http",
+            Check::Tcp { .. } => "tcp",
+            Check::Container { .. } => "container",
+            Check::Exec { .. } => "exec",
+            Check::Completed => "completed",
+            Check::None => "none",
+        }
+    }
+}
+
 /// Where a container service's compose project is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ComposeRef {
@@ -570,6 +585,23 @@ impl UnhealthyReason {
 }
 
 impl Unhealthy {
+    /// Attempt `of` is not healthy, for `reason`, with nothing else known (no probe counts, no
+    /// exit status, no log).
+    pub fn new(of: AttemptOf, reason: UnhealthyReason, is_final: bool) -> Unhealthy {
+        Unhealthy {
+            of,
+            is_final,
+            reason,
+            elapsed_ms: 0,
+            probes: 0,
+            failures: 0,
+            last_probe: None,
+            exit_status: None,
+            log_tail: None,
+            message: String::new(),
+        }
+    }
+
     /// May another attempt help, attempts allowing? A process that exited or a check that
     /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
     /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this

@@ -294,6 +294,21 @@ pub fn lines(output: &Output) -> Vec<hub::records::Line> {
         .collect()
 }
 
+/// The records of one type, as that type's struct: `variants!(&records, Record::Failed)` is a
+/// `Vec<&Failed>`. Takes anything that iterates over `&Record`.
+#[macro_export]
+macro_rules! variants {
+    ($records:expr, $variant:path) => {
+        $records
+            .into_iter()
+            .filter_map(|r: &hub::records::Record| match r {
+                $variant(x) => Some(x),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
 /// A matcher: a `kind` record (`started`, `healthy`, …) about `service`.
 pub fn is(kind: &'static str, service: &'static str) -> impl Fn(&hub::records::Record) -> bool {
     move |r| r.kind() == kind && r.service() == Some(service)

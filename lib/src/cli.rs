@@ -1,9 +1,10 @@
 //! What every tool's `main` shares: parsing its arguments once into its own typed struct (clap
 //! derive), the flags several tools have, declared here once and flattened into theirs
 //! (`-q`/`-v`/`--color`, `--run-id`, `--events`, `--state-dir`, `--compose-cmd`, the
-//! breaker's), turning a
-//! [`crate::Error`] into a one-line message and an exit status, and the shell completions and
-//! man page generated from the same definition as `--help` (so they cannot drift).
+//! breaker's), turning a [`crate::Error`] into a one-line message and an exit status, and the
+//! shell completions and man page generated from the same definition as `--help` (so they cannot
+//! drift). A flag's help is its field's doc comment; each sits on one attribute line, so the
+//! flags of different tools read as a table rather than as look-alike blocks.
 
 use crate::Result;
 use clap::{ArgAction, Args, Command, Parser, ValueEnum};

@@ -290,6 +290,36 @@ pub fn launch_container(
     }
 }
 
+/// Release a Swarm service into its stack (`hub::swarm::release`): hub owns the ordering,
+/// Swarm the placement. The started record carries the Swarm service id where a container
+/// id would be.
+pub fn launch_swarm(
+    cmd: &hub::container::ComposeCmd,
+    compose: &hub::records::ComposeRef,
+    service: &str,
+) -> Launch {
+    let Some(stack) = compose.stack.as_deref() else {
+        return Launch::Failed {
+            reason: FailReason::NoBackend,
+            exit_status: None,
+            message: format!(
+                "service \"{service}\": backend swarm without a stack (hub-levels --swarm STACK)"
+            ),
+        };
+    };
+    match hub::swarm::release(cmd, compose, stack, service) {
+        Ok(id) => Launch::Started {
+            pid: None,
+            container: Some(id),
+        },
+        Err(failure) => Launch::Failed {
+            reason: FailReason::StartFailed,
+            exit_status: failure.exit_status,
+            message: failure.message,
+        },
+    }
+}
+
 /// The process recorded for a `run` service by an earlier deploy, if that same process runs.
 pub fn live_process(paths: &Paths) -> Option<hub::process::Identity> {
     hub::pidfile::live(&paths.pid)

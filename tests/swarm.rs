@@ -77,9 +77,7 @@ impl Stack {
 
     fn has_service(&self, service: &str) -> bool {
         let full = format!("{}_{service}", self.name);
-        out_lines(&docker(["service", "ls", "--format", "{{.Name}}"]))
-            .iter()
-            .any(|n| *n == full)
+        out_lines(&docker(["service", "ls", "--format", "{{.Name}}"])).contains(&full)
     }
 }
 

@@ -812,7 +812,7 @@ impl Deploy {
                 }
                 Ok(())
             }
-            (Backend::Container, _, _) => {
+            (backend @ (Backend::Container | Backend::Swarm), _, _) => {
                 let cmd = match self.compose_cmd() {
                     Ok(cmd) => cmd,
                     Err(message) => {
@@ -829,27 +829,11 @@ impl Deploy {
                 let compose = plan.compose.clone().unwrap_or_default();
                 let service = plan.service.clone();
                 self.in_background(index, attempt, format!("up-{service}"), move || {
-                    launch::launch_container(&cmd, &compose, &service)
-                })
-            }
-            (Backend::Swarm, _, _) => {
-                let cmd = match self.compose_cmd() {
-                    Ok(cmd) => cmd,
-                    Err(message) => {
-                        return self.attempt_failed(
-                            index,
-                            attempt,
-                            FailReason::NoBackend,
-                            None,
-                            message,
-                            true,
-                        );
+                    if backend == Backend::Swarm {
+                        launch::launch_swarm(&cmd, &compose, &service)
+                    } else {
+                        launch::launch_container(&cmd, &compose, &service)
                     }
-                };
-                let compose = plan.compose.clone().unwrap_or_default();
-                let service = plan.service.clone();
-                self.in_background(index, attempt, format!("swarm-{service}"), move || {
-                    launch::launch_swarm(&cmd, &compose, &service)
                 })
             }
             _ => self.attempt_failed(

@@ -277,6 +277,11 @@ pub fn launch_container(
         }
         result
     };
+    engine_launch(result)
+}
+
+/// A container or Swarm service's launch: the id the engine gave it, or why it failed.
+fn engine_launch(result: Result<String, hub::container::ComposeFailure>) -> Launch {
     match result {
         Ok(id) => Launch::Started {
             pid: None,
@@ -307,17 +312,7 @@ pub fn launch_swarm(
             ),
         };
     };
-    match hub::swarm::release(cmd, compose, stack, service) {
-        Ok(id) => Launch::Started {
-            pid: None,
-            container: Some(id),
-        },
-        Err(failure) => Launch::Failed {
-            reason: FailReason::StartFailed,
-            exit_status: failure.exit_status,
-            message: failure.message,
-        },
-    }
+    engine_launch(hub::swarm::release(cmd, compose, stack, service))
 }
 
 /// The process recorded for a `run` service by an earlier deploy, if that same process runs.

@@ -127,12 +127,14 @@ done
 echo
 echo "| mode | rounds | wall time median (min–max) | failed tasks per round (by service) |"
 echo "|------|--------|----------------------------|-------------------------------------|"
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 for mode in swarm hub; do
-    awk -v m="$mode" '$1 == m { n++; t[n] = $2; f = f (f ? "; " : "") $3 (NF > 3 ? " (" substr($0, index($0, $4)) ")" : "") }
-        END {
-            asort(t)
-            med = (n % 2) ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2
-            label = (m == "swarm") ? "docker stack deploy alone" : "hub-deploy --swarm"
-            printf "| %s | %d | %.2f s (%.2f–%.2f) | %s |\n", label, n, med / 1000, t[1] / 1000, t[n] / 1000, f
-        }' "$work/results"
+    times=$(awk -v m="$mode" '$1 == m { print $2 }' "$work/results")
+    label="docker stack deploy alone"
+    [ "$mode" = hub ] && label="hub-deploy --swarm"
+    failed=$(awk -v m="$mode" '$1 == m { d = ""; for (i = 4; i <= NF; i++) d = d (d ? " " : "") $i; f = f (f ? "; " : "") $3 (d ? " (" d ")" : "") } END { print f }' "$work/results")
+    printf '| %s | %d | %s s (%s–%s) | %s |\n' "$label" "$(printf '%s\n' "$times" | grep -c .)" \
+        "$(printf '%s\n' "$times" | median | awk '{ printf "%.2f", $1 / 1000 }')" \
+        "$(printf '%s\n' "$times" | sort -n | head -1 | awk '{ printf "%.2f", $1 / 1000 }')" \
+        "$(printf '%s\n' "$times" | sort -n | tail -1 | awk '{ printf "%.2f", $1 / 1000 }')" "$failed"
 done

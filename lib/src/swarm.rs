@@ -301,16 +301,17 @@ pub fn release(
     let full = service_name(stack, service);
     let _one = RELEASING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(id) = service_id(cmd, &full)? {
-        let mut live = cmd.engine_command();
-        live.args([
-            "service",
-            "ps",
-            "-q",
-            "--filter",
-            "desired-state=running",
-            &full,
-        ]);
-        if container::run_output(cmd, live)?.trim().is_empty() {
+        // A task Swarm means to run (`running`), or one waiting out its restart delay
+        // (`ready`): the restart policy is still at work.
+        let snapshot = snapshot(cmd, stack).map_err(|e| ComposeFailure {
+            exit_status: None,
+            message: e.to_string(),
+        })?;
+        let live = snapshot
+            .tasks
+            .iter()
+            .any(|t| t.service_id == id && matches!(t.desired.as_str(), "running" | "ready"));
+        if !live {
             let mut force = cmd.engine_command();
             force.args(["service", "update", "--detach", "--force", "--quiet", &full]);
             container::run_output(cmd, force)?;
@@ -787,8 +788,8 @@ pub fn remove_service(
     }
 }
 
-/// Remove the stack (`docker stack rm`) and wait up to `wait` until its services, containers
-/// and networks are gone (a network still in use when `stack rm` tried is removed again).
+/// Remove the stack (`docker stack rm`) and wait up to `wait` until its services, tasks,
+/// containers and networks are gone (a network still in use when `stack rm` tried is removed again).
 pub fn remove_stack(cmd: &ComposeCmd, stack: &str, wait: Duration) -> Result<(), ComposeFailure> {
     let label = format!("label={STACK_LABEL}={stack}");
     let mut rm = cmd.engine_command();
@@ -798,7 +799,9 @@ pub fn remove_stack(cmd: &ComposeCmd, stack: &str, wait: Duration) -> Result<(),
     let gone = until(wait, || {
         let services = listed(cmd, &["service", "ls", "-q", "--filter", &label]);
         let containers = listed(cmd, &["ps", "-a", "-q", "--filter", &label]);
-        if !services.is_empty() || !containers.is_empty() {
+        // The manager forgets a removed service's tasks a moment after their containers go.
+        let tasks = listed(cmd, &["stack", "ps", "-q", stack]);
+        if !services.is_empty() || !containers.is_empty() || !tasks.is_empty() {
             return false;
         }
         let networks = listed(cmd, &["network", "ls", "-q", "--filter", &label]);

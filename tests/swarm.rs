@@ -1,6 +1,7 @@
 //! hub-deploy --swarm and hub-down --swarm on a real single-node swarm: a diamond released in
 //! dependency order (checked from Swarm's own task timestamps), an OPTIONAL service whose
-//! image no node has failing at once without blocking, a rerun that resumes, a CORE failure
+//! image no node has failing at once without blocking, services no node may run (a constraint
+//! no node matches, replicated and global) failing at once, a rerun that resumes, a CORE failure
 //! that stops its dependents with the task's error in the records and the report, and a
 //! teardown that leaves no service, task, container or network. Compiled as ignored where the
 //! engine is not a swarm manager (`have_swarm`, tests/support/probe.rs).
@@ -138,6 +139,16 @@ services:
     image: hub-test-no-such-image:none
     labels: [hub.class=optional]
     x-hub: { timeout: 10m }
+  pinned:
+    image: {{IMAGE}}
+    deploy: { placement: { constraints: [node.labels.hub-test-none == yes] } }
+    labels: [hub.class=stretch]
+    x-hub: { timeout: 10m }
+  pinned-everywhere:
+    image: {{IMAGE}}
+    deploy: { mode: global, placement: { constraints: [node.labels.hub-test-none == yes] } }
+    labels: [hub.class=stretch]
+    x-hub: { timeout: 10m }
 "#;
 
 fn find<'a>(events: &'a [Value], kind: &str, service: &str) -> Option<&'a Value> {
@@ -176,6 +187,7 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
     let state_dir = state.path().display().to_string();
     let out = deploy(&project, &stack, &state_dir)
         .stderr_contains("Service extra failed (OPTIONAL - deployment will continue)")
+        .stderr_contains("Service pinned failed (STRETCH - deployment will continue)")
         .stderr_contains(
             "service \"api\" runs on Swarm: Swarm does not honour restart, so hub leaves it out",
         )
@@ -213,6 +225,27 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
         extra["elapsed_ms"].as_u64().is_some_and(|ms| ms < 600_000),
         "{extra}"
     );
+
+    // No node matches their constraints: a replicated service's task stays pending with the
+    // scheduler's reason, a global one gets no task at all; both fail at once.
+    for (service, why) in [
+        ("pinned", "no node can run it: no suitable node"),
+        (
+            "pinned-everywhere",
+            "no node matches its placement constraints",
+        ),
+    ] {
+        let failed = find(&events, "unhealthy", service).unwrap();
+        assert_eq!(failed["reason"], "unplaceable", "{failed}");
+        assert!(
+            failed["message"].as_str().is_some_and(|m| m.contains(why)),
+            "{failed}"
+        );
+        assert!(
+            failed["elapsed_ms"].as_u64().is_some_and(|ms| ms < 600_000),
+            "{failed}"
+        );
+    }
 
     // Swarm's own timestamps: every task of a service was created after each task of its
     // dependencies was running, that is past its healthcheck (Swarm shows `starting` until).

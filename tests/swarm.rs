@@ -393,3 +393,28 @@ fn a_bad_stack_name_is_refused_before_anything_runs() {
         stderr(&out)
     );
 }
+
+#[test]
+#[cfg_attr(not(have_compose), ignore = "needs `docker compose`")]
+fn a_deploy_onto_an_engine_that_is_no_swarm_manager_is_refused_at_plan_time() {
+    let dir = hub_tests::temp_with(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
+    let out = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/hub-test.sock")
+        .args(["--swarm", "shop"])
+        .status(2);
+    assert!(
+        stderr(&out).contains("--swarm shop: the Docker engine is not a swarm manager (")
+            && stderr(&out).contains(
+                "run `docker swarm init` (one machine) or point DOCKER_HOST at a manager"
+            ),
+        "{}",
+        stderr(&out)
+    );
+    // A table for a dry run needs no engine.
+    Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/hub-test.sock")
+        .args(["--swarm", "shop", "--format", "table"])
+        .run();
+}

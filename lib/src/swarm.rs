@@ -823,15 +823,24 @@ pub fn remove_stack(cmd: &ComposeCmd, stack: &str, wait: Duration) -> Result<(),
     }
 }
 
-/// Does `docker info` say this engine is in a swarm, and a manager (one that can deploy)?
-pub fn engine_is_manager(cmd: &ComposeCmd) -> bool {
+/// Before a deploy onto `stack`: the engine the docker CLI talks to must be a swarm manager
+/// (only a manager deploys stacks), else every release would fail alike. The error says what
+/// `docker info` answered and how to fix it.
+pub fn require_manager(cmd: &ComposeCmd, stack: &str) -> crate::Result<()> {
     let mut info = cmd.engine_command();
     info.args([
         "info",
         "--format",
         "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
     ]);
-    container::run_output(cmd, info).is_ok_and(|t| t.trim() == "active true")
+    let answer = match container::run_output(cmd, info) {
+        Ok(text) if text.trim() == "active true" => return Ok(()),
+        Ok(text) => format!("its swarm state is \"{}\"", text.trim()),
+        Err(failure) => failure.message,
+    };
+    Err(crate::Error::input(format!(
+        "--swarm {stack}: the Docker engine is not a swarm manager ({answer}); run `docker swarm init` (one machine) or point DOCKER_HOST at a manager"
+    )))
 }
 
 #[cfg(test)]

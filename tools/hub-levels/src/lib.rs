@@ -213,6 +213,21 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         for warning in hub::swarm::to_swarm(&mut plans, stack) {
             log::warn(&warning);
         }
+        // Plans for a deploy (not a table or a count): the engine must be able to take them.
+        let for_deploy = matches
+            .get_one::<Format>("format")
+            .copied()
+            .unwrap_or(Format::Json)
+            == Format::Json
+            && !matches.get_flag("count");
+        if for_deploy
+            && plans
+                .iter()
+                .any(|p| p.backend == hub::records::Backend::Swarm)
+        {
+            let cmd = ComposeCmd::detect(None)?;
+            hub::swarm::require_manager(&cmd, stack)?;
+        }
     }
     let mut out = RecordWriter::stdout();
     if matches.get_flag("count") {

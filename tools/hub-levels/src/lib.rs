@@ -115,6 +115,13 @@ pub fn command() -> Command {
                 .value_parser(hub::cli::enum_parser::<Format>())
                 .help("json: plan records; text: `Level 0: a b` lines; table: what would start and how (hub-deploy --dry-run); dot: Graphviz"),
         )
+        .arg(
+            Arg::new("swarm")
+                .long("swarm")
+                .value_name("STACK")
+                .value_parser(|s: &str| hub::swarm::stack_name(s))
+                .help("Deploy the container services onto Docker Swarm as stack STACK: their backend becomes `swarm` (released one by one with `docker stack deploy`, in dependency order; see docs/swarm.md)"),
+        )
         .arg(Arg::new("reverse").long("reverse").action(ArgAction::SetTrue).help("Highest level first (teardown order)"))
         .arg(
             Arg::new("level")
@@ -202,6 +209,26 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         log::warn(warning);
     }
     let mut plans = resolved.plans;
+    if let Some(stack) = matches.get_one::<String>("swarm") {
+        for warning in hub::swarm::to_swarm(&mut plans, stack) {
+            log::warn(&warning);
+        }
+        // Plans for a deploy (not a table or a count): the engine must be able to take them.
+        let for_deploy = matches
+            .get_one::<Format>("format")
+            .copied()
+            .unwrap_or(Format::Json)
+            == Format::Json
+            && !matches.get_flag("count");
+        if for_deploy
+            && plans
+                .iter()
+                .any(|p| p.backend == hub::records::Backend::Swarm)
+        {
+            let cmd = ComposeCmd::detect(None)?;
+            hub::swarm::require_manager(&cmd, stack)?;
+        }
+    }
     let mut out = RecordWriter::stdout();
     if matches.get_flag("count") {
         let count = plans.iter().map(|p| p.level + 1).max().unwrap_or(0);
@@ -268,6 +295,7 @@ fn compose_config(
         project: None,
         project_directory: project_directory.map(|dir| dir.display().to_string()),
         env_files: env_files.clone(),
+        stack: None,
     };
     let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
         Error::input(format!("{failure}; fix what compose names, then rerun"))
@@ -352,6 +380,7 @@ fn table(plans: &[Plan]) -> String {
         let how = match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(cmd), _) => format!("start: {cmd}"),
             (Backend::Run, _, Some(cmd)) => format!("run: {cmd}"),
+            (Backend::Swarm, _, _) => "docker stack deploy (this service alone)".to_owned(),
             _ => "compose up -d --no-deps".to_owned(),
         };
         let health = match &plan.health.check {

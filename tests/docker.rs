@@ -26,6 +26,7 @@ fn compose_ref(project: &Project) -> ComposeRef {
         project: Some(project.name().to_owned()),
         project_directory: None,
         env_files: Vec::new(),
+        stack: None,
     }
 }
 

@@ -75,6 +75,9 @@ pub enum Backend {
     Run,
     /// No `start`/`run`: a compose container, started with `docker compose up -d --no-deps`.
     Container,
+    /// A container service deployed onto Docker Swarm (`hub-levels --swarm STACK`): released
+    /// into the stack by `docker stack deploy` of that service alone (`hub::swarm`).
+    Swarm,
 }
 
 /// The retry policy for a service's start.
@@ -184,6 +187,9 @@ pub struct ComposeRef {
     /// The env files compose reads instead of `.env` (`--env-file`), absolute, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
+    /// Backend `swarm`: the Swarm stack the service is deployed into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// A local service's variables, as compose resolves them: a name with `None` is unset (compose's
@@ -570,6 +576,8 @@ pub enum UnhealthyReason {
     ProbeError,
     /// hub-start gave up (a CORE failure), so the wait was abandoned.
     Aborted,
+    /// Swarm cannot place its tasks (no node matches its constraints, or has its image).
+    Unplaceable,
 }
 
 impl UnhealthyReason {
@@ -580,6 +588,7 @@ impl UnhealthyReason {
             UnhealthyReason::Exited => "exited",
             UnhealthyReason::ProbeError => "probe_error",
             UnhealthyReason::Aborted => "aborted",
+            UnhealthyReason::Unplaceable => "unplaceable",
         }
     }
 }
@@ -610,7 +619,9 @@ impl Unhealthy {
         match reason {
             UnhealthyReason::Exited => exit_status.and_then(crate::codes::cannot_succeed).is_none(),
             UnhealthyReason::Timeout => true,
-            UnhealthyReason::ProbeError | UnhealthyReason::Aborted => false,
+            UnhealthyReason::ProbeError
+            | UnhealthyReason::Aborted
+            | UnhealthyReason::Unplaceable => false,
         }
     }
 }
@@ -713,6 +724,8 @@ pub enum StopMethod {
     Signal,
     /// `compose stop` + `rm -f`.
     Container,
+    /// `docker service rm` of a Swarm service (backend `swarm`), waited for.
+    Swarm,
     /// Nothing to stop it with.
     None,
 }

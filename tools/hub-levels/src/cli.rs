@@ -82,6 +82,11 @@ pub struct Cli {
     /// What to print
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// Deploy the container services onto Docker Swarm as stack STACK: their backend becomes
+    /// `swarm` (released one by one with `docker stack deploy`, in dependency order; see
+    /// docs/swarm.md)
+    #[arg(long, value_name = "STACK", value_parser = hub::swarm::stack_name)]
+    pub swarm: Option<String>,
     /// Highest level first (teardown order)
     #[arg(long)]
     pub reverse: bool,

@@ -52,6 +52,21 @@ pub fn run(args: Cli) -> Result<u8> {
         log::warn(warning);
     }
     let mut plans = resolved.plans;
+    if let Some(stack) = &args.swarm {
+        for warning in hub::swarm::to_swarm(&mut plans, stack) {
+            log::warn(&warning);
+        }
+        // Plans for a deploy (not a table or a count): the engine must be able to take them.
+        let for_deploy = args.format == Format::Json && !args.count;
+        if for_deploy
+            && plans
+                .iter()
+                .any(|p| p.backend == hub::records::Backend::Swarm)
+        {
+            let cmd = ComposeCmd::detect(None)?;
+            hub::swarm::require_manager(&cmd, stack)?;
+        }
+    }
     let mut out = RecordWriter::stdout();
     if args.count {
         let count = plans.iter().map(|p| p.level + 1).max().unwrap_or(0);
@@ -108,6 +123,7 @@ fn compose_config(
         project: None,
         project_directory: project_directory.map(|dir| dir.display().to_string()),
         env_files: env_files.clone(),
+        stack: None,
     };
     let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
         Error::input(format!("{failure}; fix what compose names, then rerun"))
@@ -192,6 +208,7 @@ fn table(plans: &[Plan]) -> String {
         let how = match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(cmd), _) => format!("start: {cmd}"),
             (Backend::Run, _, Some(cmd)) => format!("run: {cmd}"),
+            (Backend::Swarm, _, _) => "docker stack deploy (this service alone)".to_owned(),
             _ => "compose up -d --no-deps".to_owned(),
         };
         let health = match &plan.health.check {

@@ -42,7 +42,10 @@ pub fn run(args: &StatusArgs) -> Result<u8> {
             "no plan records on stdin; pipe the stack's plans in: hub-levels -f compose.yaml | hub-report status",
         ));
     }
-    let compose = if plans.iter().any(|p| p.backend == Backend::Container) {
+    let compose = if plans
+        .iter()
+        .any(|p| matches!(p.backend, Backend::Container | Backend::Swarm))
+    {
         ComposeCmd::detect(args.compose.compose_cmd.as_deref())
             .ok()
             .map(|c| c.with_timeout(probe_timeout.max(Duration::from_secs(5))))
@@ -201,7 +204,8 @@ fn observe(
         up_since: None,
         last_deploy: None,
         breaker: hub::breaker::State::Closed,
-        log: (plan.backend != Backend::Container).then(|| log.display().to_string()),
+        log: matches!(plan.backend, Backend::Start | Backend::Run)
+            .then(|| log.display().to_string()),
     };
     let timeout = probe_timeout.min(Duration::from_millis(plan.health.probe_timeout_ms.max(1)));
     match plan.backend {
@@ -235,8 +239,55 @@ fn observe(
                 status.probe = Some("no compose command found".into());
             }
         }
+        Backend::Swarm => match (
+            compose,
+            plan.compose.as_ref().and_then(|c| c.stack.as_deref()),
+        ) {
+            (Some(cmd), Some(stack)) => swarm_state(&mut status, plan, cmd, stack),
+            _ => status.probe = Some("no compose command or no Swarm stack".into()),
+        },
     }
     status
+}
+
+/// A Swarm service: its tasks, judged as `hub-wait-healthy` judges them.
+fn swarm_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, stack: &str) {
+    use hub::swarm::{self, Assessment, Judge};
+    let snapshot = match swarm::snapshot(cmd, stack) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            status.probe = Some(e.to_string());
+            return;
+        }
+    };
+    let full = swarm::service_name(stack, &plan.service);
+    status.container = snapshot
+        .services
+        .iter()
+        .find(|s| s.name == full)
+        .map(|s| s.id.clone());
+    let judge = Judge {
+        check: &plan.health.check,
+        since_ms: u64::MAX,
+        now_ms: hub::time::now_ms(),
+    };
+    let (state, probe) = match swarm::assess(&snapshot, &full, &judge).0 {
+        Assessment::Missing => return,
+        Assessment::Healthy { tasks } if plan.health.check == Check::Completed => (
+            ServiceState::Completed,
+            format!("{} tasks completed", tasks.len()),
+        ),
+        Assessment::Healthy { tasks } => (
+            ServiceState::Healthy,
+            format!("{} tasks healthy", tasks.len()),
+        ),
+        Assessment::Pending(summary) => (ServiceState::Unhealthy, summary),
+        Assessment::TaskFailed { error, .. } | Assessment::Unplaceable(error) => {
+            (ServiceState::Unhealthy, error)
+        }
+    };
+    status.state = state;
+    status.probe = Some(probe);
 }
 
 /// A process that is up: one probe decides healthy or unhealthy; without a check it is running.

@@ -463,7 +463,7 @@ impl Deploy {
     fn stop_attempt(&mut self, index: usize, attempt: u32) {
         let plan = self.sched.entry(index).plan.clone();
         let state_dir = self.config.state_dir.clone();
-        let compose = (plan.backend == Backend::Container)
+        let compose = matches!(plan.backend, Backend::Container | Backend::Swarm)
             .then(|| self.compose_cmd().ok())
             .flatten();
         let tx = self.tx.clone();
@@ -549,7 +549,7 @@ impl Deploy {
         let plan = self.sched.entry(index).plan.clone();
         let paths = self.paths[index].clone();
         let tx = self.tx.clone();
-        let compose = (plan.backend == Backend::Container)
+        let compose = matches!(plan.backend, Backend::Container | Backend::Swarm)
             .then(|| self.compose_cmd().ok())
             .flatten();
         let job = move || {
@@ -705,7 +705,7 @@ impl Deploy {
                 }
                 Ok(())
             }
-            (Backend::Container, _, _) => {
+            (backend @ (Backend::Container | Backend::Swarm), _, _) => {
                 let cmd = match self.compose_cmd() {
                     Ok(cmd) => cmd,
                     Err(message) => {
@@ -722,7 +722,11 @@ impl Deploy {
                 let compose = plan.compose.clone().unwrap_or_default();
                 let service = plan.service.clone();
                 self.in_background(index, attempt, format!("up-{service}"), move || {
-                    launch::launch_container(&cmd, &compose, &service)
+                    if backend == Backend::Swarm {
+                        launch::launch_swarm(&cmd, &compose, &service)
+                    } else {
+                        launch::launch_container(&cmd, &compose, &service)
+                    }
                 })
             }
             _ => self.attempt_failed(

@@ -10,6 +10,7 @@ pub mod cli;
 mod containers;
 mod exits;
 mod status;
+mod swarm;
 mod waiter;
 
 use exits::{ExitWatcher, Wake};
@@ -296,20 +297,34 @@ impl Waiter {
             (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
             _ => false,
         };
-        waiter::spawn(
-            started.clone(),
-            lag,
-            inbox,
-            exit_events,
-            self.events.clone(),
-            move |report| Event::Report { id, report },
-        )
-        .map_err(|e| {
-            hub::Error::input(format!(
-                "cannot start a thread to wait for {}: {e}",
-                started.of.service
-            ))
-        })?;
+        if started.backend == Some(rec::Backend::Swarm) {
+            // One poll thread for every Swarm service, not a thread each.
+            let events = self.events.clone();
+            swarm::watch(swarm::Watch {
+                started: started.clone(),
+                lag,
+                stop: inbox,
+                report: Box::new(move |report| {
+                    let _ = events.send(Event::Report { id, report });
+                }),
+            })
+            .map_err(hub::Error::input)?;
+        } else {
+            waiter::spawn(
+                started.clone(),
+                lag,
+                inbox,
+                exit_events,
+                self.events.clone(),
+                move |report| Event::Report { id, report },
+            )
+            .map_err(|e| {
+                hub::Error::input(format!(
+                    "cannot start a thread to wait for {}: {e}",
+                    started.of.service
+                ))
+            })?;
+        }
         self.say(
             log::Level::Debug,
             &format!(

@@ -118,6 +118,8 @@ fn the_environment_sets_threshold_cooldown_and_state_path() {
     Cmd::new("hub-breaker")
         .env("CIRCUIT_BREAKER_THRESHOLD", "0")
         .args(["--state", "x.json", "check", "k"])
+        .stderr_contains("`0` is not a threshold")
+        .stderr_contains("$CIRCUIT_BREAKER_THRESHOLD")
         .status(2);
 }
 
@@ -468,7 +470,12 @@ fn hub_start_takes_the_breakers_threshold_and_cooldown_by_the_names_hub_breaker_
     }
     Cmd::new("hub-start")
         .args(["--cooldown", "later"])
-        .stdin(plan)
+        .stdin(plan.clone())
         .stderr_contains("invalid value 'later' for '--cooldown <D>'")
+        .status(2);
+    Cmd::new("hub-start")
+        .env("CIRCUIT_BREAKER_TIMEOUT", "later")
+        .stdin(plan)
+        .stderr_contains("(set by --cooldown, else $CIRCUIT_BREAKER_TIMEOUT)")
         .status(2);
 }

@@ -133,11 +133,32 @@ impl BreakerState {
 #[derive(Debug, Clone, Args)]
 pub struct BreakerPolicy {
     /// Consecutive failures that open the breaker
-    #[arg(long, value_name = "N", env = crate::breaker::ENV_THRESHOLD, default_value = "3", value_parser = crate::breaker::parse_threshold, global = true)]
+    #[arg(long, value_name = "N", env = crate::breaker::ENV_THRESHOLD, default_value = "3", value_parser = threshold, global = true)]
     pub threshold: u64,
     /// How long an open breaker refuses calls before one trial (bare number = seconds)
-    #[arg(long, value_name = "D", env = crate::breaker::ENV_COOLDOWN, default_value = "60s", value_parser = crate::duration::parse, global = true)]
+    #[arg(long, value_name = "D", env = crate::breaker::ENV_COOLDOWN, default_value = "60s", value_parser = cooldown, global = true)]
     pub cooldown: Duration,
+}
+
+/// `--threshold`'s value; the message names the variable too, since clap's does not say where a
+/// value came from.
+fn threshold(text: &str) -> std::result::Result<u64, String> {
+    crate::breaker::parse_threshold(text).map_err(|e| {
+        format!(
+            "{e} (set by --threshold, else ${})",
+            crate::breaker::ENV_THRESHOLD
+        )
+    })
+}
+
+/// `--cooldown`'s value, as [`threshold`].
+fn cooldown(text: &str) -> std::result::Result<Duration, String> {
+    crate::duration::parse(text).map_err(|e| {
+        format!(
+            "{e} (set by --cooldown, else ${})",
+            crate::breaker::ENV_COOLDOWN
+        )
+    })
 }
 
 /// The breaker options `hub-breaker` and `hub-retry` share: the policy, the state file (the old

@@ -6,8 +6,9 @@
 //! teardown that leaves no service, task, container or network. Compiled as ignored where the
 //! engine is not a swarm manager (`have_swarm`, tests/support/probe.rs).
 
+use hub::records::{Backend, Record, SkipReason, StopMethod, Stopped, UnhealthyReason};
 use hub_tests::docker::{Project, docker};
-use hub_tests::{Cmd, records, stderr};
+use hub_tests::{Cmd, stderr, typed_records, variants};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -151,10 +152,18 @@ services:
     x-hub: { timeout: 10m }
 "#;
 
-fn find<'a>(events: &'a [Value], kind: &str, service: &str) -> Option<&'a Value> {
+fn find<'a>(events: &'a [Record], kind: &str, service: &str) -> Option<&'a Record> {
     events
         .iter()
-        .find(|r| r["type"] == kind && r["service"] == service)
+        .find(|r| r.kind() == kind && r.service() == Some(service))
+}
+
+/// The `unhealthy` record of `service`.
+fn unhealthy_of<'a>(events: &'a [Record], service: &str) -> &'a hub::records::Unhealthy {
+    variants!(events, Record::Unhealthy)
+        .into_iter()
+        .find(|u| u.of.service == service)
+        .unwrap_or_else(|| panic!("no unhealthy record of {service}: {events:#?}"))
 }
 
 fn deploy(project: &Project, stack: &Stack, state_dir: &str) -> Cmd {
@@ -165,14 +174,17 @@ fn deploy(project: &Project, stack: &Stack, state_dir: &str) -> Cmd {
         .args(["--events", "/dev/stdout", "--state-dir", state_dir])
 }
 
-fn down(project: &Project, stack: &Stack, state_dir: &str) -> Vec<Value> {
+fn down(project: &Project, stack: &Stack, state_dir: &str) -> Vec<Stopped> {
     let file = project.file().display().to_string();
     let out = Cmd::script("hub-down")
         .env("COMPOSE_PROJECT_NAME", project.name())
         .args(["-f", &file, "--swarm", &stack.name])
         .args(["--state-dir", state_dir])
         .run();
-    records(&out)
+    variants!(&typed_records(&out), Record::Stopped)
+        .into_iter()
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -192,15 +204,18 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
             "service \"api\" runs on Swarm: Swarm does not honour restart, so hub leaves it out",
         )
         .run();
-    let events = records(&out);
+    let events = typed_records(&out);
     for service in ["db", "cache", "api", "web"] {
-        let started = find(&events, "started", service).unwrap();
-        assert_eq!(started["backend"], "swarm", "{started}");
+        let Some(Record::Started(started)) = find(&events, "started", service) else {
+            panic!("{service} did not start: {events:#?}");
+        };
+        assert_eq!(started.backend, Some(Backend::Swarm), "{started:?}");
         assert!(
-            started["container"]
-                .as_str()
+            started
+                .container
+                .as_deref()
                 .is_some_and(|id| !id.is_empty()),
-            "the Swarm service id stands where a container id would: {started}"
+            "the Swarm service id stands where a container id would: {started:?}"
         );
         assert!(
             find(&events, "healthy", service).is_some(),
@@ -209,22 +224,19 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
     }
     // No node has extra's image: it fails at once (not at its 10-minute timeout), and web,
     // which waits for it softly, is not blocked.
-    let extra = find(&events, "unhealthy", "extra").unwrap();
+    let extra = unhealthy_of(&events, "extra");
     assert_eq!(
-        (extra["reason"].as_str(), extra["final"].as_bool()),
-        (Some("unplaceable"), Some(true)),
-        "{extra}"
+        (extra.reason, extra.is_final),
+        (UnhealthyReason::Unplaceable, true),
+        "{extra:?}"
     );
     assert!(
-        extra["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("No such image: hub-test-no-such-image:none")),
-        "{extra}"
+        extra
+            .message
+            .contains("No such image: hub-test-no-such-image:none"),
+        "{extra:?}"
     );
-    assert!(
-        extra["elapsed_ms"].as_u64().is_some_and(|ms| ms < 600_000),
-        "{extra}"
-    );
+    assert!(extra.elapsed_ms < 600_000, "{extra:?}");
 
     // No node matches their constraints: a replicated service's task stays pending with the
     // scheduler's reason, a global one gets no task at all; both fail at once.
@@ -235,16 +247,10 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
             "no node matches its placement constraints",
         ),
     ] {
-        let failed = find(&events, "unhealthy", service).unwrap();
-        assert_eq!(failed["reason"], "unplaceable", "{failed}");
-        assert!(
-            failed["message"].as_str().is_some_and(|m| m.contains(why)),
-            "{failed}"
-        );
-        assert!(
-            failed["elapsed_ms"].as_u64().is_some_and(|ms| ms < 600_000),
-            "{failed}"
-        );
+        let failed = unhealthy_of(&events, service);
+        assert_eq!(failed.reason, UnhealthyReason::Unplaceable, "{failed:?}");
+        assert!(failed.message.contains(why), "{failed:?}");
+        assert!(failed.elapsed_ms < 600_000, "{failed:?}");
     }
 
     // Swarm's own timestamps: every task of a service was created after each task of its
@@ -278,21 +284,21 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
 
     // A rerun resumes: every healthy service is skipped, nothing is released again.
     let again = deploy(&project, &stack, &state_dir).run();
-    let rerun = records(&again);
+    let rerun = typed_records(&again);
     for service in ["db", "cache", "api", "web"] {
-        let skipped = find(&rerun, "skipped", service);
+        let skipped = variants!(&rerun, Record::Skipped)
+            .into_iter()
+            .find(|s| s.of.service == service)
+            .map(|s| s.reason);
         assert_eq!(
-            skipped.map(|s| s["reason"].as_str()),
-            Some(Some("already_healthy")),
+            skipped,
+            Some(SkipReason::AlreadyHealthy),
             "{service}: {rerun:#?}"
         );
     }
 
     let stopped = down(&project, &stack, &state_dir);
-    let order: Vec<&str> = stopped
-        .iter()
-        .map(|r| r["service"].as_str().unwrap())
-        .collect();
+    let order: Vec<&str> = stopped.iter().map(|r| r.of.service.as_str()).collect();
     assert_eq!(
         order.first(),
         Some(&"web"),
@@ -301,7 +307,7 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
     assert!(
         stopped
             .iter()
-            .all(|r| r["method"] == "swarm" && r["ok"] == true),
+            .all(|r| r.method == StopMethod::Swarm && r.ok),
         "{stopped:#?}"
     );
     assert_eq!(stack.leftovers(), Vec::<String>::new());
@@ -332,29 +338,27 @@ fn a_core_failure_on_swarm_stops_its_dependents() {
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().display().to_string();
     let out = deploy(&project, &stack, &state_dir).status(1);
-    let events = records(&out);
+    let events = typed_records(&out);
     // Each failed task is one attempt, with the engine's error and the container's status.
-    let failures: Vec<&Value> = events
-        .iter()
-        .filter(|r| r["type"] == "unhealthy" && r["service"] == "db")
+    let failures: Vec<_> = variants!(&events, Record::Unhealthy)
+        .into_iter()
+        .filter(|u| u.of.service == "db")
         .collect();
     assert_eq!(failures.len(), 2, "{events:#?}");
     for (n, failure) in failures.iter().enumerate() {
         assert_eq!(
             (
-                failure["reason"].as_str(),
-                failure["exit_status"].as_i64(),
-                failure["attempt"].as_u64(),
-                failure["final"].as_bool()
+                failure.reason,
+                failure.exit_status,
+                failure.of.attempt as usize,
+                failure.is_final
             ),
-            (Some("exited"), Some(3), Some(n as u64 + 1), Some(n == 1)),
-            "{failure}"
+            (UnhealthyReason::Exited, Some(3), n + 1, n == 1),
+            "{failure:?}"
         );
         assert!(
-            failure["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("failed: task: non-zero exit (3)")),
-            "{failure}"
+            failure.message.contains("failed: task: non-zero exit (3)"),
+            "{failure:?}"
         );
     }
     assert!(
@@ -363,19 +367,22 @@ fn a_core_failure_on_swarm_stops_its_dependents() {
         stderr(&out)
     );
     // api was never released into Swarm.
-    let api = find(&events, "skipped", "api").unwrap();
+    let api = variants!(&events, Record::Skipped)
+        .into_iter()
+        .find(|s| s.of.service == "api")
+        .unwrap();
     assert!(
         matches!(
-            api["reason"].as_str(),
-            Some("aborted" | "dependency_failed")
+            api.reason,
+            SkipReason::Aborted | SkipReason::DependencyFailed
         ),
-        "{api}"
+        "{api:?}"
     );
     assert!(!stack.has_service("api"));
     assert!(stack.has_service("db"));
 
     let stopped = down(&project, &stack, &state_dir);
-    assert!(stopped.iter().all(|r| r["ok"] == true), "{stopped:#?}");
+    assert!(stopped.iter().all(|r| r.ok), "{stopped:#?}");
     assert_eq!(stack.leftovers(), Vec::<String>::new());
     assert!(stack.no_tasks(), "tasks left in stack {}", stack.name);
 }

@@ -14,7 +14,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A service's class: what its failure means for the deploy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Its failure aborts the deploy.
@@ -143,6 +155,21 @@ pub enum Check {
     Completed,
     /// No check: healthy once started (and, for a `run` service, still alive).
     None,
+}
+
+impl Check {
+    /// Its `kind`, as records spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Cmd { .. } => "cmd",
+            Check::Http { .. } => "http",
+            Check::Tcp { .. } => "tcp",
+            Check::Container { .. } => "container",
+            Check::Exec { .. } => "exec",
+            Check::Completed => "completed",
+            Check::None => "none",
+        }
+    }
 }
 
 /// Where a container service's compose project is.
@@ -567,6 +594,23 @@ impl UnhealthyReason {
 }
 
 impl Unhealthy {
+    /// Attempt `of` is not healthy, for `reason`, with nothing else known (no probe counts, no
+    /// exit status, no log).
+    pub fn new(of: AttemptOf, reason: UnhealthyReason, is_final: bool) -> Unhealthy {
+        Unhealthy {
+            of,
+            is_final,
+            reason,
+            elapsed_ms: 0,
+            probes: 0,
+            failures: 0,
+            last_probe: None,
+            exit_status: None,
+            log_tail: None,
+            message: String::new(),
+        }
+    }
+
     /// May another attempt help, attempts allowing? A process that exited or a check that
     /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
     /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this

@@ -5,7 +5,7 @@
 
 use hub::breaker::State;
 use hub::records::{BreakerStatus, Record};
-use hub_tests::{Cmd, bin, stderr, typed_records};
+use hub_tests::{Cmd, bin, stderr, temp_with, typed_records};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -469,13 +469,38 @@ fn hub_start_takes_the_breakers_threshold_and_cooldown_by_the_names_hub_breaker_
             .status(1);
     }
     Cmd::new("hub-start")
+        .current_dir(dir.path())
         .args(["--cooldown", "later"])
         .stdin(plan.clone())
-        .stderr_contains("invalid value 'later' for '--cooldown <D>'")
+        .stderr_contains("invalid duration `later`")
         .status(2);
     Cmd::new("hub-start")
+        .current_dir(dir.path())
         .env("CIRCUIT_BREAKER_TIMEOUT", "later")
         .stdin(plan)
         .stderr_contains("(set by --cooldown, else $CIRCUIT_BREAKER_TIMEOUT)")
+        .status(2);
+}
+
+#[test]
+fn a_bad_breaker_variable_does_not_stand_in_the_way_of_what_uses_no_breaker() {
+    let dir = temp_with(&[]);
+    // A teardown must work whatever the environment says about a breaker it does not use.
+    Cmd::new("hub-start")
+        .current_dir(dir.path())
+        .env("CIRCUIT_BREAKER_THRESHOLD", "many")
+        .env("CIRCUIT_BREAKER_TIMEOUT", "later")
+        .arg("--stop")
+        .status(0);
+    Cmd::new("hub-retry")
+        .current_dir(dir.path())
+        .env("CIRCUIT_BREAKER_THRESHOLD", "many")
+        .args(["--", "true"])
+        .status(0);
+    Cmd::new("hub-retry")
+        .current_dir(dir.path())
+        .env("CIRCUIT_BREAKER_THRESHOLD", "many")
+        .args(["--breaker", "k", "--", "true"])
+        .stderr_contains("`many` is not a threshold")
         .status(2);
 }

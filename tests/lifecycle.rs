@@ -214,6 +214,28 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
 }
 
 #[test]
+fn what_was_launched_before_a_bad_plan_line_is_stopped_by_hub_down() {
+    let services: String = (0..20).map(|i| service(&format!("s{i}"), "")).collect();
+    let stack = Stack::new("badline", &format!("services:\n{services}"));
+    let plan = Cmd::new("hub-levels")
+        .current_dir(stack.path())
+        .run()
+        .stdout;
+    let mut input = plan.clone();
+    input.extend_from_slice(b"{not json\n");
+    // hub-start launches each service as its plan line comes, then meets the bad line: it
+    // gives up (exit 2), but every launch in flight ends with its pid file.
+    Cmd::new("hub-start")
+        .current_dir(stack.path())
+        .args(["--state-dir", ".hub"])
+        .stdin(input)
+        .stderr_contains("not a JSON record")
+        .status(2);
+    assert!(!stack.marked().is_empty(), "the services were launched");
+    stack.down_leaves_nothing();
+}
+
+#[test]
 fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
     let stack = Stack::new("twice", &format!("services:\n{}", service("api", "")));
     let mut first = stack.deploy(&[]);

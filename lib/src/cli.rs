@@ -6,7 +6,7 @@
 //! drift). A flag's help is its field's doc comment; each sits on one attribute line, so the
 //! flags of different tools read as a table rather than as look-alike blocks.
 
-use crate::Result;
+use crate::{Error, Result};
 use clap::{ArgAction, Args, Command, Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,15 +133,14 @@ impl BreakerState {
 #[derive(Debug, Clone, Args)]
 pub struct BreakerPolicy {
     /// Consecutive failures that open the breaker
-    #[arg(long, value_name = "N", env = crate::breaker::ENV_THRESHOLD, default_value = "3", value_parser = threshold, global = true)]
-    pub threshold: u64,
+    #[arg(long, value_name = "N", env = crate::breaker::ENV_THRESHOLD, default_value = "3", global = true)]
+    pub threshold: String,
     /// How long an open breaker refuses calls before one trial (bare number = seconds)
-    #[arg(long, value_name = "D", env = crate::breaker::ENV_COOLDOWN, default_value = "60s", value_parser = cooldown, global = true)]
-    pub cooldown: Duration,
+    #[arg(long, value_name = "D", env = crate::breaker::ENV_COOLDOWN, default_value = "60s", global = true)]
+    pub cooldown: String,
 }
 
-/// `--threshold`'s value; the message names the variable too, since clap's does not say where a
-/// value came from.
+/// `--threshold`'s value; the message names the variable too, since it may have come from there.
 fn threshold(text: &str) -> std::result::Result<u64, String> {
     crate::breaker::parse_threshold(text).map_err(|e| {
         format!(
@@ -183,13 +182,16 @@ pub struct BreakerArgs {
 pub const STANDALONE_BREAKER_STATE_HELP: &str = "The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]";
 
 impl BreakerPolicy {
-    /// A breaker configuration with this policy and the default timeouts.
-    pub fn config(&self) -> crate::breaker::Config {
-        crate::breaker::Config {
-            threshold: self.threshold,
-            cooldown: self.cooldown,
+    /// A breaker configuration with this policy and the default timeouts. The values are
+    /// checked here, when a breaker is used, not while parsing: a stray
+    /// `CIRCUIT_BREAKER_THRESHOLD` in the environment must not stop `hub-down` or a
+    /// `hub-retry` without `--breaker`.
+    pub fn config(&self) -> Result<crate::breaker::Config> {
+        Ok(crate::breaker::Config {
+            threshold: threshold(&self.threshold).map_err(Error::input)?,
+            cooldown: cooldown(&self.cooldown).map_err(Error::input)?,
             ..crate::breaker::Config::default()
-        }
+        })
     }
 }
 
@@ -199,7 +201,7 @@ impl BreakerArgs {
         let config = crate::breaker::Config {
             trial_timeout: self.trial_timeout,
             lock_timeout: self.lock_timeout,
-            ..self.policy.config()
+            ..self.policy.config()?
         };
         Ok(crate::breaker::Breaker::new(
             self.state.standalone()?,

@@ -136,7 +136,13 @@ pub fn run(config: Config) -> Result<u8> {
         tx,
         config,
     };
-    deploy.event_loop(&rx)
+    let result = deploy.event_loop(&rx);
+    if result.is_err() {
+        // A launch in flight ends with its pid file written: whatever was started stays
+        // reachable by hub-down after we give up on the plan.
+        deploy.settle_launches(&rx);
+    }
+    result
 }
 
 struct Deploy {
@@ -1059,6 +1065,21 @@ impl Deploy {
     /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
     /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
+    /// Wait, up to the kill grace, for the launcher's launches in flight to report back.
+    fn settle_launches(&mut self, rx: &Receiver<Event>) {
+        let deadline = Instant::now() + KILL_GRACE;
+        while !self.launching.is_empty() {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Launched { index, .. }) => {
+                    self.in_flight.remove(&index);
+                    self.launching.remove(&index);
+                }
+                Ok(Event::Signal(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
         log::warn(&messages::interrupted(signal));
         self.cancel.store(true, Ordering::SeqCst);

@@ -27,21 +27,27 @@ pub fn run(args: Cli) -> Result<u8> {
         (Some(_), Schedule::Levels) => Mode::Levels,
         (Some(_), Schedule::Dag) => Mode::Dag,
     };
+    // A deploy's breaker policy is checked before anything is created; a stop needs none.
+    let breaker_config = if args.stop {
+        None
+    } else {
+        Some(args.breaker.config()?)
+    };
     let state_dir = hub::statedir::create(&args.state_dir.resolve()?)?;
     let lock = StateLock::new(&state_dir);
-    if args.stop {
+    let Some(breaker_config) = breaker_config else {
         let _lock = stop::stop_running_deploy(&lock, args.wait_lock)?;
         return stop::run(
             &state_dir,
             args.kill_after,
             args.compose.compose_cmd.as_deref(),
         );
-    }
+    };
     // Held until we return: one deploy per state dir.
     let _lock = lock.acquire(args.wait_lock)?;
     let breaker = hub::breaker::Breaker::new(
         args.breaker_state.of_deploy(&state_dir),
-        args.breaker.config(),
+        breaker_config,
         std::sync::Arc::new(hub::clock::SystemClock),
     );
     let config = deploy::Config {

@@ -654,3 +654,94 @@ fn a_probe_answered_by_a_stray_server_does_not_make_a_dead_service_healthy() {
     assert!(of_type(&records, "healthy").is_empty(), "{records:?}");
     assert_eq!(of_type(&records, "unhealthy")[0]["reason"], "exited");
 }
+
+/// The threads of process `pid` now (0 once it is gone).
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Wait on `count` services checked by `cmd` (a shell command that passes once `go` exists),
+/// with `args`: every service is probed once and fails, then `go` is created and
+/// every one must become healthy. Returns the healthy records and the most threads the tool
+/// had, read at every line it wrote meanwhile.
+fn many_cmd_services(
+    args: &[&str],
+    count: usize,
+    cmd: &str,
+    go: &std::path::Path,
+) -> (Vec<Value>, usize) {
+    let mut live = Live::spawn(args);
+    let pid = live.child.id();
+    for n in 0..count {
+        let check = json!({"kind": "cmd", "cmd": cmd});
+        live.send(&started(
+            &format!("s{n}"),
+            "core",
+            600_000,
+            check,
+            json!({}),
+        ));
+    }
+    let mut most = 0;
+    for n in 0..count {
+        live.stderr_line(&format!("s{n}: probe 1: exit 1"));
+        most = most.max(threads_of(pid));
+    }
+    std::fs::write(go, "").unwrap();
+    let mut healthy = Vec::new();
+    while healthy.len() < count {
+        healthy.push(live.record("healthy"));
+        most = most.max(threads_of(pid));
+    }
+    let (status, _) = live.finish();
+    assert_eq!(status, 0);
+    (healthy, most)
+}
+
+#[test]
+fn three_hundred_services_are_waited_for_on_a_bounded_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let cmd = format!("test -f {}", go.display());
+    let (healthy, most) = many_cmd_services(&["-v"], 300, &cmd, &go);
+    assert_eq!(healthy.len(), 300);
+    // Main, stdin, signals, exits; 16 probe commands at most (the default), each with the
+    // thread that reaps it. Not one per service.
+    eprintln!("hub-wait-healthy had at most {most} threads for 300 services");
+    assert!(
+        most <= 40,
+        "hub-wait-healthy had {most} threads for 300 services"
+    );
+}
+
+#[test]
+fn with_one_probe_command_at_a_time_every_service_is_still_probed_and_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (go, lock, overlap) = (
+        dir.path().join("go"),
+        dir.path().join("lock"),
+        dir.path().join("overlap"),
+    );
+    // A probe that finds another one running leaves `overlap` behind.
+    let cmd = format!(
+        "mkdir {lock} 2>/dev/null || touch {overlap}; test -f {go}; s=$?; rmdir {lock}; exit $s",
+        lock = lock.display(),
+        overlap = overlap.display(),
+        go = go.display()
+    );
+    let (healthy, _) = many_cmd_services(&["-v", "--max-probe-commands", "1"], 40, &cmd, &go);
+    assert_eq!(healthy.len(), 40);
+    for record in &healthy {
+        // The failed first probe, then the passing one at least.
+        assert!(record["probes"].as_u64().unwrap() >= 2, "{record}");
+    }
+    assert!(!overlap.exists(), "two probe commands ran at once");
+}

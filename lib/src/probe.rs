@@ -206,6 +206,12 @@ impl Prober {
         !matches!(self.kind, Kind::Nothing)
     }
 
+    /// True for a probe that runs a command (a child process), which a caller probing many
+    /// services bounds in number apart from network probes.
+    pub fn is_command(&self) -> bool {
+        matches!(self.kind, Kind::Cmd { .. })
+    }
+
     /// The per-probe timeout.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -3,14 +3,19 @@
 //! wait on a helper thread so the waiter can still be stopped, and turns its outcome into a
 //! verdict like any other service's.
 
-use crate::exits::Wake;
-use crate::waiter::{Reason, Report, Reporter, Started, Verdict, WARN_AT};
+use crate::waiter::{Reason, Report, Started, Verdict, WARN_AT};
 use hub::container::{self, ComposeCmd, ContainerCheck, Outcome, WaitOptions};
 use hub::records::Check;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Where a container wait sends its reports: false when nobody listens any more.
+pub type Reporter<'a> = &'a dyn Fn(Report) -> bool;
+
+/// Sent to a container wait to stop it (superseded, or the tool is stopping).
+pub struct Stop;
 
 /// `--compose-cmd`, set once by `run`.
 pub static COMPOSE_CMD: OnceLock<Option<String>> = OnceLock::new();
@@ -28,8 +33,28 @@ pub fn is_container(started: &Started) -> bool {
     }
 }
 
-/// Wait for a container service, reporting like [`crate::waiter::wait`].
-pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: Reporter<'_>) {
+/// Start a thread waiting for container service `started` (whose record was `lag` old when
+/// read); its reports go to `events` through `wrap`, until it is decided or `inbox` says stop.
+pub fn spawn<E: Send + 'static>(
+    started: Started,
+    lag: Duration,
+    inbox: Receiver<Stop>,
+    events: std::sync::mpsc::Sender<E>,
+    wrap: impl Fn(Report) -> E + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("wait-{}", started.of.service))
+        .spawn(move || {
+            let now = Instant::now();
+            let begin = now.checked_sub(lag).unwrap_or(now);
+            let report = |r: Report| events.send(wrap(r)).is_ok();
+            wait(&started, begin, &inbox, &report);
+        })
+        .map(|_| ())
+}
+
+/// Wait for a container service, reporting as a local service's [`crate::waiter::Wait`] does.
+fn wait(started: &Started, begin: Instant, inbox: &Receiver<Stop>, report: Reporter<'_>) {
     let probe_error = |message: String| {
         report(Report::Done(Verdict::probe_error(begin.elapsed(), message)));
     };
@@ -85,11 +110,11 @@ pub fn wait(started: &Started, begin: Instant, inbox: &Receiver<Wake>, report: R
             Err(RecvTimeoutError::Timeout) => {}
         }
         match inbox.try_recv() {
-            Ok(Wake::Stop) | Err(TryRecvError::Disconnected) => {
+            Ok(Stop) | Err(TryRecvError::Disconnected) => {
                 cancel.store(true, Ordering::SeqCst);
                 return;
             }
-            Ok(_) | Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Empty) => {}
         }
         let now = Instant::now();
         while let Some(percent) = WARN_AT.get(warned).copied() {

@@ -3,26 +3,36 @@
 //!
 //! It sits between `hub-start` and whatever reads health results (`hub-start --gate`,
 //! `hub-report`): `started` records in, `healthy` / `unhealthy` / `waiting` records out, every
-//! other record passed through byte for byte the moment it is read. One thread reads stdin,
-//! one thread waits per service, and the main thread alone writes stdout and the human log.
+//! other record passed through byte for byte the moment it is read. One thread reads stdin;
+//! the main thread drives every wait (a state machine each, on one timer heap), and alone
+//! writes stdout and the human log; probes run on small fixed pools ([`pool`]), exits come from
+//! one epoll thread ([`exits`]). The thread count does not grow with the number of services
+//! (container services, followed through the engine, still take a thread each).
 
 mod containers;
 mod exits;
+mod pool;
 mod status;
 mod waiter;
 
 use clap::{ArgMatches, Command};
-use exits::{ExitWatcher, Wake};
+use exits::ExitWatcher;
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::records::{self as rec, Line, Record};
 use hub::{Result, duration, log, probe, signals};
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
-use waiter::{Report, Started, Verdict};
+use waiter::{Next, Report, Started, Verdict, Wait};
+
+/// `--max-probe-commands`' default ([`pool::DEFAULT_COMMANDS`], as clap wants it).
+const DEFAULT_PROBE_COMMANDS: &str = "16";
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -74,12 +84,23 @@ pub fn command() -> Command {
              killed).\n\n\
              Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
         );
-    hub::cli::with_common_args(cmd.arg(
-        clap::Arg::new("compose-cmd")
-            .long("compose-cmd")
-            .value_name("CMD")
-            .help("The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
-    ))
+    hub::cli::with_common_args(
+        cmd.arg(
+            clap::Arg::new("compose-cmd")
+                .long("compose-cmd")
+                .value_name("CMD")
+                .help("The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
+        )
+        .arg(
+            clap::Arg::new("max-probe-commands")
+                .long("max-probe-commands")
+                .value_name("N")
+                .env("HUB_MAX_PROBE_COMMANDS")
+                .value_parser(clap::value_parser!(u32).range(1..=4096))
+                .default_value(DEFAULT_PROBE_COMMANDS)
+                .help("At most N probe commands (cmd checks) run at once; when more are due, the earliest due runs first, and every service is still probed"),
+        ),
+    )
 }
 
 /// Everything the main loop reacts to.
@@ -90,8 +111,12 @@ enum Event {
     ReadError(String),
     /// Stdin is closed.
     Eof,
-    /// A waiter's report.
+    /// A container wait's report.
     Report { id: u64, report: Report },
+    /// A probe of wait `id` finished.
+    Probed { id: u64, outcome: probe::Outcome },
+    /// The process of wait `id`, watched through a pidfd, exited.
+    Exited { id: u64 },
     /// SIGINT or SIGTERM.
     Signal(Signal),
 }
@@ -100,17 +125,36 @@ enum Event {
 /// upstream to close: longer than hub-start's grace for killing its start commands (3 s).
 const UPSTREAM_GRACE: Duration = Duration::from_secs(5);
 
-/// A wait in progress. Dropping it stops the waiter.
+/// A wait in progress. Dropping it stops the wait (and skips its queued probe).
 struct Waiting {
     id: u64,
     started: Started,
     since: Instant,
-    wake: Sender<Wake>,
+    work: Work,
+}
+
+/// How a wait is carried out.
+enum Work {
+    /// A local service: driven by the main loop.
+    Local {
+        wait: Box<Wait>,
+        /// Set when the wait is over: a probe still queued for it is skipped.
+        cancelled: Arc<AtomicBool>,
+        /// The earliest time the wait has an entry on the timer heap for.
+        wake_at: Option<Instant>,
+    },
+    /// A container service: followed through the engine on a thread of its own.
+    Container { stop: Sender<containers::Stop> },
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let _ = self.wake.send(Wake::Stop);
+        match &self.work {
+            Work::Local { cancelled, .. } => cancelled.store(true, Ordering::Relaxed),
+            Work::Container { stop } => {
+                let _ = stop.send(containers::Stop);
+            }
+        }
     }
 }
 
@@ -119,6 +163,13 @@ struct Waiter {
     out: RecordWriter,
     events: Sender<Event>,
     waiting: BTreeMap<String, Waiting>,
+    /// The service of each wait in progress, by id.
+    ids: HashMap<u64, String>,
+    /// When waits want to be advanced: (time, id); an entry is live while it is the wait's
+    /// `wake_at`, stale ones are skipped.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// The probe pools.
+    pool: pool::Pool,
     next_id: u64,
     run_id: Option<String>,
     healthy: usize,
@@ -126,7 +177,7 @@ struct Waiter {
     core_failed: usize,
     bad_input: bool,
     status: status::StatusLine,
-    /// Process exits as events; `None` where pidfds are missing (waiters poll instead).
+    /// Process exits as events; `None` where pidfds are missing (waits poll instead).
     exits: Option<ExitWatcher>,
     /// `-v`: debug lines are shown.
     verbose: bool,
@@ -146,10 +197,28 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         .name("stdin".into())
         .spawn(move || read_stdin(&reader))
         .map_err(|e| hub::Error::input(format!("cannot start the stdin reader: {e}")))?;
+    let commands = matches
+        .get_one::<u32>("max-probe-commands")
+        .map_or(pool::DEFAULT_COMMANDS, |n| *n as usize);
+    let probed = events.clone();
+    let pool = pool::Pool::new(
+        commands,
+        Arc::new(move |id, outcome| {
+            let _ = probed.send(Event::Probed { id, outcome });
+        }),
+    );
+    let on_exit = events.clone();
+    let exits = ExitWatcher::start(Box::new(move |id| {
+        let _ = on_exit.send(Event::Exited { id });
+    }))
+    .ok();
     let mut waiter = Waiter {
         out: RecordWriter::stdout(),
         events,
         waiting: BTreeMap::new(),
+        ids: HashMap::new(),
+        timers: BinaryHeap::new(),
+        pool,
         next_id: 0,
         run_id: None,
         healthy: 0,
@@ -157,7 +226,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         core_failed: 0,
         bad_input: false,
         status: status::StatusLine::for_stderr(),
-        exits: ExitWatcher::start().ok(),
+        exits,
         verbose: matches.get_count("verbose") > 0,
     };
     waiter.main_loop(&inbox)
@@ -192,17 +261,23 @@ impl Waiter {
         let mut line_no = 0usize;
         let mut eof = false;
         while !(eof && self.waiting.is_empty()) {
-            let event = if self.status.enabled() {
-                match inbox.recv_timeout(STATUS_EVERY) {
-                    Ok(event) => Some(event),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+            let mut until = self.timers.peek().map(|Reverse((at, _))| *at);
+            if self.status.enabled() {
+                let redraw = Instant::now() + STATUS_EVERY;
+                until = Some(until.map_or(redraw, |at| at.min(redraw)));
+            }
+            let event = match until {
+                Some(until) => {
+                    match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok(event) => Some(event),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
-            } else {
-                match inbox.recv() {
+                None => match inbox.recv() {
                     Ok(event) => Some(event),
                     Err(_) => break,
-                }
+                },
             };
             match event {
                 None => {}
@@ -217,11 +292,21 @@ impl Waiter {
                 }
                 Some(Event::Eof) => {
                     eof = true;
-                    self.upstream_gone();
+                    self.upstream_gone()?;
                 }
                 Some(Event::Report { id, report }) => self.report(id, report)?,
+                Some(Event::Probed { id, outcome }) => {
+                    self.drive(id, |wait, started, now, reports| {
+                        wait.probed(started, outcome, now, reports)
+                    })?;
+                }
+                Some(Event::Exited { id }) => self.drive(id, |wait, started, now, reports| {
+                    wait.exited(None);
+                    wait.advance(started, now, reports)
+                })?,
                 Some(Event::Signal(signal)) => return self.interrupted(signal, inbox, eof),
             }
+            self.run_timers()?;
             self.draw_status();
         }
         self.status.clear();
@@ -298,22 +383,115 @@ impl Waiter {
                 run_id: parsed.run_id,
                 record: *record,
             }),
-            Record::Exited(exited) => {
-                self.exited(&exited);
-                Ok(())
-            }
+            Record::Exited(exited) => self.exited(&exited),
             _ => Ok(()),
         }
     }
 
     /// hub-start says a process it launched exited: news for that attempt's wait.
-    fn exited(&mut self, exited: &rec::Exited) {
-        if let Some(waiting) = self.waiting.get(&exited.of.service)
-            && waiting.started.of.attempt == exited.of.attempt
-            && waiting.started.pid == Some(exited.pid)
+    fn exited(&mut self, exited: &rec::Exited) -> Result<()> {
+        let Some(waiting) = self.waiting.get(&exited.of.service) else {
+            return Ok(());
+        };
+        if waiting.started.of.attempt != exited.of.attempt
+            || waiting.started.pid != Some(exited.pid)
         {
-            let _ = waiting.wake.send(Wake::Exited(Some(exited.exit_status)));
+            return Ok(());
         }
+        let status = exited.exit_status;
+        self.drive(waiting.id, |wait, started, now, reports| {
+            wait.exited(Some(status));
+            wait.advance(started, now, reports)
+        })
+    }
+
+    /// Advance wait `id` with `step` at the current time: queue the probe it asks for, set its
+    /// timer, and handle its reports (its verdict among them).
+    fn drive(
+        &mut self,
+        id: u64,
+        step: impl FnOnce(&mut Wait, &Started, Instant, &mut Vec<Report>) -> Next,
+    ) -> Result<()> {
+        let Some(waiting) = self
+            .ids
+            .get(&id)
+            .and_then(|name| self.waiting.get_mut(name))
+        else {
+            // A finished or superseded wait: its news is stale.
+            return Ok(());
+        };
+        let Work::Local {
+            wait,
+            cancelled,
+            wake_at,
+        } = &mut waiting.work
+        else {
+            return Ok(());
+        };
+        let mut reports = Vec::new();
+        let next = step(wait, &waiting.started, Instant::now(), &mut reports);
+        if let Next::Continue { probe, wake } = next {
+            if let Some((due, prober)) = probe
+                && let Err(e) = self.pool.submit(id, due, prober, cancelled.clone())
+            {
+                let message = format!("cannot start a thread to probe: {e}");
+                reports.push(Report::Done(Verdict::probe_error(
+                    waiting.since.elapsed(),
+                    message,
+                )));
+            }
+            // One live timer per wait: an earlier one already set will advance it in time.
+            if wake_at.is_none_or(|at| wake < at) {
+                *wake_at = Some(wake);
+                self.timers.push(Reverse((wake, id)));
+            }
+        }
+        for report in reports {
+            self.report(id, report)?;
+        }
+        Ok(())
+    }
+
+    /// Advance every wait whose timer is due.
+    fn run_timers(&mut self) -> Result<()> {
+        let now = Instant::now();
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let live = self
+                .ids
+                .get(&id)
+                .and_then(|name| self.waiting.get_mut(name))
+                .is_some_and(|waiting| match &mut waiting.work {
+                    Work::Local { wake_at, .. } if *wake_at == Some(at) => {
+                        *wake_at = None;
+                        true
+                    }
+                    _ => false,
+                });
+            if live {
+                self.drive(id, |wait, started, now, reports| {
+                    wait.advance(started, now, reports)
+                })?;
+            }
+        }
+        // Superseded timers pile up (a probe's outcome sets an earlier one than the deadline):
+        // rebuilt from the live ones when they outnumber the waits.
+        if self.timers.len() > 2 * self.waiting.len() + 64 {
+            self.timers = self
+                .waiting
+                .values()
+                .filter_map(|waiting| match &waiting.work {
+                    Work::Local {
+                        wake_at: Some(at), ..
+                    } => Some(Reverse((*at, waiting.id))),
+                    _ => None,
+                })
+                .collect();
+        }
+        Ok(())
     }
 
     fn bad_line(&mut self, message: &str) {
@@ -330,8 +508,8 @@ impl Waiter {
                     .min(started.timeout_ms),
             )
         });
-        if let Some(old) = self.waiting.remove(&started.of.service) {
-            self.forget(&old);
+        if let Some(old) = self.remove(&started.of.service) {
+            drop(old);
             self.say(
                 log::Level::Debug,
                 &format!(
@@ -342,56 +520,75 @@ impl Waiter {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (wake, inbox) = mpsc::channel();
-        let exit_events = match (&self.exits, started.pid) {
-            // hub-start's child: its exit comes as a record.
-            (_, Some(_)) if started.exit_record => true,
-            (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
-            _ => false,
+        let name = started.of.service.clone();
+        let work = if containers::is_container(&started) {
+            let (stop, inbox) = mpsc::channel();
+            containers::spawn(
+                started.clone(),
+                lag,
+                inbox,
+                self.events.clone(),
+                move |report| Event::Report { id, report },
+            )
+            .map_err(|e| {
+                hub::Error::input(format!("cannot start a thread to wait for {name}: {e}"))
+            })?;
+            Work::Container { stop }
+        } else {
+            let exit_events = match (&self.exits, started.pid) {
+                // hub-start's child: its exit comes as a record.
+                (_, Some(_)) if started.exit_record => true,
+                (Some(exits), Some(pid)) => exits.watch(id, pid).is_ok(),
+                _ => false,
+            };
+            match Wait::new(&started, lag, exit_events) {
+                Ok(wait) => Work::Local {
+                    wait: Box::new(wait),
+                    cancelled: Arc::default(),
+                    wake_at: None,
+                },
+                Err(verdict) => {
+                    if let (Some(exits), true) = (&self.exits, exit_events) {
+                        exits.forget(id);
+                    }
+                    return self.verdict(&started, &verdict);
+                }
+            }
         };
-        waiter::spawn(
-            started.clone(),
-            lag,
-            inbox,
-            exit_events,
-            self.events.clone(),
-            move |report| Event::Report { id, report },
-        )
-        .map_err(|e| {
-            hub::Error::input(format!(
-                "cannot start a thread to wait for {}: {e}",
-                started.of.service
-            ))
-        })?;
         self.say(
             log::Level::Debug,
             &format!(
-                "{}: waiting up to {} ({} check)",
-                started.of.service,
+                "{name}: waiting up to {} ({} check)",
                 duration::human(Duration::from_millis(started.timeout_ms)),
                 check_name(&started)
             ),
         );
+        self.ids.insert(id, name.clone());
         self.waiting.insert(
-            started.of.service.clone(),
+            name,
             Waiting {
                 id,
                 started,
                 since: Instant::now().checked_sub(lag).unwrap_or_else(Instant::now),
-                wake,
+                work,
             },
         );
-        Ok(())
+        self.drive(id, |wait, started, now, reports| {
+            wait.advance(started, now, reports)
+        })
     }
 
-    /// A waiter's report: log it, and write a record for warnings and verdicts.
+    /// End wait `name`: stop watching its process and forget its id.
+    fn remove(&mut self, name: &str) -> Option<Waiting> {
+        let waiting = self.waiting.remove(name)?;
+        self.ids.remove(&waiting.id);
+        self.forget(&waiting);
+        Some(waiting)
+    }
+
+    /// A wait's report: log it, and write a record for warnings and verdicts.
     fn report(&mut self, id: u64, report: Report) -> Result<()> {
-        let Some(name) = self
-            .waiting
-            .iter()
-            .find(|(_, w)| w.id == id)
-            .map(|(name, _)| name.clone())
-        else {
+        let Some(name) = self.ids.get(&id).cloned() else {
             // A superseded wait: its news is stale.
             return Ok(());
         };
@@ -409,8 +606,7 @@ impl Waiter {
                 last_probe,
             } => self.waiting_record(&name, percent, elapsed, last_probe.as_deref()),
             Report::Done(verdict) => {
-                if let Some(waiting) = self.waiting.remove(&name) {
-                    self.forget(&waiting);
+                if let Some(waiting) = self.remove(&name) {
                     self.verdict(&waiting.started, &verdict)?;
                 }
                 Ok(())
@@ -422,22 +618,28 @@ impl Waiter {
     /// gone (finished without a gate, interrupted, or killed), so no more exit news will come
     /// from it. From here on its children are watched like anyone's, through a pidfd; one that
     /// is already gone is announced at once.
-    fn upstream_gone(&mut self) {
+    fn upstream_gone(&mut self) -> Result<()> {
         let Some(exits) = &self.exits else {
-            return;
+            return Ok(());
         };
+        let mut gone = Vec::new();
         for waiting in self.waiting.values_mut() {
             let (true, Some(pid)) = (waiting.started.exit_record, waiting.started.pid) else {
                 continue;
             };
-            match exits.watch(waiting.id, pid, waiting.wake.clone()) {
+            match exits.watch(waiting.id, pid) {
                 // Ours to forget once the wait is over.
                 Ok(()) => waiting.started.record.exit_record = false,
-                Err(_) => {
-                    let _ = waiting.wake.send(Wake::Exited(None));
-                }
+                Err(_) => gone.push(waiting.id),
             }
         }
+        for id in gone {
+            self.drive(id, |wait, started, now, reports| {
+                wait.exited(None);
+                wait.advance(started, now, reports)
+            })?;
+        }
+        Ok(())
     }
 
     /// Stop watching a finished wait's process.
@@ -576,8 +778,9 @@ impl Waiter {
     /// hub-start gave up (a CORE failure: `finished` with `ok: false`): nobody acts on the
     /// remaining results, so stop waiting and say so, instead of waiting out their timeouts.
     fn abort(&mut self) -> Result<()> {
-        let waiting = std::mem::take(&mut self.waiting);
-        for wait in waiting.values() {
+        let names: Vec<String> = self.waiting.keys().cloned().collect();
+        let waiting: Vec<Waiting> = names.iter().filter_map(|name| self.remove(name)).collect();
+        for wait in &waiting {
             let started = &wait.started;
             let message = "no longer waited for: the deploy stopped after a CORE failure";
             let record = Record::Unhealthy(rec::Unhealthy {
@@ -604,8 +807,14 @@ impl Waiter {
     /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, pass on what
     /// upstream still writes (unless stdin already ended), and exit.
     fn interrupted(&mut self, signal: Signal, inbox: &Receiver<Event>, eof: bool) -> Result<u8> {
-        probe::kill_probe_commands();
         let waiting = std::mem::take(&mut self.waiting);
+        // Queued probes are skipped, then the running commands are killed.
+        for wait in waiting.values() {
+            if let Work::Local { cancelled, .. } = &wait.work {
+                cancelled.store(true, Ordering::Relaxed);
+            }
+        }
+        probe::kill_probe_commands();
         let in_flight: Vec<&str> = waiting.keys().map(String::as_str).collect();
         let name = signal.as_str();
         self.say(
@@ -646,7 +855,7 @@ impl Waiter {
                         self.out.line(text)?;
                     }
                 }
-                Ok(Event::Report { .. }) => {}
+                Ok(Event::Report { .. } | Event::Probed { .. } | Event::Exited { .. }) => {}
                 Ok(Event::Eof | Event::ReadError(_) | Event::Signal(_)) | Err(_) => return Ok(()),
             }
         }
@@ -669,5 +878,16 @@ fn check_name(started: &Started) -> &'static str {
         Check::Exec { .. } => "exec",
         Check::Completed => "completion",
         Check::None => "no",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_default_is_the_pools() {
+        assert_eq!(
+            super::DEFAULT_PROBE_COMMANDS,
+            super::pool::DEFAULT_COMMANDS.to_string()
+        );
     }
 }

@@ -6,8 +6,9 @@
 //! other record passed through byte for byte the moment it is read. One thread reads stdin;
 //! the main thread drives every wait (a state machine each, on one timer heap), and alone
 //! writes stdout and the human log; probes run on small fixed pools ([`pool`]), exits come from
-//! one epoll thread ([`exits`]). The thread count does not grow with the number of services
-//! (container services, followed through the engine, still take a thread each).
+//! one epoll thread ([`exits`]), and container services are followed by one more loop with a
+//! single `docker events` ([`containers`]). The thread count does not grow with the number of
+//! services.
 
 mod containers;
 mod exits;
@@ -143,17 +144,14 @@ enum Work {
         /// The earliest time the wait has an entry on the timer heap for.
         wake_at: Option<Instant>,
     },
-    /// A container service: followed through the engine on a thread of its own.
-    Container { stop: Sender<containers::Stop> },
+    /// A container service: followed by the one engine loop (dropping the handle ends it).
+    Container { _handle: containers::Handle },
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        match &self.work {
-            Work::Local { cancelled, .. } => cancelled.store(true, Ordering::Relaxed),
-            Work::Container { stop } => {
-                let _ = stop.send(containers::Stop);
-            }
+        if let Work::Local { cancelled, .. } = &self.work {
+            cancelled.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -169,7 +167,9 @@ struct Waiter {
     /// `wake_at`, stale ones are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The probe pools.
-    pool: pool::Pool,
+    pool: Arc<pool::Pool>,
+    /// The container services' waits, started with the first one.
+    engine: Option<containers::Engine>,
     next_id: u64,
     run_id: Option<String>,
     healthy: usize,
@@ -200,13 +200,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     let commands = matches
         .get_one::<u32>("max-probe-commands")
         .map_or(pool::DEFAULT_COMMANDS, |n| *n as usize);
-    let probed = events.clone();
-    let pool = pool::Pool::new(
-        commands,
-        Arc::new(move |id, outcome| {
-            let _ = probed.send(Event::Probed { id, outcome });
-        }),
-    );
+    let pool = Arc::new(pool::Pool::new(commands));
     let on_exit = events.clone();
     let exits = ExitWatcher::start(Box::new(move |id| {
         let _ = on_exit.send(Event::Exited { id });
@@ -219,6 +213,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         ids: HashMap::new(),
         timers: BinaryHeap::new(),
         pool,
+        engine: None,
         next_id: 0,
         run_id: None,
         healthy: 0,
@@ -431,9 +426,20 @@ impl Waiter {
         let mut reports = Vec::new();
         let next = step(wait, &waiting.started, Instant::now(), &mut reports);
         if let Next::Continue { probe, wake } = next {
-            if let Some((due, prober)) = probe
-                && let Err(e) = self.pool.submit(id, due, prober, cancelled.clone())
-            {
+            let submitted = probe.map(|(due, prober)| {
+                let kind = if prober.is_command() {
+                    pool::Kind::Command
+                } else {
+                    pool::Kind::Net
+                };
+                let events = self.events.clone();
+                let task = Box::new(move || {
+                    let outcome = prober.probe();
+                    let _ = events.send(Event::Probed { id, outcome });
+                });
+                self.pool.submit(kind, due, cancelled.clone(), task)
+            });
+            if let Some(Err(e)) = submitted {
                 let message = format!("cannot start a thread to probe: {e}");
                 reports.push(Report::Done(Verdict::probe_error(
                     waiting.since.elapsed(),
@@ -522,18 +528,23 @@ impl Waiter {
         let id = self.next_id;
         let name = started.of.service.clone();
         let work = if containers::is_container(&started) {
-            let (stop, inbox) = mpsc::channel();
-            containers::spawn(
-                started.clone(),
-                lag,
-                inbox,
-                self.events.clone(),
-                move |report| Event::Report { id, report },
-            )
-            .map_err(|e| {
-                hub::Error::input(format!("cannot start a thread to wait for {name}: {e}"))
-            })?;
-            Work::Container { stop }
+            if self.engine.is_none() {
+                let events = self.events.clone();
+                let engine = containers::Engine::start(
+                    self.pool.clone(),
+                    Box::new(move |id, report| events.send(Event::Report { id, report }).is_ok()),
+                )
+                .map_err(|e| {
+                    hub::Error::input(format!("cannot start a thread to wait for {name}: {e}"))
+                })?;
+                self.engine = Some(engine);
+            }
+            match &self.engine {
+                Some(engine) => Work::Container {
+                    _handle: engine.add(id, started.clone(), lag),
+                },
+                None => return Ok(()),
+            }
         } else {
             let exit_events = match (&self.exits, started.pid) {
                 // hub-start's child: its exit comes as a record.

@@ -3,17 +3,16 @@
 //! that many threads (each a pid, counted against `pid_max`), and every probe command a fork
 //! more, all at once.
 //!
-//! Probe commands (`cmd`) are child processes: at most [`Pool::new`]'s `commands` of them run at
-//! once (`--max-probe-commands`). HTTP and TCP probes block on their socket (ureq is blocking)
-//! and get [`NET_WORKERS`] threads. Each pool serves its queue earliest-due first, and a service
+//! Probe commands (`cmd`, and a container's `docker exec` probes) are child processes: at most
+//! [`Pool::new`]'s `commands` of them run at once (`--max-probe-commands`). HTTP and TCP probes
+//! block on their socket (ureq is blocking) and get [`NET_WORKERS`] threads. Each pool serves its queue earliest-due first, and a service
 //! has at most one probe queued or running, so when a bound is reached the schedule degrades
 //! fairly: every service is still probed, each a little later. Threads are started only when a
 //! probe finds every existing one busy, so a small stack costs a few.
 
-use hub::probe::{Outcome, Prober};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -23,15 +22,23 @@ pub const NET_WORKERS: usize = 32;
 /// The default bound on probe commands running at once.
 pub const DEFAULT_COMMANDS: usize = 16;
 
-/// Where a finished probe's outcome goes: the wait's id and the outcome.
-pub type Done = Arc<dyn Fn(u64, Outcome) + Send + Sync>;
+/// One probe, which reports its own outcome (a channel send).
+pub type Task = Box<dyn FnOnce() + Send>;
+
+/// Which pool a probe runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A child process (`cmd`, `docker exec`): bounded by `--max-probe-commands`.
+    Command,
+    /// A socket (HTTP, TCP).
+    Net,
+}
 
 /// One probe to run.
 struct Job {
     due: Instant,
     seq: u64,
-    id: u64,
-    prober: Arc<Prober>,
+    task: Task,
     /// Set when the wait is over before its probe ran: the probe is skipped.
     cancelled: Arc<AtomicBool>,
 }
@@ -71,13 +78,12 @@ struct Lane {
 pub struct Pool {
     commands: Arc<Lane>,
     net: Arc<Lane>,
-    done: Done,
-    seq: u64,
+    seq: AtomicU64,
 }
 
 impl Pool {
-    /// Pools allowing `commands` probe commands at once (at least 1); outcomes go to `done`.
-    pub fn new(commands: usize, done: Done) -> Pool {
+    /// Pools allowing `commands` probe commands at once (at least 1).
+    pub fn new(commands: usize) -> Pool {
         let lane = |name, limit| {
             Arc::new(Lane {
                 name,
@@ -93,31 +99,27 @@ impl Pool {
         Pool {
             commands: lane("probe-cmd", commands.max(1)),
             net: lane("probe-net", NET_WORKERS),
-            done,
-            seq: 0,
+            seq: AtomicU64::new(0),
         }
     }
 
-    /// Queue one probe of wait `id`, due at `due` (earlier ones run first). `cancelled` set
-    /// before it runs skips it. An error: no thread could be started and none runs.
+    /// Queue one probe on `kind`'s pool, due at `due` (earlier ones run first). `cancelled`
+    /// set before it runs skips it. An error: no thread could be started and none runs.
     pub fn submit(
-        &mut self,
-        id: u64,
+        &self,
+        kind: Kind,
         due: Instant,
-        prober: Arc<Prober>,
         cancelled: Arc<AtomicBool>,
+        task: Task,
     ) -> std::io::Result<()> {
-        let lane = if prober.is_command() {
-            &self.commands
-        } else {
-            &self.net
+        let lane = match kind {
+            Kind::Command => &self.commands,
+            Kind::Net => &self.net,
         };
-        self.seq += 1;
         let job = Job {
             due,
-            seq: self.seq,
-            id,
-            prober,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            task,
             cancelled,
         };
         let mut queue = lane
@@ -127,10 +129,10 @@ impl Pool {
         queue.jobs.push(Reverse(job));
         // More probes queued than idle threads to take them: one more thread, up to the bound.
         if queue.jobs.len() > queue.idle && queue.threads < lane.limit {
-            let (worker, done) = (lane.clone(), self.done.clone());
+            let worker = lane.clone();
             let spawned = std::thread::Builder::new()
                 .name(lane.name.into())
-                .spawn(move || work(&worker, &done));
+                .spawn(move || work(&worker));
             match spawned {
                 Ok(_) => queue.threads += 1,
                 Err(e) if queue.threads == 0 => return Err(e),
@@ -145,7 +147,7 @@ impl Pool {
 }
 
 /// A worker: take the earliest-due probe, run it, report it; forever.
-fn work(lane: &Lane, done: &Done) {
+fn work(lane: &Lane) {
     let Ok(mut queue) = lane.queue.lock() else {
         return;
     };
@@ -163,8 +165,7 @@ fn work(lane: &Lane, done: &Done) {
             continue;
         }
         drop(queue);
-        let outcome = job.prober.probe();
-        done(job.id, outcome);
+        (job.task)();
         queue = match lane.queue.lock() {
             Ok(queue) => queue,
             Err(_) => return,

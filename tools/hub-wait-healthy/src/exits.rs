@@ -73,15 +73,8 @@ impl ExitWatcher {
 
 fn watch_loop(epoll: &OwnedFd, watched: &Mutex<HashMap<u64, OwnedFd>>, on_exit: &OnExit) {
     let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
-    loop {
-        events.clear();
-        match epoll::wait(epoll, rustix::buffer::spare_capacity(&mut events), None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return,
-        }
-        for event in &events {
-            let key = event.data.u64();
+    while let Some(keys) = hub::reaper::ready_keys(epoll, &mut events) {
+        for key in keys {
             // Forgotten meanwhile: nobody waits for it any more.
             let known = watched
                 .lock()

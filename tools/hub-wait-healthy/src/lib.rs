@@ -83,7 +83,8 @@ pub fn command() -> Command {
              service is still waited for, and the exit status is 2); 129 SIGHUP, 130 SIGINT, 143 SIGTERM \
              (an `interrupted` record names the services still waited for; probe commands are \
              killed).\n\n\
-             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.",
+             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json, \
+             HUB_MAX_PROBE_COMMANDS (as --max-probe-commands).",
         );
     hub::cli::with_common_args(
         cmd.arg(

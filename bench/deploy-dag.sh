@@ -13,6 +13,10 @@
 # up to 3 dependencies among the 12 before it, runs `sleep D; touch FLAG; exec sleep` (D
 # 100-1500 ms) and is checked by its compose healthcheck `test -f FLAG` at a 100 ms interval.
 #
+# TEARDOWN=kill (for 10,000 services): instead of scripts/hub-down, SIGKILL the process group of
+# every pid file in the state dir (hub-down looks for a stopped group's members in /proc, once
+# per service, which is quadratic at that size).
+#
 # Each service is tests/docker/server.c compiled statically and run as a local process
 # (`x-hub.run: [env, LISTEN_PORT=P, READY_AFTER_MS=D, server]`): it starts in about a millisecond
 # and listens on 127.0.0.1:P after its ready delay D (100-800 ms, fixed by the seed), health
@@ -38,8 +42,20 @@ cargo build --release -q -p hub-levels -p hub-start -p hub-wait-healthy -p hub-r
 export HUB_BIN_DIR="$PWD/target/release"
 work=$(mktemp -d /tmp/hub-bench-dag.XXXXXX)
 compose="$work/compose.yaml"
+teardown() {
+    if [ "${TEARDOWN:-}" = kill ]; then
+        local f pid
+        for f in "$1"/pids/*.pid; do
+            [ -e "$f" ] || continue
+            read -r pid _ < "$f"
+            kill -KILL -- "-$pid" 2> /dev/null || true
+        done
+    else
+        scripts/hub-down -f "$compose" --state-dir "$1" --grace 2s -q > /dev/null
+    fi
+}
 cleanup() {
-    scripts/hub-down -f "$compose" --state-dir "$work/state" --grace 2s -q > /dev/null 2>&1 || true
+    teardown "$work/state" > /dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,7 +151,7 @@ PY
         healthy=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["healthy"])' "$stats")
         printf 'round %d %-6s wall %5d ms  healthy %d/%d  load %s\n' "$round" "$schedule" "$wall" "$healthy" "$services" "$load" >&2
         [ "$healthy" = "$services" ] || { echo "not every service became healthy: see $events" >&2; exit 1; }
-        scripts/hub-down -f "$compose" --state-dir "$state" --grace 2s -q > /dev/null
+        teardown "$state"
         wait_ports_free
     done
 done

@@ -306,6 +306,9 @@ impl Waiter {
             self.draw_status();
         }
         self.status.clear();
+        // A probe still running for a wait that ended without it (superseded, aborted) is not
+        // left behind, without an owner, when this process exits.
+        probe::kill_probe_commands();
         Ok(if self.bad_input {
             exit::ERROR
         } else if self.core_failed > 0 {

@@ -58,7 +58,7 @@ hub_compose_files() {
 }
 
 # hub_levels_args: the hub-levels arguments for the chosen files, project directory, env files,
-# profiles, class label and default class (and --resolve when $resolve=1: compose resolves the
+# profiles, class label, default class and Swarm stack (--swarm) (and --resolve when $resolve=1: compose resolves the
 # files, hub plans from its output).
 hub_levels_args() {
     levels_args=()
@@ -69,6 +69,7 @@ hub_levels_args() {
     for p in "${profiles[@]}"; do levels_args+=(--profile "$p"); done
     [ -n "$class_label" ] && levels_args+=(--class-label "$class_label")
     [ -n "${default_class:-}" ] && levels_args+=(--default-class "$default_class")
+    [ -n "${swarm:-}" ] && levels_args+=(--swarm "$swarm")
     if [ "${resolve:-0}" = 1 ]; then
         levels_args+=(--resolve)
         [ -n "${compose_cmd:-}" ] && levels_args+=(--compose-cmd "$compose_cmd")

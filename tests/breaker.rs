@@ -3,7 +3,9 @@
 //! no lost update, exactly one half-open trial, and a file that always parses even when its
 //! writers are killed with SIGKILL at random moments.
 
-use hub_tests::{Cmd, bin, records, stderr};
+use hub::breaker::State;
+use hub::records::{BreakerStatus, Record};
+use hub_tests::{Cmd, bin, stderr, typed_records};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,9 +52,12 @@ impl Fixture {
     }
 
     /// `status --json` for one key.
-    fn status(&self, key: &str) -> Value {
+    fn status(&self, key: &str) -> BreakerStatus {
         let out = self.cmd(&["status", "--json", key]).status(0);
-        records(&out).remove(0)
+        match typed_records(&out).remove(0) {
+            Record::BreakerStatus(status) => status,
+            other => panic!("not a breaker_status record: {other:?}"),
+        }
     }
 }
 
@@ -70,11 +75,10 @@ fn failures_open_the_breaker_and_checks_are_refused_with_75() {
         .stderr_contains("circuit breaker open after 3 consecutive failures; refused")
         .status(75);
     let status = f.status("keycloak:start");
-    assert_eq!(status["type"], "breaker_status");
-    assert_eq!(status["key"], "keycloak:start");
-    assert_eq!(status["state"], "open");
-    assert_eq!(status["consecutive_failures"], 3);
-    assert!(status["opened_at"].is_u64());
+    assert_eq!(status.key, "keycloak:start");
+    assert_eq!(status.state, State::Open);
+    assert_eq!(status.consecutive_failures, 3);
+    assert!(status.opened_at.is_some());
     // Other keys are independent.
     f.cmd(&["check", "redis:start"]).status(0);
     let table = f.cmd(&["status"]).status(0);
@@ -114,6 +118,8 @@ fn the_environment_sets_threshold_cooldown_and_state_path() {
     Cmd::new("hub-breaker")
         .env("CIRCUIT_BREAKER_THRESHOLD", "0")
         .args(["--state", "x.json", "check", "k"])
+        .stderr_contains("`0` is not a threshold")
+        .stderr_contains("$CIRCUIT_BREAKER_THRESHOLD")
         .status(2);
 }
 
@@ -131,47 +137,44 @@ fn after_the_cooldown_one_trial_then_success_closes() {
     f.cmd(&["--cooldown", "0", "check", "k"])
         .stderr_contains("another caller holds the trial")
         .status(75);
-    assert_eq!(f.status("k")["state"], "half_open");
+    assert_eq!(f.status("k").state, State::HalfOpen);
     f.cmd(&["--events", ev, "success", "k"])
         .stderr_contains("half_open → closed")
         .status(0);
     f.cmd(&["check", "k"]).status(0);
-    let transitions: Vec<(String, String)> = std::fs::read_to_string(&events)
+    let transitions: Vec<(State, State)> = std::fs::read_to_string(&events)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|r| {
-            assert_eq!(r["type"], "breaker");
-            assert_eq!(r["key"], "k");
-            (
-                r["from"].as_str().unwrap().into(),
-                r["to"].as_str().unwrap().into(),
-            )
+        .map(|l| match hub_tests::line(l).record {
+            Record::Breaker(t) => {
+                assert_eq!(t.key, "k");
+                (t.from, t.to)
+            }
+            other => panic!("not a breaker record: {other:?}"),
         })
         .collect();
-    let expected: Vec<(String, String)> = [
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-    ]
-    .iter()
-    .map(|(a, b)| ((*a).into(), (*b).into()))
-    .collect();
-    assert_eq!(transitions, expected);
+    assert_eq!(
+        transitions,
+        [
+            (State::Closed, State::Open),
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Closed)
+        ]
+    );
 }
 
 #[test]
 fn a_failed_trial_reopens() {
     let f = Fixture::new();
     f.cmd(&["--threshold", "1", "failure", "k"]).status(0);
-    let opened = f.status("k")["opened_at"].as_u64().unwrap();
+    let opened = f.status("k").opened_at.unwrap();
     f.cmd(&["--cooldown", "0", "check", "k"]).status(0);
     f.cmd(&["failure", "k"])
         .stderr_contains("half_open → open (2 consecutive failures)")
         .status(0);
     let status = f.status("k");
-    assert_eq!(status["state"], "open");
-    assert!(status["opened_at"].as_u64().unwrap() >= opened);
+    assert_eq!(status.state, State::Open);
+    assert!(status.opened_at.unwrap() >= opened);
 }
 
 #[test]
@@ -194,9 +197,9 @@ fn run_passes_the_status_through_and_records_it() {
     let marker = f.dir.path().join("ran");
     f.cmd(&["--threshold", "2", "run", "k", "--", "sh", "-c", "exit 9"])
         .status(9);
-    assert_eq!(f.status("k")["consecutive_failures"], 1);
+    assert_eq!(f.status("k").consecutive_failures, 1);
     f.cmd(&["run", "k", "--", "true"]).status(0);
-    assert_eq!(f.status("k")["consecutive_failures"], 0);
+    assert_eq!(f.status("k").consecutive_failures, 0);
     f.cmd(&["--threshold", "2", "run", "k", "--", "false"])
         .status(1);
     f.cmd(&["--threshold", "2", "run", "k", "--", "false"])
@@ -285,7 +288,7 @@ fn a_lock_held_too_long_is_a_clear_error() {
         .status(2);
     lock.unlock().unwrap();
     f.cmd(&["failure", "k"]).status(0);
-    assert_eq!(f.status("k")["consecutive_failures"], 2);
+    assert_eq!(f.status("k").consecutive_failures, 2);
 }
 
 #[test]
@@ -303,8 +306,8 @@ fn eight_processes_times_200_failures_lose_no_update() {
         assert!(writer.wait().unwrap().success());
     }
     let status = f.status("shared:start");
-    assert_eq!(status["consecutive_failures"], 1600);
-    assert_eq!(status["state"], "closed");
+    assert_eq!(status.consecutive_failures, 1600);
+    assert_eq!(status.state, State::Closed);
 }
 
 #[test]
@@ -408,4 +411,71 @@ fn the_state_file_is_breaker_state_as_in_hub_start_and_state_still_works() {
         panic!("one breaker_status record: {records:?}");
     };
     assert_eq!((status.key.as_str(), status.consecutive_failures), ("k", 1));
+}
+
+#[test]
+fn hub_start_takes_the_breakers_threshold_and_cooldown_by_the_names_hub_breaker_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  api:\n    x-hub: { class: core, start: \"exit 1\", retry: { attempts: 1 } }\n",
+    )
+    .unwrap();
+    let plan = Cmd::new("hub-levels")
+        .current_dir(dir.path())
+        .status(0)
+        .stdout;
+    // One failure, a threshold of 1 and a cool-down of an hour: by flag, then by the variables
+    // hub-breaker reads (the defaults, 3 and 60s, would leave it closed).
+    let by_flag: (&[&str], &[(&str, &str)]) = (&["--threshold", "1", "--cooldown", "1h"], &[]);
+    let by_env: (&[&str], &[(&str, &str)]) = (
+        &[],
+        &[
+            ("CIRCUIT_BREAKER_THRESHOLD", "1"),
+            ("CIRCUIT_BREAKER_TIMEOUT", "3600"),
+        ],
+    );
+    for (i, (flags, env)) in [by_flag, by_env].into_iter().enumerate() {
+        let state = dir.path().join(format!("state{i}"));
+        let start = || {
+            let mut start = Cmd::new("hub-start")
+                .current_dir(dir.path())
+                .env_remove("CIRCUIT_BREAKER_THRESHOLD")
+                .env_remove("CIRCUIT_BREAKER_TIMEOUT")
+                .env_remove("HUB_BREAKER_STATE")
+                .arg("--state-dir")
+                .arg(&state)
+                .args(flags)
+                .stdin(plan.clone());
+            for (key, value) in env {
+                start = start.env(key, value);
+            }
+            start
+        };
+        start().status(1);
+        let status = Cmd::new("hub-breaker")
+            .arg("--breaker-state")
+            .arg(state.join("breaker.json"))
+            .args(["status", "--json"])
+            .status(0);
+        let keys = hub_tests::typed_records(&status);
+        let [Record::BreakerStatus(key)] = keys.as_slice() else {
+            panic!("one breaker_status record: {keys:?}");
+        };
+        assert_eq!((key.key.as_str(), key.state), ("api:start", State::Open));
+        // The cool-down is the reader's: the next deploy is refused for an hour, not 60s.
+        start()
+            .stderr_contains("refused, next try allowed in 3600s")
+            .status(1);
+    }
+    Cmd::new("hub-start")
+        .args(["--cooldown", "later"])
+        .stdin(plan.clone())
+        .stderr_contains("invalid value 'later' for '--cooldown <D>'")
+        .status(2);
+    Cmd::new("hub-start")
+        .env("CIRCUIT_BREAKER_TIMEOUT", "later")
+        .stdin(plan)
+        .stderr_contains("(set by --cooldown, else $CIRCUIT_BREAKER_TIMEOUT)")
+        .status(2);
 }

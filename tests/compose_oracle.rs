@@ -218,25 +218,19 @@ fn hub_plan(out: &Output, route: &str, case: &Case) -> Plan {
         case.line,
         String::from_utf8_lossy(&out.stderr)
     );
-    let names = |value: &Value| -> BTreeSet<String> {
-        value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("a plan record"))
+        .map(|line| match hub_tests::line(line).record {
+            hub::records::Record::Plan(plan) => *plan,
+            other => panic!("not a plan record: {other:?}"),
+        })
         .map(|plan| {
             let node = Node {
-                hard: names(&plan["deps"]),
-                soft: names(&plan["soft_deps"]),
-                level: plan["level"].as_u64().expect("level") as usize,
+                hard: plan.deps.into_iter().collect(),
+                soft: plan.soft_deps.into_iter().collect(),
+                level: plan.level as usize,
             };
-            (plan["service"].as_str().expect("service").to_owned(), node)
+            (plan.service, node)
         })
         .collect()
 }

@@ -2,10 +2,11 @@
 //! hub-wait-healthy | tee G) on stacks of real local processes whose readiness the test
 //! controls with marker files, so every ordering claim is observed, never timed.
 
+use hub::records::{AttemptOf, Class, Counts, FailReason, Record, SkipReason, UnhealthyReason};
 use hub_tests::{
-    Cmd, KillPidsOnDrop, Running, alive, records, stderr, temp_with, wait_for_pid_file, wait_until,
+    Cmd, KillPidsOnDrop, Running, alive, is, stderr, temp_with, typed_records, variants,
+    wait_for_pid_file, wait_until,
 };
-use serde_json::Value;
 use std::path::Path;
 
 /// A test stack in a temp folder; its services are killed before the folder goes.
@@ -39,12 +40,31 @@ impl Stack {
     }
 }
 
-fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
-    move |r| r["type"] == kind && r["service"] == service
+fn position(records: &[Record], pred: impl Fn(&Record) -> bool) -> usize {
+    records.iter().position(pred).expect("record present")
 }
 
-fn position(records: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
-    records.iter().position(pred).expect("record present")
+fn count(records: &[Record], kind: &str) -> usize {
+    records.iter().filter(|r| r.kind() == kind).count()
+}
+
+/// The `skipped` record of a service.
+fn skip_of<'a>(records: &'a [Record], service: &str) -> &'a hub::records::Skipped {
+    variants!(records, Record::Skipped)
+        .into_iter()
+        .find(|s| s.of.service == service)
+        .unwrap_or_else(|| panic!("{service} was not skipped: {records:#?}"))
+}
+
+/// The pids of the `started` records.
+fn started_pids(records: &[Record]) -> Vec<(&str, u32)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Started(s) => Some((s.of.service.as_str(), s.pid?)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A service that is healthy once the test creates NAME.ready in the stack's folder.
@@ -77,11 +97,11 @@ fn dag_starts_a_dependent_while_an_unrelated_service_is_still_starting() {
     let mut deploy = stack.deploy(&[]);
     // after-fast starts although slow is not healthy (and cannot be until we say so).
     deploy.wait_for("after-fast started", is("started", "after-fast"));
-    assert!(!deploy.seen.iter().any(is("healthy", "slow")));
+    assert!(!deploy.seen_records().iter().any(is("healthy", "slow")));
     stack.touch("slow.ready");
     let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(0), "{err}");
-    assert_eq!(records.iter().filter(|r| r["type"] == "healthy").count(), 3);
+    assert_eq!(count(&records, "healthy"), 3);
 }
 
 #[test]
@@ -116,15 +136,9 @@ fn the_raw_pipeline_runs_through_a_fifo() {
         .run();
     assert!(stderr(&out).contains("✅ api is healthy"));
     let events = std::fs::read_to_string(stack.path().join("events.jsonl")).unwrap();
-    let records: Vec<Value> = events
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<Record> = events.lines().map(|l| hub_tests::line(l).record).collect();
     assert!(position(&records, is("healthy", "db")) < position(&records, is("started", "api")));
-    assert_eq!(
-        records.iter().filter(|r| r["type"] == "finished").count(),
-        1
-    );
+    assert_eq!(count(&records, "finished"), 1);
 }
 
 #[test]
@@ -144,10 +158,10 @@ fn a_stretch_failure_skips_its_dependents_and_the_deploy_goes_on() {
         err.contains("Service kas failed (STRETCH - deployment will continue)"),
         "{err}"
     );
-    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
+    assert_eq!(count(&records, "skipped"), 1);
     assert_eq!(
-        (skip["service"].as_str(), skip["reason"].as_str()),
-        (Some("kas-ui"), Some("dependency_failed"))
+        skip_of(&records, "kas-ui").reason,
+        SkipReason::DependencyFailed
     );
     assert!(records.iter().any(is("healthy", "api")));
 }
@@ -167,14 +181,10 @@ fn a_core_failure_stops_everything_not_yet_started() {
         assert!(
             !records
                 .iter()
-                .any(|r| r["type"] == "started" && r["service"] == late),
+                .any(|r| r.kind() == "started" && r.service() == Some(late)),
             "{late} started"
         );
-        let skip = records
-            .iter()
-            .find(|r| r["type"] == "skipped" && r["service"] == late)
-            .unwrap();
-        assert_eq!(skip["reason"], "aborted");
+        assert_eq!(skip_of(&records, late).reason, SkipReason::Aborted);
     }
     assert!(err.contains("Level 0 had 1 CORE service failures"), "{err}");
 }
@@ -188,17 +198,13 @@ fn a_crashed_process_is_reported_long_before_its_timeout() {
     );
     let (status, records, err) = stack.deploy(&[]).finish();
     assert_eq!(status, Some(0), "{err}");
-    let failure = records.iter().find(|r| r["type"] == "unhealthy").unwrap();
-    assert_eq!(failure["reason"], "exited");
-    assert_eq!(failure["exit_status"], 3);
-    assert_eq!(failure["final"], true);
+    let failure = unhealthy_of(&records, "api");
+    assert_eq!(failure.reason, UnhealthyReason::Exited);
+    assert_eq!(failure.exit_status, Some(3));
+    assert!(failure.is_final);
     assert!(
-        failure["log_tail"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l == "boom"),
-        "{failure}"
+        failure.log_tail.iter().flatten().any(|l| l == "boom"),
+        "{failure:?}"
     );
 }
 
@@ -215,11 +221,15 @@ fn a_rerun_resumes_skipping_what_is_healthy() {
     assert_eq!(status, Some(0), "{err}");
     let skipped: Vec<&str> = records
         .iter()
-        .filter(|r| r["type"] == "skipped" && r["reason"] == "already_healthy")
-        .map(|r| r["service"].as_str().unwrap())
+        .filter_map(|r| match r {
+            Record::Skipped(s) if s.reason == SkipReason::AlreadyHealthy => {
+                Some(s.of.service.as_str())
+            }
+            _ => None,
+        })
         .collect();
     assert_eq!(skipped, ["db", "api"]);
-    assert!(!records.iter().any(|r| r["type"] == "started"));
+    assert_eq!(count(&records, "started"), 0);
 }
 
 #[test]
@@ -235,9 +245,12 @@ fn sigterm_mid_deploy_leaves_no_start_command_running() {
     assert_eq!(status, Some(143), "{err}");
     let interrupted = records
         .iter()
-        .find(|r| r["type"] == "interrupted" && r["tool"] == "hub-start")
+        .find_map(|r| match r {
+            Record::Interrupted(i) if i.tool == "hub-start" => Some(i),
+            _ => None,
+        })
         .unwrap();
-    assert_eq!(interrupted["in_flight"], serde_json::json!(["slow"]));
+    assert_eq!(interrupted.in_flight, ["slow"]);
     wait_until("the start command is gone", || !alive(shell));
 }
 
@@ -251,11 +264,9 @@ fn inject_failure_rehearses_the_policy() {
     stack.touch("kas.ready");
     let (status, records, err) = stack.deploy(&["--inject-failure", "kas"]).finish();
     assert_eq!(status, Some(0), "{err}");
-    assert!(
-        records
-            .iter()
-            .any(|r| r["type"] == "failed" && r["reason"] == "injected" && r["service"] == "kas")
-    );
+    assert!(records.iter().any(
+        |r| matches!(r, Record::Failed(f) if f.reason == FailReason::Injected && f.of.service == "kas")
+    ));
     assert!(
         err.contains("Service kas failed (STRETCH - deployment will continue)"),
         "{err}"
@@ -329,12 +340,10 @@ fn the_demo_deploys_recovers_a_flaky_service_and_tears_down() {
     .finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(err.contains("using the bundled demo stack"), "{err}");
-    let keycloak = records
-        .iter()
-        .find(|r| is("healthy", "keycloak")(r))
-        .unwrap();
+    let keycloak = &records[position(&records, is("healthy", "keycloak"))];
     assert_eq!(
-        keycloak["attempt"], 3,
+        attempt(keycloak),
+        3,
         "the flaky service recovered on its third attempt"
     );
     assert!(
@@ -351,27 +360,22 @@ fn the_demo_deploys_recovers_a_flaky_service_and_tears_down() {
         .current_dir(empty.path())
         .args(["--state-dir", &state_arg])
         .run();
-    let stopped = records_of(&down);
+    let stopped = typed_records(&down);
     assert_eq!(stopped.len(), 9);
     assert!(
         stopped
             .iter()
-            .all(|r| r["type"] == "stopped" && r["ok"] == true),
+            .all(|r| matches!(r, Record::Stopped(s) if s.ok)),
         "{stopped:?}"
     );
-    assert_eq!(stopped[0]["service"], "frontend", "dependents stop first");
-    for started in records.iter().filter(|r| r["type"] == "started") {
-        let pid = started["pid"].as_u64().unwrap() as u32;
-        assert!(
-            !alive(pid),
-            "{} (pid {pid}) survived hub-down",
-            started["service"]
-        );
+    assert_eq!(
+        stopped[0].service(),
+        Some("frontend"),
+        "dependents stop first"
+    );
+    for (service, pid) in started_pids(&records) {
+        assert!(!alive(pid), "{service} (pid {pid}) survived hub-down");
     }
-}
-
-fn records_of(output: &std::process::Output) -> Vec<Value> {
-    records(output)
 }
 
 #[test]
@@ -399,8 +403,7 @@ fn hub_down_finishes_the_teardown_when_its_reader_goes_away() {
             ),
         ])
         .run();
-    for started in records.iter().filter(|r| r["type"] == "started") {
-        let pid = started["pid"].as_u64().unwrap() as u32;
+    for (_, pid) in started_pids(&records) {
         wait_until("every service is stopped", || !alive(pid));
     }
 }
@@ -439,25 +442,45 @@ fn a_one_shot_job_that_fails_blocks_its_dependents() {
     let stack = with_a_migration("echo 'relation users already exists' >&2; exit 3");
     let (status, records, err) = stack.deploy(&[]).finish();
     assert_eq!(status, Some(1), "{err}");
-    let failed = &records[position(&records, is("unhealthy", "migrate"))];
-    assert_eq!(failed["reason"], "exited");
-    assert_eq!(failed["exit_status"], 3);
+    let failed = unhealthy_of(&records, "migrate");
+    assert_eq!(failed.reason, UnhealthyReason::Exited);
+    assert_eq!(failed.exit_status, Some(3));
     assert_eq!(
-        failed["log_tail"],
-        serde_json::json!(["relation users already exists"])
+        failed.log_tail.as_deref(),
+        Some(&["relation users already exists".to_owned()][..])
     );
     // A CORE job failed: the deploy stops, and api never starts.
-    let skipped = &records[position(&records, is("skipped", "api"))];
-    assert_eq!(skipped["reason"], "aborted");
+    assert_eq!(skip_of(&records, "api").reason, SkipReason::Aborted);
     assert!(!records.iter().any(is("started", "api")));
 }
 
 /// Deploy `stack` (with `extra` flags) to the end, expecting exit status `status`: its records
 /// and stderr.
-fn deployed(stack: &Stack, extra: &[&str], status: i32) -> (Vec<Value>, String) {
+fn deployed(stack: &Stack, extra: &[&str], status: i32) -> (Vec<Record>, String) {
     let (got, records, err) = stack.deploy(extra).finish();
     assert_eq!(got, Some(status), "{err}");
     (records, err)
+}
+
+/// The `unhealthy` record of a service.
+fn unhealthy_of<'a>(records: &'a [Record], service: &str) -> &'a hub::records::Unhealthy {
+    variants!(records, Record::Unhealthy)
+        .into_iter()
+        .find(|u| u.of.service == service)
+        .unwrap_or_else(|| panic!("no unhealthy record of {service}: {records:#?}"))
+}
+
+/// The attempt a record is about (0 for one about no attempt).
+fn attempt(record: &Record) -> u32 {
+    match record {
+        Record::Started(r) => r.of.attempt,
+        Record::Exited(r) => r.of.attempt,
+        Record::Failed(r) => r.of.attempt,
+        Record::Healthy(r) => r.of.attempt,
+        Record::Unhealthy(r) => r.of.attempt,
+        Record::Waiting(r) => r.of.attempt,
+        _ => 0,
+    }
 }
 
 /// Assert that `text` says `needle`.
@@ -465,18 +488,33 @@ fn says(text: &str, needle: &str) {
     assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
 }
 
-fn records_about<'a>(records: &'a [Value], service: &str) -> Vec<&'a Value> {
-    records.iter().filter(|r| r["service"] == service).collect()
+/// What a final `failed` or `unhealthy` record says.
+#[derive(Debug)]
+struct Failure<'a> {
+    of: &'a AttemptOf,
+    exit_status: Option<i32>,
+    message: &'a str,
+    log_tail: Option<&'a [String]>,
 }
 
 /// The final outcome record (`failed` or `unhealthy` with `final: true`) of a service.
-fn final_failure<'a>(records: &'a [Value], service: &str) -> &'a Value {
+fn final_failure<'a>(records: &'a [Record], service: &str) -> Failure<'a> {
     records
         .iter()
-        .find(|r| {
-            (r["type"] == "failed" || r["type"] == "unhealthy")
-                && r["service"] == service
-                && r["final"] == true
+        .find_map(|r| match r {
+            Record::Failed(f) if f.is_final && f.of.service == service => Some(Failure {
+                of: &f.of,
+                exit_status: f.exit_status,
+                message: &f.message,
+                log_tail: f.log_tail.as_deref(),
+            }),
+            Record::Unhealthy(u) if u.is_final && u.of.service == service => Some(Failure {
+                of: &u.of,
+                exit_status: u.exit_status,
+                message: &u.message,
+                log_tail: u.log_tail.as_deref(),
+            }),
+            _ => None,
         })
         .unwrap_or_else(|| panic!("no final failure of {service} in {records:#?}"))
 }
@@ -487,11 +525,11 @@ fn a_service_with_no_class_is_core_so_its_failure_fails_the_deploy() {
     let stack =
         Stack::new("services:\n  api:\n    x-hub: { start: \"exit 3\", retry: { attempts: 1 } }\n");
     let (records, err) = deployed(&stack, &[], 1);
-    assert_eq!(final_failure(&records, "api")["class"], "core");
+    assert_eq!(final_failure(&records, "api").of.class, Class::Core);
     says(&err, "Deploy failed");
     // The seed's behaviour stays one flag away.
     let (records, _) = deployed(&stack, &["--default-class", "optional"], 0);
-    assert_eq!(final_failure(&records, "api")["class"], "optional");
+    assert_eq!(final_failure(&records, "api").of.class, Class::Optional);
 }
 
 #[test]
@@ -526,11 +564,11 @@ fn a_run_process_that_exits_0_is_told_how_to_be_a_one_shot_job() {
     );
     let (records, err) = deployed(&stack, &[], 0);
     let failure = final_failure(&records, "seed");
-    let message = failure["message"].as_str().unwrap();
+    let message = failure.message;
     assert!(
         message.contains("status 0")
             && message.contains("if it is a one-shot job, set `x-hub.health.completed: true`"),
-        "{failure}"
+        "{failure:?}"
     );
     says(&err, "x-hub.health.completed: true");
 }
@@ -559,15 +597,16 @@ services:
     let mut deploy = stack.deploy(&[]);
     deploy.wait_for("api healthy", is("healthy", "api"));
     stack.touch("die");
-    let died = deploy.wait_for("api's death", |r| {
-        r["type"] == "failed" && r["service"] == "api"
-    });
-    assert_eq!(died["reason"], "exited_after_healthy");
-    assert_eq!(died["exit_status"], 1);
-    assert_eq!(died["final"], true);
+    let died = deploy.wait_for("api's death", is("failed", "api"));
+    let Record::Failed(died) = died else {
+        unreachable!()
+    };
+    assert_eq!(died.reason, FailReason::ExitedAfterHealthy);
+    assert_eq!(died.exit_status, Some(1));
+    assert!(died.is_final);
     assert_eq!(
-        died["log_tail"],
-        serde_json::json!(["Address already in use"])
+        died.log_tail.as_deref(),
+        Some(&["Address already in use".to_owned()][..])
     );
     stack.touch("slow.ready");
     let (status, records, err) = deploy.finish();
@@ -586,10 +625,18 @@ fn rerun_counts_already_healthy_services_as_such() {
     stack.touch("db.ready");
     assert_eq!(stack.deploy(&[]).finish().0, Some(0));
     let (records, err) = deployed(&stack, &[], 0);
-    let finished = records.iter().find(|r| r["type"] == "finished").unwrap();
+    let Some(Record::Finished(finished)) = records.last() else {
+        panic!("the last record is not `finished`: {records:#?}");
+    };
     assert_eq!(
-        finished["counts"],
-        serde_json::json!({"healthy": 1, "already_healthy": 1, "started": 0, "failed": 1, "skipped": 0})
+        finished.counts,
+        Counts {
+            healthy: 1,
+            already_healthy: 1,
+            started: 0,
+            failed: 1,
+            skipped: 0
+        }
     );
     says(
         &err,
@@ -607,19 +654,26 @@ fn a_service_log_tail_shows_the_current_attempt_only() {
     let logs = stack.path().join(".hub/logs");
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(logs.join("api.log"), "an earlier run was fine\n").unwrap();
-    let (records, _) = deployed(&stack, &[], 0);
+    let (status, lines, err) = stack.deploy(&[]).finish_lines();
+    assert_eq!(status, Some(0), "{err}");
+    let records: Vec<Record> = lines.iter().map(|l| l.record.clone()).collect();
     let failure = final_failure(&records, "api");
     assert_eq!(
-        failure["log_tail"],
-        serde_json::json!(["boom"]),
-        "{failure}"
+        failure.log_tail,
+        Some(&["boom".to_owned()][..]),
+        "{failure:?}"
     );
     let log = std::fs::read_to_string(logs.join("api.log")).unwrap();
     let header = log.lines().nth(1).unwrap();
     let parsed = hub::logheader::parse_header(header).expect("a header before the attempt");
     assert_eq!(parsed.attempt, 1);
     assert_eq!(parsed.cmd, "echo boom; sleep 0.2; exit 3");
-    assert_eq!(Some(parsed.run_id.as_str()), failure["run_id"].as_str());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.run_id.as_deref() == Some(parsed.run_id.as_str())),
+        "the log header names the deploy's run"
+    );
 }
 
 #[test]
@@ -632,19 +686,18 @@ fn a_command_that_is_not_found_is_not_retried() {
     let (records, _) = deployed(&stack, &[], 0);
     for service in ["starter", "runner"] {
         let failure = final_failure(&records, service);
-        assert_eq!(failure["attempt"], 1, "{failure}");
-        assert_eq!(failure["exit_status"], 127, "{failure}");
+        assert_eq!(failure.of.attempt, 1, "{failure:?}");
+        assert_eq!(failure.exit_status, Some(127), "{failure:?}");
         assert!(
-            failure["message"]
-                .as_str()
-                .unwrap()
+            failure
+                .message
                 .contains("127: the command was not found; retrying cannot help"),
-            "{failure}"
+            "{failure:?}"
         );
         assert!(
-            !records_about(&records, service)
+            !records
                 .iter()
-                .any(|r| r["attempt"] == 2),
+                .any(|r| r.service() == Some(service) && attempt(r) == 2),
             "{service} was retried"
         );
     }
@@ -673,25 +726,25 @@ services:
 "#,
     );
     let (records, _) = deployed(&stack, &[], 0);
-    let timeout = records
-        .iter()
-        .find(|r| r["type"] == "unhealthy" && r["service"] == "api")
-        .unwrap();
+    let timeout = unhealthy_of(&records, "api");
     assert_eq!(
-        (&timeout["reason"], &timeout["attempt"], &timeout["final"]),
-        (&"timeout".into(), &1.into(), &false.into())
+        (timeout.reason, timeout.of.attempt, timeout.is_final),
+        (UnhealthyReason::Timeout, 1, false)
     );
-    let healthy = records.iter().find(|r| is("healthy", "api")(r)).unwrap();
-    assert_eq!(healthy["attempt"], 2);
-    let first = records
-        .iter()
-        .find(|r| r["type"] == "started" && r["service"] == "api" && r["attempt"] == 1)
+    assert_eq!(
+        attempt(&records[position(&records, is("healthy", "api"))]),
+        2
+    );
+    let (_, pid) = started_pids(&records)
+        .into_iter()
+        .find(|(service, _)| *service == "api")
         .unwrap();
-    let pid = first["pid"].as_u64().unwrap() as u32;
     assert!(!alive(pid), "attempt 1 (pid {pid}) was left running");
     // A start command's service is stopped with its x-hub.stop before the next attempt.
-    let daemon = records.iter().find(|r| is("healthy", "daemon")(r)).unwrap();
-    assert_eq!(daemon["attempt"], 2);
+    assert_eq!(
+        attempt(&records[position(&records, is("healthy", "daemon"))]),
+        2
+    );
 }
 
 #[test]
@@ -773,7 +826,12 @@ fn hub_down_prints_human_lines_on_a_terminal_and_records_elsewhere() {
         .run();
     assert!(down_again.stdout.is_empty());
     let events = std::fs::read_to_string(stack.path().join("down.jsonl")).unwrap();
-    assert!(events.contains("\"type\":\"stopped\""), "{events}");
+    assert!(
+        events
+            .lines()
+            .any(|l| matches!(hub_tests::line(l).record, Record::Stopped(_))),
+        "{events}"
+    );
 }
 
 #[test]
@@ -783,9 +841,7 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
     let home = tempfile::tempdir().unwrap();
     let (records, _) = deployed(&stack, &[], 1);
     assert!(
-        records
-            .iter()
-            .any(|r| r["type"] == "breaker" && r["key"] == "api:start" && r["to"] == "open"),
+        records.iter().any(|r| matches!(r, Record::Breaker(t) if t.key == "api:start" && t.to == hub::breaker::State::Open)),
         "{records:#?}"
     );
     // hub-breaker in the same folder sees the breaker the deploy used (not ~/.local/state).
@@ -800,16 +856,21 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
             .run()
     };
     let status_out = breaker(&["status", "--json"]);
-    let keys = records_of(&status_out);
-    assert_eq!(keys.len(), 1, "{keys:?}");
+    let keys = typed_records(&status_out);
+    let [Record::BreakerStatus(key)] = keys.as_slice() else {
+        panic!("one breaker_status record: {keys:?}");
+    };
     assert_eq!(
-        (&keys[0]["key"], &keys[0]["state"]),
-        (&"api:start".into(), &"open".into())
+        (key.key.as_str(), key.state),
+        ("api:start", hub::breaker::State::Open)
     );
     // The same definition again: refused, and told exactly how to reset.
     let (_, err) = deployed(&stack, &[], 1);
     let state = stack.path().join(".hub/breaker.json");
-    let reset = format!("hub-breaker reset api:start --state {}", state.display());
+    let reset = format!(
+        "hub-breaker reset api:start --breaker-state {}",
+        state.display()
+    );
     says(&err, &reset);
     // Fixed: it starts afresh, and says so.
     std::fs::write(
@@ -824,6 +885,6 @@ fn a_fixed_service_is_not_refused_by_its_broken_predecessors_breaker() {
     std::fs::write(stack.path().join("compose.yaml"), broken).unwrap();
     assert_eq!(stack.deploy(&[]).finish().0, Some(1));
     breaker(&["reset", "api:start"]);
-    let keys = records_of(&breaker(&["status", "--json"]));
+    let keys = typed_records(&breaker(&["status", "--json"]));
     assert!(keys.is_empty(), "{keys:?}");
 }

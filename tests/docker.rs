@@ -7,9 +7,9 @@ use hub::command::CommandSpec;
 use hub::container::{
     self, ComposeCmd, ContainerCheck, HealthyBy, Outcome, ProbeResult, WaitOptions,
 };
-use hub::records::ComposeRef;
+use hub::records::{Backend, Check, Class, ComposeRef, Plan, Record};
 use hub_tests::docker::{Project, TestImage, engine_or_skip};
-use hub_tests::{Cmd, records};
+use hub_tests::{Cmd, typed_records};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ fn compose_ref(project: &Project) -> ComposeRef {
         project: Some(project.name().to_owned()),
         project_directory: None,
         env_files: Vec::new(),
+        stack: None,
     }
 }
 
@@ -425,27 +426,35 @@ services:
         .args(["-f", "-"])
         .stdin(config.stdout)
         .status(0);
-    let plans = records(&out);
+    let plans: Vec<Plan> = typed_records(&out)
+        .into_iter()
+        .map(|r| match r {
+            Record::Plan(plan) => *plan,
+            other => panic!("not a plan record: {other:?}"),
+        })
+        .collect();
     assert_eq!(plans.len(), 2);
     let db = &plans[0];
-    assert_eq!(db["service"], "db");
-    assert_eq!(db["level"], 0);
-    assert_eq!(db["class"], "core");
-    assert_eq!(db["timeout_ms"], 45_000);
-    assert_eq!(db["backend"], "container");
-    assert_eq!(db["health"]["kind"], "exec");
+    assert_eq!((db.service.as_str(), db.level), ("db", 0));
+    assert_eq!(db.class, Class::Core);
+    assert_eq!(db.timeout_ms, 45_000);
+    assert_eq!(db.backend, Backend::Container);
     assert_eq!(
-        db["health"]["test"],
-        serde_json::json!(["/server", "check"])
+        db.health.check,
+        Check::Exec {
+            test: CommandSpec::Argv(vec!["/server".into(), "check".into()])
+        }
     );
     // The project name compose wrote into its output comes through.
-    assert_eq!(db["compose"]["project"], project.name());
+    assert_eq!(
+        db.compose.as_ref().and_then(|c| c.project.as_deref()),
+        Some(project.name())
+    );
     let app = &plans[1];
-    assert_eq!(app["service"], "app");
-    assert_eq!(app["level"], 1);
-    assert_eq!(app["deps"], serde_json::json!(["db"]));
-    assert_eq!(app["class"], "stretch");
-    assert_eq!(app["health"]["kind"], "container");
+    assert_eq!((app.service.as_str(), app.level), ("app", 1));
+    assert_eq!(app.deps, ["db"]);
+    assert_eq!(app.class, Class::Stretch);
+    assert!(matches!(app.health.check, Check::Container { .. }));
 }
 
 #[test]

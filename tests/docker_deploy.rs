@@ -2,9 +2,9 @@
 //! migration, an exec check that beats the engine's interval, a container without a healthcheck, a container that exits, and
 //! teardown. Skipped loudly where no engine answers (CI starts one).
 
+use hub::records::{Record, StopMethod, UnhealthyReason};
 use hub_tests::docker::{Project, engine_or_skip};
-use hub_tests::{Cmd, records};
-use serde_json::Value;
+use hub_tests::{Cmd, typed_records};
 
 const STACK: &str = r#"
 services:
@@ -40,10 +40,17 @@ services:
     x-hub: { retry: { attempts: 1 }, timeout: 10m }
 "#;
 
-fn find<'a>(records: &'a [Value], kind: &str, service: &str) -> Option<&'a Value> {
+fn find<'a>(records: &'a [Record], kind: &str, service: &str) -> Option<&'a Record> {
     records
         .iter()
-        .find(|r| r["type"] == kind && r["service"] == service)
+        .find(|r| r.kind() == kind && r.service() == Some(service))
+}
+
+fn position(records: &[Record], kind: &str, service: &str) -> usize {
+    records
+        .iter()
+        .position(|r| r.kind() == kind && r.service() == Some(service))
+        .unwrap_or_else(|| panic!("no {kind} record of {service}: {records:#?}"))
 }
 
 #[test]
@@ -71,72 +78,59 @@ fn a_container_stack_deploys_in_order_and_tears_down() {
         ])
         .stderr_contains("Service broken failed (STRETCH - deployment will continue)")
         .run();
-    let events = records(&out);
+    let events = typed_records(&out);
     for service in ["db", "migrate", "api", "sidecar"] {
         assert!(
             find(&events, "healthy", service).is_some(),
             "{service} not healthy: {events:#?}"
         );
     }
-    let db_healthy = events
-        .iter()
-        .position(|r| r["type"] == "healthy" && r["service"] == "db")
-        .unwrap();
-    let api_started = events
-        .iter()
-        .position(|r| r["type"] == "started" && r["service"] == "api")
-        .unwrap();
+    let db_healthy = position(&events, "healthy", "db");
+    let api_started = position(&events, "started", "api");
     assert!(
         db_healthy < api_started,
         "api started before db was healthy"
     );
     // The one-shot migration ran to exit 0 before api started.
-    let migrated = events
-        .iter()
-        .position(|r| r["type"] == "healthy" && r["service"] == "migrate")
-        .unwrap();
+    let migrated = position(&events, "healthy", "migrate");
     assert!(
         migrated < api_started,
         "api started before migrate completed"
     );
-    assert!(
-        find(&events, "started", "api").unwrap()["container"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty())
-    );
+    let Some(Record::Started(api)) = find(&events, "started", "api") else {
+        panic!("api did not start: {events:#?}");
+    };
+    assert!(api.container.as_deref().is_some_and(|id| !id.is_empty()));
     // Fails fast: one attempt, exit status and log tail, long before its 10-minute timeout.
-    let broken = find(&events, "unhealthy", "broken").unwrap();
+    let Some(Record::Unhealthy(broken)) = find(&events, "unhealthy", "broken") else {
+        panic!("broken was not unhealthy: {events:#?}");
+    };
     assert_eq!(
-        (
-            broken["reason"].as_str(),
-            broken["exit_status"].as_i64(),
-            broken["final"].as_bool()
-        ),
-        (Some("exited"), Some(3), Some(true))
+        (broken.reason, broken.exit_status, broken.is_final),
+        (UnhealthyReason::Exited, Some(3), true)
     );
     assert!(
-        broken["log_tail"].as_array().unwrap().iter().any(|l| l
-            .as_str()
-            .is_some_and(|l| l.contains("fatal: broken config"))),
-        "{broken}"
+        broken
+            .log_tail
+            .iter()
+            .flatten()
+            .any(|l| l.contains("fatal: broken config")),
+        "{broken:?}"
     );
 
     let down = Cmd::script("hub-down")
         .env("COMPOSE_PROJECT_NAME", project.name())
         .args(["-f", &file, "--state-dir", &state_dir])
         .run();
-    let stopped = records(&down);
+    let stopped = typed_records(&down);
     assert_eq!(stopped.len(), 5);
     assert!(
         stopped
             .iter()
-            .all(|r| r["method"] == "container" && r["ok"] == true),
+            .all(|r| matches!(r, Record::Stopped(s) if s.method == StopMethod::Container && s.ok)),
         "{stopped:#?}"
     );
-    let order: Vec<&str> = stopped
-        .iter()
-        .map(|r| r["service"].as_str().unwrap())
-        .collect();
+    let order: Vec<&str> = stopped.iter().filter_map(Record::service).collect();
     assert_eq!(
         order.last(),
         Some(&"db"),

@@ -5,7 +5,10 @@
 //!
 //! The install takes the test build's binaries (`--bin-dir`), so no release build runs per test.
 
-use hub_tests::{Cmd, KillPidsOnDrop, bin_dir, records, small_stack, workspace_root};
+use hub::records::{Record, ServiceState};
+use hub_tests::{
+    Cmd, KillPidsOnDrop, bin_dir, small_stack, typed_records, variants, workspace_root,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -84,18 +87,17 @@ fn an_install_runs_a_stack_from_any_folder_and_uninstalls_cleanly() {
     assert!(String::from_utf8_lossy(&dry.stdout).contains("keycloak"));
 
     installed(&prefix, "hub-deploy", work.path()).status(0);
-    let up = records(
+    let up = typed_records(
         &installed(&prefix, "hub-status", work.path())
             .arg("--json")
             .status(0),
     );
-    assert!(
-        up.iter()
-            .any(|r| r["service"] == "db" && r["state"] == "healthy")
-    );
-
-    let db = up.iter().find(|r| r["service"] == "db").unwrap();
-    hub_tests::kill_group(db["pid"].as_u64().unwrap());
+    let db = variants!(&up, Record::ServiceStatus)
+        .into_iter()
+        .find(|s| s.of.service == "db")
+        .unwrap();
+    assert_eq!(db.state, ServiceState::Healthy);
+    hub_tests::kill_group(u64::from(db.pid.unwrap()));
     let table = installed(&prefix, "hub-status", work.path()).status(1);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     let db_row = table.lines().find(|l| l.starts_with("db ")).unwrap();

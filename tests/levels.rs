@@ -1,18 +1,48 @@
 //! hub-levels: compose files in, dependency levels out.
 
-use hub_tests::{Cmd, fixture, records, stderr, temp_with};
-use serde_json::Value;
+use hub::command::CommandSpec;
+use hub::records::{Backend, Check, Class, HealthSpec, Plan, Record, RetrySpec};
+use hub_tests::{Cmd, fixture, lines, stderr, temp_with};
 
-fn plans(output: &std::process::Output) -> Vec<Value> {
-    let recs = records(output);
-    assert!(recs.iter().all(|r| r["type"] == "plan"), "{recs:?}");
-    recs
+/// The `plan` records of an output (every record must be one).
+fn plans(output: &std::process::Output) -> Vec<Plan> {
+    lines(output)
+        .into_iter()
+        .map(|line| match line.record {
+            Record::Plan(plan) => *plan,
+            other => panic!("not a plan record: {other:?}"),
+        })
+        .collect()
 }
 
-fn by_name<'a>(recs: &'a [Value], name: &str) -> &'a Value {
+fn by_name<'a>(recs: &'a [Plan], name: &str) -> &'a Plan {
     recs.iter()
-        .find(|r| r["service"] == name)
+        .find(|r| r.service == name)
         .unwrap_or_else(|| panic!("no plan for {name}"))
+}
+
+/// A health check's `kind`, as records spell it.
+fn kind(health: &HealthSpec) -> &'static str {
+    health.check.kind()
+}
+
+/// A retry policy.
+fn retry(attempts: u32, delay_ms: u64, max_delay_ms: u64) -> RetrySpec {
+    RetrySpec {
+        attempts,
+        delay_ms,
+        max_delay_ms,
+    }
+}
+
+/// A container service's compose project.
+fn project(plan: &Plan) -> Option<&str> {
+    plan.compose.as_ref()?.project.as_deref()
+}
+
+/// A shell command.
+fn shell(text: &str) -> Option<CommandSpec> {
+    Some(CommandSpec::Shell(text.into()))
 }
 
 #[test]
@@ -37,50 +67,45 @@ fn seed_stack_plan_records() {
         .arg(fixture("levels/seed-hub.yml"))
         .args(["--class-label", "dive.service.class", "--run-id", "run-1"])
         .run();
+    let lines = lines(&out);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.run_id.as_deref() == Some("run-1") && l.ts.is_some())
+    );
     let recs = plans(&out);
     assert_eq!(recs.len(), 11);
     let order: Vec<(u64, &str)> = recs
         .iter()
-        .map(|r| (r["level"].as_u64().unwrap(), r["service"].as_str().unwrap()))
+        .map(|r| (u64::from(r.level), r.service.as_str()))
         .collect();
     let mut sorted = order.clone();
     sorted.sort();
     assert_eq!(order, sorted, "records are ordered by level, then name");
-    assert!(
-        recs.iter()
-            .all(|r| r["run_id"] == "run-1" && r["ts"].is_u64())
-    );
 
     let backend = by_name(&recs, "backend");
     assert_eq!(
-        backend["deps"],
-        serde_json::json!(["keycloak", "opa", "redis", "redis-blacklist"])
+        backend.deps,
+        ["keycloak", "opa", "redis", "redis-blacklist"]
     );
-    assert_eq!(backend["soft_deps"], serde_json::json!(["kas"]));
-    assert_eq!(backend["level"], 2);
-    assert_eq!(backend["backend"], "container");
-    assert_eq!(backend["health"]["kind"], "container");
-    assert_eq!(backend["compose"]["project"], "dive-hub");
-    assert!(
-        backend["compose"]["files"][0]
-            .as_str()
-            .unwrap()
-            .ends_with("seed-hub.yml")
-    );
+    assert_eq!(backend.soft_deps, ["kas"]);
+    assert_eq!(backend.level, 2);
+    assert_eq!(backend.backend, Backend::Container);
+    assert_eq!(kind(&backend.health), "container");
+    let compose = backend.compose.as_ref().unwrap();
+    assert_eq!(compose.project.as_deref(), Some("dive-hub"));
+    assert!(compose.files[0].ends_with("seed-hub.yml"));
     // Labels in both forms; class values are case-insensitive; unlabelled takes the default.
-    assert_eq!(by_name(&recs, "redis")["class"], "core");
-    assert_eq!(by_name(&recs, "mongodb")["class"], "core");
-    assert_eq!(by_name(&recs, "kas")["class"], "stretch");
-    assert_eq!(by_name(&recs, "otel-collector")["class"], "core");
+    assert_eq!(by_name(&recs, "redis").class, Class::Core);
+    assert_eq!(by_name(&recs, "mongodb").class, Class::Core);
+    assert_eq!(by_name(&recs, "kas").class, Class::Stretch);
+    assert_eq!(by_name(&recs, "otel-collector").class, Class::Core);
     assert_eq!(
-        by_name(&recs, "postgres")["healthcheck"]["test"][0],
+        by_name(&recs, "postgres").healthcheck.as_ref().unwrap()["test"][0],
         "CMD-SHELL"
     );
-    assert_eq!(by_name(&recs, "postgres")["timeout_ms"], 60_000);
-    assert_eq!(
-        by_name(&recs, "postgres")["retry"],
-        serde_json::json!({"attempts":3,"delay_ms":2000,"max_delay_ms":30000})
-    );
+    assert_eq!(by_name(&recs, "postgres").timeout_ms, 60_000);
+    assert_eq!(by_name(&recs, "postgres").retry, retry(3, 2000, 30000));
 }
 
 #[test]
@@ -91,7 +116,7 @@ fn default_class_and_default_class_label() {
         .args(["--default-class", "stretch"])
         .run();
     // With the default label key (hub.class) nothing is labelled: all take the default.
-    assert!(plans(&out).iter().all(|r| r["class"] == "stretch"));
+    assert!(plans(&out).iter().all(|r| r.class == Class::Stretch));
 }
 
 #[test]
@@ -102,35 +127,47 @@ fn x_hub_fields_are_resolved() {
         .run();
     let recs = plans(&out);
     let db = by_name(&recs, "db");
-    assert_eq!(db["backend"], "run");
-    assert_eq!(db["run"], serde_json::json!(["sleep", "1000"]));
+    assert_eq!(db.backend, Backend::Run);
     assert_eq!(
-        db["health"],
-        serde_json::json!({"kind":"tcp","address":"127.0.0.1:5432","interval_ms":200,"probe_timeout_ms":2000,"start_period_ms":0})
+        db.run,
+        Some(CommandSpec::Argv(vec!["sleep".into(), "1000".into()]))
     );
-    assert_eq!(db["timeout_ms"], 90_000);
     assert_eq!(
-        db["retry"],
-        serde_json::json!({"attempts":5,"delay_ms":1000,"max_delay_ms":10000})
+        db.health,
+        HealthSpec {
+            check: Check::Tcp {
+                address: "127.0.0.1:5432".into()
+            },
+            interval_ms: 200,
+            probe_timeout_ms: 2000,
+            start_period_ms: 0
+        }
     );
+    assert_eq!(db.timeout_ms, 90_000);
+    assert_eq!(db.retry, retry(5, 1000, 10000));
     let cache = by_name(&recs, "cache");
-    assert_eq!(cache["backend"], "start");
-    assert_eq!(cache["start"], "redis-server --daemonize yes");
-    assert_eq!(cache["stop"], "redis-cli shutdown");
-    assert_eq!(cache["class"], "optional");
-    assert_eq!(cache["health"]["kind"], "cmd");
-    assert_eq!(cache["health"]["start_period_ms"], 2000);
-    assert_eq!(cache["health"]["interval_ms"], 500);
+    assert_eq!(cache.backend, Backend::Start);
+    assert_eq!(cache.start, shell("redis-server --daemonize yes"));
+    assert_eq!(cache.stop, shell("redis-cli shutdown"));
+    assert_eq!(cache.class, Class::Optional);
+    assert_eq!(kind(&cache.health), "cmd");
+    assert_eq!(cache.health.start_period_ms, 2000);
+    assert_eq!(cache.health.interval_ms, 500);
     let api = by_name(&recs, "api");
-    assert_eq!(api["class"], "core");
-    assert_eq!(api["timeout_ms"], 45_000, "label hub.timeout, bare seconds");
-    assert_eq!(api["health"]["kind"], "http");
-    assert_eq!(api["health"]["status"], "200-299");
-    assert_eq!(api["health"]["body"], "Directory");
-    assert_eq!(api["health"]["interval_ms"], 100);
-    assert_eq!(api["level"], 1);
+    assert_eq!(api.class, Class::Core);
+    assert_eq!(api.timeout_ms, 45_000, "label hub.timeout, bare seconds");
+    assert_eq!(kind(&api.health), "http");
+    let Check::Http { status, body, .. } = &api.health.check else {
+        panic!("not an http check: {:?}", api.health);
+    };
+    assert_eq!(
+        (status.as_str(), body.as_deref()),
+        ("200-299", Some("Directory"))
+    );
+    assert_eq!(api.health.interval_ms, 100);
+    assert_eq!(api.level, 1);
     assert!(
-        api.get("compose").is_none(),
+        api.compose.is_none(),
         "no compose ref for a process service"
     );
 }
@@ -147,14 +184,11 @@ fn environment_overrides_timeouts_and_retry_defaults() {
         .env("RETRY_MAX_DELAY", "1m")
         .run();
     let recs = plans(&out);
-    assert_eq!(by_name(&recs, "api")["timeout_ms"], 120_000);
-    assert_eq!(by_name(&recs, "db")["timeout_ms"], 15_000);
+    assert_eq!(by_name(&recs, "api").timeout_ms, 120_000);
+    assert_eq!(by_name(&recs, "db").timeout_ms, 15_000);
     // cache has no x-hub.retry: the seed's variables set its policy; db's own policy wins.
-    assert_eq!(
-        by_name(&recs, "cache")["retry"],
-        serde_json::json!({"attempts":7,"delay_ms":1000,"max_delay_ms":60000})
-    );
-    assert_eq!(by_name(&recs, "db")["retry"]["attempts"], 5);
+    assert_eq!(by_name(&recs, "cache").retry, retry(7, 1000, 60000));
+    assert_eq!(by_name(&recs, "db").retry.attempts, 5);
 }
 
 #[test]
@@ -167,7 +201,7 @@ fn a_dashed_service_name_maps_to_its_timeout_variable() {
         .current_dir(dir.path())
         .env("TIMEOUT_REDIS_BLACKLIST_V2", "5s")
         .run();
-    assert_eq!(plans(&out)[0]["timeout_ms"], 5000);
+    assert_eq!(plans(&out)[0].timeout_ms, 5000);
 }
 
 #[test]
@@ -189,10 +223,7 @@ fn invalid_environment_values_are_errors() {
 #[test]
 fn profiles_filter_services() {
     let names = |out: &std::process::Output| -> Vec<String> {
-        plans(out)
-            .iter()
-            .map(|r| r["service"].as_str().unwrap().to_owned())
-            .collect()
+        plans(out).iter().map(|r| r.service.clone()).collect()
     };
     let out = Cmd::new("hub-levels")
         .arg("-f")
@@ -200,8 +231,8 @@ fn profiles_filter_services() {
         .run();
     assert_eq!(names(&out), ["app"]);
     assert_eq!(
-        plans(&out)[0]["soft_deps"],
-        serde_json::json!([]),
+        plans(&out)[0].soft_deps,
+        Vec::<String>::new(),
         "a soft dep left out by profiles is dropped"
     );
     let out = Cmd::new("hub-levels")
@@ -210,10 +241,7 @@ fn profiles_filter_services() {
         .args(["--profile", "debug"])
         .run();
     assert_eq!(names(&out), ["debug-tools", "metrics", "app"]);
-    assert_eq!(
-        by_name(&plans(&out), "app")["soft_deps"],
-        serde_json::json!(["debug-tools"])
-    );
+    assert_eq!(by_name(&plans(&out), "app").soft_deps, ["debug-tools"]);
     let out = Cmd::new("hub-levels")
         .arg("-f")
         .arg(fixture("levels/profiles.yaml"))
@@ -386,7 +414,7 @@ fn unknown_class_label_warns_and_takes_the_default() {
         .current_dir(dir.path())
         .stderr_contains("label hub.class=gold is not core, optional or stretch; using core")
         .run();
-    assert_eq!(plans(&out)[0]["class"], "core");
+    assert_eq!(plans(&out)[0].class, Class::Core);
 }
 
 #[test]
@@ -408,10 +436,14 @@ fn exec_health_uses_the_compose_healthcheck() {
         "services:\n  web:\n    image: x\n    healthcheck: { test: [\"CMD\", \"/server\", \"check\"], interval: 30s }\n    x-hub: { health: { exec: true, interval: 50ms } }\n",
     )]);
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
-    let health = &plans(&out)[0]["health"];
-    assert_eq!(health["kind"], "exec");
-    assert_eq!(health["test"], serde_json::json!(["/server", "check"]));
-    assert_eq!(health["interval_ms"], 50);
+    let health = &plans(&out)[0].health;
+    assert_eq!(
+        health.check,
+        Check::Exec {
+            test: CommandSpec::Argv(vec!["/server".into(), "check".into()])
+        }
+    );
+    assert_eq!(health.interval_ms, 50);
 }
 
 #[test]
@@ -431,8 +463,8 @@ fn later_files_override_earlier_ones() {
         .args(["-f", "base.yaml", "-f", "override.yaml"])
         .run();
     let recs = plans(&out);
-    assert_eq!(by_name(&recs, "a")["class"], "stretch");
-    assert_eq!(by_name(&recs, "c")["level"], 2);
+    assert_eq!(by_name(&recs, "a").class, Class::Stretch);
+    assert_eq!(by_name(&recs, "c").level, 2);
 }
 
 #[test]
@@ -590,12 +622,9 @@ fn an_override_file_merges_into_x_hub_and_depends_on() {
         .run();
     let recs = plans(&out);
     let a = by_name(&recs, "a");
-    assert_eq!(
-        (a["backend"].as_str(), a["timeout_ms"].as_u64()),
-        (Some("run"), Some(5000))
-    );
-    assert_eq!(a["health"]["kind"], "tcp");
-    assert_eq!(by_name(&recs, "b")["deps"], serde_json::json!(["a", "c"]));
+    assert_eq!((a.backend, a.timeout_ms), (Backend::Run, 5000));
+    assert_eq!(kind(&a.health), "tcp");
+    assert_eq!(by_name(&recs, "b").deps, ["a", "c"]);
 }
 
 #[test]
@@ -619,22 +648,14 @@ services:
     let plans = plans(&out);
     let (a, b) = (by_name(&plans, "a"), by_name(&plans, "b"));
     assert_eq!(
-        (
-            a["class"].as_str(),
-            a["timeout_ms"].as_u64(),
-            a["run"].as_str()
-        ),
-        (Some("core"), Some(30_000), Some("exec sleep 1000"))
+        (a.class, a.timeout_ms, &a.run),
+        (Class::Core, 30_000, &shell("exec sleep 1000"))
     );
     assert_eq!(
-        (
-            b["class"].as_str(),
-            b["timeout_ms"].as_u64(),
-            b["level"].as_u64()
-        ),
-        (Some("stretch"), Some(30_000), Some(1))
+        (b.class, b.timeout_ms, b.level),
+        (Class::Stretch, 30_000, 1)
     );
-    assert_eq!(b["labels"]["team"], "platform");
+    assert_eq!(b.labels["team"], "platform");
 }
 
 #[test]
@@ -669,14 +690,10 @@ services:
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
     let plans = plans(&out);
     for job in ["migrate", "seed", "batch"] {
-        assert_eq!(by_name(&plans, job)["health"]["kind"], "completed", "{job}");
+        assert_eq!(kind(&by_name(&plans, job).health), "completed", "{job}");
     }
     for service in ["db", "api"] {
-        assert_eq!(
-            by_name(&plans, service)["health"]["kind"],
-            "none",
-            "{service}"
-        );
+        assert_eq!(kind(&by_name(&plans, service).health), "none", "{service}");
     }
     let table = Cmd::new("hub-levels")
         .current_dir(dir.path())
@@ -723,14 +740,8 @@ fn an_override_file_adds_dependencies_in_either_form_as_compose_does() {
         .args(["--profile", "web"])
         .run();
     let recs = plans(&out);
-    assert_eq!(
-        by_name(&recs, "api")["deps"],
-        serde_json::json!(["a", "b", "c"])
-    );
-    assert_eq!(
-        by_name(&recs, "api")["profiles"],
-        serde_json::json!(["web", "api"])
-    );
+    assert_eq!(by_name(&recs, "api").deps, ["a", "b", "c"]);
+    assert_eq!(by_name(&recs, "api").profiles, ["web", "api"]);
 }
 
 #[test]
@@ -762,11 +773,16 @@ services:
         .run();
     let recs = plans(&out);
     let db = by_name(&recs, "db");
-    assert_eq!(db["health"]["address"], "db.internal:5432");
-    assert_eq!(db["timeout_ms"], 45_000);
     assert_eq!(
-        by_name(&recs, "api")["run"],
-        "echo $PATH; exec api --db db.internal"
+        db.health.check,
+        Check::Tcp {
+            address: "db.internal:5432".into()
+        }
+    );
+    assert_eq!(db.timeout_ms, 45_000);
+    assert_eq!(
+        by_name(&recs, "api").run,
+        shell("echo $PATH; exec api --db db.internal")
     );
 }
 
@@ -793,7 +809,7 @@ fn the_dotenv_file_also_sets_compose_profiles_and_project_name() {
     ]);
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
     let recs = plans(&out);
-    assert_eq!(by_name(&recs, "web")["compose"]["project"], "shop");
+    assert_eq!(project(by_name(&recs, "web")), Some("shop"));
     // The environment still wins over the file.
     let out = Cmd::new("hub-levels")
         .current_dir(dir.path())
@@ -818,9 +834,9 @@ fn dotenv_values_refer_to_earlier_entries_and_lose_their_quotes() {
     let recs = plans(&out);
     assert_eq!(recs.len(), 2, "{recs:?}");
     let web = by_name(&recs, "web");
-    assert_eq!(web["level"], 1);
-    assert_eq!(web["labels"]["greeting"], "hello world");
-    assert_eq!(web["labels"]["name"], "demo-app");
+    assert_eq!(web.level, 1);
+    assert_eq!(web.labels["greeting"], "hello world");
+    assert_eq!(web.labels["name"], "demo-app");
 }
 
 #[test]
@@ -830,7 +846,7 @@ fn a_flow_sequence_may_close_at_its_key_indentation() {
         "services:\n  web:\n    command: [\n      \"a\", \"b\"\n    ]\n    image: x\n    depends_on: [\n      db\n    ]\n  db:\n    image: y\n",
     )]);
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
-    assert_eq!(by_name(&plans(&out), "web")["level"], 1);
+    assert_eq!(by_name(&plans(&out), "web").level, 1);
 }
 
 #[test]
@@ -896,12 +912,9 @@ fn include_and_extends_bring_services_and_their_dependencies() {
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
     let recs = plans(&out);
     assert_eq!(recs.len(), 4, "{recs:?}");
-    assert_eq!(by_name(&recs, "web")["level"], 1);
-    assert_eq!(by_name(&recs, "worker")["level"], 2);
-    assert_eq!(
-        by_name(&recs, "worker")["deps"],
-        serde_json::json!(["db", "queue"])
-    );
+    assert_eq!(by_name(&recs, "web").level, 1);
+    assert_eq!(by_name(&recs, "worker").level, 2);
+    assert_eq!(by_name(&recs, "worker").deps, ["db", "queue"]);
     assert!(
         stderr(&out).is_empty(),
         "the included .env sets DB_IMAGE: {}",
@@ -944,7 +957,7 @@ fn compose_finds_the_override_file_and_compose_file_and_so_does_hub() {
         .current_dir(dir.path().join("sub"))
         .run();
     assert_eq!(
-        by_name(&plans(&out), "web")["level"],
+        by_name(&plans(&out), "web").level,
         1,
         "found above, with its override"
     );
@@ -952,7 +965,7 @@ fn compose_finds_the_override_file_and_compose_file_and_so_does_hub() {
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
     let recs = plans(&out);
     assert_eq!(recs.len(), 1);
-    assert_eq!(recs[0]["service"], "solo");
+    assert_eq!(recs[0].service, "solo");
 }
 
 #[test]
@@ -966,7 +979,7 @@ fn resolved_input_is_not_filtered_by_profile_again() {
         .run();
     let recs = plans(&out);
     assert_eq!(recs.len(), 1);
-    assert_eq!(recs[0]["soft_deps"], serde_json::json!([]));
+    assert_eq!(recs[0].soft_deps, Vec::<String>::new());
     assert!(
         stderr(&out).contains("its `required: false` dependency \"db\" is not active"),
         "{}",
@@ -1022,8 +1035,12 @@ fn env_files_replace_dotenv_relative_to_the_current_folder() {
         .args(["-f", "stack/compose.yaml", "--env-file", "prod.env"])
         .run();
     assert_eq!(
-        by_name(&plans(&out), "db")["compose"]["env_files"],
-        serde_json::json!([root.join("prod.env").display().to_string()])
+        by_name(&plans(&out), "db")
+            .compose
+            .as_ref()
+            .unwrap()
+            .env_files,
+        [root.join("prod.env").display().to_string()]
     );
     Cmd::new("hub-levels")
         .current_dir(root.join("stack"))
@@ -1088,7 +1105,7 @@ fn a_long_form_dependency_without_a_condition_is_refused_by_name() {
 fn a_service_with_no_class_is_core_as_compose_requires_every_service() {
     let dir = temp_with(&[("compose.yaml", "services:\n  a:\n    image: nginx\n")]);
     let out = Cmd::new("hub-levels").current_dir(dir.path()).run();
-    assert_eq!(plans(&out)[0]["class"], "core");
+    assert_eq!(plans(&out)[0].class, Class::Core);
     let help = Cmd::new("hub-levels").arg("--help").run();
     assert!(
         String::from_utf8_lossy(&help.stdout).contains("[default: core]"),

@@ -3,8 +3,10 @@
 //! leave zero marker processes, and a bystander that merely looks like one of ours (its pid in a
 //! pid file, its own process group) must survive. Every wait is on a condition with a deadline.
 
-use hub_tests::{Cmd, KillPidsOnDrop, Running, records, temp_with, wait_until};
-use serde_json::Value;
+use hub::records::{
+    AttemptOf, Check, Class, HealthSpec, Record, SignalName, Started, Stopped, UnhealthyReason,
+};
+use hub_tests::{Cmd, KillPidsOnDrop, Running, is, temp_with, typed_records, variants, wait_until};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -93,12 +95,18 @@ impl Stack {
         Running::spawn_script("hub-deploy", &args, self.path(), &[])
     }
 
-    fn down(&self) -> Vec<Value> {
+    fn down(&self) -> Vec<Stopped> {
         let out = Cmd::script("hub-down")
             .current_dir(self.path())
             .args(["--state-dir", ".hub", "--grace", "5s"])
             .run();
-        records(&out)
+        typed_records(&out)
+            .into_iter()
+            .map(|r| match r {
+                Record::Stopped(stopped) => stopped,
+                other => panic!("hub-down wrote a record other than `stopped`: {other:?}"),
+            })
+            .collect()
     }
 
     fn marked(&self) -> Vec<u32> {
@@ -106,7 +114,7 @@ impl Stack {
     }
 
     /// hub-down, then: nothing of ours runs.
-    fn down_leaves_nothing(&self) -> Vec<Value> {
+    fn down_leaves_nothing(&self) -> Vec<Stopped> {
         let stopped = self.down();
         wait_until("no marker process is left", || self.marked().is_empty());
         stopped
@@ -164,10 +172,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
-    move |r| r["type"] == kind && r["service"] == service
-}
-
 /// A `run` service with the marker, healthy once NAME.ready exists.
 fn service(name: &str, deps: &str) -> String {
     format!(
@@ -204,12 +208,9 @@ fn a_recycled_pid_in_a_pid_file_is_left_alone() {
     .unwrap();
     let stopped = stack.down_leaves_nothing();
     bystander.assert_alive();
-    let api = stopped.iter().find(|r| r["service"] == "api").unwrap();
-    assert_eq!(api["ok"], true, "{api}");
-    assert!(
-        api["message"].as_str().unwrap().contains("another process"),
-        "{api}"
-    );
+    let api = stopped.iter().find(|r| r.of.service == "api").unwrap();
+    assert!(api.ok, "{api:?}");
+    assert!(api.message.contains("another process"), "{api:?}");
 }
 
 #[test]
@@ -223,7 +224,7 @@ fn a_second_deploy_on_one_state_dir_is_refused_naming_the_first() {
     assert!(err.contains("another deploy (pid "), "{err}");
     assert!(err.contains("--wait-lock"), "{err}");
     assert!(
-        !records.iter().any(|r| r["type"] == "started"),
+        !records.iter().any(|r| r.kind() == "started"),
         "{records:#?}"
     );
     assert_eq!(stack.marked().len(), 1, "only the first deploy launched");
@@ -251,7 +252,7 @@ fn a_second_deploy_waits_with_wait_lock() {
     let (status, records, err) = second.finish();
     assert_eq!(status, Some(0), "{err}");
     assert!(
-        records.iter().any(|r| r["type"] == "finished"),
+        records.iter().any(|r| r.kind() == "finished"),
         "{records:#?}"
     );
     stack.down_leaves_nothing();
@@ -266,11 +267,11 @@ fn hub_down_during_a_deploy_stops_the_deploy_first() {
     let mut deploy = stack.deploy(&[]);
     deploy.wait_for("db started", is("started", "db"));
     let stopped = stack.down_leaves_nothing();
-    assert!(stopped.iter().all(|r| r["ok"] == true), "{stopped:#?}");
+    assert!(stopped.iter().all(|r| r.ok), "{stopped:#?}");
     let (status, records, err) = deploy.finish();
     assert_eq!(status, Some(143), "{err}");
     assert!(
-        records.iter().any(|r| r["type"] == "interrupted"),
+        records.iter().any(|r| r.kind() == "interrupted"),
         "{records:#?}"
     );
     // Nothing started after the teardown: the deploy was stopped before it.
@@ -293,7 +294,7 @@ fn failed_attempts_leave_no_member_of_their_group_behind() {
     assert_eq!(status, Some(1), "{err}");
     let failed = records
         .iter()
-        .filter(|r| r["type"] == "failed" || r["type"] == "unhealthy");
+        .filter(|r| matches!(r, Record::Failed(_) | Record::Unhealthy(_)));
     assert!(failed.count() >= 3, "{records:#?}");
     // hub-start stopped each attempt's group before it exited: nothing is left, even before
     // hub-down.
@@ -323,12 +324,9 @@ fn hub_down_stops_a_group_whose_leader_is_gone() {
     wait_until("the leader is gone", || !hub_tests::alive(leader));
     wait_until("the kept member runs", || !stack.marked().is_empty());
     let stopped = stack.down();
-    let leaky = stopped.iter().find(|r| r["service"] == "leaky").unwrap();
-    assert_eq!(leaky["ok"], true, "{leaky}");
-    assert!(
-        leaky["message"].as_str().unwrap().contains("process group"),
-        "{leaky}"
-    );
+    let leaky = stopped.iter().find(|r| r.of.service == "leaky").unwrap();
+    assert!(leaky.ok, "{leaky:?}");
+    assert!(leaky.message.contains("process group"), "{leaky:?}");
     wait_until("no marker process is left", || stack.marked().is_empty());
     bystander.assert_alive();
 }
@@ -393,8 +391,14 @@ fn sighup_under_hub_start_stops_start_commands_and_exits_129() {
     tool.signal("HUP");
     let (status, records, err) = tool.finish();
     assert_eq!(status, Some(129), "{err}");
-    let interrupted = records.iter().find(|r| r["type"] == "interrupted").unwrap();
-    assert_eq!(interrupted["signal"], "SIGHUP");
+    let interrupted = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Interrupted(i) => Some(i),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(interrupted.signal, SignalName::Hup);
     wait_until("the start command is gone", || stack.marked().is_empty());
 }
 
@@ -403,13 +407,31 @@ fn sighup_under_hub_wait_healthy_exits_129() {
     let stack = Stack::new("hup-wait", "services: {}\n");
     let mut tool = Running::spawn("hub-wait-healthy", &[], stack.path(), &[]);
     let mark = format!("./{} 1000", stack.marker);
-    tool.send(
-        &serde_json::json!({"type": "started", "ts": 1, "run_id": "r", "service": "s",
-            "class": "core", "level": 0, "attempt": 1, "timeout_ms": 600000,
-            "health": {"kind": "cmd", "cmd": mark, "interval_ms": 20, "probe_timeout_ms": 600000,
-                "start_period_ms": 0}})
-        .to_string(),
-    );
+    let of = AttemptOf {
+        service: "s".into(),
+        class: Class::Core,
+        level: 0,
+        attempt: 1,
+        max_attempts: 1,
+    };
+    let health = HealthSpec {
+        check: Check::Cmd {
+            cmd: hub::command::CommandSpec::Shell(mark),
+        },
+        interval_ms: 20,
+        probe_timeout_ms: 600_000,
+        start_period_ms: 0,
+    };
+    let started = Started {
+        timeout_ms: 600_000,
+        ..Started::new(of, health)
+    };
+    let line = hub::records::Line {
+        ts: Some(1),
+        run_id: Some("r".into()),
+        record: Record::Started(Box::new(started)),
+    };
+    tool.send(&line.to_line().unwrap());
     // The probe command is the marked sleep: it runs until the signal stops it.
     wait_until("the probe runs", || !stack.marked().is_empty());
     tool.signal("HUP");
@@ -452,9 +474,10 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
     deploy.wait_for("db started", is("started", "db"));
     deploy.signal("KILL");
     // tee outlives the script and passes on the tools' last records.
-    deploy.wait_for("hub-start's interrupted record", |r| {
-        r["type"] == "interrupted" && r["tool"] == "hub-start"
-    });
+    deploy.wait_for(
+        "hub-start's interrupted record",
+        |r| matches!(r, Record::Interrupted(i) if i.tool == "hub-start"),
+    );
     let (_, records, _) = deploy.finish();
     assert!(!records.iter().any(is("started", "api")), "{records:#?}");
     // Its temp files are in the state dir, not leaked in /tmp.
@@ -470,11 +493,11 @@ fn kill_9_of_hub_deploy_stops_the_deploy_with_an_interrupted_record() {
 /// service outlives an interrupt (a rerun resumes it), still running and not healthy.
 fn interrupted_with_api_running(stack: &Stack) -> u32 {
     let mut first = stack.deploy(&[]);
-    let started = first.wait_for("api started", is("started", "api"));
+    let started = started_record(first.wait_for("api started", is("started", "api")));
     first.signal("INT");
     let (status, _, err) = first.finish();
     assert_eq!(status, Some(130), "{err}");
-    let pid = u32::try_from(started["pid"].as_u64().unwrap()).unwrap();
+    let pid = started.pid.unwrap();
     assert!(hub_tests::alive(pid));
     pid
 }
@@ -484,10 +507,10 @@ fn a_rerun_adopts_an_earlier_process_that_is_not_healthy_yet() {
     let stack = Stack::new("adopt", &format!("services:\n{}", service("api", "")));
     let old = interrupted_with_api_running(&stack);
     let mut second = stack.deploy(&[]);
-    let started = second.wait_for("api adopted", is("started", "api"));
-    assert_eq!(started["pid"].as_u64(), Some(u64::from(old)), "{started}");
-    assert_eq!(started["adopted"], true);
-    assert!(started["timeout_ms"].as_u64().unwrap() <= 60_000);
+    let started = started_record(second.wait_for("api adopted", is("started", "api")));
+    assert_eq!(started.pid, Some(old), "{started:?}");
+    assert!(started.adopted);
+    assert!(started.timeout_ms <= 60_000);
     assert_eq!(stack.marked(), vec![old], "a second copy was launched");
     std::fs::write(stack.path().join("api.ready"), "").unwrap();
     let (status, records, err) = second.finish();
@@ -508,8 +531,8 @@ fn a_rerun_restarts_an_earlier_process_past_its_timeout_never_beside_it() {
         process_age(old).is_some_and(|age| age > std::time::Duration::from_secs(1))
     });
     let mut second = stack.deploy(&[]);
-    let started = second.wait_for("api started again", is("started", "api"));
-    assert_ne!(started["pid"].as_u64(), Some(u64::from(old)));
+    let started = started_record(second.wait_for("api started again", is("started", "api")));
+    assert_ne!(started.pid, Some(old));
     assert!(
         !hub_tests::alive(old),
         "the earlier copy still runs beside the new one"
@@ -546,8 +569,11 @@ fn a_timed_out_service_is_stopped_and_a_rerun_starts_one_copy() {
     for _ in 0..2 {
         let (status, records, err) = stack.deploy(&[]).finish();
         assert_eq!(status, Some(0), "{err}");
-        let unhealthy = records.iter().find(|r| is("unhealthy", "api")(r)).unwrap();
-        assert_eq!(unhealthy["reason"], "timeout", "{unhealthy}");
+        let unhealthy = variants!(&records, Record::Unhealthy)
+            .into_iter()
+            .find(|u| u.of.service == "api")
+            .unwrap();
+        assert_eq!(unhealthy.reason, UnhealthyReason::Timeout, "{unhealthy:?}");
         assert_eq!(
             stack.marked(),
             Vec::<u32>::new(),
@@ -607,9 +633,9 @@ fn a_run_service_that_exits_is_an_exited_record_and_leaves_no_file() {
         assert!(!err.contains("Killed"), "{err}");
         // The exit travels downstream as a record, not through a file.
         assert!(
-            events
-                .iter()
-                .any(|r| r["type"] == "exited" && r["service"] == "job" && r["exit_status"] == 0),
+            events.iter().any(
+                |r| matches!(r, Record::Exited(e) if e.of.service == "job" && e.exit_status == 0)
+            ),
             "{events:?}"
         );
         let pids = names_in(&stack.path().join(".hub/pids"));
@@ -677,4 +703,12 @@ fn a_hub_tool_run_as_a_service_is_not_stopped_by_hub_deploys_parent_watch() {
     assert_eq!(status, Some(0), "{err}");
     assert!(records.iter().any(is("started", "migrate")), "{err}");
     stack.down_leaves_nothing();
+}
+
+/// A `started` record's body.
+fn started_record(record: Record) -> Started {
+    match record {
+        Record::Started(started) => *started,
+        other => panic!("not a started record: {other:?}"),
+    }
 }

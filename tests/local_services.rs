@@ -4,8 +4,10 @@
 //! would do that hub does not. The plans are checked against `docker compose config` (the
 //! oracle); a real deploy started from another folder proves the processes get it all.
 
+use hub::command::CommandSpec;
+use hub::records::{Check, Environment, FailReason, HealthSpec, Plan, Record};
 use hub_tests::docker::engine_or_skip;
-use hub_tests::{Cmd, KillPidsOnDrop, Running, records, stderr, temp_with};
+use hub_tests::{Cmd, KillPidsOnDrop, Running, is, stderr, temp_with, typed_records};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -20,11 +22,32 @@ fn hub_levels(dir: &Path, args: &[&str]) -> std::process::Output {
     cmd.run()
 }
 
-fn plan<'a>(plans: &'a [Value], service: &str) -> &'a Value {
+/// The `plan` records hub-levels wrote.
+fn records(output: &std::process::Output) -> Vec<Plan> {
+    typed_records(output)
+        .into_iter()
+        .map(|r| match r {
+            Record::Plan(plan) => *plan,
+            other => panic!("hub-levels wrote a record other than `plan`: {other:?}"),
+        })
+        .collect()
+}
+
+fn plan<'a>(plans: &'a [Plan], service: &str) -> &'a Plan {
     plans
         .iter()
-        .find(|p| p["service"] == service)
+        .find(|p| p.service == service)
         .unwrap_or_else(|| panic!("no plan for {service}: {plans:#?}"))
+}
+
+/// A variable of a plan's environment (`None`: unset, or set to null).
+fn var<'a>(plan: &'a Plan, key: &str) -> Option<&'a str> {
+    plan.environment.get(key).and_then(|v| v.as_deref())
+}
+
+/// A plan's working_dir.
+fn working_dir(plan: &Plan) -> &str {
+    plan.working_dir.as_deref().unwrap_or_default()
 }
 
 /// `docker compose ARGS config --format json`, run where and with what hub-levels ran.
@@ -41,19 +64,19 @@ fn compose_config(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// Every service's environment in hub's plans equals compose's (`{}` when it has none).
-fn assert_environments_match(plans: &[Value], compose: &Value) {
+fn assert_environments_match(plans: &[Plan], compose: &Value) {
     let services = compose["services"].as_object().expect("services");
     for (name, service) in services {
-        let expected = service
-            .get("environment")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let got = plan(plans, name)
-            .get("environment")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        let expected: Environment = serde_json::from_value(
+            service
+                .get("environment")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+        )
+        .expect("compose's environment is a map of strings");
         assert_eq!(
-            got, expected,
+            plan(plans, name).environment,
+            expected,
             "service {name}: hub's environment vs compose's"
         );
     }
@@ -124,30 +147,32 @@ fn environment_and_env_file_mean_what_compose_config_says() {
     let out = hub_levels(dir.path(), &[]);
     let plans = records(&out);
     // What a user relies on, written out once (compose agrees below).
-    let a = &plan(&plans, "a")["environment"];
-    assert_eq!(a["HT_SHELL"], "sh", "a bare name takes the shell's value");
-    assert_eq!(a["HT_DOTENV"], "dot", "… else .env's");
-    assert_eq!(a["HT_BOTH"], "shell", "the shell wins over .env");
-    assert_eq!(a["HT_NOWHERE"], Value::Null, "found nowhere: unset");
+    let a = plan(&plans, "a");
+    let a = |key| var(a, key);
     assert_eq!(
-        a["HT_KEEP"],
-        Value::Null,
-        "a bare name overrides an env_file"
+        a("HT_SHELL"),
+        Some("sh"),
+        "a bare name takes the shell's value"
     );
-    assert_eq!(a["HT_OVER"], "from-environment", "environment wins");
-    assert_eq!(a["HT_SHARED"], "two", "a later env_file wins");
-    assert_eq!(a["HT_CHAIN"], "from-file+l");
-    assert_eq!(a["HT_AFTER"], "first");
+    assert_eq!(a("HT_DOTENV"), Some("dot"), "… else .env's");
+    assert_eq!(a("HT_BOTH"), Some("shell"), "the shell wins over .env");
+    assert_eq!(a("HT_NOWHERE"), None, "found nowhere: unset");
+    assert_eq!(a("HT_KEEP"), None, "a bare name overrides an env_file");
+    assert_eq!(a("HT_OVER"), Some("from-environment"), "environment wins");
+    assert_eq!(a("HT_SHARED"), Some("two"), "a later env_file wins");
+    assert_eq!(a("HT_CHAIN"), Some("from-file+l"));
+    assert_eq!(a("HT_AFTER"), Some("first"));
     assert_eq!(
-        a["HT_BEFORE"], "in-one",
+        a("HT_BEFORE"),
+        Some("in-one"),
         "above two.env's own HT_REDEF, one.env's is seen"
     );
-    assert_eq!(a["HT_MISSING"], "");
-    assert_eq!(a["HT_QUOTED"], "a b");
-    assert_eq!(a["HT_REF"], "dot-1");
-    assert_eq!(plan(&plans, "b")["environment"]["HT_TEXT"], "x-dot");
+    assert_eq!(a("HT_MISSING"), Some(""));
+    assert_eq!(a("HT_QUOTED"), Some("a b"));
+    assert_eq!(a("HT_REF"), Some("dot-1"));
+    assert_eq!(var(plan(&plans, "b"), "HT_TEXT"), Some("x-dot"));
     // A container gets its environment from compose itself.
-    assert!(plan(&plans, "d").get("environment").is_none());
+    assert!(plan(&plans, "d").environment.is_empty());
     // A variable read while set nowhere is warned about, naming the file, as compose warns.
     let root = dir.path().canonicalize().unwrap();
     let unset = [
@@ -219,17 +244,14 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
     // By default: the first file's folder, wherever hub-levels runs.
     let plans = records(&hub_levels(&elsewhere, &["-f", "../stack/compose.yaml"]));
     let stack = root.join("stack");
+    assert_eq!(working_dir(plan(&plans, "a")), stack.display().to_string());
+    assert_eq!(var(plan(&plans, "a"), "HT_WHERE"), Some("stack"));
+    assert_eq!(var(plan(&plans, "a"), "HT_DOTENV"), Some("stack"));
     assert_eq!(
-        plan(&plans, "a")["working_dir"],
-        stack.display().to_string()
-    );
-    assert_eq!(plan(&plans, "a")["environment"]["HT_WHERE"], "stack");
-    assert_eq!(plan(&plans, "a")["environment"]["HT_DOTENV"], "stack");
-    assert_eq!(
-        plan(&plans, "w")["working_dir"],
+        working_dir(plan(&plans, "w")),
         stack.join("data").display().to_string()
     );
-    assert_eq!(plan(&plans, "abs")["working_dir"], "/tmp");
+    assert_eq!(working_dir(plan(&plans, "abs")), "/tmp");
     // --project-directory moves all of it, as in compose.
     let moved = [
         "-f",
@@ -239,11 +261,11 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
     ];
     let plans = records(&hub_levels(&elsewhere, &moved));
     let proj = root.join("proj");
-    assert_eq!(plan(&plans, "a")["working_dir"], proj.display().to_string());
-    assert_eq!(plan(&plans, "a")["environment"]["HT_WHERE"], "proj");
-    assert_eq!(plan(&plans, "a")["environment"]["HT_DOTENV"], "proj");
+    assert_eq!(working_dir(plan(&plans, "a")), proj.display().to_string());
+    assert_eq!(var(plan(&plans, "a"), "HT_WHERE"), Some("proj"));
+    assert_eq!(var(plan(&plans, "a"), "HT_DOTENV"), Some("proj"));
     assert_eq!(
-        plan(&plans, "w")["working_dir"],
+        working_dir(plan(&plans, "w")),
         proj.join("data").display().to_string()
     );
     // With no -f, the compose file is looked for in the project directory.
@@ -251,10 +273,7 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
         &elsewhere,
         &["--project-directory", "../stack"],
     ));
-    assert_eq!(
-        plan(&found, "a")["working_dir"],
-        stack.display().to_string()
-    );
+    assert_eq!(working_dir(plan(&found, "a")), stack.display().to_string());
     // From stdin, the project directory is the current folder.
     let text = std::fs::read_to_string(stack.join("compose.yaml")).unwrap();
     let piped = Cmd::new("hub-levels")
@@ -263,7 +282,7 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
         .stdin(text)
         .run();
     assert_eq!(
-        plan(&records(&piped), "w")["working_dir"],
+        working_dir(plan(&records(&piped), "w")),
         stack.join("data").display().to_string()
     );
     Cmd::new("hub-levels")
@@ -289,8 +308,8 @@ fn the_project_directory_is_where_local_services_run_and_env_files_are() {
     assert_environments_match(&resolved, &compose);
     for service in ["a", "w", "abs"] {
         assert_eq!(
-            plan(&resolved, service)["working_dir"],
-            plan(&plans, service)["working_dir"],
+            working_dir(plan(&resolved, service)),
+            working_dir(plan(&plans, service)),
             "{service}"
         );
     }
@@ -366,16 +385,13 @@ fn an_included_service_runs_in_its_own_project_directory() {
     let plans = records(&hub_levels(&elsewhere, &args));
     for (service, folder) in &folders {
         assert_eq!(
-            plan(&plans, service)["working_dir"],
+            working_dir(plan(&plans, service)),
             folder.display().to_string(),
             "{service}"
         );
     }
-    assert_eq!(
-        plan(&plans, "seed")["environment"]["HT_FROM"],
-        "proj/seed.env"
-    );
-    assert_eq!(plan(&plans, "tool")["environment"]["HT_FROM"], "lib.env");
+    assert_eq!(var(plan(&plans, "seed"), "HT_FROM"), Some("proj/seed.env"));
+    assert_eq!(var(plan(&plans, "tool"), "HT_FROM"), Some("lib.env"));
     // The env files compose reads for them are the ones hub reads.
     if engine_or_skip("an_included_service_runs_in_its_own_project_directory") {
         assert_environments_match(&plans, &compose_config(&elsewhere, &args));
@@ -453,32 +469,52 @@ fn a_compose_healthcheck_probes_a_local_service() {
         .env("TIMEOUT_CMD", "3s")
         .run();
     let plans = records(&out);
-    let health = |name: &str| plan(&plans, name)["health"].clone();
-    let timeout = |name: &str| plan(&plans, name)["timeout_ms"].clone();
+    let health = |name: &str| plan(&plans, name).health.clone();
+    let timeout = |name: &str| plan(&plans, name).timeout_ms;
+    let kind = |name: &str| health(name).check;
     assert_eq!(
         health("shell-string"),
-        json!({"kind": "cmd", "cmd": "test -f ready", "interval_ms": 2000, "probe_timeout_ms": 5000, "start_period_ms": 10_000})
+        HealthSpec {
+            check: Check::Cmd {
+                cmd: CommandSpec::Shell("test -f ready".into())
+            },
+            interval_ms: 2000,
+            probe_timeout_ms: 5000,
+            start_period_ms: 10_000
+        }
     );
     // start_period + retries × interval: when compose would call it unhealthy.
     assert_eq!(timeout("shell-string"), 18_000);
     assert_eq!(
         health("cmd"),
-        json!({"kind": "cmd", "cmd": ["./check.sh", "--quick"], "interval_ms": 500, "probe_timeout_ms": 30_000, "start_period_ms": 0})
+        HealthSpec {
+            check: Check::Cmd {
+                cmd: CommandSpec::Argv(vec!["./check.sh".into(), "--quick".into()])
+            },
+            interval_ms: 500,
+            probe_timeout_ms: 30_000,
+            start_period_ms: 0
+        }
     );
     assert_eq!(timeout("cmd"), 3000, "TIMEOUT_<SERVICE> still wins");
     assert_eq!(
-        health("cmd-shell")["cmd"],
-        "curl -f http://127.0.0.1:1/ || exit 1"
+        kind("cmd-shell"),
+        Check::Cmd {
+            cmd: CommandSpec::Shell("curl -f http://127.0.0.1:1/ || exit 1".into())
+        }
     );
     assert_eq!(timeout("cmd-shell"), 7000, "x-hub.timeout still wins");
-    assert_eq!(health("none")["kind"], "none");
+    assert_eq!(kind("none"), Check::None);
     assert_eq!(timeout("none"), 60_000);
-    assert_eq!(health("disabled")["kind"], "none");
-    assert_eq!(health("own-health")["kind"], "tcp", "x-hub.health wins");
-    assert_eq!(health("no-healthcheck")["kind"], "none");
+    assert_eq!(kind("disabled"), Check::None);
+    assert!(
+        matches!(kind("own-health"), Check::Tcp { .. }),
+        "x-hub.health wins"
+    );
+    assert_eq!(kind("no-healthcheck"), Check::None);
     // A one-shot job is judged by its exit, as compose does: its healthcheck and the deadline
     // that came with it do not apply.
-    assert_eq!(health("job")["kind"], "completed");
+    assert_eq!(kind("job"), Check::Completed);
     assert_eq!(timeout("job"), 60_000);
     if !engine_or_skip("a_compose_healthcheck_probes_a_local_service") {
         return;
@@ -495,17 +531,17 @@ fn a_compose_healthcheck_probes_a_local_service() {
             .map(|t| t.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let expected = match test.split_first() {
-            _ if check["disable"] == true => json!(null),
-            Some((&"NONE", _)) => json!(null),
-            Some((&"CMD", rest)) => json!(rest),
-            Some((&"CMD-SHELL", rest)) => json!(rest.join(" ")),
+            _ if check["disable"] == true => Check::None,
+            Some((&"NONE", _)) => Check::None,
+            Some((&"CMD", rest)) => Check::Cmd {
+                cmd: CommandSpec::Argv(rest.iter().map(|s| (*s).to_owned()).collect()),
+            },
+            Some((&"CMD-SHELL", rest)) => Check::Cmd {
+                cmd: CommandSpec::Shell(rest.join(" ")),
+            },
             other => panic!("{name}: unexpected compose test {other:?}"),
         };
-        let got = &health(name);
-        match expected {
-            Value::Null => assert_eq!(got["kind"], "none", "{name}"),
-            cmd => assert_eq!(got["cmd"], cmd, "{name}"),
-        }
+        assert_eq!(kind(name), expected, "{name}");
     }
 }
 
@@ -637,12 +673,15 @@ fn a_launch_into_a_missing_working_dir_fails_naming_it() {
         .current_dir(dir.path())
         .stdin(plans)
         .status(1);
-    let failed = records(&out)
+    let failed = typed_records(&out)
         .into_iter()
-        .find(|r| r["type"] == "failed")
+        .find_map(|r| match r {
+            Record::Failed(failed) => Some(failed),
+            _ => None,
+        })
         .expect("a failed record");
-    assert_eq!(failed["reason"], "launch_failed");
-    let message = failed["message"].as_str().unwrap();
+    assert_eq!(failed.reason, FailReason::LaunchFailed);
+    let message = &failed.message;
     assert!(message.contains("not-made is not a folder"), "{message}");
 }
 
@@ -696,8 +735,8 @@ fn assert_deployed(deploy: Running, services: &[&str]) {
     assert_eq!(status, Some(0), "{err}");
     let healthy: Vec<&str> = records
         .iter()
-        .filter(|r| r["type"] == "healthy")
-        .filter_map(|r| r["service"].as_str())
+        .filter(|r| r.kind() == "healthy")
+        .filter_map(Record::service)
         .collect();
     assert_eq!(healthy, services, "{err}");
 }
@@ -728,18 +767,15 @@ fn a_deploy_from_another_folder_runs_local_services_as_compose_would() {
     ];
     let mut deploy =
         Running::spawn_script("hub-deploy", &args, &elsewhere, &[("HT_INHERITED", "yes")]);
-    deploy.wait_for("api started", |r| {
-        r["type"] == "started" && r["service"] == "api"
-    });
+    deploy.wait_for("api started", is("started", "api"));
     let serve_out = stack.join("data/serve.out");
     hub_tests::wait_until("serve.sh wrote what it was given", || serve_out.exists());
     // Its healthcheck cannot pass before `ready` exists: web waits.
     assert!(
         !deploy
-            .seen
+            .seen_records()
             .iter()
-            .any(|r| (r["type"] == "started" && r["service"] == "web")
-                || (r["type"] == "healthy" && r["service"] == "api")),
+            .any(|r| is("started", "web")(r) || is("healthy", "api")(r)),
         "{:#?}",
         deploy.seen
     );

@@ -9,8 +9,11 @@
 //! prints a loud SKIPPED line and passes, unless `HUB_REQUIRE_SERVERS=1` (set in CI by
 //! `.ci/setup.d/20-servers.sh`), when a missing server fails the test.
 
-use hub_tests::{KillPidsOnDrop, alive, bin_dir, free_port, wait_until, workspace_root};
-use serde_json::Value;
+use hub::records::{
+    Class, FailReason, Failed, Finished, Interrupted, Line, Record, SignalName, SkipReason,
+    Skipped, StopMethod, Stopped,
+};
+use hub_tests::{KillPidsOnDrop, alive, bin_dir, free_port, variants, wait_until, workspace_root};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -191,28 +194,67 @@ impl Drop for StopPostgres {
 /// One finished `hub-deploy` run.
 struct Deployed {
     status: ExitStatus,
-    events: Vec<Value>,
+    events: Vec<Line>,
     stderr: String,
 }
 
 impl Deployed {
-    fn of(&self, kind: &str, service: &str) -> Vec<&Value> {
+    fn of(&self, kind: &str, service: &str) -> Vec<&Record> {
         self.events
             .iter()
-            .filter(|r| r["type"] == kind && r["service"] == service)
+            .map(|l| &l.record)
+            .filter(|r| r.kind() == kind && r.service() == Some(service))
             .collect()
+    }
+
+    /// The `skipped` records of `service`.
+    fn skipped(&self, service: &str) -> Vec<&Skipped> {
+        let all = variants!(self.records(), Record::Skipped);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
+            .collect()
+    }
+
+    /// The `failed` records of `service`.
+    fn failed(&self, service: &str) -> Vec<&Failed> {
+        let all = variants!(self.records(), Record::Failed);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
+            .collect()
+    }
+
+    /// The `stopped` records of `service`.
+    fn stopped(&self, service: &str) -> Vec<&Stopped> {
+        let all = variants!(self.records(), Record::Stopped);
+        all.into_iter()
+            .filter(|r| r.of.service == service)
+            .collect()
+    }
+
+    /// The `finished` records.
+    fn finished(&self) -> Vec<&Finished> {
+        variants!(self.records(), Record::Finished)
+    }
+
+    /// The records, without their envelope.
+    fn records(&self) -> impl Iterator<Item = &Record> {
+        self.events.iter().map(|l| &l.record)
     }
 
     /// The index in the events file of the first `kind` record of `service`.
     fn position(&self, kind: &str, service: &str) -> usize {
         self.events
             .iter()
-            .position(|r| r["type"] == kind && r["service"] == service)
+            .position(|l| l.record.kind() == kind && l.record.service() == Some(service))
             .unwrap_or_else(|| panic!("no {kind} record for {service}\n{}", self.dump()))
     }
 
     fn dump(&self) -> String {
-        let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
+        let events: Vec<String> = self
+            .events
+            .iter()
+            .map(|l| l.to_line().unwrap_or_default())
+            .collect();
         format!(
             "--- events\n{}\n--- stderr\n{}",
             events.join("\n"),
@@ -225,12 +267,12 @@ impl Deployed {
     }
 }
 
-fn read_events(path: &Path) -> Vec<Value> {
+fn read_events(path: &Path) -> Vec<Line> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .map(hub_tests::line)
         .collect()
 }
 
@@ -708,7 +750,7 @@ fn all_healthy_and_the_app_starts_only_after_its_three_servers() {
         assert!(run.of("failed", service).is_empty(), "{}", run.dump());
     }
     let app_started = run.position("started", "app");
-    let app_ts = run.events[app_started]["ts"].as_u64().expect("ts");
+    let app_ts = run.events[app_started].ts.expect("ts");
     for server in SERVERS {
         let healthy = run.position("healthy", server);
         assert!(
@@ -716,16 +758,12 @@ fn all_healthy_and_the_app_starts_only_after_its_three_servers() {
             "{server} healthy after the app started\n{}",
             run.dump()
         );
-        assert!(run.events[healthy]["ts"].as_u64().expect("ts") <= app_ts);
+        assert!(run.events[healthy].ts.expect("ts") <= app_ts);
     }
-    let finished: Vec<&Value> = run
-        .events
-        .iter()
-        .filter(|r| r["type"] == "finished")
-        .collect();
+    let finished = run.finished();
     assert_eq!(finished.len(), 1, "{}", run.dump());
-    assert_eq!(finished[0]["ok"], true);
-    assert_eq!(finished[0]["counts"]["healthy"], 4);
+    assert!(finished[0].ok);
+    assert_eq!(finished[0].counts.healthy, 4);
     // The servers really answer (not only their probes): a PostgreSQL query through the port.
     let psql = Command::new(stack.servers.pg_bin.join("psql"))
         .args([
@@ -767,16 +805,16 @@ fn an_optional_server_that_fails_is_a_warning_and_the_deploy_succeeds() {
         "{}",
         run.dump()
     );
-    let failure = run
+    let class = run
         .events
         .iter()
-        .find(|r| {
-            (r["type"] == "unhealthy" || r["type"] == "failed")
-                && r["service"] == "nginx"
-                && r["final"] == true
+        .find_map(|l| match &l.record {
+            Record::Unhealthy(u) if u.of.service == "nginx" && u.is_final => Some(u.of.class),
+            Record::Failed(f) if f.of.service == "nginx" && f.is_final => Some(f.of.class),
+            _ => None,
         })
         .unwrap_or_else(|| panic!("no final failure for nginx\n{}", run.dump()));
-    assert_eq!(failure["class"], "optional");
+    assert_eq!(class, Class::Optional);
     assert!(run.of("healthy", "nginx").is_empty(), "{}", run.dump());
     for service in ["postgres", "redis", "app"] {
         assert_eq!(run.of("healthy", service).len(), 1, "{}", run.dump());
@@ -806,10 +844,10 @@ fn a_stretch_server_that_fails_skips_its_hard_dependents_and_the_deploy_succeeds
         "{}",
         run.dump()
     );
-    let skipped = run.of("skipped", "app");
+    let skipped = run.skipped("app");
     assert_eq!(skipped.len(), 1, "{}", run.dump());
-    assert_eq!(skipped[0]["reason"], "dependency_failed");
-    assert_eq!(skipped[0]["dependency"], "redis");
+    assert_eq!(skipped[0].reason, SkipReason::DependencyFailed);
+    assert_eq!(skipped[0].dependency.as_deref(), Some("redis"));
     assert!(run.of("started", "app").is_empty(), "{}", run.dump());
     for service in ["postgres", "nginx"] {
         assert_eq!(run.of("healthy", service).len(), 1, "{}", run.dump());
@@ -831,34 +869,38 @@ fn a_core_postgres_with_a_broken_config_fails_the_deploy_and_nothing_later_start
     };
     let run = stack.deploy(&[]);
     run.assert_status(1);
-    let failed = run.of("failed", "postgres");
+    let failed = run.failed("postgres");
     assert_eq!(failed.len(), 1, "{}", run.dump());
-    assert_eq!(failed[0]["reason"], "start_failed");
-    assert_eq!(failed[0]["final"], true);
+    assert_eq!(failed[0].reason, FailReason::StartFailed);
+    assert!(failed[0].is_final);
     // Nothing above level 0 started; everything above it was skipped as aborted.
-    for record in &run.events {
-        if record["type"] == "started" {
-            assert_eq!(record["level"], 0, "{record}\n{}", run.dump());
-        }
-        if record["type"] == "plan" && record["level"] != 0 {
-            let service = record["service"].as_str().expect("service");
-            let skipped = run.of("skipped", service);
-            assert_eq!(skipped.len(), 1, "{service}\n{}", run.dump());
-            assert_eq!(skipped[0]["reason"], "aborted");
+    for line in &run.events {
+        match &line.record {
+            Record::Started(started) => {
+                assert_eq!(started.of.level, 0, "{started:?}\n{}", run.dump());
+            }
+            Record::Plan(plan) if plan.level != 0 => {
+                let skipped = run.skipped(&plan.service);
+                assert_eq!(skipped.len(), 1, "{}\n{}", plan.service, run.dump());
+                assert_eq!(skipped[0].reason, SkipReason::Aborted);
+            }
+            _ => {}
         }
     }
-    assert_eq!(run.of("plan", "app")[0]["level"], 1);
+    let Record::Plan(app) = run.of("plan", "app")[0] else {
+        unreachable!()
+    };
+    assert_eq!(app.level, 1);
     assert!(
         run.stderr.contains("CORE - deployment will fail"),
         "{}",
         run.dump()
     );
-    let finished = run
-        .events
-        .iter()
-        .find(|r| r["type"] == "finished")
+    let finished = run.finished();
+    let finished = finished
+        .first()
         .unwrap_or_else(|| panic!("no finished record\n{}", run.dump()));
-    assert_eq!(finished["ok"], false);
+    assert!(!finished.ok);
     // PostgreSQL says why in its log, where the operator will look.
     let log = std::fs::read_to_string(stack.path().join("pg/server.log")).unwrap_or_default();
     assert!(log.contains("no_such_setting_for_the_test"), "{log}");
@@ -888,7 +930,7 @@ fn sigint_mid_deploy_exits_130_and_a_rerun_resumes_where_it_stopped() {
         let seen = read_events(&events);
         SERVERS.iter().all(|s| {
             seen.iter()
-                .any(|r| r["type"] == "healthy" && r["service"] == *s)
+                .any(|l| l.record.kind() == "healthy" && l.record.service() == Some(*s))
         })
     });
     let kill = Command::new("kill")
@@ -907,14 +949,17 @@ fn sigint_mid_deploy_exits_130_and_a_rerun_resumes_where_it_stopped() {
         stderr: std::fs::read_to_string(&stderr).unwrap_or_default(),
     };
     first.assert_status(130);
-    let interrupted: Vec<&Value> = first
+    let interrupted: Vec<&Interrupted> = first
         .events
         .iter()
-        .filter(|r| r["type"] == "interrupted" && r["tool"] == "hub-start")
+        .filter_map(|l| match &l.record {
+            Record::Interrupted(i) if i.tool == "hub-start" => Some(i),
+            _ => None,
+        })
         .collect();
     assert_eq!(interrupted.len(), 1, "{}", first.dump());
-    assert_eq!(interrupted[0]["signal"], "SIGINT");
-    assert_eq!(interrupted[0]["in_flight"], serde_json::json!(["migrate"]));
+    assert_eq!(interrupted[0].signal, SignalName::Int);
+    assert_eq!(interrupted[0].in_flight, ["migrate"]);
     assert!(first.of("started", "app").is_empty(), "{}", first.dump());
     assert!(!stack.path().join("migrated").exists());
 
@@ -923,9 +968,9 @@ fn sigint_mid_deploy_exits_130_and_a_rerun_resumes_where_it_stopped() {
     let second = stack.deploy(&[]);
     second.assert_status(0);
     for server in SERVERS {
-        let skipped = second.of("skipped", server);
+        let skipped = second.skipped(server);
         assert_eq!(skipped.len(), 1, "{server}\n{}", second.dump());
-        assert_eq!(skipped[0]["reason"], "already_healthy");
+        assert_eq!(skipped[0].reason, SkipReason::AlreadyHealthy);
         assert!(second.of("started", server).is_empty(), "{}", second.dump());
     }
     for service in ["migrate", "app"] {
@@ -955,15 +1000,15 @@ fn hub_down_stops_every_server_and_leaves_no_process_behind() {
     let down = stack.down();
     down.assert_status(0);
     for service in ["postgres", "redis", "nginx", "app"] {
-        let stopped = down.of("stopped", service);
+        let stopped = down.stopped(service);
         assert_eq!(stopped.len(), 1, "{service}\n{}", down.dump());
-        assert_eq!(stopped[0]["ok"], true, "{}", down.dump());
+        assert!(stopped[0].ok, "{}", down.dump());
         let method = if service == "postgres" {
-            "stop"
+            StopMethod::Stop
         } else {
-            "signal"
+            StopMethod::Signal
         };
-        assert_eq!(stopped[0]["method"], method, "{}", down.dump());
+        assert_eq!(stopped[0].method, method, "{}", down.dump());
     }
     // Dependents first: the app stops before the servers it needs.
     let app = down.position("stopped", "app");

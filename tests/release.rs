@@ -4,7 +4,7 @@
 //! It packs the test build's binaries (`--bin-dir`): the static release build itself takes
 //! minutes and is measured by hand (README, "Install").
 
-use hub_tests::{Cmd, KillPidsOnDrop, bin_dir, records, small_stack, workspace_root};
+use hub_tests::{Cmd, KillPidsOnDrop, bin_dir, small_stack, typed_records, workspace_root};
 use std::path::Path;
 
 #[test]
@@ -60,7 +60,7 @@ fn the_unpacked_tarball_deploys_a_stack_without_cargo() {
     let service_py = root.join("share/hub/examples/demo/service.py");
     std::fs::write(work.path().join("compose.yaml"), small_stack(&service_py)).unwrap();
     run("hub-deploy", work.path()).status(0);
-    let status = records(&run("hub-status", work.path()).arg("--json").status(0));
+    let status = typed_records(&run("hub-status", work.path()).arg("--json").status(0));
     assert_eq!(status.len(), 3);
     run("hub-down", work.path()).status(0);
 }

@@ -2,19 +2,37 @@
 //! per-attempt timeouts that kill the whole process group, exit-code predicates, environment
 //! defaults, signals during an attempt and during a delay, the time budget and the breaker.
 
-use hub_tests::{Cmd, bin, records, stderr};
+use hub::records::{Attempt, Line, Record};
+use hub::retry::Outcome;
+use hub_tests::{Cmd, bin, stderr, typed_records};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Read a JSON-lines file into records (empty when missing).
-fn events(path: &Path) -> Vec<Value> {
+/// Read a JSON-lines events file (empty when missing).
+fn events(path: &Path) -> Vec<Line> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .map(hub_tests::line)
         .collect()
+}
+
+/// The `attempt` records among `records` (every one of them must be one).
+fn attempts(records: impl IntoIterator<Item = Record>) -> Vec<Attempt> {
+    records
+        .into_iter()
+        .map(|r| match r {
+            Record::Attempt(attempt) => attempt,
+            other => panic!("not an attempt record: {other:?}"),
+        })
+        .collect()
+}
+
+/// The `attempt` records hub-retry wrote on stdout (`--events -`).
+fn attempts_of(out: &std::process::Output) -> Vec<Attempt> {
+    attempts(typed_records(out))
 }
 
 /// Wait (with a generous deadline) until `condition` holds.
@@ -134,20 +152,23 @@ fn messages_name_the_service_and_the_delay_as_the_seed_did() {
         .stderr_contains("keycloak: attempt 2/3 failed (exit 1), retrying in 1s")
         .stderr_contains("keycloak: recovered after 3 attempts")
         .status(0);
-    let records = events(&log);
+    let lines = events(&log);
+    assert!(lines.iter().all(|l| l.ts.is_some()));
+    let records = attempts(lines.into_iter().map(|l| l.record));
     assert_eq!(records.len(), 3);
     for (i, record) in records.iter().enumerate() {
-        assert_eq!(record["type"], "attempt");
-        assert_eq!(record["name"], "keycloak");
-        assert_eq!(record["attempt"], i + 1);
-        assert_eq!(record["max_attempts"], 3);
-        assert!(record["ts"].is_u64() && record["duration_ms"].is_u64());
+        assert_eq!(record.name, "keycloak");
+        assert_eq!(record.attempt as usize, i + 1);
+        assert_eq!(record.max_attempts, 3);
     }
-    let outcomes: Vec<_> = records.iter().map(|r| r["outcome"].clone()).collect();
-    assert_eq!(outcomes, ["failure", "failure", "success"]);
-    let delays: Vec<_> = records.iter().map(|r| r["next_delay_ms"].clone()).collect();
-    assert_eq!(delays, [Value::from(1000), Value::from(1000), Value::Null]);
-    let finals: Vec<_> = records.iter().map(|r| r["final"].clone()).collect();
+    let outcomes: Vec<_> = records.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Failure, Outcome::Failure, Outcome::Success]
+    );
+    let delays: Vec<_> = records.iter().map(|r| r.next_delay_ms).collect();
+    assert_eq!(delays, [Some(1000), Some(1000), None]);
+    let finals: Vec<_> = records.iter().map(|r| r.is_final).collect();
     assert_eq!(finals, [false, false, true]);
 }
 
@@ -168,7 +189,7 @@ fn a_child_killed_by_a_signal_exits_128_plus_n_and_is_retried() {
         ])
         .stderr_contains("killed by SIGKILL")
         .status(137);
-    assert_eq!(records(&out).len(), 2);
+    assert_eq!(attempts_of(&out).len(), 2);
 }
 
 #[test]
@@ -187,11 +208,11 @@ fn a_child_killed_by_sigint_is_never_retried() {
             "kill -INT $$",
         ])
         .status(130);
-    let records = records(&out);
+    let records = attempts_of(&out);
     assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0]["outcome"], "interrupted");
-    assert_eq!(records[0]["status"], 130);
-    assert_eq!(records[0]["final"], true);
+    assert_eq!(records[0].outcome, Outcome::Interrupted);
+    assert_eq!(records[0].status, 130);
+    assert!(records[0].is_final);
 }
 
 #[test]
@@ -218,9 +239,9 @@ fn a_timeout_kills_the_whole_group_and_exits_124() {
         .args(["--", "sh", "-c", &script])
         .stderr_contains("attempt 1/1 timed out after 2s (exit 124)")
         .status(124);
-    let records = records(&out);
-    assert_eq!(records[0]["outcome"], "timeout");
-    assert_eq!(records[0]["status"], 124);
+    let records = attempts_of(&out);
+    assert_eq!(records[0].outcome, Outcome::Timeout);
+    assert_eq!(records[0].status, 124);
     let grandchild: u32 = std::fs::read_to_string(&pidfile)
         .expect("the attempt started its grandchild within the timeout")
         .trim()
@@ -302,25 +323,14 @@ fn environment_variables_set_the_defaults() {
         .args(["--events", "-", "--", "false"])
         .stderr_contains("attempt 4/4 failed (exit 1)")
         .status(1);
-    let delays: Vec<Value> = records(&out)
-        .iter()
-        .map(|r| r["next_delay_ms"].clone())
-        .collect();
-    assert_eq!(
-        delays,
-        [
-            Value::from(10),
-            Value::from(20),
-            Value::from(20),
-            Value::Null
-        ]
-    );
+    let delays: Vec<Option<u64>> = attempts_of(&out).iter().map(|r| r.next_delay_ms).collect();
+    assert_eq!(delays, [Some(10), Some(20), Some(20), None]);
     // Flags beat the environment.
     let out = Cmd::new("hub-retry")
         .env("RETRY_MAX_ATTEMPTS", "4")
         .args(["-n", "1", "--events", "-", "--", "false"])
         .status(1);
-    assert_eq!(records(&out).len(), 1);
+    assert_eq!(attempts_of(&out).len(), 1);
 }
 
 #[test]
@@ -361,9 +371,9 @@ fn sigint_is_forwarded_to_the_running_attempt_and_not_retried() {
     send(&child, "INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let records = events(&log);
+    let records = attempts(events(&log).into_iter().map(|l| l.record));
     assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0]["outcome"], "interrupted");
+    assert_eq!(records[0].outcome, Outcome::Interrupted);
 }
 
 #[test]
@@ -381,7 +391,7 @@ fn no_attempt_starts_that_the_budget_cannot_cover() {
         ])
         .stderr_contains("would overrun --max-time 1s")
         .status(1);
-    assert_eq!(records(&out).len(), 1);
+    assert_eq!(attempts_of(&out).len(), 1);
 }
 
 #[test]
@@ -409,14 +419,15 @@ fn an_open_breaker_refuses_with_75_and_runs_nothing() {
             "svc: svc:start: circuit breaker open after 2 consecutive failures; refused",
         )
         .status(75);
-    let kinds: Vec<(String, String)> = records(&out)
+    let kinds: Vec<(String, String)> = typed_records(&out)
         .iter()
         .map(|r| {
-            let what = r.get("outcome").or_else(|| r.get("to")).unwrap();
-            (
-                r["type"].as_str().unwrap().into(),
-                what.as_str().unwrap().into(),
-            )
+            let what = match r {
+                Record::Attempt(a) => a.outcome.as_str(),
+                Record::Breaker(t) => t.to.as_str(),
+                other => panic!("neither an attempt nor a breaker record: {other:?}"),
+            };
+            (r.kind().into(), what.into())
         })
         .collect();
     let expected: Vec<(String, String)> = [
@@ -516,9 +527,9 @@ fn jittered_delays_stay_within_their_formula() {
         ])
         .args(["--events", "-", "--", "false"])
         .status(1);
-    let delays: Vec<u64> = records(&out)
+    let delays: Vec<u64> = attempts_of(&out)
         .iter()
-        .filter_map(|r| r["next_delay_ms"].as_u64())
+        .filter_map(|r| r.next_delay_ms)
         .collect();
     assert_eq!(delays.len(), 3);
     for (delay, ceiling) in delays.iter().zip([10, 20, 40]) {
@@ -544,9 +555,9 @@ fn the_budget_cuts_a_running_attempt_short() {
         ])
         .stderr_contains("attempt 1/3 was stopped at the end of --max-time 500ms (exit 124)")
         .status(124);
-    let records = records(&out);
+    let records = attempts_of(&out);
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["outcome"], "timeout");
+    assert_eq!(records[0].outcome, Outcome::Timeout);
 }
 
 #[test]
@@ -662,6 +673,17 @@ fn color_is_one_flag_for_every_tool_and_the_kill_grace_answers_to_its_old_names(
             .env("HUB_STATE_DIR", state.path())
             .stdin("")
             .run();
+    }
+    // And so does hub-down, which passes it on.
+    let stack = hub_tests::temp_with(&[(
+        "compose.yaml",
+        "services:\n  a:\n    x-hub: { run: \"true\" }\n",
+    )]);
+    for grace in ["--kill-after", "--grace"] {
+        Cmd::script("hub-down")
+            .current_dir(stack.path())
+            .args([grace, "1s", "--state-dir", ".hub"])
+            .status(0);
     }
     for tool in [
         "hub-levels",

@@ -1,9 +1,14 @@
 //! hub-start on its own: the test plays hub-wait-healthy, writing health results into the gate
 //! file as it sees `started` records, so every scheduling decision is observed exactly.
 
-use hub_tests::{Cmd, KillPidsOnDrop, Running, alive, temp_with, wait_for_pid_file, wait_until};
-use serde_json::{Value, json};
-use std::io::Write;
+use hub::records::{
+    AttemptOf, Class, Counts, FailReason, Healthy, Record, SignalName, SkipReason, Unhealthy,
+    UnhealthyReason,
+};
+use hub_tests::{
+    Cmd, KillPidsOnDrop, Running, alive, append_record, is, temp_with, variants, wait_for_pid_file,
+    wait_until,
+};
 use std::path::{Path, PathBuf};
 
 /// Fields drop in order: the services are killed before their folder is removed.
@@ -53,29 +58,72 @@ impl Deploy {
         running
     }
 
-    fn report(&self, kind: &str, service: &str, attempt: u64, extra: Value) {
-        let mut record = json!({"type": kind, "run_id": "r1", "service": service, "class": "core", "attempt": attempt});
-        if let (Value::Object(r), Value::Object(e)) = (&mut record, extra) {
-            r.extend(e);
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.gate)
-            .unwrap();
-        writeln!(file, "{record}").unwrap();
+    /// Play hub-wait-healthy: attempt `attempt` of `service` is healthy.
+    fn healthy(&self, service: &str, attempt: u32) {
+        let record = Record::Healthy(Healthy {
+            of: attempt_of(service, attempt),
+            is_final: true,
+            ready_ms: 0,
+            probes: 1,
+            failures: 0,
+        });
+        append_record(&self.gate, Some("r1"), record);
+    }
+
+    /// Play hub-wait-healthy: attempt `attempt` of `service` is unhealthy, for `reason`.
+    fn unhealthy(&self, service: &str, attempt: u32, reason: UnhealthyReason, is_final: bool) {
+        let record = Record::Unhealthy(Unhealthy::new(
+            attempt_of(service, attempt),
+            reason,
+            is_final,
+        ));
+        append_record(&self.gate, Some("r1"), record);
     }
 }
 
-fn is(kind: &'static str, service: &'static str) -> impl Fn(&Value) -> bool {
-    move |r| r["type"] == kind && r["service"] == service
+/// Attempt `attempt` of `service`, as hub-start's gate reads it (by service and attempt).
+fn attempt_of(service: &str, attempt: u32) -> AttemptOf {
+    AttemptOf {
+        service: service.into(),
+        class: Class::Core,
+        level: 0,
+        attempt,
+        max_attempts: 1,
+    }
 }
 
-fn services_of(records: &[Value], kind: &str) -> Vec<String> {
+fn services_of(records: &[Record], kind: &str) -> Vec<String> {
     records
         .iter()
-        .filter(|r| r["type"] == kind)
-        .map(|r| r["service"].as_str().unwrap().to_owned())
+        .filter(|r| r.kind() == kind)
+        .filter_map(|r| r.service().map(str::to_owned))
         .collect()
+}
+
+/// The `failed` records.
+fn failures(records: &[Record]) -> Vec<&hub::records::Failed> {
+    variants!(records, Record::Failed)
+}
+
+/// The `skipped` records.
+fn skips(records: &[Record]) -> Vec<&hub::records::Skipped> {
+    variants!(records, Record::Skipped)
+}
+
+/// The `finished` record, which is the last one.
+fn finished(records: &[Record]) -> &hub::records::Finished {
+    match records.last() {
+        Some(Record::Finished(finished)) => finished,
+        other => panic!("the last record is not `finished`: {other:?}"),
+    }
+}
+
+/// A `started` record's body.
+fn started(record: Record) -> hub::records::Started {
+    match record {
+        Record::Started(started) => *started,
+        other => panic!("not a started record: {other:?}"),
+    }
 }
 
 const CHAIN: &str = r#"
@@ -98,22 +146,21 @@ fn dag_starts_a_service_as_soon_as_its_own_dependencies_are_healthy() {
     let mut hub = deploy.start(&[]);
     hub.wait_for("db started", is("started", "db"));
     hub.wait_for("cache started", is("started", "cache"));
-    deploy.report("healthy", "db", 1, json!({}));
+    deploy.healthy("db", 1);
     // api needs only db: it starts while cache is still unhealthy.
-    let api = hub.wait_for("api started", is("started", "api"));
-    assert_eq!(api["attempt"], 1);
-    assert_eq!(api["level"], 1);
-    assert!(api["pid"].as_u64().is_some());
-    assert!(Path::new(api["log"].as_str().unwrap()).is_absolute());
-    deploy.report("healthy", "api", 1, json!({}));
-    deploy.report("healthy", "cache", 1, json!({}));
+    let api = started(hub.wait_for("api started", is("started", "api")));
+    assert_eq!((api.of.attempt, api.of.level), (1, 1));
+    assert!(api.pid.is_some());
+    assert!(Path::new(api.log.as_deref().unwrap()).is_absolute());
+    deploy.healthy("api", 1);
+    deploy.healthy("cache", 1);
     hub.wait_for("web started", is("started", "web"));
-    deploy.report("healthy", "web", 1, json!({}));
+    deploy.healthy("web", 1);
     let (status, records, _) = hub.finish();
     assert_eq!(status, Some(0));
-    let finished = records.iter().find(|r| r["type"] == "finished").unwrap();
-    assert_eq!(finished["ok"], true);
-    assert_eq!(finished["counts"]["healthy"], 4);
+    let finished = finished(&records);
+    assert!(finished.ok);
+    assert_eq!(finished.counts.healthy, 4);
     assert_eq!(services_of(&records, "plan").len(), 4, "plans pass through");
 }
 
@@ -123,26 +170,22 @@ fn levels_mode_waits_for_the_whole_level() {
     let mut hub = deploy.start(&["--schedule", "levels"]);
     hub.wait_for("db started", is("started", "db"));
     hub.wait_for("cache started", is("started", "cache"));
-    deploy.report("healthy", "db", 1, json!({}));
+    deploy.healthy("db", 1);
     // A marker record after db's result: if api were released by db alone, it would come first.
-    deploy.report(
-        "unhealthy",
-        "cache",
-        1,
-        json!({"final": false, "reason": "exited"}),
+    deploy.unhealthy("cache", 1, UnhealthyReason::Exited, false);
+    hub.wait_for(
+        "cache retried",
+        |r| matches!(r, Record::Started(s) if s.of.service == "cache" && s.of.attempt == 2),
     );
-    hub.wait_for("cache retried", |r| {
-        r["type"] == "started" && r["service"] == "cache" && r["attempt"] == 2
-    });
     assert!(
-        !hub.seen.iter().any(is("started", "api")),
+        !hub.seen_records().iter().any(is("started", "api")),
         "api must wait for all of level 0"
     );
-    deploy.report("healthy", "cache", 2, json!({}));
+    deploy.healthy("cache", 2);
     hub.wait_for("api started", is("started", "api"));
-    deploy.report("healthy", "api", 1, json!({}));
+    deploy.healthy("api", 1);
     hub.wait_for("web started", is("started", "web"));
-    deploy.report("healthy", "web", 1, json!({}));
+    deploy.healthy("web", 1);
     let (status, _, stderr) = hub.finish();
     assert_eq!(status, Some(0));
     assert!(stderr.contains("Level 0: Starting cache db"), "{stderr}");
@@ -162,18 +205,18 @@ services:
 "#,
     );
     let mut hub = deploy.start(&[]);
-    let started = hub.wait_for("flaky started", is("started", "flaky"));
-    assert_eq!(started["attempt"], 3);
-    deploy.report("healthy", "flaky", 3, json!({}));
+    let started = started(hub.wait_for("flaky started", is("started", "flaky")));
+    assert_eq!(started.of.attempt, 3);
+    deploy.healthy("flaky", 3);
     let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(0), "{stderr}");
-    let failed: Vec<&Value> = records.iter().filter(|r| r["type"] == "failed").collect();
+    let failed = failures(&records);
     assert_eq!(failed.len(), 2);
-    assert_eq!(failed[0]["attempt"], 1);
-    assert_eq!(failed[0]["final"], false);
-    assert_eq!(failed[0]["exit_status"], 1);
-    assert_eq!(failed[0]["next_delay_ms"], 10);
-    assert_eq!(failed[1]["next_delay_ms"], 20, "delays double");
+    assert_eq!(failed[0].of.attempt, 1);
+    assert!(!failed[0].is_final);
+    assert_eq!(failed[0].exit_status, Some(1));
+    assert_eq!(failed[0].next_delay_ms, Some(10));
+    assert_eq!(failed[1].next_delay_ms, Some(20), "delays double");
     assert!(stderr.contains("flaky: attempt 1/3 failed"), "{stderr}");
     // Each attempt's output follows its own header line (run id, attempt, time, command).
     let log = std::fs::read_to_string(deploy.path().join(".hub/logs/flaky.log")).unwrap();
@@ -215,34 +258,18 @@ services:
     let hub = deploy.start(&[]);
     let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(1), "{stderr}");
-    let last_failure = records.iter().rfind(|r| r["type"] == "failed").unwrap();
-    assert_eq!(
-        (
-            last_failure["attempt"].as_u64(),
-            last_failure["final"].as_bool()
-        ),
-        (Some(2), Some(true))
-    );
-    let skipped: Vec<(String, String)> = records
+    let last_failure = failures(&records).pop().unwrap();
+    assert_eq!((last_failure.of.attempt, last_failure.is_final), (2, true));
+    let skipped: Vec<(&str, SkipReason)> = skips(&records)
         .iter()
-        .filter(|r| r["type"] == "skipped")
-        .map(|r| {
-            (
-                r["service"].as_str().unwrap().into(),
-                r["reason"].as_str().unwrap().into(),
-            )
-        })
+        .map(|s| (s.of.service.as_str(), s.reason))
         .collect();
     assert_eq!(
         skipped,
-        [
-            ("api".into(), "aborted".into()),
-            ("web".into(), "aborted".into())
-        ]
+        [("api", SkipReason::Aborted), ("web", SkipReason::Aborted)]
     );
     assert!(!services_of(&records, "started").contains(&"api".to_owned()));
-    assert_eq!(records.last().unwrap()["type"], "finished");
-    assert_eq!(records.last().unwrap()["ok"], false);
+    assert!(!finished(&records).ok);
     assert!(
         stderr.contains("Level 0 had 1 CORE service failures"),
         "{stderr}"
@@ -276,28 +303,23 @@ services:
     );
     let mut hub = deploy.start(&[]);
     hub.wait_for("kas started", is("started", "kas"));
-    deploy.report(
-        "unhealthy",
-        "kas",
-        1,
-        // A check that cannot run: no attempt can help, whatever the attempts left.
-        json!({"final": true, "reason": "probe_error"}),
-    );
+    // A check that cannot run: no attempt can help, whatever the attempts left.
+    deploy.unhealthy("kas", 1, UnhealthyReason::ProbeError, true);
     hub.wait_for("db started", is("started", "db"));
-    deploy.report("healthy", "db", 1, json!({}));
+    deploy.healthy("db", 1);
     // api's soft dependency otel failed: api still starts.
     hub.wait_for("api started", is("started", "api"));
-    deploy.report("healthy", "api", 1, json!({}));
+    deploy.healthy("api", 1);
     let (status, records, stderr) = hub.finish();
     assert_eq!(status, Some(0), "{stderr}");
-    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
+    let skip = skips(&records)[0];
     assert_eq!(
         (
-            skip["service"].as_str(),
-            skip["reason"].as_str(),
-            skip["dependency"].as_str()
+            skip.of.service.as_str(),
+            skip.reason,
+            skip.dependency.as_deref()
         ),
-        (Some("kas-ui"), Some("dependency_failed"), Some("kas"))
+        ("kas-ui", SkipReason::DependencyFailed, Some("kas"))
     );
     // What a health failure means for the deploy is said once, by hub-start, which decides it
     // (hub-wait-healthy only reports what it observed).
@@ -309,10 +331,15 @@ services:
         stderr.contains("Service otel failed (OPTIONAL - deployment will continue)"),
         "{stderr}"
     );
-    let finished = records.last().unwrap();
     assert_eq!(
-        finished["counts"],
-        json!({"healthy": 2, "already_healthy": 0, "started": 0, "failed": 2, "skipped": 1})
+        finished(&records).counts,
+        Counts {
+            healthy: 2,
+            already_healthy: 0,
+            started: 0,
+            failed: 2,
+            skipped: 1
+        }
     );
 }
 
@@ -330,8 +357,7 @@ services:
     );
     let (status, records, stderr) = deploy.start(&[]).finish();
     assert_eq!(status, Some(1), "{stderr}");
-    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
-    assert_eq!(skip["reason"], "dependency_failed");
+    assert_eq!(skips(&records)[0].reason, SkipReason::DependencyFailed);
     assert!(
         stderr.contains("api skipped: its dependency cache failed (CORE - deployment will fail)"),
         "{stderr}"
@@ -355,10 +381,10 @@ fn an_injected_failure_is_final_at_once() {
         Deploy::new("services:\n  kas:\n    x-hub: { class: stretch, run: \"exec sleep 1000\" }\n");
     let (status, records, stderr) = deploy.start(&["--inject-failure", "kas"]).finish();
     assert_eq!(status, Some(0), "{stderr}");
-    let failed = records.iter().find(|r| r["type"] == "failed").unwrap();
+    let failed = failures(&records)[0];
     assert_eq!(
-        (failed["reason"].as_str(), failed["final"].as_bool()),
-        (Some("injected"), Some(true))
+        (&failed.reason, failed.is_final),
+        (&FailReason::Injected, true)
     );
     assert!(
         stderr.contains("Service kas failed (STRETCH - deployment will continue)"),
@@ -371,17 +397,16 @@ fn a_rerun_skips_services_that_are_already_up() {
     let deploy =
         Deploy::new("services:\n  db:\n    x-hub: { class: core, run: \"exec sleep 1000\" }\n");
     let mut hub = deploy.start(&[]);
-    let first = hub.wait_for("db started", is("started", "db"));
-    deploy.report("healthy", "db", 1, json!({}));
+    let first = started(hub.wait_for("db started", is("started", "db")));
+    deploy.healthy("db", 1);
     assert_eq!(hub.finish().0, Some(0));
-    let pid = first["pid"].as_u64().unwrap() as u32;
+    let pid = first.pid.unwrap();
     assert!(alive(pid), "a launched service outlives hub-start");
     let (status, records, stderr) = deploy.start(&[]).finish();
     assert_eq!(status, Some(0), "{stderr}");
-    let skip = records.iter().find(|r| r["type"] == "skipped").unwrap();
-    assert_eq!(skip["reason"], "already_healthy");
+    assert_eq!(skips(&records)[0].reason, SkipReason::AlreadyHealthy);
     assert!(services_of(&records, "started").is_empty());
-    assert_eq!(records.last().unwrap()["counts"]["healthy"], 1);
+    assert_eq!(finished(&records).counts.healthy, 1);
 }
 
 #[test]
@@ -393,9 +418,12 @@ fn sigterm_kills_start_commands_in_flight() {
     let marker = deploy.path().join("started.pid");
     let shell = wait_for_pid_file(&marker);
     hub.signal("TERM");
-    let record = hub.wait_for("interrupted", |r| r["type"] == "interrupted");
-    assert_eq!(record["signal"], "SIGTERM");
-    assert_eq!(record["in_flight"], json!(["slow"]));
+    let record = hub.wait_for("interrupted", |r| r.kind() == "interrupted");
+    let Record::Interrupted(interrupted) = record else {
+        unreachable!()
+    };
+    assert_eq!(interrupted.signal, SignalName::Term);
+    assert_eq!(interrupted.in_flight, ["slow"]);
     let (status, _, _) = hub.finish();
     assert_eq!(status, Some(143));
     wait_until("the start command is gone", || !alive(shell));
@@ -442,18 +470,19 @@ services:
 "#,
     );
     let mut hub = deploy.start(&[]);
-    hub.wait_for("db failed", |r| {
-        r["type"] == "failed" && r["service"] == "db" && r["final"] == true
-    });
+    hub.wait_for(
+        "db failed",
+        |r| matches!(r, Record::Failed(f) if f.of.service == "db" && f.is_final),
+    );
     // Only now does other's already-healthy probe answer (no).
     std::fs::write(deploy.path().join("release"), "").unwrap();
     let (status, records, err) = hub.finish();
     assert_eq!(status, Some(1), "{err}");
-    let skip = records
-        .iter()
-        .find(|r| r["type"] == "skipped" && r["service"] == "other")
+    let skip = skips(&records)
+        .into_iter()
+        .find(|s| s.of.service == "other")
         .unwrap();
-    assert_eq!(skip["reason"], "aborted");
+    assert_eq!(skip.reason, SkipReason::Aborted);
     assert!(
         !deploy.path().join("started.flag").exists(),
         "other was started after the abort"

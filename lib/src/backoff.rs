@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// How the delay is randomised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Jitter {
     /// The exact capped exponential: `min(max, base·2^n)`.
     #[default]

@@ -182,26 +182,7 @@ pub fn parse_threshold(text: &str) -> Result<u64, String> {
         })
 }
 
-/// `--breaker-state PATH`, for the tools that keep their breaker beside a deploy's state folder.
-pub fn state_arg() -> clap::Arg {
-    clap::Arg::new("breaker-state")
-        .long("breaker-state")
-        .value_name("PATH")
-        .value_parser(clap::value_parser!(PathBuf))
-        .help("The circuit breaker's state file [default: $HUB_BREAKER_STATE, else STATE_DIR/breaker.json]")
-}
-
-/// The breaker state file of a deploy: `--breaker-state`, else `$HUB_BREAKER_STATE`, else
-/// `STATE_DIR/breaker.json`.
-pub fn deploy_state_path(matches: &clap::ArgMatches, state_dir: &Path) -> PathBuf {
-    matches
-        .get_one::<PathBuf>("breaker-state")
-        .cloned()
-        .or_else(|| std::env::var_os(ENV_STATE).map(PathBuf::from))
-        .unwrap_or_else(|| state_dir.join("breaker.json"))
-}
-
-/// Where the state file is: `explicit` (`--state`), else `$HUB_BREAKER_STATE`, else
+/// Where the state file is: `explicit` (`--breaker-state`), else `$HUB_BREAKER_STATE`, else
 /// `breaker.json` in the state folder in use ([`crate::statedir::in_use`]: `$HUB_STATE_DIR`, or
 /// `.hub/` in the current folder), else `$XDG_STATE_HOME/hub/breaker.json`, else
 /// `~/.local/state/hub/breaker.json`.
@@ -227,7 +208,7 @@ pub fn default_state_path(
         return Ok(Path::new(&home).join(".local/state/hub/breaker.json"));
     }
     Err(Error::input(
-        "no place for the breaker state: pass --state PATH or set HUB_BREAKER_STATE or HOME",
+        "no place for the breaker state: pass --breaker-state PATH or set HUB_BREAKER_STATE or HOME",
     ))
 }
 
@@ -666,72 +647,6 @@ pub fn parse_key(key: &str) -> Result<String, String> {
         ));
     }
     Ok(key.to_owned())
-}
-
-/// The breaker options `hub-breaker` and `hub-retry` share, read back by [`from_matches`].
-pub fn cli_args() -> Vec<clap::Arg> {
-    use clap::Arg;
-    let duration = |text: &str| crate::duration::parse(text);
-    vec![
-        // `--breaker-state`, as hub-start and hub-report name it; `--state` still works.
-        Arg::new("state")
-            .long("breaker-state")
-            .alias("state")
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("The breaker state file [default: $HUB_BREAKER_STATE, else breaker.json in $HUB_STATE_DIR or in .hub/ when it exists here (where hub-deploy keeps it), else $XDG_STATE_HOME/hub/breaker.json, else ~/.local/state/hub/breaker.json]"),
-        Arg::new("threshold")
-            .long("threshold")
-            .value_name("N")
-            .env(ENV_THRESHOLD)
-            .default_value("3")
-            .value_parser(parse_threshold)
-            .help("Consecutive failures that open the breaker"),
-        Arg::new("cooldown")
-            .long("cooldown")
-            .value_name("D")
-            .env(ENV_COOLDOWN)
-            .default_value("60s")
-            .value_parser(duration)
-            .help("How long an open breaker refuses calls before one trial (bare number = seconds)"),
-        Arg::new("trial-timeout")
-            .long("trial-timeout")
-            .value_name("D")
-            .default_value("60s")
-            .value_parser(duration)
-            .help("A half-open trial still running after this is released to the next caller"),
-        Arg::new("lock-timeout")
-            .long("lock-timeout")
-            .value_name("D")
-            .default_value("10s")
-            .value_parser(duration)
-            .help("How long to wait for the state file's lock before failing (exit 2)"),
-    ]
-}
-
-/// The breaker the [`cli_args`] options describe.
-pub fn from_matches(matches: &clap::ArgMatches) -> Result<Breaker> {
-    let path = default_state_path(
-        matches.get_one::<PathBuf>("state").map(PathBuf::as_path),
-        |key| std::env::var(key).ok(),
-    )?;
-    let defaults = Config::default();
-    let duration =
-        |id: &str, default: Duration| matches.get_one::<Duration>(id).copied().unwrap_or(default);
-    let config = Config {
-        threshold: matches
-            .get_one::<u64>("threshold")
-            .copied()
-            .unwrap_or(defaults.threshold),
-        cooldown: duration("cooldown", defaults.cooldown),
-        trial_timeout: duration("trial-timeout", defaults.trial_timeout),
-        lock_timeout: duration("lock-timeout", defaults.lock_timeout),
-    };
-    Ok(Breaker::new(
-        path,
-        config,
-        Arc::new(crate::clock::SystemClock),
-    ))
 }
 
 #[cfg(test)]

@@ -794,6 +794,12 @@ fn capture(mut cmd: Command, limits: &ComposeCmd, merge: bool) -> io::Result<Cap
     })
 }
 
+/// Run an engine or compose call that must succeed, under `cmd`'s timeout and cancel flag, and
+/// return its stdout; for other backends built on the same CLI (`hub::swarm`).
+pub fn run_output(cmd: &ComposeCmd, call: Command) -> Result<String, ComposeFailure> {
+    run_checked(cmd, call).map(|out| out.stdout)
+}
+
 /// Run a compose or docker call that must succeed; the failure names the call and its error.
 fn run_checked(cmd: &ComposeCmd, call: Command) -> Result<Captured, ComposeFailure> {
     let shown = describe(&call);
@@ -857,6 +863,7 @@ mod tests {
             project: Some("p".into()),
             project_directory: Some("/srv".into()),
             env_files: vec!["/srv/prod.env".into()],
+            stack: None,
         };
         let mut c = cmd.compose_command(&compose);
         c.args(["up", "-d"]);

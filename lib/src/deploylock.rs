@@ -100,7 +100,13 @@ impl StateLock {
     fn describe_holder(&self) -> String {
         match self.holder() {
             Some(holder) if holder.is_alive() => format!("pid {}", holder.pid),
-            _ => "a process that did not name itself".into(),
+            // The lock is on the open file: a child forked by the last holder can keep it a
+            // moment after that holder has gone, until the child's exec closes it.
+            Some(holder) => format!(
+                "last taken by pid {}, now gone; a process it started may still hold it",
+                holder.pid
+            ),
+            None => "a process that did not name itself".into(),
         }
     }
 }

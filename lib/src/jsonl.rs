@@ -122,6 +122,12 @@ where
     R: Read,
     F: FnMut(&str, Place<'_>) -> std::result::Result<(), String>,
 {
+    let mut lines = Lines {
+        source,
+        policy,
+        tally,
+        each,
+    };
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     // Lines are handed out from the reader's own buffer; only a line cut by the buffer's end is
     // copied, here, so a big file is not copied a second time line by line.
@@ -136,7 +142,7 @@ where
         if chunk.is_empty() {
             if !carry.is_empty() {
                 line_no += 1;
-                take_line(&carry, line_no, source, policy, tally, each)?;
+                lines.take(&carry, line_no)?;
             }
             return Ok(());
         }
@@ -151,14 +157,14 @@ where
             let (tail, after) = rest.split_at(end + 1);
             carry.extend_from_slice(tail);
             line_no += 1;
-            take_line(&carry, line_no, source, policy, tally, each)?;
+            lines.take(&carry, line_no)?;
             carry.clear();
             rest = after;
         }
         while let Some(end) = find_newline(rest) {
             let (line, after) = rest.split_at(end + 1);
             line_no += 1;
-            take_line(line, line_no, source, policy, tally, each)?;
+            lines.take(line, line_no)?;
             rest = after;
         }
         carry.extend_from_slice(rest);
@@ -167,55 +173,59 @@ where
     }
 }
 
-/// Hand one line (its newline included, when it has one) to `each`, and count and report the
-/// outcome.
-fn take_line<F>(
-    line: &[u8],
-    line_no: u64,
-    source: &str,
+/// Where one source's lines go: its name (for messages), the policy, the counts, and `each`.
+struct Lines<'a, F> {
+    source: &'a str,
     policy: Policy,
-    tally: &mut Tally,
-    each: &mut F,
-) -> Result<()>
+    tally: &'a mut Tally,
+    each: &'a mut F,
+}
+
+impl<F> Lines<'_, F>
 where
     F: FnMut(&str, Place<'_>) -> std::result::Result<(), String>,
 {
-    let complete = line.last() == Some(&b'\n');
-    let bytes = trim_ascii(line);
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    tally.lines += 1;
-    let place = Place {
-        source,
-        line: line_no,
-    };
-    let outcome = match std::str::from_utf8(bytes) {
-        Ok(line) => each(line, place),
-        Err(e) => Err(format!("not UTF-8 text ({e})")),
-    };
-    match outcome {
-        Ok(()) => tally.records += 1,
-        Err(_) if !complete => {
-            // The last line with no newline: a writer stopped mid-line. Expected, not fatal.
-            tally.truncated += 1;
-            log::warn(&format!(
-                "{place}: truncated last line ignored (its writer stopped mid-line)"
-            ));
+    /// Hand one line (its newline included, when it has one) to `each`, and count and report
+    /// the outcome.
+    fn take(&mut self, line: &[u8], line_no: u64) -> Result<()> {
+        let complete = line.last() == Some(&b'\n');
+        let bytes = trim_ascii(line);
+        if bytes.is_empty() {
+            return Ok(());
         }
-        Err(message) => {
-            tally.malformed += 1;
-            if policy.strict {
-                return Err(Error::input(format!(
-                    "{place}: {message} (--strict refuses malformed lines)"
-                )));
+        let tally = &mut *self.tally;
+        tally.lines += 1;
+        let place = Place {
+            source: self.source,
+            line: line_no,
+        };
+        let outcome = match std::str::from_utf8(bytes) {
+            Ok(line) => (self.each)(line, place),
+            Err(e) => Err(format!("not UTF-8 text ({e})")),
+        };
+        match outcome {
+            Ok(()) => tally.records += 1,
+            Err(_) if !complete => {
+                // The last line with no newline: a writer stopped mid-line. Expected, not fatal.
+                tally.truncated += 1;
+                log::warn(&format!(
+                    "{place}: truncated last line ignored (its writer stopped mid-line)"
+                ));
             }
-            if tally.malformed <= limit(policy) {
-                log::warn(&format!("{place}: {message}; line skipped"));
+            Err(message) => {
+                tally.malformed += 1;
+                if self.policy.strict {
+                    return Err(Error::input(format!(
+                        "{place}: {message} (--strict refuses malformed lines)"
+                    )));
+                }
+                if tally.malformed <= limit(self.policy) {
+                    log::warn(&format!("{place}: {message}; line skipped"));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where the first `\n` is.
@@ -274,13 +284,17 @@ mod tests {
         (result, tally, seen)
     }
 
+    /// [`collect`] of input that must be read without error.
+    fn collect_ok(input: &str, policy: Policy) -> (Tally, Vec<(u64, String)>) {
+        let (result, tally, seen) = collect(input, policy);
+        assert!(result.is_ok(), "{result:?}");
+        (tally, seen)
+    }
+
     #[test]
     fn reads_lines_with_their_numbers_and_skips_blanks() {
-        let (result, tally, seen) = collect(
-            "{\"type\":\"plan\"}\n\n  \n{\"type\":\"healthy\"}\r\n",
-            Policy::default(),
-        );
-        assert!(result.is_ok());
+        let input = "{\"type\":\"plan\"}\n\n  \n{\"type\":\"healthy\"}\r\n";
+        let (tally, seen) = collect_ok(input, Policy::default());
         assert_eq!(seen, vec![(1, "plan".into()), (4, "healthy".into())]);
         assert_eq!(tally.records, 2);
         assert_eq!(tally.lines, 2);
@@ -288,11 +302,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_skipped_and_counted() {
-        let (result, tally, seen) = collect(
-            "{\"type\":\"plan\"}\nnot json\n{\"x\":1}\n{\"type\":\"finished\"}\n",
-            Policy::default(),
-        );
-        assert!(result.is_ok());
+        let input = "{\"type\":\"plan\"}\nnot json\n{\"x\":1}\n{\"type\":\"finished\"}\n";
+        let (tally, seen) = collect_ok(input, Policy::default());
         assert_eq!(seen.len(), 2);
         assert_eq!(tally.malformed, 2);
     }
@@ -318,8 +329,7 @@ mod tests {
             strict: true,
             ..Policy::default()
         };
-        let (result, tally, seen) = collect("{\"type\":\"plan\"}\n{\"type\":\"heal", policy);
-        assert!(result.is_ok());
+        let (tally, seen) = collect_ok("{\"type\":\"plan\"}\n{\"type\":\"heal", policy);
         assert_eq!(seen.len(), 1);
         assert_eq!(tally.truncated, 1);
         assert_eq!(tally.malformed, 0);

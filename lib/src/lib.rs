@@ -38,6 +38,7 @@ pub mod signals;
 pub mod similar;
 pub mod statedir;
 pub mod statefile;
+pub mod swarm;
 pub mod time;
 pub mod yaml;
 

@@ -14,7 +14,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A service's class: what its failure means for the deploy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Its failure aborts the deploy.
@@ -63,6 +75,9 @@ pub enum Backend {
     Run,
     /// No `start`/`run`: a compose container, started with `docker compose up -d --no-deps`.
     Container,
+    /// A container service deployed onto Docker Swarm (`hub-levels --swarm STACK`): released
+    /// into the stack by `docker stack deploy` of that service alone (`hub::swarm`).
+    Swarm,
 }
 
 /// The retry policy for a service's start.
@@ -142,6 +157,21 @@ pub enum Check {
     None,
 }
 
+impl Check {
+    /// Its `kind`, as records spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Cmd { .. } => "cmd",
+            Check::Http { .. } => "http",
+            Check::Tcp { .. } => "tcp",
+            Check::Container { .. } => "container",
+            Check::Exec { .. } => "exec",
+            Check::Completed => "completed",
+            Check::None => "none",
+        }
+    }
+}
+
 /// Where a container service's compose project is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ComposeRef {
@@ -157,6 +187,9 @@ pub struct ComposeRef {
     /// The env files compose reads instead of `.env` (`--env-file`), absolute, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
+    /// Backend `swarm`: the Swarm stack the service is deployed into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// A local service's variables, as compose resolves them: a name with `None` is unset (compose's
@@ -543,6 +576,8 @@ pub enum UnhealthyReason {
     ProbeError,
     /// hub-start gave up (a CORE failure), so the wait was abandoned.
     Aborted,
+    /// Swarm cannot place its tasks (no node matches its constraints, or has its image).
+    Unplaceable,
 }
 
 impl UnhealthyReason {
@@ -553,11 +588,29 @@ impl UnhealthyReason {
             UnhealthyReason::Exited => "exited",
             UnhealthyReason::ProbeError => "probe_error",
             UnhealthyReason::Aborted => "aborted",
+            UnhealthyReason::Unplaceable => "unplaceable",
         }
     }
 }
 
 impl Unhealthy {
+    /// Attempt `of` is not healthy, for `reason`, with nothing else known (no probe counts, no
+    /// exit status, no log).
+    pub fn new(of: AttemptOf, reason: UnhealthyReason, is_final: bool) -> Unhealthy {
+        Unhealthy {
+            of,
+            is_final,
+            reason,
+            elapsed_ms: 0,
+            probes: 0,
+            failures: 0,
+            last_probe: None,
+            exit_status: None,
+            log_tail: None,
+            message: String::new(),
+        }
+    }
+
     /// May another attempt help, attempts allowing? A process that exited or a check that
     /// timed out, yes (the next attempt starts afresh); a check that cannot run, a command that
     /// is not found or not executable (126, 127), or an abandoned wait, no. The one place this
@@ -566,7 +619,9 @@ impl Unhealthy {
         match reason {
             UnhealthyReason::Exited => exit_status.and_then(crate::codes::cannot_succeed).is_none(),
             UnhealthyReason::Timeout => true,
-            UnhealthyReason::ProbeError | UnhealthyReason::Aborted => false,
+            UnhealthyReason::ProbeError
+            | UnhealthyReason::Aborted
+            | UnhealthyReason::Unplaceable => false,
         }
     }
 }
@@ -669,6 +724,8 @@ pub enum StopMethod {
     Signal,
     /// `compose stop` + `rm -f`.
     Container,
+    /// `docker service rm` of a Swarm service (backend `swarm`), waited for.
+    Swarm,
     /// Nothing to stop it with.
     None,
 }

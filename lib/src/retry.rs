@@ -416,7 +416,7 @@ pub fn log_transition(transition: &Transition) {
 
 /// The one line for a refusal: `keycloak:start: circuit breaker open after 3 consecutive
 /// failures; refused, next try allowed in 42s (to reset it now: hub-breaker reset
-/// keycloak:start --state /srv/.hub/breaker.json)`. The reset command names the state file
+/// keycloak:start --breaker-state /srv/.hub/breaker.json)`. The reset command names the state file
 /// `state_file` the refusing breaker read, so it resets that breaker and no other.
 pub fn describe_refusal(key: &str, decision: &Decision, state_file: &std::path::Path) -> String {
     match decision {
@@ -433,7 +433,7 @@ pub fn describe_refusal(key: &str, decision: &Decision, state_file: &std::path::
             let secs = retry_after.as_millis().div_ceil(1000);
             let file = std::path::absolute(state_file).unwrap_or_else(|_| state_file.to_path_buf());
             format!(
-                "{key}: circuit breaker {why}; refused, next try allowed in {secs}s (to reset it now: hub-breaker reset {key} --state {})",
+                "{key}: circuit breaker {why}; refused, next try allowed in {secs}s (to reset it now: hub-breaker reset {key} --breaker-state {})",
                 file.display()
             )
         }

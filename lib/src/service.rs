@@ -307,7 +307,7 @@ fn health(
 ) -> Result<HealthSpec> {
     let Some(spec) = xhub.get("health") else {
         let check = match backend {
-            Backend::Container => Check::Container {
+            Backend::Container | Backend::Swarm => Check::Container {
                 grace_ms: duration::to_ms(DEFAULT_CONTAINER_GRACE),
             },
             Backend::Start | Backend::Run => Check::None,
@@ -652,6 +652,7 @@ fn resolve_service(
             .or_else(|| doc.dotenv.get("COMPOSE_PROJECT_NAME").cloned()),
         project_directory: doc.project_directory.clone(),
         env_files: doc.env_files.clone(),
+        stack: None,
     });
     Ok(Pending {
         plan: Plan {

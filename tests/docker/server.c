@@ -6,6 +6,9 @@
  *                     connection on LISTEN_PORT (default 8080) with "HTTP/1.0 200 OK ... ok".
  *                     With EXIT_AFTER_MS set: print EXIT_MESSAGE and exit with EXIT_CODE
  *                     (default 0) that long after start, before or after listening.
+ *                     With NEEDS=host:port,… set: first connect to each (1 s each), and
+ *                     exit 1 naming the first that does not answer, as an application whose
+ *                     database is not up yet crashes (bench/swarm-race.sh).
  *   server check      exit 0 if 127.0.0.1:LISTEN_PORT accepts a connection, else 1
  *                     (the healthcheck: `test: ["CMD", "/server", "check"]`).
  *
@@ -13,6 +16,8 @@
  * action of SIGTERM is ignored, and `docker stop` would wait its whole grace period.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -69,6 +74,40 @@ static int check(int port) {
     return rc;
 }
 
+/* 0 when host:port accepts a TCP connection within a second. */
+static int reachable(const char *host, const char *port) {
+    struct addrinfo hints, *found = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &found) != 0 || !found) return 1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int rc = (fd >= 0 && connect(fd, found->ai_addr, found->ai_addrlen) == 0) ? 0 : 1;
+    if (fd >= 0) close(fd);
+    freeaddrinfo(found);
+    return rc;
+}
+
+/* NEEDS=host:port,host:port: exit 1 at the first one that does not answer. */
+static void check_needs(void) {
+    const char *needs = getenv("NEEDS");
+    if (!needs || !*needs) return;
+    char list[1024];
+    snprintf(list, sizeof list, "%s", needs);
+    for (char *item = strtok(list, ","); item; item = strtok(NULL, ",")) {
+        char *colon = strrchr(item, ':');
+        if (!colon) continue;
+        *colon = 0;
+        if (reachable(item, colon + 1) != 0) {
+            printf("dependency %s:%s is not reachable\n", item, colon + 1);
+            fflush(stdout);
+            exit(1);
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     int port = (int)env_long("LISTEN_PORT", 8080);
     if (argc > 1 && strcmp(argv[1], "check") == 0) return check(port);
@@ -82,6 +121,7 @@ int main(int argc, char **argv) {
     long ready_after = env_long("READY_AFTER_MS", 0);
     long exit_after = env_long("EXIT_AFTER_MS", -1);
     say(getenv("START_MESSAGE"));
+    check_needs();
     if (exit_after >= 0 && exit_after <= ready_after) {
         sleep_ms(exit_after);
         exit_now();

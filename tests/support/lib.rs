@@ -285,6 +285,49 @@ pub fn typed_records(output: &Output) -> Vec<hub::records::Record> {
         .collect()
 }
 
+/// The records of an output's stdout, typed, with their envelope (`ts`, `run_id`).
+pub fn lines(output: &Output) -> Vec<hub::records::Line> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(line)
+        .collect()
+}
+
+/// The records of one type, as that type's struct: `variants!(&records, Record::Failed)` is a
+/// `Vec<&Failed>`. Takes anything that iterates over `&Record`.
+#[macro_export]
+macro_rules! variants {
+    ($records:expr, $variant:path) => {
+        $records
+            .into_iter()
+            .filter_map(|r: &hub::records::Record| match r {
+                $variant(x) => Some(x),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
+/// A matcher: a `kind` record (`started`, `healthy`, …) about `service`.
+pub fn is(kind: &'static str, service: &'static str) -> impl Fn(&hub::records::Record) -> bool {
+    move |r| r.kind() == kind && r.service() == Some(service)
+}
+
+/// Append one record, stamped now for `run_id`, to a file (a gate, an events file), as a tool
+/// would write it.
+pub fn append_record(path: &Path, run_id: Option<&str>, record: hub::records::Record) {
+    let text = hub::records::Line::now(run_id, record)
+        .to_line()
+        .expect("a record encodes");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for appending");
+    writeln!(file, "{text}").expect("append a record");
+}
+
 /// The JSON lines of an output's stdout, not checked against the contract: for a test of
 /// what a tool passes through untouched (a line it was given, malformed or not).
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
@@ -292,18 +335,6 @@ pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-/// The JSON records of an output's stdout, each checked against the typed contract first.
-pub fn records(output: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            line(l);
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))
-        })
         .collect()
 }
 
@@ -329,9 +360,9 @@ pub fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 /// A tool running in the background, read record by record as it writes them.
 pub struct Running {
     child: std::process::Child,
-    records: std::sync::mpsc::Receiver<serde_json::Value>,
-    /// Every record read so far.
-    pub seen: Vec<serde_json::Value>,
+    records: std::sync::mpsc::Receiver<hub::records::Line>,
+    /// Every record read so far, with its envelope.
+    pub seen: Vec<hub::records::Line>,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// Receives once the tool's stderr reaches end of file.
     stderr_closed: std::sync::mpsc::Receiver<()>,
@@ -385,10 +416,7 @@ impl Running {
                 }
                 // A record the contract cannot read ends the stream here: the test sees its
                 // records stop, and this thread's panic message says why.
-                crate::line(&line);
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not JSON on stdout: {line}: {e}"));
-                if tx.send(value).is_err() {
+                if tx.send(crate::line(&line)).is_err() {
                     return;
                 }
             }
@@ -434,11 +462,11 @@ impl Running {
     }
 
     /// The next record, or None when stdout closed.
-    pub fn next_record(&mut self) -> Option<serde_json::Value> {
+    pub fn next_record(&mut self) -> Option<hub::records::Line> {
         match self.records.recv_timeout(DEADLINE) {
-            Ok(value) => {
-                self.seen.push(value.clone());
-                Some(value)
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -455,14 +483,14 @@ impl Running {
     pub fn wait_for(
         &mut self,
         what: &str,
-        matches: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        if let Some(found) = self.seen.iter().find(|r| matches(r)) {
-            return found.clone();
+        matches: impl Fn(&hub::records::Record) -> bool,
+    ) -> hub::records::Record {
+        if let Some(found) = self.seen.iter().find(|l| matches(&l.record)) {
+            return found.record.clone();
         }
         loop {
             match self.next_record() {
-                Some(record) if matches(&record) => return record,
+                Some(line) if matches(&line.record) => return line.record,
                 Some(_) => {}
                 None => panic!(
                     "stdout closed before {what}; seen {:#?}\n--- stderr\n{}",
@@ -473,8 +501,24 @@ impl Running {
         }
     }
 
-    /// Read all remaining records and wait for the exit status.
-    pub fn finish(mut self) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    /// Every record read so far.
+    pub fn seen_records(&self) -> Vec<hub::records::Record> {
+        self.seen.iter().map(|l| l.record.clone()).collect()
+    }
+
+    /// Read all remaining records and wait for the exit status: the status, the records, and
+    /// stderr.
+    pub fn finish(self) -> (Option<i32>, Vec<hub::records::Record>, String) {
+        let (status, lines, stderr) = self.finish_lines();
+        (
+            status,
+            lines.into_iter().map(|l| l.record).collect(),
+            stderr,
+        )
+    }
+
+    /// [`Running::finish`], with each record's envelope (`ts`, `run_id`) kept.
+    pub fn finish_lines(mut self) -> (Option<i32>, Vec<hub::records::Line>, String) {
         self.close_stdin();
         while self.next_record().is_some() {}
         let status = self.child.wait().expect("wait");

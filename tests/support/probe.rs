@@ -2,7 +2,7 @@
 //! needs one it lacks is compiled as `#[ignore]`d and cargo's summary counts it as ignored, not
 //! passed: `#[cfg_attr(not(have_docker), ignore = "needs …")]`.
 //!
-//! `HUB_REQUIRE_DOCKER=1`, `HUB_REQUIRE_COMPOSE=1`, `HUB_REQUIRE_SERVERS=1` and `CI` (for
+//! `HUB_REQUIRE_DOCKER=1`, `HUB_REQUIRE_COMPOSE=1`, `HUB_REQUIRE_SWARM=1`, `HUB_REQUIRE_SERVERS=1` and `CI` (for
 //! Chromium and man) turn the probe off: the part counts as present, the tests run, and a
 //! missing part fails them, as CI wants. A part installed later is seen after `touch
 //! tests/support/probe.rs` (or with its `HUB_REQUIRE_*`): the probe reruns when those variables or
@@ -30,6 +30,22 @@ fn required(vars: &[&str]) -> bool {
         .any(|v| std::env::var(v).is_ok_and(|value| !value.is_empty() && value != "0"))
 }
 
+/// The engine is in a swarm and is a manager (it can deploy stacks): tests/swarm.rs.
+fn swarm_manager() -> bool {
+    Command::new("docker")
+        .args([
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "active true"
+        })
+}
+
 fn postgres() -> bool {
     std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
         versions
@@ -42,6 +58,7 @@ fn main() {
     for var in [
         "HUB_REQUIRE_DOCKER",
         "HUB_REQUIRE_COMPOSE",
+        "HUB_REQUIRE_SWARM",
         "HUB_REQUIRE_SERVERS",
         "CI",
         "PATH",
@@ -58,6 +75,10 @@ fn main() {
                 || (answers("docker", &["info"]) && answers("docker", &["compose", "version"])),
         ),
         ("have_compose", compose),
+        (
+            "have_swarm",
+            required(&["HUB_REQUIRE_SWARM"]) || (compose && swarm_manager()),
+        ),
         (
             "have_servers",
             required(&["HUB_REQUIRE_SERVERS"])

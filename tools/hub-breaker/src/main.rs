@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_breaker::command(), hub_breaker::run)
+    hub::cli::main(hub_breaker::run)
 }

@@ -3,176 +3,33 @@
 //! The first tool of the pipeline: its `plan` records carry everything the others need,
 //! so nothing downstream reads the compose file again.
 
-use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use hub::container::{self, ComposeCmd};
 use hub::records::ComposeRef;
 use hub::records::{Class, Plan, Record};
 use hub::service::{self, Options};
 use hub::{Error, Result, compose, log, output::RecordWriter};
 
-/// The command-line interface.
-pub fn command() -> Command {
-    let cmd = Command::new("hub-levels")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Read compose files and print their services in dependency levels")
-        .long_about(
-            "Read compose files and print their services in dependency levels.\n\n\
-             Writes one JSON `plan` record per service (ordered by level, then name) for \
-             hub-start, or a text or Graphviz view. A service's level is 0 with no dependencies, \
-             else 1 + the highest level of its dependencies. A service that a dependent waits \
-             for with `condition: service_completed_successfully` is a one-shot job (health \
-             kind `completed`: done when it exits 0).\n\n\
-             Multiple -f files merge per service as compose merges them (mappings such as x-hub merge key by key; depends_on and labels merge in either form; profiles append; commands and scalars from a later file replace the earlier ones), and so do the YAML documents (---) of one file; \
-             string values are interpolated as compose does (${VAR}, ${VAR:-default}, $$ for $; from the \
-             environment, then .env in the project directory or the --env-file files, read as compose reads them); include and extends \
-             are applied as compose applies them. --resolve lets compose resolve the files itself \
-             (`docker compose config`) and plans from its output.\n\n\
-             A local service (x-hub.start or x-hub.run) runs as compose would run its container: \
-             in the project directory (or its working_dir, relative to it), with its environment \
-             and env_file variables (compose's precedence) over the inherited ones, and, with no \
-             x-hub.health, probed with its compose healthcheck (CMD, CMD-SHELL, NONE, disable; \
-             interval caps the probe gaps, timeout bounds a probe, start_period is kept, and \
-             start_period + retries × interval is its deadline unless x-hub.timeout says). What \
-             compose would do and hub does not for a process (ports, volumes, restart, …) is \
-             warned about, one line per service.",
-        )
-        .after_help(
-            "Exit status: 0 ok (warnings on stderr), 2 bad input (malformed file, unknown \
-             dependency, cycle, invalid x-hub value, …).\n\n\
-             Environment: COMPOSE_PROFILES (when no --profile; else from .env), COMPOSE_ENV_FILES (when no --env-file), TIMEOUT_<SERVICE> (overrides a \
-             timeout), RETRY_MAX_ATTEMPTS / RETRY_BASE_DELAY / RETRY_MAX_DELAY (retry defaults), \
-             HUB_RUN_ID (the run id put in every record).",
-        )
-        .arg(
-            Arg::new("file")
-                .short('f')
-                .long("file")
-                .value_name("FILE")
-                .action(ArgAction::Append)
-                .help("Compose file, YAML or JSON (repeatable; - reads stdin) [default: $COMPOSE_FILE, else compose.yaml, docker-compose.yml, … here or above, with compose.override.yml beside it]"),
-        )
-        .arg(
-            Arg::new("project-directory")
-                .long("project-directory")
-                .value_name("DIR")
-                .value_parser(value_parser!(std::path::PathBuf))
-                .help("The project directory, as compose's: .env is read from it, local services run in it (and relative paths in their commands, working_dir and env_file start there), and with no -f the compose file is looked for in it [default: the first file's folder]"),
-        )
-        .arg(
-            Arg::new("env-file")
-                .long("env-file")
-                .value_name("FILE")
-                .action(ArgAction::Append)
-                .help("An env file to read instead of the project's .env, as compose's --env-file (repeatable: read in order, a later one wins; relative to the current folder; passed on to compose for containers and --resolve) [default: $COMPOSE_ENV_FILES, comma-separated, else .env in the project directory]"),
-        )
-        .arg(
-            Arg::new("profile")
-                .long("profile")
-                .value_name("PROFILE")
-                .action(ArgAction::Append)
-                .help("Activate a profile (repeatable; * activates all) [default: $COMPOSE_PROFILES]"),
-        )
-        .arg(
-            Arg::new("resolve")
-                .long("resolve")
-                .action(ArgAction::SetTrue)
-                .conflicts_with("resolved")
-                .help("Let compose resolve the files first: run `COMPOSE -f FILE… [--profile P]… config` and plan from its output (every service it keeps is active; nothing is filtered again)"),
-        )
-        .arg(
-            Arg::new("resolved")
-                .long("resolved")
-                .action(ArgAction::SetTrue)
-                .help("The input is already `docker compose config` output (e.g. `-f -`): take every service in it as active, with no profile filtering again"),
-        )
-        .arg(
-            Arg::new("compose-cmd")
-                .long("compose-cmd")
-                .value_name("CMD")
-                .requires("resolve")
-                .help("The compose command --resolve runs [default: $DOCKER_CMD, else `docker compose`, else `docker-compose`]"),
-        )
-        .arg(
-            Arg::new("class-label")
-                .long("class-label")
-                .value_name("KEY")
-                .default_value("hub.class")
-                .help("The label that carries a service's class when x-hub.class is absent (e.g. dive.service.class)"),
-        )
-        .arg(
-            Arg::new("default-class")
-                .long("default-class")
-                .value_name("CLASS")
-                .default_value("core")
-                .value_parser(["core", "optional", "stretch"])
-                .help("The class of services with no class (x-hub.class, else the class label): core, as compose treats every service as required; `optional` is the seed's old default"),
-        )
-        .arg(
-            Arg::new("format")
-                .long("format")
-                .value_name("FORMAT")
-                .default_value("json")
-                .value_parser(hub::cli::enum_parser::<Format>())
-                .help("json: plan records; text: `Level 0: a b` lines; table: what would start and how (hub-deploy --dry-run); dot: Graphviz"),
-        )
-        .arg(Arg::new("reverse").long("reverse").action(ArgAction::SetTrue).help("Highest level first (teardown order)"))
-        .arg(
-            Arg::new("level")
-                .long("level")
-                .value_name("N")
-                .value_parser(value_parser!(u32))
-                .help("Only the services of level N"),
-        )
-        .arg(
-            Arg::new("count")
-                .long("count")
-                .action(ArgAction::SetTrue)
-                .conflicts_with_all(["level", "format", "reverse"])
-                .help("Print the number of levels and nothing else"),
-        )
-        .arg(hub::cli::run_id_arg(
-            "The run id put in every record [default: generated]",
-        ));
-    hub::cli::with_common_args(cmd)
-}
-
-hub::value_enum! {
-    /// `--format`: what the plan is written as.
-    pub enum Format {
-        /// `plan` records.
-        Json => "json",
-        /// `Level 0: a b` lines.
-        Text => "text",
-        /// What would start and how (`hub-deploy --dry-run`).
-        Table => "table",
-        /// Graphviz.
-        Dot => "dot",
-    }
-}
+pub mod cli;
+pub use cli::{Cli, Format};
 
 /// Run `hub-levels`.
-pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let project_directory = matches
-        .get_one::<std::path::PathBuf>("project-directory")
-        .map(std::path::PathBuf::as_path);
-    let env_files: Vec<String> = matches
-        .get_many::<String>("env-file")
-        .map(|values| values.cloned().collect())
-        .unwrap_or_default();
-    let files = input_files(matches, project_directory, &env_files)?;
-    let resolve = matches.get_flag("resolve");
+pub fn run(args: Cli) -> Result<u8> {
+    let project_directory = args.project_directory.as_deref();
+    let env_files = &args.env_file;
+    let files = input_files(&args, project_directory, env_files)?;
+    let resolve = args.resolve;
     let doc = if resolve {
-        compose_config(matches, &files, project_directory, &env_files)?
+        compose_config(&args, &files, project_directory, env_files)?
     } else {
-        compose::load_in(&files, project_directory, &env_files, &|key| {
+        compose::load_in(&files, project_directory, env_files, &|key| {
             std::env::var(key).ok()
         })?
     };
     for warning in &doc.warnings {
         log::warn(warning);
     }
-    let profiles: Vec<String> = match matches.get_many::<String>("profile") {
-        Some(values) => values.cloned().collect(),
+    let profiles: Vec<String> = match &args.profile {
+        Some(values) => values.clone(),
         None => std::env::var("COMPOSE_PROFILES")
             .ok()
             .or_else(|| doc.dotenv.get("COMPOSE_PROFILES").cloned())
@@ -183,50 +40,51 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .map(str::to_owned)
             .collect(),
     };
-    let default_class = matches
-        .get_one::<String>("default-class")
-        .and_then(|c| Class::parse(c))
-        .unwrap_or(Class::Core);
     let opts = Options {
-        class_label: matches
-            .get_one::<String>("class-label")
-            .cloned()
-            .unwrap_or_else(|| "hub.class".into()),
-        default_class,
+        class_label: args.class_label.clone(),
+        default_class: args.default_class,
         profiles,
         env: Box::new(|key| std::env::var(key).ok()),
-        resolved: resolve || matches.get_flag("resolved"),
+        resolved: resolve || args.resolved,
     };
     let resolved = service::resolve(&doc, &opts)?;
     for warning in &resolved.warnings {
         log::warn(warning);
     }
     let mut plans = resolved.plans;
+    if let Some(stack) = &args.swarm {
+        for warning in hub::swarm::to_swarm(&mut plans, stack) {
+            log::warn(&warning);
+        }
+        // Plans for a deploy (not a table or a count): the engine must be able to take them.
+        let for_deploy = args.format == Format::Json && !args.count;
+        if for_deploy
+            && plans
+                .iter()
+                .any(|p| p.backend == hub::records::Backend::Swarm)
+        {
+            let cmd = ComposeCmd::detect(None)?;
+            hub::swarm::require_manager(&cmd, stack)?;
+        }
+    }
     let mut out = RecordWriter::stdout();
-    if matches.get_flag("count") {
+    if args.count {
         let count = plans.iter().map(|p| p.level + 1).max().unwrap_or(0);
         out.text(&format!("{count}\n"))?;
         return Ok(hub::error::exit::OK);
     }
-    if let Some(level) = matches.get_one::<u32>("level") {
-        plans.retain(|p| p.level == *level);
+    if let Some(level) = args.level {
+        plans.retain(|p| p.level == level);
     }
-    if matches.get_flag("reverse") {
+    if args.reverse {
         plans.sort_by(|a, b| (b.level, &a.service).cmp(&(a.level, &b.service)));
     }
-    match matches
-        .get_one::<Format>("format")
-        .copied()
-        .unwrap_or(Format::Json)
-    {
+    match args.format {
         Format::Text => out.text(&text(&plans))?,
         Format::Table => out.text(&table(&plans))?,
         Format::Dot => out.text(&dot(&plans))?,
         Format::Json => {
-            let run_id = matches
-                .get_one::<String>("run-id")
-                .cloned()
-                .unwrap_or_else(hub::time::new_run_id);
+            let run_id = args.run_id.run_id.unwrap_or_else(hub::time::new_run_id);
             for plan in plans {
                 out.emit(Some(&run_id), Record::Plan(Box::new(plan)))?;
             }
@@ -238,7 +96,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
 /// `--resolve`: the project as compose resolves `files` with the `--profile`s given (else its
 /// own `COMPOSE_PROFILES`), compose's warnings passed on.
 fn compose_config(
-    matches: &ArgMatches,
+    args: &Cli,
     files: &[String],
     project_directory: Option<&std::path::Path>,
     env_files: &[String],
@@ -248,11 +106,8 @@ fn compose_config(
             "--resolve runs compose on files, not stdin; for `docker compose config` output on stdin use --resolved -f -",
         ));
     }
-    let cmd = ComposeCmd::detect(matches.get_one::<String>("compose-cmd").map(String::as_str))?;
-    let profiles: Vec<String> = matches
-        .get_many::<String>("profile")
-        .map(|values| values.cloned().collect())
-        .unwrap_or_default();
+    let cmd = ComposeCmd::detect(args.compose.compose_cmd.as_deref())?;
+    let profiles: Vec<String> = args.profile.clone().unwrap_or_default();
     // Absolute, as compose resolves them, so the containers' compose calls find them too; the
     // optional project `.env` is compose's own default, not passed.
     let env_files: Vec<String> =
@@ -268,6 +123,7 @@ fn compose_config(
         project: None,
         project_directory: project_directory.map(|dir| dir.display().to_string()),
         env_files: env_files.clone(),
+        stack: None,
     };
     let (yaml, stderr) = container::config(&cmd, &target, &profiles).map_err(|failure| {
         Error::input(format!("{failure}; fix what compose names, then rerun"))
@@ -283,12 +139,12 @@ fn compose_config(
 /// The files to read: `-f` values, else the ones compose would read in the project directory,
 /// else here ([`compose::default_files`]: `COMPOSE_FILE`, or the default file and its override).
 fn input_files(
-    matches: &ArgMatches,
+    args: &Cli,
     project_directory: Option<&std::path::Path>,
     env_files: &[String],
 ) -> Result<Vec<String>> {
-    if let Some(files) = matches.get_many::<String>("file") {
-        return Ok(files.cloned().collect());
+    if let Some(files) = &args.file {
+        return Ok(files.clone());
     }
     let here = match project_directory {
         Some(dir) => dir.to_path_buf(),
@@ -352,6 +208,7 @@ fn table(plans: &[Plan]) -> String {
         let how = match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(cmd), _) => format!("start: {cmd}"),
             (Backend::Run, _, Some(cmd)) => format!("run: {cmd}"),
+            (Backend::Swarm, _, _) => "docker stack deploy (this service alone)".to_owned(),
             _ => "compose up -d --no-deps".to_owned(),
         };
         let health = match &plan.health.check {

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_levels::command(), hub_levels::run)
+    hub::cli::main(hub_levels::run)
 }

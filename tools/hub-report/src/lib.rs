@@ -5,6 +5,7 @@
 //! The input is streamed: one small state per service of the run being reported, so a file of
 //! a million records costs what its services cost.
 
+pub mod cli;
 pub mod format;
 pub mod html;
 pub mod model;
@@ -13,7 +14,6 @@ pub mod status;
 pub mod text;
 pub mod trend;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
 use hub::jsonl::{self, Policy};
 use hub::records::Line;
 use hub::{Error, Result, log};
@@ -22,124 +22,22 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-hub::value_enum! {
-    /// `--format`: what the report is written as.
-    pub enum Format {
-        /// For a terminal.
-        Text => "text",
-        /// The documented object.
-        Json => "json",
-        /// CI job summaries, pull-request comments.
-        Markdown => "markdown",
-        /// One self-contained file with the timeline.
-        Html => "html",
-        /// The textfile collector's format.
-        Prometheus => "prometheus",
-    }
-}
-
-/// The command-line interface.
-pub fn command() -> Command {
-    let cmd = Command::new("hub-report")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Report a deploy from its event records: text, JSON, Markdown, HTML, Prometheus")
-        .long_about(
-            "Report a deploy from its event records (JSON lines, as hub-start and \
-             hub-wait-healthy write them): one row per service grouped by level, a summary, the \
-             critical path, and failure hints.\n\n\
-             Reads the FILEs in turn (- or none: stdin). A file may hold several runs, told \
-             apart by run_id: the report is of the run whose first record comes last, or of \
-             --run ID. A malformed line is reported as FILE:LINE on stderr and skipped \
-             (--strict: exit 2); a truncated last line is tolerated.",
-        )
-        .after_help(
-            "Exit status: 0 report written (whatever the deploy's outcome), 1 with --check when \
-             the run is not ok (a CORE service failed or was skipped, or it was interrupted), 2 bad input (unreadable file, no \
-             records, unknown --run, a malformed line with --strict).\n\n\
-             `hub-report trend --history FILE` summarises many runs; see `hub-report trend --help`. \
-             `hub-levels | hub-report status` shows a deployed stack's state now; see `hub-report status --help`.\n\
-             Environment: NO_COLOR disables colour (text is coloured only on a terminal).",
-        )
-        .subcommand_negates_reqs(true)
-        .args_conflicts_with_subcommands(true)
-        .arg(
-            Arg::new("files")
-                .value_name("FILE")
-                .action(ArgAction::Append)
-                .help("Event files (JSON lines); - or none reads stdin"),
-        )
-        .arg(
-            Arg::new("format")
-                .long("format")
-                .value_name("FORMAT")
-                .default_value("text")
-                .value_parser(hub::cli::enum_parser::<Format>())
-                .help("text, json (one object), markdown, html (one self-contained file), prometheus (textfile collector)"),
-        )
-        .arg(
-            Arg::new("output")
-                .short('o')
-                .long("output")
-                .value_name("FILE")
-                .help("Write the report to FILE atomically (temp file, then rename) instead of stdout"),
-        )
-        .arg(
-            Arg::new("run")
-                .long("run")
-                .value_name("ID")
-                .help("Report this run id [default: the run whose first record comes last]"),
-        )
-        .arg(
-            Arg::new("list-runs")
-                .long("list-runs")
-                .action(ArgAction::SetTrue)
-                .conflicts_with_all(["run", "format", "history"])
-                .help("List the runs in the input (id, first record, records) and exit"),
-        )
-        .arg(
-            Arg::new("history")
-                .long("history")
-                .value_name("FILE")
-                .help("Also append this run's JSON summary, one line, to FILE (for `trend`)"),
-        )
-        .arg(strict_arg())
-        .arg(
-            Arg::new("check")
-                .long("check")
-                .action(ArgAction::SetTrue)
-                .help("Exit 1 when the run is not ok: a CORE service failed or was skipped, or it was interrupted"),
-        )
-        .subcommand(trend::command())
-        .subcommand(status::command());
-    hub::cli::with_common_args(cmd)
-}
-
-fn strict_arg() -> Arg {
-    Arg::new("strict")
-        .long("strict")
-        .action(ArgAction::SetTrue)
-        .help("A malformed line is an error (exit 2), not a warning")
-}
+pub use cli::{Cli, Format};
 
 /// Run `hub-report`.
-pub fn run(matches: &ArgMatches) -> Result<u8> {
-    if let Some(("trend", sub)) = matches.subcommand() {
-        return trend::run(sub);
+pub fn run(args: Cli) -> Result<u8> {
+    match args.command {
+        Some(cli::Command::Trend(trend)) => return trend::run(&trend),
+        Some(cli::Command::Status(status)) => return status::run(&status),
+        None => {}
     }
-    if let Some(("status", sub)) = matches.subcommand() {
-        return status::run(sub);
-    }
-    let files: Vec<String> = matches
-        .get_many::<String>("files")
-        .map(|values| values.cloned().collect())
-        .unwrap_or_default();
     let policy = Policy {
-        strict: matches.get_flag("strict"),
+        strict: args.strict.strict,
         report_limit: 0,
     };
-    let wanted = matches.get_one::<String>("run").map(String::as_str);
-    let input = read_run(&files, policy, wanted)?;
-    if matches.get_flag("list-runs") {
+    let wanted = args.run.as_deref();
+    let input = read_run(&args.files, policy, wanted)?;
+    if args.list_runs {
         let mut out = String::new();
         for run in &input.runs {
             out.push_str(&format!(
@@ -169,28 +67,25 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         ),
     })?;
     let report = state.report();
-    if let Some(history) = matches.get_one::<String>("history") {
-        append_history(Path::new(history), &report)?;
+    if let Some(history) = &args.history {
+        append_history(history, &report)?;
     }
-    let format = matches
-        .get_one::<Format>("format")
-        .copied()
-        .unwrap_or(Format::Text);
-    let output = matches.get_one::<String>("output").map(Path::new);
-    let color =
-        hub::cli::Color::of(matches).enabled(output.is_none() && std::io::stdout().is_terminal());
-    let rendered = match format {
+    let output = args.output.as_deref();
+    let color = args
+        .common
+        .color
+        .enabled(output.is_none() && std::io::stdout().is_terminal());
+    let rendered = match args.format {
         Format::Json => format::json(&report)?,
         Format::Markdown => format::markdown(&report),
         Format::Html => html::report(&report),
         Format::Prometheus => {
-            let history = matches.get_one::<String>("history").map(Path::new);
-            prometheus::exposition(&report, last_success_ms(&report, history))
+            prometheus::exposition(&report, last_success_ms(&report, args.history.as_deref()))
         }
         Format::Text => text::report(&report, color),
     };
     write_output(&rendered, output)?;
-    if matches.get_flag("check") && !report.ok {
+    if args.check && !report.ok {
         return Ok(hub::error::exit::NO);
     }
     Ok(hub::error::exit::OK)

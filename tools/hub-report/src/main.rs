@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_report::command(), hub_report::run)
+    hub::cli::main(hub_report::run)
 }

@@ -728,18 +728,7 @@ mod tests {
     }
 
     fn unhealthy(service: &str, is_final: bool, reason: UnhealthyReason) -> Record {
-        Record::Unhealthy(Unhealthy {
-            of: of(service),
-            is_final,
-            reason,
-            elapsed_ms: 0,
-            probes: 1,
-            failures: 1,
-            last_probe: None,
-            exit_status: None,
-            log_tail: None,
-            message: String::new(),
-        })
+        Record::Unhealthy(Unhealthy::new(of(service), reason, is_final))
     }
 
     #[test]

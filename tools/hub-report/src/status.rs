@@ -7,8 +7,8 @@
 //! to what the last deploy decided about it. Health is probed now, never read from the last
 //! deploy: a service that died since is `exited`, not `healthy`.
 
+use crate::cli::{StatusArgs, StatusFormat};
 use crate::model::{Report, RunState};
-use clap::{Arg, ArgMatches, Command};
 use hub::container::{self, ComposeCmd};
 use hub::jsonl::Policy;
 use hub::probe::{Prober, Target};
@@ -17,69 +17,8 @@ use hub::records::{
 };
 use hub::{Error, Result};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
-
-hub::value_enum! {
-    /// `status --format`.
-    pub enum StatusFormat {
-        /// A table.
-        Text => "text",
-        /// `service_status` records.
-        Json => "json",
-    }
-}
-
-/// The `status` subcommand.
-pub fn command() -> Command {
-    Command::new("status")
-        .about("The state of a deployed stack now: one row per service, health probed now")
-        .long_about(
-            "The state of a deployed stack now. Reads the stack's `plan` records on stdin \
-             (`hub-levels -f compose.yaml | hub-report status`), the state folder the deploy \
-             wrote (pid files, logs, the breaker's state, the newest events file in \
-             STATE_DIR/events/), and probes each service once, all at once, each probe bounded \
-             by --probe-timeout.\n\n\
-             States: healthy, unhealthy (the probe failed), running (alive, no check to run), \
-             completed (a one-shot job that exited 0), exited (its process or container is gone; \
-             with its status when known), stopped (hub-down removed it), never started.\n\n\
-             --format json writes one `service_status` record per service (docs/records.md).",
-        )
-        .after_help(
-            "Exit status: 0 every CORE service is healthy (a CORE one-shot job: completed), 1 one \
-             is not, 2 bad input (no plans on stdin, an unreadable state folder).",
-        )
-        .arg(
-            Arg::new("state-dir")
-                .long("state-dir")
-                .value_name("DIR")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("The state folder the deploy wrote [default: $HUB_STATE_DIR, else .hub]"),
-        )
-        .arg(
-            Arg::new("format")
-                .long("format")
-                .value_name("FORMAT")
-                .default_value("text")
-                .value_parser(hub::cli::enum_parser::<StatusFormat>())
-                .help("text (a table) or json (service_status records)"),
-        )
-        .arg(
-            Arg::new("probe-timeout")
-                .long("probe-timeout")
-                .value_name("DURATION")
-                .default_value("2s")
-                .value_parser(|s: &str| hub::duration::parse(s))
-                .help("The longest one probe may take (a service's own probe timeout, if shorter, wins)"),
-        )
-        .arg(hub::breaker::state_arg())
-        .arg(
-            Arg::new("compose-cmd")
-                .long("compose-cmd")
-                .value_name("CMD")
-                .help("The compose command for container services [default: $DOCKER_CMD, else detected]"),
-        )
-}
 
 /// Healthy enough for the exit status: a service that is up and passes its check, or a
 /// one-shot job that completed.
@@ -91,16 +30,9 @@ fn good(status: &ServiceStatus) -> bool {
 }
 
 /// Run `hub-report status`.
-pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let state_dir = hub::statedir::absolute_from_env(
-        matches
-            .get_one::<PathBuf>("state-dir")
-            .map(PathBuf::as_path),
-    )?;
-    let probe_timeout = matches
-        .get_one::<Duration>("probe-timeout")
-        .copied()
-        .unwrap_or(Duration::from_secs(2));
+pub fn run(args: &StatusArgs) -> Result<u8> {
+    let state_dir = args.state_dir.resolve()?;
+    let probe_timeout = args.probe_timeout;
     let plans: Vec<Plan> = hub::records::read_plans(std::io::stdin().lock(), "stdin")?
         .into_iter()
         .map(|(_, plan)| plan)
@@ -110,15 +42,17 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             "no plan records on stdin; pipe the stack's plans in: hub-levels -f compose.yaml | hub-report status",
         ));
     }
-    let compose = if plans.iter().any(|p| p.backend == Backend::Container) {
-        let explicit = matches.get_one::<String>("compose-cmd").map(String::as_str);
-        ComposeCmd::detect(explicit)
+    let compose = if plans
+        .iter()
+        .any(|p| matches!(p.backend, Backend::Container | Backend::Swarm))
+    {
+        ComposeCmd::detect(args.compose.compose_cmd.as_deref())
             .ok()
             .map(|c| c.with_timeout(probe_timeout.max(Duration::from_secs(5))))
     } else {
         None
     };
-    let breaker_path = hub::breaker::deploy_state_path(matches, &state_dir);
+    let breaker_path = args.breaker_state.of_deploy(&state_dir);
     let breakers = breaker_states(&breaker_path);
     let last = last_deploy(&state_dir)?;
     let statuses: Vec<ServiceStatus> = std::thread::scope(|scope| {
@@ -152,7 +86,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let json = matches.get_one::<StatusFormat>("format") == Some(&StatusFormat::Json);
+    let json = args.format == StatusFormat::Json;
     let mut out = hub::output::RecordWriter::stdout();
     if json {
         let run_id = last.as_ref().and_then(|(r, _)| r.run_id.as_deref());
@@ -270,7 +204,8 @@ fn observe(
         up_since: None,
         last_deploy: None,
         breaker: hub::breaker::State::Closed,
-        log: (plan.backend != Backend::Container).then(|| log.display().to_string()),
+        log: matches!(plan.backend, Backend::Start | Backend::Run)
+            .then(|| log.display().to_string()),
     };
     let timeout = probe_timeout.min(Duration::from_millis(plan.health.probe_timeout_ms.max(1)));
     match plan.backend {
@@ -304,8 +239,55 @@ fn observe(
                 status.probe = Some("no compose command found".into());
             }
         }
+        Backend::Swarm => match (
+            compose,
+            plan.compose.as_ref().and_then(|c| c.stack.as_deref()),
+        ) {
+            (Some(cmd), Some(stack)) => swarm_state(&mut status, plan, cmd, stack),
+            _ => status.probe = Some("no compose command or no Swarm stack".into()),
+        },
     }
     status
+}
+
+/// A Swarm service: its tasks, judged as `hub-wait-healthy` judges them.
+fn swarm_state(status: &mut ServiceStatus, plan: &Plan, cmd: &ComposeCmd, stack: &str) {
+    use hub::swarm::{self, Assessment, Judge};
+    let snapshot = match swarm::snapshot(cmd, stack) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            status.probe = Some(e.to_string());
+            return;
+        }
+    };
+    let full = swarm::service_name(stack, &plan.service);
+    status.container = snapshot
+        .services
+        .iter()
+        .find(|s| s.name == full)
+        .map(|s| s.id.clone());
+    let judge = Judge {
+        check: &plan.health.check,
+        since_ms: u64::MAX,
+        now_ms: hub::time::now_ms(),
+    };
+    let (state, probe) = match swarm::assess(&snapshot, &full, &judge).0 {
+        Assessment::Missing => return,
+        Assessment::Healthy { tasks } if plan.health.check == Check::Completed => (
+            ServiceState::Completed,
+            format!("{} tasks completed", tasks.len()),
+        ),
+        Assessment::Healthy { tasks } => (
+            ServiceState::Healthy,
+            format!("{} tasks healthy", tasks.len()),
+        ),
+        Assessment::Pending(summary) => (ServiceState::Unhealthy, summary),
+        Assessment::TaskFailed { error, .. } | Assessment::Unplaceable(error) => {
+            (ServiceState::Unhealthy, error)
+        }
+    };
+    status.state = state;
+    status.probe = Some(probe);
 }
 
 /// A process that is up: one probe decides healthy or unhealthy; without a check it is running.

@@ -3,10 +3,10 @@
 //! own duration, flagging regressions: the latest run slower than `--regression`× the median of
 //! the earlier runs in the window.
 
+use crate::cli::{TrendArgs, TrendFormat};
 use crate::format::{html_escape as esc, secs};
 use crate::html::{self, CRITICAL, FAILED, HEALTHY};
 use crate::model::Status;
-use clap::{Arg, ArgMatches, Command, value_parser};
 use hub::jsonl::{self, Policy};
 use hub::records::Class;
 use hub::{Error, Result, log};
@@ -48,71 +48,8 @@ pub struct ServiceSummary {
 /// Regressions are judged only against at least this many earlier values: fewer is noise.
 pub const MIN_EARLIER: usize = 3;
 
-hub::value_enum! {
-    /// `trend --format`.
-    pub enum TrendFormat {
-        /// A table.
-        Text => "text",
-        /// One object.
-        Json => "json",
-        /// A chart per service.
-        Html => "html",
-    }
-}
-
-/// The `trend` subcommand.
-pub fn command() -> Command {
-    Command::new("trend")
-        .about("Trends across deploys from a history file: median/p95 time to healthy, success rate, regressions")
-        .after_help(
-            "Regression: the latest run's time to healthy (or the deploy's duration) is more than \
-             --regression × the median of the earlier runs in the window (at least 3 earlier \
-             values are needed).\n\n\
-             Exit status: 0 no regression, 1 a regression was flagged, 2 bad input (unreadable \
-             history, no runs, a malformed line with --strict).",
-        )
-        .arg(
-            Arg::new("history")
-                .long("history")
-                .value_name("FILE")
-                .required(true)
-                .help("The history file `hub-report --history FILE` appends to"),
-        )
-        .arg(
-            Arg::new("last")
-                .long("last")
-                .value_name("N")
-                .default_value("30")
-                .value_parser(value_parser!(u32).range(1..))
-                .help("Only the last N runs"),
-        )
-        .arg(
-            Arg::new("regression")
-                .long("regression")
-                .value_name("FACTOR")
-                .default_value("1.5")
-                .value_parser(parse_factor)
-                .help("Flag the latest run when slower than FACTOR × the earlier runs' median"),
-        )
-        .arg(
-            Arg::new("format")
-                .long("format")
-                .value_name("FORMAT")
-                .default_value("text")
-                .value_parser(hub::cli::enum_parser::<TrendFormat>())
-                .help("text, json (one object), html (a chart per service)"),
-        )
-        .arg(
-            Arg::new("output")
-                .short('o')
-                .long("output")
-                .value_name("FILE")
-                .help("Write to FILE atomically instead of stdout"),
-        )
-        .arg(super::strict_arg())
-}
-
-fn parse_factor(text: &str) -> std::result::Result<f64, String> {
+/// `--regression FACTOR`: a finite factor of at least 1.
+pub(crate) fn parse_factor(text: &str) -> std::result::Result<f64, String> {
     text.parse::<f64>()
         .ok()
         .filter(|f| f.is_finite() && *f >= 1.0)
@@ -120,19 +57,16 @@ fn parse_factor(text: &str) -> std::result::Result<f64, String> {
 }
 
 /// Run `hub-report trend`.
-pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let history = matches
-        .get_one::<String>("history")
-        .cloned()
-        .unwrap_or_default();
+pub fn run(args: &TrendArgs) -> Result<u8> {
+    let history = &args.history;
     let policy = Policy {
-        strict: matches.get_flag("strict"),
+        strict: args.strict.strict,
         report_limit: 0,
     };
-    let last = matches.get_one::<u32>("last").copied().unwrap_or(30) as usize;
-    let factor = matches.get_one::<f64>("regression").copied().unwrap_or(1.5);
+    let last = args.last as usize;
+    let factor = args.regression;
     let mut runs: std::collections::VecDeque<RunSummary> = Default::default();
-    let tally = jsonl::read_sources(std::slice::from_ref(&history), policy, |line, _| {
+    let tally = jsonl::read_sources(std::slice::from_ref(history), policy, |line, _| {
         let report: RunSummary = jsonl::decode(line)?;
         if runs.len() == last {
             runs.pop_front();
@@ -151,23 +85,14 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
     for regression in &trend.regressions {
         log::warn(&format!("regression: {regression}"));
     }
-    let format = matches
-        .get_one::<TrendFormat>("format")
-        .copied()
-        .unwrap_or(TrendFormat::Text);
-    let rendered = match format {
+    let rendered = match args.format {
         TrendFormat::Json => serde_json::to_string(&trend)
             .map(|s| s + "\n")
             .map_err(|e| Error::internal(format!("cannot encode the trend: {e}")))?,
         TrendFormat::Html => html_page(&trend, &runs),
         TrendFormat::Text => text(&trend),
     };
-    crate::write_output(
-        &rendered,
-        matches
-            .get_one::<String>("output")
-            .map(std::path::Path::new),
-    )?;
+    crate::write_output(&rendered, args.output.as_deref())?;
     Ok(if trend.regressions.is_empty() {
         hub::error::exit::OK
     } else {

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_retry::command(), hub_retry::run)
+    hub::cli::main(hub_retry::run)
 }

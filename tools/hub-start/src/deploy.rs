@@ -1,14 +1,18 @@
 //! The executor: one event loop that reads plans and health results, asks the scheduler what
-//! to do, launches attempts, and writes records.
+//! to do, launches attempts, tells the scheduler what happened, and writes records.
 //!
 //! Every source of news (stdin, the gate, start commands finishing, probes, signals) is a
 //! thread that sends an [`Event`] into one channel, so all state lives on one thread and no
-//! lock is needed. Retry delays are the loop's receive timeout, not sleeps.
+//! lock is needed. Retry delays are the loop's receive timeout, not sleeps. Apart from the
+//! loop: the threads reading stdin and the gate ([`readers`]), the circuit breaker it asks and
+//! tells ([`breaker`]), the records' contents (`crate::records`), the wording of its log lines
+//! ([`messages`]), and which service may start ([`crate::scheduler`], which alone moves a
+//! service from state to state).
 
 use crate::launch::{self, Launch, Paths};
 use crate::scheduler::{Action, Mode, Scheduler, SkipReason, State};
 use hub::backoff::Backoff;
-use hub::breaker::{Breaker, Transition};
+use hub::breaker::Breaker;
 use hub::container::ComposeCmd;
 use hub::error::exit;
 use hub::output::RecordWriter;
@@ -17,9 +21,12 @@ use hub::records::{
     self as rec, AttemptOf, Backend, Class, FailReason, Line, Plan, Record, Subject,
 };
 use hub::{Error, Result, log};
+
+mod breaker;
+mod messages;
+mod readers;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +103,9 @@ pub fn run(config: Config) -> Result<u8> {
         let _ = signal_tx.send(Event::Signal(signal));
     })?;
     hub::signals::stop_with_parent()?;
-    spawn_input_reader(tx.clone())?;
+    readers::spawn_input_reader(tx.clone())?;
     if let Some(gate) = &config.gate {
-        spawn_gate_reader(gate.clone(), tx.clone())?;
+        readers::spawn_gate_reader(gate.clone(), tx.clone())?;
     }
     let mut deploy = Deploy {
         sched: Scheduler::new(config.mode, config.jobs),
@@ -130,84 +137,6 @@ pub fn run(config: Config) -> Result<u8> {
         config,
     };
     deploy.event_loop(&rx)
-}
-
-fn spawn_input_reader(tx: Sender<Event>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let stdin = std::io::stdin();
-            for line in stdin.lock().lines() {
-                match line {
-                    Ok(line) => {
-                        if tx.send(Event::Input(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Event::InputEnd(Some(Error::io(
-                            "reading plan records from stdin",
-                            &e,
-                        ))));
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(Event::InputEnd(None));
-        })
-        .map(|_| ())
-        .map_err(|e| Error::io("starting the stdin reader", &e))
-}
-
-/// Follow the gate: a FIFO is read to its end; a regular file is followed like `tail -f`.
-fn spawn_gate_reader(path: PathBuf, tx: Sender<Event>) -> Result<()> {
-    std::thread::Builder::new()
-        .name("gate".into())
-        .spawn(move || {
-            let end = |e: Error| {
-                let _ = tx.send(Event::GateEnd(e));
-            };
-            // A FIFO is opened read-write: the open never blocks, and `tee G`'s open for writing
-            // succeeds even if we have already finished. A regular file is opened read-only.
-            let fifo = std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_fifo()
-            });
-            let file = match std::fs::OpenOptions::new()
-                .read(true)
-                .write(fifo)
-                .open(&path)
-            {
-                Ok(file) => file,
-                Err(e) => {
-                    return end(Error::input(format!(
-                        "--gate {}: cannot open: {e}; create it with `mkfifo {}`",
-                        path.display(),
-                        path.display()
-                    )));
-                }
-            };
-            // We hold the FIFO's write end too, so neither kind ever ends: a FIFO blocks in
-            // read, a regular file is followed like `tail -f` (an end of file is "not yet").
-            let mut reader = std::io::BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                match reader.read_line(&mut line) {
-                    Ok(0) => std::thread::sleep(Duration::from_millis(20)),
-                    Ok(_) if !line.ends_with('\n') => {}
-                    Ok(_) => {
-                        if tx.send(Event::Gate(std::mem::take(&mut line))).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        return end(Error::io(format!("reading --gate {}", path.display()), &e));
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| Error::io("starting the gate reader", &e))
 }
 
 struct Deploy {
@@ -393,7 +322,7 @@ impl Deploy {
         let Some(index) = self.sched.find(&of.service) else {
             return Ok(());
         };
-        let State::Started { attempt } = self.sched.entry(index).state else {
+        let Some(attempt) = self.sched.awaiting_verdict(index) else {
             return Ok(());
         };
         if of.attempt != attempt {
@@ -404,7 +333,7 @@ impl Deploy {
                 && exited == attempt
             {
                 self.breaker_record(index, true)?;
-                self.sched.set(index, State::Healthy);
+                self.sched.on_healthy(index);
                 return self.died_after_healthy(index, attempt, status);
             }
             // Our process is already dead (a probe answered by someone else, or it died just
@@ -417,7 +346,7 @@ impl Deploy {
                 return Ok(());
             }
             self.breaker_record(index, true)?;
-            self.sched.set(index, State::Healthy);
+            self.sched.on_healthy(index);
             return Ok(());
         };
         // What hub-wait-healthy observed; whether another attempt follows is decided here.
@@ -438,13 +367,8 @@ impl Deploy {
             self.stop_failed_attempt(index);
             let delay = self.retry_delay(index, attempt);
             self.log_retry(index, attempt, reason, delay);
-            self.sched.set(
-                index,
-                State::RetryWait {
-                    next_attempt: attempt + 1,
-                    due: Instant::now() + delay,
-                },
-            );
+            self.sched
+                .on_retry(index, attempt + 1, Instant::now() + delay);
         }
         Ok(())
     }
@@ -480,7 +404,7 @@ impl Deploy {
                 if current == attempt && self.healthy_unconfirmed.remove(&(index, attempt)) =>
             {
                 self.breaker_record(index, true)?;
-                self.sched.set(index, State::Healthy);
+                self.sched.on_healthy(index);
                 self.died_after_healthy(index, attempt, status)
             }
             State::Started { attempt: current } if current == attempt => {
@@ -498,26 +422,10 @@ impl Deploy {
         let plan = &self.sched.entry(index).plan;
         let service = plan.service.clone();
         let log_tail = hub::logheader::tail(&self.paths[index].log.display().to_string());
-        let message = match status {
-            s if s > 128 => format!("was healthy, then was killed by signal {}", s - 128),
-            0 => format!(
-                "was healthy, then exited with status 0 — {}",
-                hub::codes::EXITED_0_HINT
-            ),
-            // A command not found dies soon after launch: a check-less service may well have
-            // been called healthy in between. Say why no retry follows.
-            s => match hub::codes::cannot_succeed(s) {
-                Some(why) => format!("was healthy, then exited with status {s} ({why})"),
-                None => format!("was healthy, then exited with status {s}"),
-            },
-        };
-        if plan.class == Class::Core {
-            log::error(&format!("{service} {message}"));
-        } else {
-            log::warn(&format!("{service} {message}"));
-        }
+        let (level, message) = messages::died_after_healthy(plan, status);
+        log::line(level, &format!("{service} {message}"));
         for line in log_tail.iter().rev().take(3).rev() {
-            log::info(&format!("{service} log: {line}"));
+            log::info(&messages::log_line(&service, line));
         }
         self.breaker_record(index, false)?;
         let record = Record::Failed(rec::Failed {
@@ -555,12 +463,12 @@ impl Deploy {
     fn stop_attempt(&mut self, index: usize, attempt: u32) {
         let plan = self.sched.entry(index).plan.clone();
         let state_dir = self.config.state_dir.clone();
-        let compose = (plan.backend == Backend::Container)
+        let compose = matches!(plan.backend, Backend::Container | Backend::Swarm)
             .then(|| self.compose_cmd().ok())
             .flatten();
         let tx = self.tx.clone();
         let next_attempt = attempt + 1;
-        self.sched.set(index, State::Stopping { next_attempt });
+        self.sched.on_stopping(index, next_attempt);
         let spawned = std::thread::Builder::new()
             .name(format!("stop-{}", plan.service))
             .spawn(move || {
@@ -584,23 +492,15 @@ impl Deploy {
 
     /// A timed-out attempt is stopped: its backoff begins.
     fn attempt_stopped(&mut self, index: usize, next_attempt: u32, message: &str) {
-        if self.sched.entry(index).state != (State::Stopping { next_attempt }) {
+        let delay = self.retry_delay(index, next_attempt - 1);
+        if !self
+            .sched
+            .on_stopped(index, next_attempt, Instant::now() + delay)
+        {
             return;
         }
         let plan = &self.sched.entry(index).plan;
-        log::info(&format!(
-            "{}: attempt {} stopped before the next one ({message})",
-            plan.service,
-            next_attempt - 1
-        ));
-        let delay = self.retry_delay(index, next_attempt - 1);
-        self.sched.set(
-            index,
-            State::RetryWait {
-                next_attempt,
-                due: Instant::now() + delay,
-            },
-        );
+        log::info(&messages::attempt_stopped(plan, next_attempt - 1, message));
     }
 
     fn act(&mut self, action: Action) -> Result<()> {
@@ -637,10 +537,9 @@ impl Deploy {
                             && matches!(e.state, State::Failed | State::Skipped)
                     })
                     .count();
-                log::error(&format!(
-                    "Level {level} had {failures} CORE service failures"
-                ));
-                log::error("Stopping startup - fix CORE service failures and redeploy");
+                for line in messages::aborted(level, failures) {
+                    log::error(&line);
+                }
                 Ok(())
             }
         }
@@ -650,7 +549,7 @@ impl Deploy {
         let plan = self.sched.entry(index).plan.clone();
         let paths = self.paths[index].clone();
         let tx = self.tx.clone();
-        let compose = (plan.backend == Backend::Container)
+        let compose = matches!(plan.backend, Backend::Container | Backend::Swarm)
             .then(|| self.compose_cmd().ok())
             .flatten();
         let job = move || {
@@ -670,16 +569,13 @@ impl Deploy {
     fn probed(&mut self, index: usize, healthy: bool) -> Result<()> {
         if !healthy && self.sched.aborted() {
             // A CORE service failed while this probe ran: start nothing new.
-            self.sched.set(index, State::Skipped);
+            self.sched.on_skipped(index);
             return self.skip(index, &SkipReason::Aborted);
         }
         if !healthy {
             if let Some((pid, remaining)) = self.adoptable(index) {
                 let service = &self.sched.entry(index).plan.service;
-                log::info(&format!(
-                    "{service}: its earlier process (pid {pid}) still runs, not yet healthy: adopted, not started again ({} left of its timeout)",
-                    hub::duration::human(remaining)
-                ));
+                log::info(&messages::adopted(service, pid, remaining));
                 self.adopted.insert(index, remaining);
                 let launch = Launch::Started {
                     pid: Some(pid),
@@ -690,14 +586,14 @@ impl Deploy {
             return self.launch(index, 1);
         }
         let plan = &self.sched.entry(index).plan;
-        log::success(&format!("{} is already healthy (skipped)", plan.service));
+        log::success(&messages::already_healthy(plan));
         let record = Record::Skipped(rec::Skipped {
             of: self.subject(index),
             reason: rec::SkipReason::AlreadyHealthy,
             dependency: None,
         });
         self.emit(record)?;
-        self.sched.set_already_healthy(index);
+        self.sched.on_already_healthy(index);
         self.already_healthy += 1;
         Ok(())
     }
@@ -742,10 +638,7 @@ impl Deploy {
                 true,
             );
         }
-        log::info(&format!(
-            "Starting {} (attempt {attempt}, level {}, {})",
-            plan.service, plan.level, plan.class
-        ));
+        log::info(&messages::starting(&plan, attempt));
         let paths = self.paths[index].clone();
         match (plan.backend, &plan.start, &plan.run) {
             (Backend::Start, Some(spec), _) => {
@@ -812,7 +705,7 @@ impl Deploy {
                 }
                 Ok(())
             }
-            (Backend::Container, _, _) => {
+            (backend @ (Backend::Container | Backend::Swarm), _, _) => {
                 let cmd = match self.compose_cmd() {
                     Ok(cmd) => cmd,
                     Err(message) => {
@@ -829,7 +722,11 @@ impl Deploy {
                 let compose = plan.compose.clone().unwrap_or_default();
                 let service = plan.service.clone();
                 self.in_background(index, attempt, format!("up-{service}"), move || {
-                    launch::launch_container(&cmd, &compose, &service)
+                    if backend == Backend::Swarm {
+                        launch::launch_swarm(&cmd, &compose, &service)
+                    } else {
+                        launch::launch_container(&cmd, &compose, &service)
+                    }
                 })
             }
             _ => self.attempt_failed(
@@ -902,7 +799,7 @@ impl Deploy {
                 if self.config.mode == Mode::Ungated {
                     self.breaker_record(index, true)?;
                 }
-                self.sched.set(index, State::Started { attempt });
+                self.sched.on_launched(index, attempt);
                 match self.exited_before_started.remove(&(index, attempt)) {
                     Some(status) => self.exited(index, attempt, status),
                     None => Ok(()),
@@ -1000,17 +897,12 @@ impl Deploy {
         match delay {
             Some(delay) => {
                 self.log_retry(index, attempt, &message, delay);
-                self.sched.set(
-                    index,
-                    State::RetryWait {
-                        next_attempt: attempt + 1,
-                        due: Instant::now() + delay,
-                    },
-                );
+                self.sched
+                    .on_retry(index, attempt + 1, Instant::now() + delay);
             }
             None => {
                 let service = &self.sched.entry(index).plan.service;
-                log::error(&format!("{service} failed to start: {message}"));
+                log::error(&messages::failed_to_start(service, &message));
                 self.service_failed(index, reason.as_str(), true);
             }
         }
@@ -1019,33 +911,17 @@ impl Deploy {
 
     fn log_retry(&self, index: usize, attempt: u32, why: &str, delay: Duration) {
         let plan = &self.sched.entry(index).plan;
-        let max = match plan.retry.attempts {
-            0 => "∞".to_owned(),
-            n => n.to_string(),
-        };
-        log::warn(&format!(
-            "{}: attempt {attempt}/{max} failed ({why}), retrying in {}",
-            plan.service,
-            hub::duration::human(delay)
-        ));
+        log::warn(&messages::retrying(plan, attempt, why, delay));
     }
 
     /// A service failed for good. `announce`: say so in the seed's words (false when
     /// hub-wait-healthy, which reported the health failure, already did).
     fn service_failed(&mut self, index: usize, reason: &str, announce: bool) {
-        let plan = &self.sched.entry(index).plan;
-        match plan.class {
-            _ if !announce => {}
-            Class::Core => log::error(&format!(
-                "Service {} failed (CORE - deployment will fail): {reason}",
-                plan.service
-            )),
-            class => log::warn(&format!(
-                "Service {} failed ({class} - deployment will continue): {reason}",
-                plan.service
-            )),
+        if announce {
+            let (level, line) = messages::service_failed(&self.sched.entry(index).plan, reason);
+            log::line(level, &line);
         }
-        self.sched.set(index, State::Failed);
+        self.sched.on_failed(index);
     }
 
     fn skip(&mut self, index: usize, reason: &SkipReason) -> Result<()> {
@@ -1058,12 +934,8 @@ impl Deploy {
         };
         if let Some(dep) = dependency {
             self.blocked_by.insert(index, dep.to_owned());
-            let line = format!("{} skipped: its dependency {dep} failed", plan.service);
-            if plan.class == Class::Core {
-                log::error(&format!("{line} (CORE - deployment will fail)"));
-            } else {
-                log::warn(&line);
-            }
+            let (level, line) = messages::dependency_failed(plan, dep);
+            log::line(level, &line);
         }
         let record = Record::Skipped(rec::Skipped {
             of: self.subject(index),
@@ -1099,7 +971,7 @@ impl Deploy {
             .filter(|e| e.plan.level == level && !e.state.decided())
             .map(|e| e.plan.service.as_str())
             .collect();
-        log::info(&format!("Level {level}: Starting {}", names.join(" ")));
+        log::info(&messages::level_starting(level, &names));
     }
 
     /// In levels mode, summarise each level once it is decided.
@@ -1127,9 +999,7 @@ impl Deploy {
                 .filter(|e| matches!(e.state, State::Failed | State::Skipped))
                 .count();
             if failed > 0 {
-                log::warn(&format!(
-                    "Level {level} had {failed} failures, but all CORE services operational"
-                ));
+                log::warn(&messages::level_degraded(level, failed));
             }
         }
     }
@@ -1159,50 +1029,38 @@ impl Deploy {
             duration_ms: hub::duration::to_ms(elapsed),
         });
         self.out.emit(self.run_id.as_deref(), record)?;
-        let total = entries.len();
-        let took = hub::duration::human(elapsed);
-        let healthy_text = match already {
-            0 => format!("{healthy}/{total} healthy"),
-            n => format!("{healthy}/{total} healthy ({n} already healthy)"),
-        };
-        match (ok, self.config.mode) {
-            (false, _) => log::error(&format!(
-                "Deploy failed: {} ({healthy_text}, {failed} failed, {skipped} skipped) after {took}",
-                self.abort_reason()
-            )),
-            (true, Mode::Ungated) => log::success(&format!(
-                "Launched {started}/{total} services ({failed} failed) in {took}"
-            )),
-            (true, _) if failed + skipped > 0 => log::warn(&format!(
-                "Deployed with degradation: {healthy_text}, {failed} failed, {skipped} skipped, in {took}"
-            )),
-            (true, _) => log::success(&format!("Deployed: {healthy_text} in {took}")),
-        }
+        let (level, line) = messages::finished(&messages::Outcome {
+            ok,
+            mode: self.config.mode,
+            total: entries.len(),
+            healthy,
+            already_healthy: already,
+            started,
+            failed,
+            skipped,
+            elapsed,
+            abort_reason: self.abort_reason(),
+        });
+        log::line(level, &line);
         Ok(status)
     }
 
     /// Why the deploy failed, in a few words: which CORE service, and why when it was skipped.
     fn abort_reason(&self) -> String {
-        let Some(cause) = self.sched.abort_cause() else {
-            return "a CORE service failed".to_owned();
-        };
-        let service = &self.sched.entry(cause).plan.service;
-        match self.blocked_by.get(&cause) {
-            Some(dep) => format!(
-                "CORE service {service} was skipped because its hard dependency {dep} failed"
-            ),
-            None => format!("CORE service {service} failed"),
-        }
+        let cause = self.sched.abort_cause();
+        messages::abort_reason(
+            cause.map(|c| self.sched.entry(c).plan.service.as_str()),
+            cause
+                .and_then(|c| self.blocked_by.get(&c))
+                .map(String::as_str),
+        )
     }
 
     /// SIGINT/SIGTERM/SIGHUP: kill in-flight start commands' groups (TERM, then KILL after a
     /// grace, or at once on a second signal),
     /// record what was cut short, and exit 130/143. Launched services keep running.
     fn interrupt(&mut self, signal: Signal, rx: &Receiver<Event>) -> Result<u8> {
-        log::warn(&format!(
-            "{} received: stopping start commands in flight",
-            signal.as_str()
-        ));
+        log::warn(&messages::interrupted(signal));
         self.cancel.store(true, Ordering::SeqCst);
         let in_flight: Vec<String> = self
             .sched
@@ -1254,94 +1112,4 @@ impl Deploy {
         };
         backoff.ceiling(failed_attempt.saturating_sub(1))
     }
-
-    fn breaker_key(&self, index: usize) -> String {
-        hub::breaker::start_key(&self.sched.entry(index).plan.service)
-    }
-
-    fn transition(&mut self, transition: Option<Transition>) -> Result<()> {
-        let Some(transition) = transition else {
-            return Ok(());
-        };
-        hub::retry::log_transition(&transition);
-        self.emit(Record::Breaker(transition))
-    }
-
-    /// Ask the circuit breaker `SERVICE:start`; a refusal's message (with the command that
-    /// resets it). Failures recorded for another definition of the service are forgotten first.
-    fn breaker_refuses(&mut self, index: usize) -> Result<Option<String>> {
-        let key = self.breaker_key(index);
-        let definition = definition_hash(&self.sched.entry(index).plan);
-        if let Some(old) = self.config.breaker.forget_if_changed(&key, &definition)? {
-            log::info(&format!(
-                "{key}: the service's definition changed since its {} failure(s); its circuit breaker starts afresh",
-                old.consecutive_failures
-            ));
-            if old.state != hub::breaker::State::Closed {
-                self.transition(Some(Transition {
-                    key: key.clone(),
-                    from: old.state,
-                    to: hub::breaker::State::Closed,
-                    consecutive_failures: 0,
-                    opened_at: None,
-                }))?;
-            }
-        }
-        let (decision, transition) = self.config.breaker.check(&key)?;
-        self.transition(transition)?;
-        Ok((!decision.allowed())
-            .then(|| hub::retry::describe_refusal(&key, &decision, self.config.breaker.path())))
-    }
-
-    /// Record an attempt's outcome in the circuit breaker `SERVICE:start`.
-    fn breaker_record(&mut self, index: usize, ok: bool) -> Result<()> {
-        let key = self.breaker_key(index);
-        let transition = if ok {
-            self.config.breaker.record_success(&key)?
-        } else {
-            let definition = definition_hash(&self.sched.entry(index).plan);
-            self.config
-                .breaker
-                .record_failure_of(&key, Some(&definition))?
-        };
-        self.transition(transition)
-    }
-}
-
-/// A hash of what hub-start runs for a service, and how it judges it: its backend, commands,
-/// health check, timeout and compose reference. The breaker stores it with the failures, so a
-/// fixed service is not refused for the failures of its broken predecessor. FNV-1a, not the
-/// standard library's hasher, whose output may change between Rust releases (the hash is
-/// stored in a file).
-fn definition_hash(plan: &Plan) -> String {
-    /// What is hashed, in this order (the stored hashes depend on it).
-    #[derive(serde::Serialize)]
-    struct Definition<'a> {
-        backend: Backend,
-        compose: &'a Option<hub::records::ComposeRef>,
-        container_name: &'a Option<String>,
-        health: &'a hub::records::HealthSpec,
-        healthcheck: &'a Option<serde_json::Value>,
-        run: &'a Option<hub::command::CommandSpec>,
-        start: &'a Option<hub::command::CommandSpec>,
-        timeout_ms: u64,
-    }
-    let what = Definition {
-        backend: plan.backend,
-        compose: &plan.compose,
-        container_name: &plan.container_name,
-        health: &plan.health,
-        healthcheck: &plan.healthcheck,
-        run: &plan.run,
-        start: &plan.start,
-        timeout_ms: plan.timeout_ms,
-    };
-    // Through a `Value`: its objects sort their keys, nested ones too, as the stored hashes did.
-    let text = serde_json::to_value(&what)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
 }

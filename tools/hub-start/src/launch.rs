@@ -277,6 +277,11 @@ pub fn launch_container(
         }
         result
     };
+    engine_launch(result)
+}
+
+/// A container or Swarm service's launch: the id the engine gave it, or why it failed.
+fn engine_launch(result: Result<String, hub::container::ComposeFailure>) -> Launch {
     match result {
         Ok(id) => Launch::Started {
             pid: None,
@@ -288,6 +293,26 @@ pub fn launch_container(
             message: failure.message,
         },
     }
+}
+
+/// Release a Swarm service into its stack (`hub::swarm::release`): hub owns the ordering,
+/// Swarm the placement. The started record carries the Swarm service id where a container
+/// id would be.
+pub fn launch_swarm(
+    cmd: &hub::container::ComposeCmd,
+    compose: &hub::records::ComposeRef,
+    service: &str,
+) -> Launch {
+    let Some(stack) = compose.stack.as_deref() else {
+        return Launch::Failed {
+            reason: FailReason::NoBackend,
+            exit_status: None,
+            message: format!(
+                "service \"{service}\": backend swarm without a stack (hub-levels --swarm STACK)"
+            ),
+        };
+    };
+    engine_launch(hub::swarm::release(cmd, compose, stack, service))
 }
 
 /// The process recorded for a `run` service by an earlier deploy, if that same process runs.

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_start::command(), hub_start::run)
+    hub::cli::main(hub_start::run)
 }

@@ -45,7 +45,8 @@ pub fn started(plan: &Plan, launched: Launched<'_>) -> Started {
         backend: Some(plan.backend),
         pid: launched.pid,
         adopted: launched.adopted.is_some(),
-        log: (plan.backend != Backend::Container).then(|| launched.log.display().to_string()),
+        log: matches!(plan.backend, Backend::Start | Backend::Run)
+            .then(|| launched.log.display().to_string()),
         // Our own child: its exit comes downstream as an `exited` record. An adopted process
         // is not our child, and is watched by pid.
         exit_record: launched.pid.is_some() && launched.adopted.is_none(),

@@ -18,6 +18,15 @@ pub fn already_healthy(plan: &Plan, paths: &Paths, compose: Option<&ComposeCmd>)
         // Without a health check a start command's result cannot be seen from outside.
         Backend::Start => plan.health.check != Check::None && probe(plan),
         Backend::Container => compose.is_some_and(|cmd| container_up(plan, cmd)),
+        // At its desired count of tasks running and past their healthcheck.
+        Backend::Swarm => compose.is_some_and(|cmd| {
+            plan.compose
+                .as_ref()
+                .and_then(|c| c.stack.as_deref())
+                .is_some_and(|stack| {
+                    hub::swarm::already_healthy(cmd, stack, &plan.service, &plan.health.check)
+                })
+        }),
     }
 }
 

@@ -154,8 +154,9 @@ impl Scheduler {
     }
 
     /// Move a service to a new state. A CORE service that fails (or is skipped because a
-    /// dependency failed) aborts the deploy.
-    pub fn set(&mut self, index: usize, state: State) {
+    /// dependency failed) aborts the deploy. Private: the executor reports what happened
+    /// through the `on_*` methods below, and the scheduler decides what state that means.
+    fn set(&mut self, index: usize, state: State) {
         self.entries[index].state = state;
         if matches!(state, State::Failed | State::Skipped)
             && self.entries[index].plan.class == Class::Core
@@ -165,9 +166,58 @@ impl Scheduler {
         }
     }
 
-    /// Mark a skip that does not count as a failure (already healthy).
-    pub fn set_already_healthy(&mut self, index: usize) {
+    /// Attempt `attempt` was launched: it waits for its health verdict.
+    pub fn on_launched(&mut self, index: usize, attempt: u32) {
+        self.set(index, State::Started { attempt });
+    }
+
+    /// The attempt in flight, if the service waits for a verdict on one.
+    pub fn awaiting_verdict(&self, index: usize) -> Option<u32> {
+        match self.entries[index].state {
+            State::Started { attempt } => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// The service is healthy: its dependents may start.
+    pub fn on_healthy(&mut self, index: usize) {
+        self.set(index, State::Healthy);
+    }
+
+    /// Found healthy before its first start (a rerun): decided, and no failure.
+    pub fn on_already_healthy(&mut self, index: usize) {
         self.entries[index].state = State::Healthy;
+    }
+
+    /// An attempt failed and attempt `next_attempt` is due at `due`.
+    pub fn on_retry(&mut self, index: usize, next_attempt: u32, due: Instant) {
+        self.set(index, State::RetryWait { next_attempt, due });
+    }
+
+    /// A failed attempt's process is being stopped; attempt `next_attempt` waits for that.
+    pub fn on_stopping(&mut self, index: usize, next_attempt: u32) {
+        self.set(index, State::Stopping { next_attempt });
+    }
+
+    /// The stopped attempt's process is gone: attempt `next_attempt` is due at `due`. False
+    /// (and nothing changes) when the service no longer waits for that stop (an abort skipped
+    /// it meanwhile).
+    pub fn on_stopped(&mut self, index: usize, next_attempt: u32, due: Instant) -> bool {
+        if self.entries[index].state != (State::Stopping { next_attempt }) {
+            return false;
+        }
+        self.on_retry(index, next_attempt, due);
+        true
+    }
+
+    /// The service failed for good (a CORE one aborts the deploy).
+    pub fn on_failed(&mut self, index: usize) {
+        self.set(index, State::Failed);
+    }
+
+    /// The service will not start in this run (a CORE one aborts the deploy).
+    pub fn on_skipped(&mut self, index: usize) {
+        self.set(index, State::Skipped);
     }
 
     /// The earliest retry due time.
@@ -345,11 +395,12 @@ enum Dep {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hub::records::{Backend, Check, HealthSpec, RetrySpec};
 
-    fn plan(name: &str, level: u32, class: Class, deps: &[&str], soft: &[&str]) -> Plan {
+    /// A plan for tests: only what scheduling reads.
+    pub(crate) fn plan(name: &str, level: u32, class: Class, deps: &[&str], soft: &[&str]) -> Plan {
         Plan {
             service: name.into(),
             level,
@@ -411,13 +462,13 @@ mod tests {
         let now = Instant::now();
         let mut s = stack(Mode::Dag);
         assert_eq!(started(&s.actions(now)), [0, 1, 2]);
-        s.set(0, State::Healthy);
+        s.on_healthy(0);
         // b waits only for a, not for d or e.
         assert_eq!(started(&s.actions(now)), [3]);
-        s.set(3, State::Healthy);
+        s.on_healthy(3);
         // c also waits for its soft dependency d.
         assert!(started(&s.actions(now)).is_empty());
-        s.set(1, State::Failed);
+        s.on_failed(1);
         assert_eq!(
             started(&s.actions(now)),
             [5],
@@ -431,13 +482,13 @@ mod tests {
         let now = Instant::now();
         let mut s = stack(Mode::Levels);
         assert_eq!(started(&s.actions(now)), [0, 1, 2]);
-        s.set(0, State::Healthy);
+        s.on_healthy(0);
         assert!(
             started(&s.actions(now)).is_empty(),
             "d and e still undecided"
         );
-        s.set(1, State::Healthy);
-        s.set(2, State::Healthy);
+        s.on_healthy(1);
+        s.on_healthy(2);
         assert_eq!(started(&s.actions(now)), [3, 4]);
     }
 
@@ -450,7 +501,7 @@ mod tests {
         s.add(plan("c", 2, Class::Optional, &["b"], &[])).unwrap();
         s.input_closed();
         s.actions(now);
-        s.set(0, State::Failed);
+        s.on_failed(0);
         let actions = s.actions(now);
         assert_eq!(
             actions,
@@ -480,7 +531,7 @@ mod tests {
             .unwrap();
         s.input_closed();
         s.actions(now);
-        s.set(0, State::Failed);
+        s.on_failed(0);
         let actions = s.actions(now);
         assert!(actions.contains(&Action::Skip {
             index: 2,
@@ -490,7 +541,7 @@ mod tests {
         assert!(s.aborted());
         // `other` is still in flight: the deploy ends when it settles; `late` is never started.
         assert!(!s.finished());
-        s.set(1, State::Started { attempt: 1 });
+        s.on_launched(1, 1);
         assert!(s.finished());
         assert_eq!(s.entry(3).state, State::Skipped);
     }
@@ -500,15 +551,9 @@ mod tests {
         let now = Instant::now();
         let mut s = stack(Mode::Dag);
         s.actions(now);
-        s.set(1, State::Healthy);
-        s.set(
-            2,
-            State::RetryWait {
-                next_attempt: 2,
-                due: now,
-            },
-        );
-        s.set(0, State::Failed);
+        s.on_healthy(1);
+        s.on_retry(2, 2, now);
+        s.on_failed(0);
         let actions = s.actions(now);
         assert_eq!(actions[0], Action::Abort { cause: 0 });
         let skipped: Vec<usize> = actions
@@ -540,16 +585,10 @@ mod tests {
         s.input_closed();
         assert_eq!(started(&s.actions(now)), [0, 1], "--jobs 2");
         let due = now + std::time::Duration::from_secs(2);
-        s.set(
-            0,
-            State::RetryWait {
-                next_attempt: 2,
-                due,
-            },
-        );
+        s.on_retry(0, 2, due);
         assert_eq!(started(&s.actions(now)), [2]);
-        s.set(1, State::Started { attempt: 1 });
-        s.set(2, State::Started { attempt: 1 });
+        s.on_launched(1, 1);
+        s.on_launched(2, 1);
         assert!(started(&s.actions(now)).is_empty(), "not due yet");
         assert_eq!(s.next_due(), Some(due));
         assert_eq!(
@@ -576,5 +615,25 @@ mod tests {
         let mut s = Scheduler::new(Mode::Dag, 0);
         s.add(plan("a", 0, Class::Core, &[], &[])).unwrap();
         assert!(s.add(plan("a", 0, Class::Core, &[], &[])).is_err());
+    }
+
+    #[test]
+    fn a_stopped_attempt_retries_only_while_it_still_waits_for_that_stop() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Dag, 0);
+        s.add(plan("db", 0, Class::Optional, &[], &[])).unwrap();
+        s.input_closed();
+        assert_eq!(started(&s.actions(now)), [0]);
+        s.on_launched(0, 1);
+        assert_eq!(s.awaiting_verdict(0), Some(1));
+        s.on_stopping(0, 2);
+        assert_eq!(s.awaiting_verdict(0), None);
+        assert!(!s.on_stopped(0, 3, now), "another attempt's stop");
+        assert!(s.on_stopped(0, 2, now));
+        assert_eq!(started(&s.actions(now)), [0]);
+        assert_eq!(s.entry(0).state, State::Starting { attempt: 2 });
+        s.on_skipped(0);
+        assert!(!s.on_stopped(0, 2, now), "skipped meanwhile: stays skipped");
+        assert_eq!(s.entry(0).state, State::Skipped);
     }
 }

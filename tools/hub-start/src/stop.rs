@@ -14,6 +14,7 @@ use hub::pidfile::{self, GroupStop, Recorded};
 use hub::process::Identity;
 use hub::process::{self, Finished};
 use hub::records::{Backend, Plan, Record, StopMethod, Subject};
+use hub::swarm;
 use hub::{Result, log};
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +38,10 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
         .into_iter()
         .map(|(run_id, plan)| (run_id.unwrap_or_default(), plan))
         .collect();
-    let compose = if plans.iter().any(|(_, p)| p.backend == Backend::Container) {
+    let compose = if plans
+        .iter()
+        .any(|(_, p)| matches!(p.backend, Backend::Container | Backend::Swarm))
+    {
         Some(ComposeCmd::detect(compose_cmd)?)
     } else {
         None
@@ -91,6 +95,9 @@ pub fn run(state_dir: &Path, grace: Duration, compose_cmd: Option<&str>) -> Resu
             }
         }
         start = end;
+    }
+    if let Some(cmd) = &compose {
+        all_ok &= remove_stacks(&plans, cmd);
     }
     Ok(if all_ok {
         hub::error::exit::OK
@@ -200,6 +207,20 @@ pub(crate) fn stop_one(
                 Err(failure) => return stopped(method, false, failure.message),
             }
         }
+        Backend::Swarm if plan.stop.is_none() => {
+            method = StopMethod::Swarm;
+            let (Some(cmd), Some(stack)) = (compose, plan_stack(plan)) else {
+                return stopped(method, false, "no compose command or no stack".into());
+            };
+            match swarm::remove_service(cmd, stack, &plan.service, SWARM_GONE_WAIT) {
+                Ok(true) => notes.push(format!(
+                    "Swarm service {} removed",
+                    swarm::service_name(stack, &plan.service)
+                )),
+                Ok(false) => notes.push("not deployed".into()),
+                Err(failure) => return stopped(method, false, failure.message),
+            }
+        }
         Backend::Start if plan.stop.is_none() => {
             return stopped(
                 StopMethod::None,
@@ -210,6 +231,35 @@ pub(crate) fn stop_one(
         _ => {}
     }
     stopped(method, true, notes.join("; "))
+}
+
+/// How long a Swarm teardown waits for the engine to let go of a service or a stack.
+const SWARM_GONE_WAIT: Duration = Duration::from_secs(60);
+
+fn plan_stack(plan: &Plan) -> Option<&str> {
+    plan.compose.as_ref().and_then(|c| c.stack.as_deref())
+}
+
+/// Once every service of a Swarm stack is removed, dependents first, the stack goes
+/// (`docker stack rm`: its networks, configs, secrets), waited for until nothing of it is
+/// left. True when every stack is gone.
+fn remove_stacks(plans: &[(String, Plan)], cmd: &ComposeCmd) -> bool {
+    let stacks: std::collections::BTreeSet<&str> = plans
+        .iter()
+        .filter(|(_, p)| p.backend == Backend::Swarm)
+        .filter_map(|(_, p)| plan_stack(p))
+        .collect();
+    let mut ok = true;
+    for stack in stacks {
+        match swarm::remove_stack(cmd, stack, SWARM_GONE_WAIT) {
+            Ok(()) => log::success(&format!("Swarm stack {stack} removed")),
+            Err(failure) => {
+                ok = false;
+                log::error(&format!("Swarm stack {stack}: {}", failure.message));
+            }
+        }
+    }
+    ok
 }
 
 /// Stop the process group in a `run` service's pid file (TERM, KILL after `grace`) when it is

@@ -10,13 +10,14 @@
 //! single `docker events` ([`containers`]). The thread count does not grow with the number of
 //! services.
 
+pub mod cli;
 mod containers;
 mod exits;
 mod pool;
 mod status;
+mod swarm;
 mod waiter;
 
-use clap::{ArgMatches, Command};
 use exits::ExitWatcher;
 use hub::error::exit;
 use hub::output::RecordWriter;
@@ -32,78 +33,13 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use waiter::{Next, Report, Started, Verdict, Wait};
 
-/// `--max-probe-commands`' default ([`pool::DEFAULT_COMMANDS`], as clap wants it).
-const DEFAULT_PROBE_COMMANDS: &str = "16";
+/// `--max-probe-commands`' default: probe commands running at once.
+pub const DEFAULT_PROBE_COMMANDS: &str = "16";
+
+pub use cli::Cli;
 
 /// How often the live status line is redrawn.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
-
-/// The command-line interface.
-pub fn command() -> Command {
-    let cmd = Command::new("hub-wait-healthy")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Probe each started service until it is healthy, times out, or exits")
-        .long_about(
-            "Probe each started service concurrently until it is healthy, its deadline passes, \
-             or its process is known dead.\n\n\
-             Reads JSON-lines records on stdin. Every record is passed through to stdout byte for \
-             byte, at once; each `started` record (from hub-start) also starts a wait. \
-             Writes `healthy`, `unhealthy` (reason timeout, exited, probe_error, or aborted when \
-             a `finished` record with ok false says hub-start gave up), `waiting` (at 50%, 75% \
-             and 90% of the timeout) and `interrupted` records; see docs/records.md.\n\n\
-             Probes (from the record's `health`): cmd (exit 0; run in its own process group, \
-             killed on timeout; in the record's working_dir, with its environment), http (a GET; status in range, default 200-399; optional body \
-             substring; redirects are never followed, the 3xx status is judged as is; proxies \
-             are not used), tcp (a connect). Each probe has its own timeout (probe_timeout_ms). \
-             Container services (health kind container or exec, from the Docker backend) are \
-             followed through `docker events`: healthy when the engine says so (or, without a \
-             healthcheck, after running for grace_ms), or when the compose test passes under \
-             `docker exec` on hub's schedule; an exited container fails at once with its exit \
-             code and `docker logs` tail; one restarting is not final before the deadline.\n\n\
-             Schedule: the first probe runs at once; then gaps of 10ms, 15ms, 22ms, … growing by \
-             half up to the check's interval_ms. A failing probe is not final: probing goes on \
-             until timeout_ms after the `started` record's time. Failures inside \
-             start_period_ms count toward nothing but the deadline (no `failures`, no warnings). \
-             A `run` service (with a pid) that hub-start launched is followed through the \
-             `exited` record hub-start writes when it exits; one hub-start did not launch \
-             (adopted, or a record written by hand) is watched through a pidfd (on old kernels: \
-             checked every 50ms). The moment it exits it is `unhealthy` with reason `exited`, \
-             with its exit status (from the `exited` record, when there is one) and \
-             the last 10 lines of its current attempt's log (after the attempt's `==> hub run=…` \
-             header). Such a failure, or a timeout, is not final when attempts remain: \
-             hub-start tries again (after stopping a timed-out attempt's process); an exit \
-             status of 126 or 127 (not executable, not found) is final at once. A `run` \
-             process that exits 0 without being a one-shot job is told how to declare one.\n\n\
-             On a terminal, one live status line on stderr shows who is being waited on.",
-        )
-        .after_help(
-            "Exit status: 0 no CORE service failed (final outcomes only); 1 a CORE service \
-             failed; 2 bad input (a line that is not a JSON record, or a malformed `started` \
-             record: an error naming its line is printed, the line is skipped, every other \
-             service is still waited for, and the exit status is 2); 129 SIGHUP, 130 SIGINT, 143 SIGTERM \
-             (an `interrupted` record names the services still waited for; probe commands are \
-             killed).\n\n\
-             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json, \
-             HUB_MAX_PROBE_COMMANDS (as --max-probe-commands).",
-        );
-    hub::cli::with_common_args(
-        cmd.arg(
-            clap::Arg::new("compose-cmd")
-                .long("compose-cmd")
-                .value_name("CMD")
-                .help("The compose command, for container services [default: $DOCKER_CMD, else `docker compose` if it works, else docker-compose]"),
-        )
-        .arg(
-            clap::Arg::new("max-probe-commands")
-                .long("max-probe-commands")
-                .value_name("N")
-                .env("HUB_MAX_PROBE_COMMANDS")
-                .value_parser(clap::value_parser!(u32).range(1..=4096))
-                .default_value(DEFAULT_PROBE_COMMANDS)
-                .help("At most N probe commands (cmd checks) run at once; when more are due, the earliest due runs first, and every service is still probed"),
-        ),
-    )
-}
 
 /// Everything the main loop reacts to.
 enum Event {
@@ -113,7 +49,7 @@ enum Event {
     ReadError(String),
     /// Stdin is closed.
     Eof,
-    /// A container wait's report.
+    /// A container or Swarm wait's report.
     Report { id: u64, report: Report },
     /// A probe of wait `id` finished.
     Probed { id: u64, outcome: probe::Outcome },
@@ -145,14 +81,20 @@ enum Work {
         /// The earliest time the wait has an entry on the timer heap for.
         wake_at: Option<Instant>,
     },
+    /// A Swarm service: followed by the one Swarm poll thread ([`swarm`]).
+    Swarm { stop: Sender<swarm::Wake> },
     /// A container service: followed by the one engine loop (dropping the handle ends it).
     Container { _handle: containers::Handle },
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        if let Work::Local { cancelled, .. } = &self.work {
-            cancelled.store(true, Ordering::Relaxed);
+        match &self.work {
+            Work::Local { cancelled, .. } => cancelled.store(true, Ordering::Relaxed),
+            Work::Swarm { stop } => {
+                let _ = stop.send(swarm::Wake::Stop);
+            }
+            Work::Container { .. } => {}
         }
     }
 }
@@ -185,8 +127,8 @@ struct Waiter {
 }
 
 /// Run `hub-wait-healthy`.
-pub fn run(matches: &ArgMatches) -> Result<u8> {
-    let _ = containers::COMPOSE_CMD.set(matches.get_one::<String>("compose-cmd").cloned());
+pub fn run(args: Cli) -> Result<u8> {
+    let _ = containers::COMPOSE_CMD.set(args.compose.compose_cmd);
     let (events, inbox) = mpsc::channel();
     let on_signal = events.clone();
     signals::watch(move |signal| {
@@ -198,9 +140,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         .name("stdin".into())
         .spawn(move || read_stdin(&reader))
         .map_err(|e| hub::Error::input(format!("cannot start the stdin reader: {e}")))?;
-    let commands = matches
-        .get_one::<u32>("max-probe-commands")
-        .map_or(pool::DEFAULT_COMMANDS, |n| *n as usize);
+    let commands = args.max_probe_commands as usize;
     let pool = Arc::new(pool::Pool::new(commands));
     let on_exit = events.clone();
     let exits = ExitWatcher::start(Box::new(move |id| {
@@ -223,7 +163,7 @@ pub fn run(matches: &ArgMatches) -> Result<u8> {
         bad_input: false,
         status: status::StatusLine::for_stderr(),
         exits,
-        verbose: matches.get_count("verbose") > 0,
+        verbose: args.common.verbose > 0,
     };
     waiter.main_loop(&inbox)
 }
@@ -531,7 +471,21 @@ impl Waiter {
         self.next_id += 1;
         let id = self.next_id;
         let name = started.of.service.clone();
-        let work = if containers::is_container(&started) {
+        let work = if started.backend == Some(rec::Backend::Swarm) {
+            // One poll thread for every Swarm service, not a thread each.
+            let (stop, inbox) = mpsc::channel();
+            let events = self.events.clone();
+            swarm::watch(swarm::Watch {
+                started: started.clone(),
+                lag,
+                stop: inbox,
+                report: Box::new(move |report| {
+                    let _ = events.send(Event::Report { id, report });
+                }),
+            })
+            .map_err(hub::Error::input)?;
+            Work::Swarm { stop }
+        } else if containers::is_container(&started) {
             if self.engine.is_none() {
                 let events = self.events.clone();
                 let engine = containers::Engine::start(
@@ -893,16 +847,5 @@ fn check_name(started: &Started) -> &'static str {
         Check::Exec { .. } => "exec",
         Check::Completed => "completion",
         Check::None => "no",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_documented_default_is_the_pools() {
-        assert_eq!(
-            super::DEFAULT_PROBE_COMMANDS,
-            super::pool::DEFAULT_COMMANDS.to_string()
-        );
     }
 }

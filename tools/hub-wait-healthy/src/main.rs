@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    hub::cli::main(hub_wait_healthy::command(), hub_wait_healthy::run)
+    hub::cli::main(hub_wait_healthy::run)
 }

@@ -19,9 +19,6 @@ use std::time::Instant;
 /// Threads for HTTP and TCP probes: each blocks at most one probe timeout.
 pub const NET_WORKERS: usize = 32;
 
-/// The default bound on probe commands running at once.
-pub const DEFAULT_COMMANDS: usize = 16;
-
 /// One probe, which reports its own outcome (a channel send).
 pub type Task = Box<dyn FnOnce() + Send>;
 

@@ -306,11 +306,6 @@ impl Wait {
         if let (Some(prober), Some(due)) = (&self.prober, self.next_probe)
             && now >= due
         {
-            if !prober.checks_anything() {
-                // Nothing to ask: no need for a probe thread.
-                let outcome = prober.probe();
-                return self.probed(started, outcome, now, reports);
-            }
             self.next_probe = None;
             probe = Some((due, prober.clone()));
         }

@@ -384,6 +384,11 @@ impl Schedule {
         }
     }
 
+    /// The gap [`Schedule::next_gap`] will give next, without moving on.
+    pub fn peek_gap(&self) -> Duration {
+        self.next
+    }
+
     /// The gap before the next probe.
     pub fn next_gap(&mut self) -> Duration {
         let gap = self.next;

@@ -27,9 +27,9 @@ use nix::sys::signal::Signal;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::BufRead;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use waiter::{Next, Report, Started, Verdict, Wait};
 
@@ -51,8 +51,10 @@ enum Event {
     Eof,
     /// A container or Swarm wait's report.
     Report { id: u64, report: Report },
-    /// A probe of wait `id` finished.
+    /// A probe of wait `id` finished (with a pass or a changed outcome, or overdue).
     Probed { id: u64, outcome: probe::Outcome },
+    /// A quiet outcome was left in the mailbox after its wait had looked for it.
+    Collect,
     /// The process of wait `id`, watched through a pidfd, exited.
     Exited { id: u64 },
     /// SIGINT or SIGTERM.
@@ -78,6 +80,9 @@ enum Work {
         wait: Box<Wait>,
         /// Set when the wait is over: a probe still queued for it is skipped.
         cancelled: Arc<AtomicBool>,
+        /// Set when the running probe's outcome was looked for and not found: its quiet
+        /// outcome must wake the loop.
+        overdue: Arc<AtomicBool>,
         /// The earliest time the wait has an entry on the timer heap for.
         wake_at: Option<Instant>,
     },
@@ -111,6 +116,9 @@ struct Waiter {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The probe pools.
     pool: Arc<pool::Pool>,
+    /// Quiet probe outcomes (the same failure as the wait's last), left here by the pool
+    /// without waking the loop; the loop collects them when their wait looks for them.
+    mailbox: Arc<Mutex<Vec<(u64, probe::Outcome, Instant)>>>,
     /// The container services' waits, started with the first one.
     engine: Option<containers::Engine>,
     next_id: u64,
@@ -154,6 +162,7 @@ pub fn run(args: Cli) -> Result<u8> {
         ids: HashMap::new(),
         timers: BinaryHeap::new(),
         pool,
+        mailbox: Arc::default(),
         engine: None,
         next_id: 0,
         run_id: None,
@@ -236,12 +245,14 @@ impl Waiter {
                         wait.probed(started, outcome, now, reports)
                     })?;
                 }
+                Some(Event::Collect) => self.collect()?,
                 Some(Event::Exited { id }) => self.drive(id, |wait, started, now, reports| {
                     wait.exited(None);
                     wait.advance(started, now, reports)
                 })?,
                 Some(Event::Signal(signal)) => return self.interrupted(signal, inbox, eof),
             }
+            self.collect()?;
             self.run_timers()?;
             self.draw_status();
         }
@@ -362,6 +373,7 @@ impl Waiter {
         let Work::Local {
             wait,
             cancelled,
+            overdue,
             wake_at,
         } = &mut waiting.work
         else {
@@ -377,9 +389,22 @@ impl Waiter {
                     pool::Kind::Net
                 };
                 let events = self.events.clone();
+                let (mailbox, overdue) = (self.mailbox.clone(), overdue.clone());
+                overdue.store(false, Ordering::SeqCst);
+                let last = wait.last().cloned();
                 let task = Box::new(move || {
                     let outcome = prober.probe();
-                    let _ = events.send(Event::Probed { id, outcome });
+                    if outcome.is_ok() || last.as_ref() != Some(&outcome) {
+                        let _ = events.send(Event::Probed { id, outcome });
+                        return;
+                    }
+                    // Quiet: the loop looks for it one gap later, unless it already did.
+                    if let Ok(mut mailbox) = mailbox.lock() {
+                        mailbox.push((id, outcome, Instant::now()));
+                    }
+                    if overdue.load(Ordering::SeqCst) {
+                        let _ = events.send(Event::Collect);
+                    }
                 });
                 self.pool.submit(kind, due, cancelled.clone(), task)
             });
@@ -398,6 +423,21 @@ impl Waiter {
         }
         for report in reports {
             self.report(id, report)?;
+        }
+        Ok(())
+    }
+
+    /// Take in the quiet probe outcomes the pool left.
+    fn collect(&mut self) -> Result<()> {
+        let quiet = match self.mailbox.lock() {
+            Ok(mut mailbox) => std::mem::take(&mut *mailbox),
+            Err(_) => Vec::new(),
+        };
+        for (id, outcome, finished) in quiet {
+            // As of when it finished: the next probe is due one gap after that, not after now.
+            self.drive(id, |wait, started, _, reports| {
+                wait.probed(started, outcome, finished, reports)
+            })?;
         }
         Ok(())
     }
@@ -425,6 +465,22 @@ impl Waiter {
                 self.drive(id, |wait, started, now, reports| {
                     wait.advance(started, now, reports)
                 })?;
+                // Its probe's outcome was looked for and is not in: it must say when it comes
+                // (then the mailbox is read once more, in case it came just now).
+                let overdue = self
+                    .ids
+                    .get(&id)
+                    .and_then(|name| self.waiting.get(name))
+                    .and_then(|waiting| match &waiting.work {
+                        Work::Local { wait, overdue, .. } if wait.overdue(now) => {
+                            Some(overdue.clone())
+                        }
+                        _ => None,
+                    });
+                if let Some(overdue) = overdue {
+                    overdue.store(true, Ordering::SeqCst);
+                    self.collect()?;
+                }
             }
         }
         // Superseded timers pile up (a probe's outcome sets an earlier one than the deadline):
@@ -514,6 +570,7 @@ impl Waiter {
                 Ok(wait) => Work::Local {
                     wait: Box::new(wait),
                     cancelled: Arc::default(),
+                    overdue: Arc::default(),
                     wake_at: None,
                 },
                 Err(verdict) => {
@@ -824,7 +881,12 @@ impl Waiter {
                         self.out.line(text)?;
                     }
                 }
-                Ok(Event::Report { .. } | Event::Probed { .. } | Event::Exited { .. }) => {}
+                Ok(
+                    Event::Report { .. }
+                    | Event::Probed { .. }
+                    | Event::Collect
+                    | Event::Exited { .. },
+                ) => {}
                 Ok(Event::Eof | Event::ReadError(_) | Event::Signal(_)) | Err(_) => return Ok(()),
             }
         }

@@ -10,6 +10,10 @@ use hub::records::Check;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How early a probe may run: one due within this is run now, so that a quiet outcome
+/// collected one gap after its probe (see [`Wait::overdue`]) starts the next probe at once
+/// instead of setting a timer for a few microseconds later.
+const PROBE_EARLY: Duration = Duration::from_millis(1);
 /// Without pidfds, how often a `run` service's process is checked between probes.
 pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
 /// How long a process seen dead is waited for `hub-start`'s `exited` record (it reaps, then
@@ -139,6 +143,9 @@ pub struct Wait {
     schedule: Schedule,
     /// When the next probe is due; None while one runs (or for a one-shot job).
     next_probe: Option<Instant>,
+    /// While a probe runs: when its outcome is looked for, if it is a quiet one (the same
+    /// failure as the last), which the pool leaves in a mailbox instead of waking the loop.
+    collect_at: Option<Instant>,
     probes: u32,
     failures: u32,
     last: Option<Outcome>,
@@ -195,6 +202,7 @@ impl Wait {
             deadline,
             start_period_end: begin + Duration::from_millis(started.health.start_period_ms),
             next_probe: prober.as_ref().map(|_| now),
+            collect_at: None,
             prober,
             schedule: Schedule::new(Duration::from_millis(started.health.interval_ms)),
             probes: 0,
@@ -231,6 +239,17 @@ impl Wait {
         )
     }
 
+    /// The last probe's outcome (a probe with the same failure is a quiet one).
+    pub fn last(&self) -> Option<&Outcome> {
+        self.last.as_ref()
+    }
+
+    /// True when the running probe's outcome was looked for and is not in yet: a quiet outcome
+    /// must then wake the loop.
+    pub fn overdue(&self, now: Instant) -> bool {
+        self.collect_at.is_some_and(|at| now >= at)
+    }
+
     /// The service's process exited, with its status when known (hub-start's `exited`
     /// record). Call [`Wait::advance`] next.
     pub fn exited(&mut self, status: Option<i32>) {
@@ -249,6 +268,7 @@ impl Wait {
         if self.decided {
             return Next::Done;
         }
+        self.collect_at = None;
         self.probes += 1;
         if outcome.is_ok() {
             // A passing probe answered by someone else does not make a dead service healthy.
@@ -304,9 +324,11 @@ impl Wait {
         }
         let mut probe = None;
         if let (Some(prober), Some(due)) = (&self.prober, self.next_probe)
-            && now >= due
+            && now + PROBE_EARLY >= due
         {
             self.next_probe = None;
+            // Its outcome is looked for one gap later, when the next probe would be due.
+            self.collect_at = Some(due.max(now) + self.schedule.peek_gap());
             probe = Some((due, prober.clone()));
         }
         // Every threshold passed while still undecided is reported, in order, even when this
@@ -362,6 +384,9 @@ impl Wait {
         let mut wake = self.deadline;
         if let Some(next_probe) = self.next_probe {
             wake = wake.min(next_probe);
+        }
+        if let Some(collect_at) = self.collect_at.filter(|at| *at > now) {
+            wake = wake.min(collect_at);
         }
         if let Some(percent) = WARN_AT.get(self.warned) {
             wake = wake.min(self.begin + self.timeout * *percent / 100);

@@ -353,6 +353,8 @@ impl Wait {
         // record read late still gets its one probe.
         let probing = self.prober.is_some() && self.next_probe.is_none();
         if now >= self.deadline && probing {
+            // Its outcome is wanted now, quiet or not.
+            self.collect_at = Some(now);
             let timeout = self.prober.as_ref().map_or(LIVENESS_EVERY, |p| p.timeout());
             return Next::Continue {
                 probe,

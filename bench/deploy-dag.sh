@@ -4,8 +4,18 @@
 # along the dependencies: no orchestrator can beat it).
 #
 # Run by hand (not in CI): bench/deploy-dag.sh [ROUNDS] [SERVICES] [LEVELS] [SEED]
-# (defaults 5 50 6 42; env PORT_BASE, default 19200; env SCHEDULES, default "dag levels").
-# Needs gcc (static libc) and python3. The size is SERVICES: 50, 1000, … (ports PORT_BASE…).
+# (defaults 5 50 6 42; env PORT_BASE, default 19200; env SCHEDULES, default "dag levels";
+# env CONFIG, default tcp). Needs gcc (static libc) and python3. The size is SERVICES: 50,
+# 1000, … (ports PORT_BASE…).
+#
+# CONFIG=flag is issue 13's own stack instead (LEVELS is then unused; seed 22 gives 75 levels
+# and a 66.9 s critical path at 1,000 services, near the issue's 75 and 67.8 s): service i has
+# up to 3 dependencies among the 12 before it, runs `sleep D; touch FLAG; exec sleep` (D
+# 100-1500 ms) and is checked by its compose healthcheck `test -f FLAG` at a 100 ms interval.
+#
+# TEARDOWN=kill (for 10,000 services): instead of scripts/hub-down, SIGKILL the process group of
+# every pid file in the state dir (hub-down looks for a stopped group's members in /proc, once
+# per service, which is quadratic at that size).
 #
 # Each service is tests/docker/server.c compiled statically and run as a local process
 # (`x-hub.run: [env, LISTEN_PORT=P, READY_AFTER_MS=D, server]`): it starts in about a millisecond
@@ -26,25 +36,46 @@ services=${2:-50}
 levels=${3:-6}
 seed=${4:-42}
 port_base=${PORT_BASE:-19200}
+config=${CONFIG:-tcp}
 
 cargo build --release -q -p hub-levels -p hub-start -p hub-wait-healthy -p hub-report
 export HUB_BIN_DIR="$PWD/target/release"
 work=$(mktemp -d /tmp/hub-bench-dag.XXXXXX)
 compose="$work/compose.yaml"
+teardown() {
+    if [ "${TEARDOWN:-}" = kill ]; then
+        local f pid
+        for f in "$1"/pids/*.pid; do
+            [ -e "$f" ] || continue
+            read -r pid _ < "$f"
+            kill -KILL -- "-$pid" 2> /dev/null || true
+        done
+    else
+        scripts/hub-down -f "$compose" --state-dir "$1" --grace 2s -q > /dev/null
+    fi
+}
 cleanup() {
-    scripts/hub-down -f "$compose" --state-dir "$work/state" --grace 2s -q > /dev/null 2>&1 || true
+    teardown "$work/state" > /dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-gcc -static -O2 -o "$work/server" tests/docker/server.c
-python3 bench/deploy_dag.py gen "$work/server" "$port_base" "$seed" "$services" "$levels" "$work/delays.json" > "$compose"
+if [ "$config" = flag ]; then
+    # A copy of sleep with its own name, so the stack's processes are told from anyone's.
+    cp "$(command -v sleep)" "$work/stack-sleep"
+    mkdir "$work/flags"
+    python3 bench/deploy_dag.py gen "$work/stack-sleep" "$port_base" "$seed" "$services" "$levels" "$work/delays.json" flag > "$compose"
+else
+    gcc -static -O2 -o "$work/server" tests/docker/server.c
+    python3 bench/deploy_dag.py gen "$work/server" "$port_base" "$seed" "$services" "$levels" "$work/delays.json" > "$compose"
+fi
 read -r critical levels_bound chain < <(python3 bench/deploy_dag.py bounds "$work/delays.json")
-echo "DAG: $services services, $levels levels (hub-levels: $("$HUB_BIN_DIR/hub-levels" -f "$compose" --count)), seed $seed"
+echo "DAG ($config): $services services, $levels levels (hub-levels: $("$HUB_BIN_DIR/hub-levels" -f "$compose" --count)), seed $seed"
 echo "critical path: $critical ms ($chain); ideal levels barrier (sum of each level's slowest): $levels_bound ms"
 
 # wait_ports_free: every port of the stack refuses connections (the last round's servers are gone).
 wait_ports_free() {
+    [ "$config" = flag ] && return 0
     local deadline=$((SECONDS + 20)) p busy
     while :; do
         busy=0
@@ -67,7 +98,7 @@ sample_hub() {
             read -r v t < <(awk '/^VmRSS/{r=$2} /^Threads/{t=$2} END{print r+0, t+0}' "/proc/$pid/status" 2> /dev/null || echo "0 0")
             rss=$((rss + v)); threads=$((threads + t)); procs=$((procs + 1))
         done
-        for pid in $(pgrep -x server); do
+        for pid in $(pgrep -f "$work/server|$work/stack-sleep|rm -f $work/flags/"); do
             v=$(awk '/^VmRSS/{print $2+0}' "/proc/$pid/status" 2> /dev/null || echo 0)
             srss=$((srss + ${v:-0})); sprocs=$((sprocs + 1))
         done
@@ -120,7 +151,7 @@ PY
         healthy=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["healthy"])' "$stats")
         printf 'round %d %-6s wall %5d ms  healthy %d/%d  load %s\n' "$round" "$schedule" "$wall" "$healthy" "$services" "$load" >&2
         [ "$healthy" = "$services" ] || { echo "not every service became healthy: see $events" >&2; exit 1; }
-        scripts/hub-down -f "$compose" --state-dir "$state" --grace 2s -q > /dev/null
+        teardown "$state"
         wait_ports_free
     done
 done

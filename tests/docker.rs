@@ -665,3 +665,90 @@ services:
         Some("migration 0042 failed")
     );
 }
+
+/// The `docker events` clients whose parent is process `parent`.
+fn events_clients_of(parent: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            let ppid: u32 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+            let is_events = cmdline.split(|b| *b == 0).any(|w| w == b"events");
+            (ppid == parent && is_events).then_some(())
+        })
+        .count()
+}
+
+#[test]
+#[cfg_attr(
+    not(have_docker),
+    ignore = "needs a Docker engine and docker compose (`docker info`)"
+)]
+fn hub_wait_healthy_follows_every_container_with_one_event_stream() {
+    use std::io::{BufRead, BufReader, Write};
+    if !engine_or_skip("hub_wait_healthy_follows_every_container_with_one_event_stream") {
+        return;
+    }
+    let services = ["a", "b", "c", "d"];
+    let mut compose = String::from("services:\n");
+    for service in services {
+        compose.push_str(&format!(
+            "  {service}:\n    image: {{{{IMAGE}}}}\n    environment: {{ READY_AFTER_MS: \"300\" }}\n    \
+             healthcheck: {{ test: [\"CMD\", \"/server\", \"check\"], interval: 1s, retries: 60 }}\n"
+        ));
+    }
+    let project = Project::new("one-stream", &compose);
+    let cmd = compose_cmd();
+    let mut tool = std::process::Command::new(hub_tests::bin("hub-wait-healthy"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = tool.stdin.take().unwrap();
+    for service in services {
+        let id = container::up(&cmd, &compose_ref(&project), service).unwrap();
+        let record = serde_json::json!({
+            "type": "started", "ts": hub::time::now_ms(), "run_id": "r", "service": service, "class": "core",
+            "level": 0, "attempt": 1, "max_attempts": 1, "backend": "container",
+            "timeout_ms": GENEROUS.as_millis() as u64, "container": id,
+            // A grace far beyond the deadline: only the engine's `healthy` can pass this.
+            "health": {"kind": "container", "grace_ms": GENEROUS.as_millis() as u64 * 10,
+                       "interval_ms": 1000, "probe_timeout_ms": 2000, "start_period_ms": 0},
+        });
+        writeln!(stdin, "{record}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let pid = tool.id();
+    let mut most = 0;
+    let mut healthy = 0;
+    for line in BufReader::new(tool.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        most = most.max(events_clients_of(pid));
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if record["type"] == "healthy" {
+            healthy += 1;
+            if healthy == services.len() {
+                break;
+            }
+        }
+        assert_ne!(record["type"], "unhealthy", "{record}");
+    }
+    drop(stdin);
+    assert!(tool.wait().unwrap().success());
+    assert_eq!(healthy, services.len());
+    assert!(most <= 1, "{most} docker events clients for one wait");
+    assert_eq!(
+        events_clients_of(pid),
+        0,
+        "docker events outlived the waits"
+    );
+}

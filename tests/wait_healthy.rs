@@ -748,3 +748,94 @@ fn a_probe_answered_by_a_stray_server_does_not_make_a_dead_service_healthy() {
     assert!(of_type(&records, "healthy").is_empty(), "{records:?}");
     assert_eq!(unhealthy(&records)[0].reason, UnhealthyReason::Exited);
 }
+
+/// The threads of process `pid` now (0 once it is gone).
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Wait on `count` services checked by `check_cmd` (a shell command that passes once `go`
+/// exists), with `args`: every service is probed once and fails, then `go` is created and
+/// every one must become healthy. Returns how many probes each healthy record counted, and the
+/// most threads the tool had, read at every line it wrote meanwhile.
+fn many_cmd_services(
+    args: &[&str],
+    count: usize,
+    check_cmd: &str,
+    go: &std::path::Path,
+) -> (Vec<u32>, usize) {
+    let mut live = Live::spawn(args);
+    let pid = live.child.id();
+    for n in 0..count {
+        live.send(&started(
+            &format!("s{n}"),
+            Class::Core,
+            600_000,
+            cmd(check_cmd),
+            as_is,
+        ));
+    }
+    let mut most = 0;
+    for n in 0..count {
+        live.stderr_line(&format!("s{n}: probe 1: exit 1"));
+        most = most.max(threads_of(pid));
+    }
+    std::fs::write(go, "").unwrap();
+    let mut probes = Vec::new();
+    while probes.len() < count {
+        match live.record("healthy").record {
+            Record::Healthy(healthy) => probes.push(healthy.probes),
+            other => panic!("not a healthy record: {other:?}"),
+        }
+        most = most.max(threads_of(pid));
+    }
+    let (status, _) = live.finish();
+    assert_eq!(status, 0);
+    (probes, most)
+}
+
+#[test]
+fn three_hundred_services_are_waited_for_on_a_bounded_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let check = format!("test -f {}", go.display());
+    let (healthy, most) = many_cmd_services(&["-v"], 300, &check, &go);
+    assert_eq!(healthy.len(), 300);
+    // Main, stdin, signals, exits; 16 probe commands at most (the default), each with the
+    // thread that reaps it. Not one per service.
+    eprintln!("hub-wait-healthy had at most {most} threads for 300 services");
+    assert!(
+        most <= 40,
+        "hub-wait-healthy had {most} threads for 300 services"
+    );
+}
+
+#[test]
+fn with_one_probe_command_at_a_time_every_service_is_still_probed_and_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (go, lock, overlap) = (
+        dir.path().join("go"),
+        dir.path().join("lock"),
+        dir.path().join("overlap"),
+    );
+    // A probe that finds another one running leaves `overlap` behind.
+    let check = format!(
+        "mkdir {lock} 2>/dev/null || touch {overlap}; test -f {go}; s=$?; rmdir {lock}; exit $s",
+        lock = lock.display(),
+        overlap = overlap.display(),
+        go = go.display()
+    );
+    let (probes, _) = many_cmd_services(&["-v", "--max-probe-commands", "1"], 40, &check, &go);
+    assert_eq!(probes.len(), 40);
+    // The failed first probe, then the passing one at least, for every service.
+    assert!(probes.iter().all(|n| *n >= 2), "{probes:?}");
+    assert!(!overlap.exists(), "two probe commands ran at once");
+}

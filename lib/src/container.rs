@@ -1,13 +1,13 @@
-//! The container backend: start one compose service, learn when its container is healthy or
-//! dead, probe it with `docker exec`, read its logs, and tear it down.
+//! The container backend's docker CLI client: start one compose service, follow the engine's
+//! events, inspect containers (many in one call), probe one with `docker exec`, read its logs,
+//! and tear it down. What those answers mean for a service's health is decided in
+//! [`crate::container_health`].
 //!
 //! hub owns the ordering, so each service is brought up alone
 //! (`docker compose up -d --no-deps SERVICE`). Health follows the engine's own event stream
-//! (`docker events`): a container that turns healthy or dies is seen the moment it happens, with
-//! no `docker inspect` polling loop. Each event only triggers one `docker inspect`, whose answer
-//! decides, so a stale or duplicated event can never mislead. Every docker call runs in its own
-//! process group with a timeout and can be cancelled through a shared flag, so an interrupted
-//! deploy never hangs on a stuck engine.
+//! (`docker events`, one for one container or one for all), with no `docker inspect` polling
+//! loop. Every docker call runs in its own process group with a timeout and can be cancelled
+//! through a shared flag, so an interrupted deploy never hangs on a stuck engine.
 
 use crate::command::CommandSpec;
 use crate::error::exit;
@@ -21,17 +21,15 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long one docker or compose call may run before it is killed (compose may build).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a cancellable wait looks at its cancel flag.
-const CANCEL_CHECK: Duration = Duration::from_millis(50);
+pub(crate) const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// How long a killed docker CLI gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_millis(500);
-/// The first gap between two exec probes; it doubles up to the check's interval.
-const FIRST_PROBE_GAP: Duration = Duration::from_millis(50);
 /// How long `docker compose version` may take during detection.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -115,6 +113,11 @@ impl ComposeCmd {
     /// The engine CLI's words (`docker`).
     pub fn engine_words(&self) -> &[String] {
         &self.engine
+    }
+
+    /// True when it has a cancel flag, which a wait must then look at.
+    pub fn is_cancellable(&self) -> bool {
+        self.cancel.is_some()
     }
 
     /// True once the cancel flag is set.
@@ -264,6 +267,8 @@ pub fn logs_tail(cmd: &ComposeCmd, id: &str, lines: usize) -> Result<Vec<String>
     Ok(all[all.len().saturating_sub(lines)..].to_vec())
 }
 
+pub use crate::container_health::{ContainerCheck, HealthyBy, Outcome, WaitOptions, wait_healthy};
+
 /// A container's state, as `docker inspect` reports `.State`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -335,27 +340,84 @@ impl fmt::Display for ContainerState {
 
 /// One `docker inspect` of a container's state; `None` when no such container exists.
 pub fn inspect(cmd: &ComposeCmd, id: &str) -> Result<Option<ContainerState>> {
+    Ok(inspect_many(cmd, &[id])?.pop().flatten())
+}
+
+/// One `docker inspect` call for many containers (ids or names): their states in the order
+/// asked, `None` for one that does not exist. Following many containers then costs one call
+/// per burst of events, not one per container.
+pub fn inspect_many(cmd: &ComposeCmd, ids: &[&str]) -> Result<Vec<Option<ContainerState>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut inspect = cmd.engine_command();
     inspect.args([
         "inspect",
         "--type",
         "container",
         "--format",
-        "{{json .State}}",
-        id,
+        "{{.Id}} {{json .Name}} {{json .State}}",
     ]);
-    let out =
-        capture(inspect, cmd, false).map_err(|e| Error::io(format!("docker inspect {id}"), &e))?;
-    match out.ended {
-        Ended::Exited(0) => serde_json::from_str(out.stdout.trim())
-            .map(Some)
-            .map_err(|e| Error::input(format!("docker inspect {id}: unexpected output ({e})"))),
-        Ended::Exited(_) if out.stderr.contains("No such") => Ok(None),
-        ended => Err(Error::input(format!(
-            "docker inspect {id} {ended}: {}",
+    inspect.args(ids);
+    let shown = || match ids {
+        [one] => (*one).to_owned(),
+        _ => format!("of {} containers", ids.len()),
+    };
+    let out = capture(inspect, cmd, false)
+        .map_err(|e| Error::io(format!("docker inspect {}", shown()), &e))?;
+    // A missing container makes the call exit 1 and is named on stderr; the others still
+    // answer. Any other failure is an error.
+    let only_missing = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .all(|l| l.contains("No such"));
+    if !(out.ended == Ended::Exited(0) || matches!(out.ended, Ended::Exited(_)) && only_missing) {
+        return Err(Error::input(format!(
+            "docker inspect {} {}: {}",
+            shown(),
+            out.ended,
             last_line(&out.stderr)
-        ))),
+        )));
     }
+    let mut found: Vec<(String, String, ContainerState)> = Vec::new();
+    for line in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let unexpected = |e: &dyn fmt::Display| {
+            Error::input(format!(
+                "docker inspect {}: unexpected output ({e})",
+                shown()
+            ))
+        };
+        let (full_id, rest) = line.split_once(' ').ok_or_else(|| unexpected(&"no id"))?;
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
+        let name = match values.next() {
+            Some(Ok(serde_json::Value::String(name))) => name,
+            _ => return Err(unexpected(&"no name")),
+        };
+        let state = match values.next() {
+            Some(Ok(value)) => {
+                serde_json::from_value::<ContainerState>(value).map_err(|e| unexpected(&e))?
+            }
+            _ => return Err(unexpected(&"no state")),
+        };
+        found.push((full_id.to_owned(), name, state));
+    }
+    Ok(ids
+        .iter()
+        .map(|id| {
+            found
+                .iter()
+                .find(|(full, name, _)| names_container(id, full, name))
+                .map(|(_, _, state)| state.clone())
+        })
+        .collect())
+}
+
+/// Does `reference` (an id, a prefix of one, or a name) name the container with id `full_id`
+/// and name `name` (docker writes `/name` in inspect, `name` in events)?
+pub fn names_container(reference: &str, full_id: &str, name: &str) -> bool {
+    !reference.is_empty()
+        && (full_id.starts_with(reference) || name.trim_start_matches('/') == reference)
 }
 
 /// What one `docker exec` probe found.
@@ -456,10 +518,50 @@ pub enum ContainerEvent {
     StreamEnded(String),
 }
 
+/// A container event with the container it is about, as a stream following every container
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedEvent {
+    /// The container's full id (empty for [`ContainerEvent::StreamEnded`]).
+    pub id: String,
+    /// The container's name (empty when the event did not carry it).
+    pub name: String,
+    /// What happened.
+    pub event: ContainerEvent,
+}
+
+impl TaggedEvent {
+    /// Decode one line of `docker events --format '{{json .}}'`.
+    pub fn from_json_line(line: &str) -> Option<TaggedEvent> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let text = |pointer: &str| {
+            value
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        Some(TaggedEvent {
+            id: text("/Actor/ID")
+                .or_else(|| text("/id"))
+                .unwrap_or_default(),
+            name: text("/Actor/Attributes/name").unwrap_or_default(),
+            event: ContainerEvent::from_value(&value)?,
+        })
+    }
+
+    /// Is this event about the container `reference` (an id, a prefix of one, or a name)?
+    pub fn is_about(&self, reference: &str) -> bool {
+        names_container(reference, &self.id, &self.name)
+    }
+}
+
 impl ContainerEvent {
     /// Decode one line of `docker events --format '{{json .}}'`.
     pub fn from_json_line(line: &str) -> Option<ContainerEvent> {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        ContainerEvent::from_value(&serde_json::from_str(line).ok()?)
+    }
+
+    fn from_value(value: &serde_json::Value) -> Option<ContainerEvent> {
         let action = value
             .get("Action")
             .or_else(|| value.get("status"))
@@ -486,7 +588,8 @@ impl ContainerEvent {
     }
 }
 
-/// A running `docker events` for one container; the stream stops when this is dropped.
+/// A running `docker events` (for one container, or for every container); the stream stops
+/// when this is dropped.
 pub struct ContainerWatch {
     child: Running,
     events: Receiver<ContainerEvent>,
@@ -497,62 +600,99 @@ impl ContainerWatch {
     ///
     /// The stream asks for events since a moment before the call, so an event that happens
     /// while `docker events` connects is replayed rather than lost; the same event may then be
-    /// seen twice, so treat events as "look again", not as the truth (as [`wait_healthy`] does).
+    /// seen twice, so treat events as "look again", not as the truth (as
+    /// [`crate::container_health::Tracker`] does).
     pub fn start(cmd: &ComposeCmd, id: &str) -> Result<ContainerWatch> {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs().saturating_sub(1));
-        let mut events = cmd.engine_command();
-        events.args(["events", "--since", &since.to_string()]);
-        events.args(["--filter", &format!("container={id}")]);
-        events.args(["--filter", "type=container"]);
-        for event in ["start", "die", "health_status", "oom", "destroy", "restart"] {
-            events.args(["--filter", &format!("event={event}")]);
-        }
-        events.args(["--format", "{{json .}}"]);
-        let context = || format!("docker events for container {id}");
-        let (out_read, out_write) = io::pipe().map_err(|e| Error::io(context(), &e))?;
-        let (err_read, err_write) = io::pipe().map_err(|e| Error::io(context(), &e))?;
-        events
-            .stdin(Stdio::null())
-            .stdout(out_write)
-            .stderr(err_write);
-        let child = Running::spawn(&mut events, Detach::Group).map_err(|e| {
-            Error::io(
-                format!("{}: cannot run {}", context(), cmd.engine.join(" ")),
-                &e,
-            )
-        })?;
-        // Our copies of the write ends go, so the reader sees EOF when the child ends.
-        drop(events);
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name(format!("events-{}", short_id(id)))
-            .spawn(move || {
-                for line in BufReader::new(out_read).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(event) = ContainerEvent::from_json_line(&line)
-                        && tx.send(event).is_err()
-                    {
-                        return;
-                    }
-                }
-                let mut stderr = String::new();
-                let _ = BufReader::new(err_read).read_to_string(&mut stderr);
-                let why = match last_line(&stderr) {
-                    "" => "docker events ended".to_owned(),
-                    line => line.to_owned(),
-                };
-                let _ = tx.send(ContainerEvent::StreamEnded(why));
-            })
-            .map_err(|e| Error::io(context(), &e))?;
+        let child = follow(cmd, Some(id), move |tagged| tx.send(tagged.event).is_ok())?;
         Ok(ContainerWatch { child, events: rx })
     }
 
-    /// The events, in the order the engine reported them.
+    /// Follow every container's events with ONE `docker events`, calling `on_event` (on the
+    /// reading thread) with each, a [`ContainerEvent::StreamEnded`] last; `on_event` returning
+    /// false stops reading. The events received are those of [`ContainerWatch::start`].
+    pub fn start_all(
+        cmd: &ComposeCmd,
+        on_event: impl FnMut(TaggedEvent) -> bool + Send + 'static,
+    ) -> Result<ContainerWatch> {
+        let (_, events) = mpsc::channel();
+        let child = follow(cmd, None, on_event)?;
+        Ok(ContainerWatch { child, events })
+    }
+
+    /// The events, in the order the engine reported them (for [`ContainerWatch::start`]; a
+    /// watch of every container delivers them to its callback instead).
     pub fn events(&self) -> &Receiver<ContainerEvent> {
         &self.events
     }
+}
+
+/// Run `docker events` (for `container`, or every container) and read it on a thread.
+fn follow(
+    cmd: &ComposeCmd,
+    container: Option<&str>,
+    mut on_event: impl FnMut(TaggedEvent) -> bool + Send + 'static,
+) -> Result<Running> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().saturating_sub(1));
+    let mut events = cmd.engine_command();
+    events.args(["events", "--since", &since.to_string()]);
+    if let Some(id) = container {
+        events.args(["--filter", &format!("container={id}")]);
+    }
+    events.args(["--filter", "type=container"]);
+    for event in ["start", "die", "health_status", "oom", "destroy", "restart"] {
+        events.args(["--filter", &format!("event={event}")]);
+    }
+    events.args(["--format", "{{json .}}"]);
+    let context = || match container {
+        Some(id) => format!("docker events for container {id}"),
+        None => "docker events".to_owned(),
+    };
+    let (out_read, out_write) = io::pipe().map_err(|e| Error::io(context(), &e))?;
+    let (err_read, err_write) = io::pipe().map_err(|e| Error::io(context(), &e))?;
+    events
+        .stdin(Stdio::null())
+        .stdout(out_write)
+        .stderr(err_write);
+    let child = Running::spawn(&mut events, Detach::Group).map_err(|e| {
+        Error::io(
+            format!("{}: cannot run {}", context(), cmd.engine.join(" ")),
+            &e,
+        )
+    })?;
+    // Our copies of the write ends go, so the reader sees EOF when the child ends.
+    drop(events);
+    let name = container.map_or_else(
+        || "events".to_owned(),
+        |id| format!("events-{}", short_id(id)),
+    );
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            for line in BufReader::new(out_read).lines() {
+                let Ok(line) = line else { break };
+                if let Some(event) = TaggedEvent::from_json_line(&line)
+                    && !on_event(event)
+                {
+                    return;
+                }
+            }
+            let mut stderr = String::new();
+            let _ = BufReader::new(err_read).read_to_string(&mut stderr);
+            let why = match last_line(&stderr) {
+                "" => "docker events ended".to_owned(),
+                line => line.to_owned(),
+            };
+            on_event(TaggedEvent {
+                id: String::new(),
+                name: String::new(),
+                event: ContainerEvent::StreamEnded(why),
+            });
+        })
+        .map_err(|e| Error::io(context(), &e))?;
+    Ok(child)
 }
 
 impl Drop for ContainerWatch {
@@ -562,273 +702,8 @@ impl Drop for ContainerWatch {
     }
 }
 
-/// How a container service's health is decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContainerCheck {
-    /// The engine's healthcheck status; without a healthcheck, running for `grace` (counted
-    /// from the run's `StartedAt`, so a container that already ran that long passes at once).
-    Engine {
-        /// How long a container without a healthcheck must run to count as healthy.
-        grace: Duration,
-    },
-    /// The compose healthcheck test run with `docker exec` on hub's schedule (first probe at
-    /// once, gaps doubling from 50 ms up to `interval`); the engine's own `healthy` counts too.
-    Exec {
-        /// The test, as a command run inside the container.
-        test: CommandSpec,
-        /// The largest gap between two probes.
-        interval: Duration,
-        /// How long one probe may run.
-        probe_timeout: Duration,
-    },
-    /// A one-shot job: healthy when it has exited 0 (compose's
-    /// `service_completed_successfully`); any other final exit fails it.
-    Completed,
-}
-
-/// What made a container count as healthy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HealthyBy {
-    /// The engine's healthcheck reported `healthy`.
-    Healthcheck,
-    /// No healthcheck: it ran for the grace period.
-    Grace,
-    /// An exec probe passed.
-    ExecProbe,
-    /// A one-shot job exited 0.
-    Completed,
-}
-
-/// How [`wait_healthy`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Healthy.
-    Healthy {
-        /// What decided it.
-        by: HealthyBy,
-        /// Exec probes run (0 for the engine's check).
-        probes: u32,
-    },
-    /// It exited or died and will not restart (final at once), or it was removed.
-    Exited {
-        /// Its exit code; `None` when it was removed before its code was known.
-        exit_code: Option<i32>,
-        /// True when the OOM killer ended it.
-        oom_killed: bool,
-        /// The last lines of `docker logs`.
-        log_tail: Vec<String>,
-    },
-    /// The deadline passed first (a container restarting under its restart policy, or
-    /// `unhealthy`, ends here: neither is final before the deadline).
-    TimedOut {
-        /// Its last known state, one line (with the last probe's result for exec checks).
-        last_state: String,
-        /// Exec probes run.
-        probes: u32,
-    },
-    /// The cancel flag was set.
-    Cancelled,
-}
-
-/// What [`wait_healthy`] waits for, and how long.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitOptions {
-    /// The check.
-    pub check: ContainerCheck,
-    /// The deadline, from the call.
-    pub timeout: Duration,
-    /// How many lines of `docker logs` an [`Outcome::Exited`] carries.
-    pub log_lines: usize,
-}
-
-/// Wait until container `id` is healthy, has exited, or the deadline passes.
-///
-/// Rules: with a healthcheck, healthy when the engine says `healthy`; without one, healthy once
-/// it has run for the grace period (counted again from each restart); exited or dead means
-/// failed at once, with its exit code and log tail; restarting or `unhealthy` is not final
-/// until the deadline. A one-shot job ([`ContainerCheck::Completed`]) is healthy when it exits 0
-/// and failed on any other exit. Driven by `docker events`: each event (and the start) triggers one
-/// `docker inspect`; between events nothing is polled except exec probes, when asked for.
-pub fn wait_healthy(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result<Outcome> {
-    match follow_until_decided(cmd, id, options) {
-        // A docker call cut short by the cancel flag is a cancelled wait, not an error.
-        Err(_) if cmd.cancelled() => Ok(Outcome::Cancelled),
-        decided => decided,
-    }
-}
-
-/// [`wait_healthy`]'s loop; its errors may be cancellations.
-fn follow_until_decided(cmd: &ComposeCmd, id: &str, options: &WaitOptions) -> Result<Outcome> {
-    let deadline = Instant::now() + options.timeout;
-    let watch = ContainerWatch::start(cmd, id)?;
-    let mut look_again = true;
-    let mut last_exit: Option<i32> = None;
-    let mut last: Option<ContainerState> = None;
-    // (StartedAt, when we first saw that run up): the grace period counts from there.
-    let mut up_since: Option<(String, Instant)> = None;
-    let mut probes = 0u32;
-    let mut last_probe: Option<ProbeResult> = None;
-    let mut next_probe = Instant::now();
-    let mut probe_gap = FIRST_PROBE_GAP;
-    loop {
-        if cmd.cancelled() {
-            return Ok(Outcome::Cancelled);
-        }
-        // Everything already reported, then one look at the truth.
-        while let Ok(event) = watch.events().try_recv() {
-            match note_event(event, &mut last_exit) {
-                Ok(()) => look_again = true,
-                Err(why) => return Err(stream_ended(id, &why)),
-            }
-        }
-        if look_again {
-            look_again = false;
-            let Some(state) = inspect(cmd, id)? else {
-                return Ok(Outcome::Exited {
-                    exit_code: last_exit,
-                    oom_killed: false,
-                    log_tail: Vec::new(),
-                });
-            };
-            if state.is_final() {
-                if options.check == ContainerCheck::Completed && state.exit_code == 0 {
-                    return Ok(Outcome::Healthy {
-                        by: HealthyBy::Completed,
-                        probes,
-                    });
-                }
-                return Ok(Outcome::Exited {
-                    exit_code: Some(state.exit_code),
-                    oom_killed: state.oom_killed,
-                    log_tail: logs_tail(cmd, id, options.log_lines)?,
-                });
-            }
-            let judged_by_health = options.check != ContainerCheck::Completed;
-            if judged_by_health
-                && state.is_up()
-                && state.health.as_ref().is_some_and(|h| h.status == "healthy")
-            {
-                return Ok(Outcome::Healthy {
-                    by: HealthyBy::Healthcheck,
-                    probes,
-                });
-            }
-            up_since = match (state.is_up(), up_since.take()) {
-                (true, Some((started_at, seen))) if started_at == state.started_at => {
-                    Some((started_at, seen))
-                }
-                (true, _) => Some((state.started_at.clone(), up_instant(&state.started_at))),
-                (false, _) => None,
-            };
-            last = Some(state);
-        }
-        let now = Instant::now();
-        let mut wake = deadline;
-        match &options.check {
-            ContainerCheck::Engine { grace } => {
-                let no_healthcheck = last.as_ref().is_some_and(|s| s.health.is_none());
-                if let (true, Some((_, seen))) = (no_healthcheck, &up_since) {
-                    let healthy_at = *seen + *grace;
-                    if now >= healthy_at {
-                        return Ok(Outcome::Healthy {
-                            by: HealthyBy::Grace,
-                            probes,
-                        });
-                    }
-                    wake = wake.min(healthy_at);
-                }
-            }
-            ContainerCheck::Exec {
-                test,
-                interval,
-                probe_timeout,
-            } => {
-                if now >= next_probe && up_since.is_some() {
-                    let result = exec_probe(cmd, id, test, *probe_timeout)?;
-                    probes += 1;
-                    match result {
-                        ProbeResult::Passed => {
-                            return Ok(Outcome::Healthy {
-                                by: HealthyBy::ExecProbe,
-                                probes,
-                            });
-                        }
-                        ProbeResult::Cancelled => return Ok(Outcome::Cancelled),
-                        other => last_probe = Some(other),
-                    }
-                    next_probe = Instant::now() + probe_gap;
-                    probe_gap = (probe_gap * 2).min(*interval);
-                    // A failed probe may mean it died: the events (already queued) tell.
-                    continue;
-                }
-                if up_since.is_some() {
-                    wake = wake.min(next_probe);
-                }
-            }
-            // Only its exit, which arrives as an event, decides.
-            ContainerCheck::Completed => {}
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let mut last_state = last
-                .as_ref()
-                .map_or_else(|| "unknown".to_owned(), ToString::to_string);
-            if let Some(probe) = &last_probe {
-                last_state.push_str(&format!("; last probe: {probe}"));
-            }
-            return Ok(Outcome::TimedOut { last_state, probes });
-        }
-        let mut wait = wake.saturating_duration_since(now);
-        if cmd.cancel.is_some() {
-            wait = wait.min(CANCEL_CHECK);
-        }
-        match watch.events().recv_timeout(wait) {
-            Ok(event) => match note_event(event, &mut last_exit) {
-                Ok(()) => look_again = true,
-                Err(why) => return Err(stream_ended(id, &why)),
-            },
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(stream_ended(id, "the event reader stopped"));
-            }
-        }
-    }
-}
-
-/// When a run that started at `started_at` (the engine's RFC 3339 time) began, on our clock:
-/// a container that has run for a while before the wait counts that time toward its grace.
-/// Now, when the time cannot be read or lies in the future (another clock).
-fn up_instant(started_at: &str) -> Instant {
-    let now = Instant::now();
-    humantime::parse_rfc3339(started_at)
-        .ok()
-        .and_then(|started| SystemTime::now().duration_since(started).ok())
-        .and_then(|ran| now.checked_sub(ran))
-        .unwrap_or(now)
-}
-
-/// Remember what an event says that inspect may no longer know; `Err` when the stream ended.
-fn note_event(event: ContainerEvent, last_exit: &mut Option<i32>) -> Result<(), String> {
-    match event {
-        ContainerEvent::Died { exit_code } => {
-            if exit_code.is_some() {
-                *last_exit = exit_code;
-            }
-            Ok(())
-        }
-        ContainerEvent::StreamEnded(why) => Err(why),
-        _ => Ok(()),
-    }
-}
-
-fn stream_ended(id: &str, why: &str) -> Error {
-    Error::input(format!(
-        "docker events for container {} stopped: {why}; is the Docker engine still running (`docker info`)?",
-        short_id(id)
-    ))
-}
-
-fn short_id(id: &str) -> &str {
+/// The first 12 characters of a container id, as docker shows it.
+pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
@@ -996,14 +871,6 @@ mod tests {
             describe(&c),
             "docker compose -p p --project-directory /srv --env-file /srv/prod.env -f /a.yml -f /b.yml up -d"
         );
-    }
-
-    #[test]
-    fn a_run_started_long_ago_has_used_its_grace() {
-        let long_ago = up_instant("2000-01-01T00:00:00.123456789Z");
-        assert!(long_ago.elapsed() > Duration::from_secs(3600));
-        let unreadable = up_instant("0001-01-01T00:00:00Z x");
-        assert!(unreadable.elapsed() < Duration::from_secs(3600));
     }
 
     #[test]

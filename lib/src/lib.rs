@@ -14,6 +14,7 @@ pub mod codes;
 pub mod command;
 pub mod compose;
 pub mod container;
+pub mod container_health;
 pub mod deploylock;
 pub mod dotenv;
 pub mod duration;

@@ -10,8 +10,9 @@
 //! all, so never to another host: the 3xx status itself is judged against the range; no proxy;
 //! the timeout bounds each of connect, send, response and body, name resolution is the system
 //! resolver's); `tcp` (a connect). `container` and `exec` are not probes: a container's health
-//! is followed through the engine's events by [`crate::container::wait_healthy`], which is what
-//! `hub-wait-healthy` uses for them; [`Prober::new`] refuses them with
+//! is followed through the engine's events by [`crate::container_health::Tracker`] (as
+//! `hub-wait-healthy` does, one event stream for all) or [`crate::container::wait_healthy`];
+//! [`Prober::new`] refuses them with
 //! [`CONTAINER_NEEDS_BACKEND`]. Nor is `completed`, a one-shot job's exit status, which the
 //! waiter reads where it sees the exit ([`COMPLETION_IS_NOT_PROBED`]). To add a kind, add
 //! a [`Kind`] variant, build it in [`Prober::new`] (the [`Target`] carries what it needs, e.g.
@@ -206,6 +207,12 @@ impl Prober {
         !matches!(self.kind, Kind::Nothing)
     }
 
+    /// True for a probe that runs a command (a child process), which a caller probing many
+    /// services bounds in number apart from network probes.
+    pub fn is_command(&self) -> bool {
+        matches!(self.kind, Kind::Cmd { .. })
+    }
+
     /// The per-probe timeout.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -375,6 +382,11 @@ impl Schedule {
             next: FIRST_GAP.min(max),
             max,
         }
+    }
+
+    /// The gap [`Schedule::next_gap`] will give next, without moving on.
+    pub fn peek_gap(&self) -> Duration {
+        self.next
     }
 
     /// The gap before the next probe.

@@ -90,17 +90,23 @@ impl Reaper {
     }
 }
 
-fn reap_loop(epoll: &OwnedFd, children: &Mutex<HashMap<u64, Entry>>) {
-    let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+/// Wait until something in `epoll` is ready (retrying when a signal interrupts): the keys of
+/// what is ready, or `None` when `epoll` is broken. `events` is the reused buffer.
+pub fn ready_keys(epoll: &OwnedFd, events: &mut Vec<epoll::Event>) -> Option<Vec<u64>> {
     loop {
         events.clear();
-        match epoll::wait(epoll, rustix::buffer::spare_capacity(&mut events), None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return,
+        match epoll::wait(epoll, rustix::buffer::spare_capacity(events), None) {
+            Ok(_) => return Some(events.iter().map(|e| e.data.u64()).collect()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
         }
-        for event in &events {
-            let key = event.data.u64();
+    }
+}
+
+fn reap_loop(epoll: &OwnedFd, children: &Mutex<HashMap<u64, Entry>>) {
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+    while let Some(keys) = ready_keys(epoll, &mut events) {
+        for key in keys {
             // Taken out under the lock, reaped and reported outside it: `reap` is not held up.
             let entry = children.lock().ok().and_then(|mut c| c.remove(&key));
             if let Some(mut entry) = entry {

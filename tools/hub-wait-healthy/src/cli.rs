@@ -41,7 +41,8 @@ const AFTER_HELP: &str = "Exit status: 0 no CORE service failed (final outcomes 
              service is still waited for, and the exit status is 2); 129 SIGHUP, 130 SIGINT, 143 SIGTERM \
              (an `interrupted` record names the services still waited for; probe commands are \
              killed).\n\n\
-             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json.";
+             Environment: NO_COLOR (no colour), HUB_LOG (tracing filter), HUB_LOG_FORMAT=json, \
+             HUB_MAX_PROBE_COMMANDS (as --max-probe-commands).";
 
 /// Probe each started service until it is healthy, times out, or exits
 #[derive(Debug, Parser)]
@@ -53,6 +54,16 @@ pub struct Cli {
     /// `-q`, `-v`, `--color`.
     #[command(flatten)]
     pub common: Common,
+    /// At most N probe commands (cmd checks, containers' `docker exec` probes) run at once;
+    /// when more are due, the earliest due runs first, and every service is still probed
+    #[arg(
+        long,
+        value_name = "N",
+        env = "HUB_MAX_PROBE_COMMANDS",
+        default_value = crate::DEFAULT_PROBE_COMMANDS,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub max_probe_commands: u32,
 }
 
 hub::tool!(Cli);

@@ -3,27 +3,38 @@
 //!
 //! It sits between `hub-start` and whatever reads health results (`hub-start --gate`,
 //! `hub-report`): `started` records in, `healthy` / `unhealthy` / `waiting` records out, every
-//! other record passed through byte for byte the moment it is read. One thread reads stdin,
-//! one thread waits per service, and the main thread alone writes stdout and the human log.
+//! other record passed through byte for byte the moment it is read. One thread reads stdin;
+//! the main thread drives every wait (a state machine each, on one timer heap), and alone
+//! writes stdout and the human log; probes run on small fixed pools ([`pool`]), exits come from
+//! one epoll thread ([`exits`]), and container services are followed by one more loop with a
+//! single `docker events` ([`containers`]). The thread count does not grow with the number of
+//! services.
 
 pub mod cli;
 mod containers;
 mod exits;
+mod pool;
 mod status;
 mod swarm;
 mod waiter;
 
-use exits::{ExitWatcher, Wake};
+use exits::ExitWatcher;
 use hub::error::exit;
 use hub::output::RecordWriter;
 use hub::records::{self as rec, Line, Record};
 use hub::{Result, duration, log, probe, signals};
 use nix::sys::signal::Signal;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use waiter::{Report, Started, Verdict};
+use waiter::{Next, Report, Started, Verdict, Wait};
+
+/// `--max-probe-commands`' default: probe commands running at once.
+pub const DEFAULT_PROBE_COMMANDS: &str = "16";
 
 pub use cli::Cli;
 
@@ -38,8 +49,14 @@ enum Event {
     ReadError(String),
     /// Stdin is closed.
     Eof,
-    /// A waiter's report.
+    /// A container or Swarm wait's report.
     Report { id: u64, report: Report },
+    /// A probe of wait `id` finished (with a pass or a changed outcome, or overdue).
+    Probed { id: u64, outcome: probe::Outcome },
+    /// A quiet outcome was left in the mailbox after its wait had looked for it.
+    Collect,
+    /// The process of wait `id`, watched through a pidfd, exited.
+    Exited { id: u64 },
     /// SIGINT or SIGTERM.
     Signal(Signal),
 }
@@ -48,17 +65,42 @@ enum Event {
 /// upstream to close: longer than hub-start's grace for killing its start commands (3 s).
 const UPSTREAM_GRACE: Duration = Duration::from_secs(5);
 
-/// A wait in progress. Dropping it stops the waiter.
+/// A wait in progress. Dropping it stops the wait (and skips its queued probe).
 struct Waiting {
     id: u64,
     started: Started,
     since: Instant,
-    wake: Sender<Wake>,
+    work: Work,
+}
+
+/// How a wait is carried out.
+enum Work {
+    /// A local service: driven by the main loop.
+    Local {
+        wait: Box<Wait>,
+        /// Set when the wait is over: a probe still queued for it is skipped.
+        cancelled: Arc<AtomicBool>,
+        /// Set when the running probe's outcome was looked for and not found: its quiet
+        /// outcome must wake the loop.
+        overdue: Arc<AtomicBool>,
+        /// The earliest time the wait has an entry on the timer heap for.
+        wake_at: Option<Instant>,
+    },
+    /// A Swarm service: followed by the one Swarm poll thread ([`swarm`]).
+    Swarm { stop: Sender<swarm::Wake> },
+    /// A container service: followed by the one engine loop (dropping the handle ends it).
+    Container { _handle: containers::Handle },
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let _ = self.wake.send(Wake::Stop);
+        match &self.work {
+            Work::Local { cancelled, .. } => cancelled.store(true, Ordering::Relaxed),
+            Work::Swarm { stop } => {
+                let _ = stop.send(swarm::Wake::Stop);
+            }
+            Work::Container { .. } => {}
+        }
     }
 }
 
@@ -67,6 +109,18 @@ struct Waiter {
     out: RecordWriter,
     events: Sender<Event>,
     waiting: BTreeMap<String, Waiting>,
+    /// The service of each wait in progress, by id.
+    ids: HashMap<u64, String>,
+    /// When waits want to be advanced: (time, id); an entry is live while it is the wait's
+    /// `wake_at`, stale ones are skipped.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// The probe pools.
+    pool: Arc<pool::Pool>,
+    /// Quiet probe outcomes (the same failure as the wait's last), left here by the pool
+    /// without waking the loop; the loop collects them when their wait looks for them.
+    mailbox: Arc<Mutex<Vec<(u64, probe::Outcome, Instant)>>>,
+    /// The container services' waits, started with the first one.
+    engine: Option<containers::Engine>,
     next_id: u64,
     run_id: Option<String>,
     healthy: usize,
@@ -74,7 +128,7 @@ struct Waiter {
     core_failed: usize,
     bad_input: bool,
     status: status::StatusLine,
-    /// Process exits as events; `None` where pidfds are missing (waiters poll instead).
+    /// Process exits as events; `None` where pidfds are missing (waits poll instead).
     exits: Option<ExitWatcher>,
     /// `-v`: debug lines are shown.
     verbose: bool,
@@ -94,10 +148,22 @@ pub fn run(args: Cli) -> Result<u8> {
         .name("stdin".into())
         .spawn(move || read_stdin(&reader))
         .map_err(|e| hub::Error::input(format!("cannot start the stdin reader: {e}")))?;
+    let commands = args.max_probe_commands as usize;
+    let pool = Arc::new(pool::Pool::new(commands));
+    let on_exit = events.clone();
+    let exits = ExitWatcher::start(Box::new(move |id| {
+        let _ = on_exit.send(Event::Exited { id });
+    }))
+    .ok();
     let mut waiter = Waiter {
         out: RecordWriter::stdout(),
         events,
         waiting: BTreeMap::new(),
+        ids: HashMap::new(),
+        timers: BinaryHeap::new(),
+        pool,
+        mailbox: Arc::default(),
+        engine: None,
         next_id: 0,
         run_id: None,
         healthy: 0,
@@ -105,7 +171,7 @@ pub fn run(args: Cli) -> Result<u8> {
         core_failed: 0,
         bad_input: false,
         status: status::StatusLine::for_stderr(),
-        exits: ExitWatcher::start().ok(),
+        exits,
         verbose: args.common.verbose > 0,
     };
     waiter.main_loop(&inbox)
@@ -140,17 +206,23 @@ impl Waiter {
         let mut line_no = 0usize;
         let mut eof = false;
         while !(eof && self.waiting.is_empty()) {
-            let event = if self.status.enabled() {
-                match inbox.recv_timeout(STATUS_EVERY) {
-                    Ok(event) => Some(event),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+            let mut until = self.timers.peek().map(|Reverse((at, _))| *at);
+            if self.status.enabled() {
+                let redraw = Instant::now() + STATUS_EVERY;
+                until = Some(until.map_or(redraw, |at| at.min(redraw)));
+            }
+            let event = match until {
+                Some(until) => {
+                    match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok(event) => Some(event),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
-            } else {
-                match inbox.recv() {
+                None => match inbox.recv() {
                     Ok(event) => Some(event),
                     Err(_) => break,
-                }
+                },
             };
             match event {
                 None => {}
@@ -165,14 +237,29 @@ impl Waiter {
                 }
                 Some(Event::Eof) => {
                     eof = true;
-                    self.upstream_gone();
+                    self.upstream_gone()?;
                 }
                 Some(Event::Report { id, report }) => self.report(id, report)?,
+                Some(Event::Probed { id, outcome }) => {
+                    self.drive(id, |wait, started, now, reports| {
+                        wait.probed(started, outcome, now, reports)
+                    })?;
+                }
+                Some(Event::Collect) => self.collect()?,
+                Some(Event::Exited { id }) => self.drive(id, |wait, started, now, reports| {
+                    wait.exited(None);
+                    wait.advance(started, now, reports)
+                })?,
                 Some(Event::Signal(signal)) => return self.interrupted(signal, inbox, eof),
             }
+            self.collect()?;
+            self.run_timers()?;
             self.draw_status();
         }
         self.status.clear();
+        // A probe still running for a wait that ended without it (superseded, aborted) is not
+        // left behind, without an owner, when this process exits.
+        probe::kill_probe_commands();
         Ok(if self.bad_input {
             exit::ERROR
         } else if self.core_failed > 0 {
@@ -246,22 +333,171 @@ impl Waiter {
                 run_id: parsed.run_id,
                 record: *record,
             }),
-            Record::Exited(exited) => {
-                self.exited(&exited);
-                Ok(())
-            }
+            Record::Exited(exited) => self.exited(&exited),
             _ => Ok(()),
         }
     }
 
     /// hub-start says a process it launched exited: news for that attempt's wait.
-    fn exited(&mut self, exited: &rec::Exited) {
-        if let Some(waiting) = self.waiting.get(&exited.of.service)
-            && waiting.started.of.attempt == exited.of.attempt
-            && waiting.started.pid == Some(exited.pid)
+    fn exited(&mut self, exited: &rec::Exited) -> Result<()> {
+        let Some(waiting) = self.waiting.get(&exited.of.service) else {
+            return Ok(());
+        };
+        if waiting.started.of.attempt != exited.of.attempt
+            || waiting.started.pid != Some(exited.pid)
         {
-            let _ = waiting.wake.send(Wake::Exited(Some(exited.exit_status)));
+            return Ok(());
         }
+        let status = exited.exit_status;
+        self.drive(waiting.id, |wait, started, now, reports| {
+            wait.exited(Some(status));
+            wait.advance(started, now, reports)
+        })
+    }
+
+    /// Advance wait `id` with `step` at the current time: queue the probe it asks for, set its
+    /// timer, and handle its reports (its verdict among them).
+    fn drive(
+        &mut self,
+        id: u64,
+        step: impl FnOnce(&mut Wait, &Started, Instant, &mut Vec<Report>) -> Next,
+    ) -> Result<()> {
+        let Some(waiting) = self
+            .ids
+            .get(&id)
+            .and_then(|name| self.waiting.get_mut(name))
+        else {
+            // A finished or superseded wait: its news is stale.
+            return Ok(());
+        };
+        let Work::Local {
+            wait,
+            cancelled,
+            overdue,
+            wake_at,
+        } = &mut waiting.work
+        else {
+            return Ok(());
+        };
+        let mut reports = Vec::new();
+        let next = step(wait, &waiting.started, Instant::now(), &mut reports);
+        if let Next::Continue { probe, wake } = next {
+            let submitted = probe.map(|(due, prober)| {
+                let kind = if prober.is_command() {
+                    pool::Kind::Command
+                } else {
+                    pool::Kind::Net
+                };
+                let events = self.events.clone();
+                let (mailbox, overdue) = (self.mailbox.clone(), overdue.clone());
+                overdue.store(false, Ordering::SeqCst);
+                let last = wait.last().cloned();
+                let task = Box::new(move || {
+                    let outcome = prober.probe();
+                    if outcome.is_ok() || last.as_ref() != Some(&outcome) {
+                        let _ = events.send(Event::Probed { id, outcome });
+                        return;
+                    }
+                    // Quiet: the loop looks for it one gap later, unless it already did.
+                    if let Ok(mut mailbox) = mailbox.lock() {
+                        mailbox.push((id, outcome, Instant::now()));
+                    }
+                    if overdue.load(Ordering::SeqCst) {
+                        let _ = events.send(Event::Collect);
+                    }
+                });
+                self.pool.submit(kind, due, cancelled.clone(), task)
+            });
+            if let Some(Err(e)) = submitted {
+                let message = format!("cannot start a thread to probe: {e}");
+                reports.push(Report::Done(Verdict::probe_error(
+                    waiting.since.elapsed(),
+                    message,
+                )));
+            }
+            // One live timer per wait: an earlier one already set will advance it in time.
+            if wake_at.is_none_or(|at| wake < at) {
+                *wake_at = Some(wake);
+                self.timers.push(Reverse((wake, id)));
+            }
+        }
+        for report in reports {
+            self.report(id, report)?;
+        }
+        Ok(())
+    }
+
+    /// Take in the quiet probe outcomes the pool left.
+    fn collect(&mut self) -> Result<()> {
+        let quiet = match self.mailbox.lock() {
+            Ok(mut mailbox) => std::mem::take(&mut *mailbox),
+            Err(_) => Vec::new(),
+        };
+        for (id, outcome, finished) in quiet {
+            // As of when it finished: the next probe is due one gap after that, not after now.
+            self.drive(id, |wait, started, _, reports| {
+                wait.probed(started, outcome, finished, reports)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Advance every wait whose timer is due.
+    fn run_timers(&mut self) -> Result<()> {
+        let now = Instant::now();
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let live = self
+                .ids
+                .get(&id)
+                .and_then(|name| self.waiting.get_mut(name))
+                .is_some_and(|waiting| match &mut waiting.work {
+                    Work::Local { wake_at, .. } if *wake_at == Some(at) => {
+                        *wake_at = None;
+                        true
+                    }
+                    _ => false,
+                });
+            if live {
+                self.drive(id, |wait, started, now, reports| {
+                    wait.advance(started, now, reports)
+                })?;
+                // Its probe's outcome was looked for and is not in: it must say when it comes
+                // (then the mailbox is read once more, in case it came just now).
+                let overdue = self
+                    .ids
+                    .get(&id)
+                    .and_then(|name| self.waiting.get(name))
+                    .and_then(|waiting| match &waiting.work {
+                        Work::Local { wait, overdue, .. } if wait.overdue(now) => {
+                            Some(overdue.clone())
+                        }
+                        _ => None,
+                    });
+                if let Some(overdue) = overdue {
+                    overdue.store(true, Ordering::SeqCst);
+                    self.collect()?;
+                }
+            }
+        }
+        // Superseded timers pile up (a probe's outcome sets an earlier one than the deadline):
+        // rebuilt from the live ones when they outnumber the waits.
+        if self.timers.len() > 2 * self.waiting.len() + 64 {
+            self.timers = self
+                .waiting
+                .values()
+                .filter_map(|waiting| match &waiting.work {
+                    Work::Local {
+                        wake_at: Some(at), ..
+                    } => Some(Reverse((*at, waiting.id))),
+                    _ => None,
+                })
+                .collect();
+        }
+        Ok(())
     }
 
     fn bad_line(&mut self, message: &str) {
@@ -278,8 +514,8 @@ impl Waiter {
                     .min(started.timeout_ms),
             )
         });
-        if let Some(old) = self.waiting.remove(&started.of.service) {
-            self.forget(&old);
+        if let Some(old) = self.remove(&started.of.service) {
+            drop(old);
             self.say(
                 log::Level::Debug,
                 &format!(
@@ -290,15 +526,10 @@ impl Waiter {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let (wake, inbox) = mpsc::channel();
-        let exit_events = match (&self.exits, started.pid) {
-            // hub-start's child: its exit comes as a record.
-            (_, Some(_)) if started.exit_record => true,
-            (Some(exits), Some(pid)) => exits.watch(id, pid, wake.clone()).is_ok(),
-            _ => false,
-        };
-        if started.backend == Some(rec::Backend::Swarm) {
+        let name = started.of.service.clone();
+        let work = if started.backend == Some(rec::Backend::Swarm) {
             // One poll thread for every Swarm service, not a thread each.
+            let (stop, inbox) = mpsc::channel();
             let events = self.events.clone();
             swarm::watch(swarm::Watch {
                 started: started.clone(),
@@ -309,51 +540,81 @@ impl Waiter {
                 }),
             })
             .map_err(hub::Error::input)?;
+            Work::Swarm { stop }
+        } else if containers::is_container(&started) {
+            if self.engine.is_none() {
+                let events = self.events.clone();
+                let engine = containers::Engine::start(
+                    self.pool.clone(),
+                    Box::new(move |id, report| events.send(Event::Report { id, report }).is_ok()),
+                )
+                .map_err(|e| {
+                    hub::Error::input(format!("cannot start a thread to wait for {name}: {e}"))
+                })?;
+                self.engine = Some(engine);
+            }
+            match &self.engine {
+                Some(engine) => Work::Container {
+                    _handle: engine.add(id, started.clone(), lag),
+                },
+                None => return Ok(()),
+            }
         } else {
-            waiter::spawn(
-                started.clone(),
-                lag,
-                inbox,
-                exit_events,
-                self.events.clone(),
-                move |report| Event::Report { id, report },
-            )
-            .map_err(|e| {
-                hub::Error::input(format!(
-                    "cannot start a thread to wait for {}: {e}",
-                    started.of.service
-                ))
-            })?;
-        }
+            let exit_events = match (&self.exits, started.pid) {
+                // hub-start's child: its exit comes as a record.
+                (_, Some(_)) if started.exit_record => true,
+                (Some(exits), Some(pid)) => exits.watch(id, pid).is_ok(),
+                _ => false,
+            };
+            match Wait::new(&started, lag, exit_events) {
+                Ok(wait) => Work::Local {
+                    wait: Box::new(wait),
+                    cancelled: Arc::default(),
+                    overdue: Arc::default(),
+                    wake_at: None,
+                },
+                Err(verdict) => {
+                    if let (Some(exits), true) = (&self.exits, exit_events) {
+                        exits.forget(id);
+                    }
+                    return self.verdict(&started, &verdict);
+                }
+            }
+        };
         self.say(
             log::Level::Debug,
             &format!(
-                "{}: waiting up to {} ({} check)",
-                started.of.service,
+                "{name}: waiting up to {} ({} check)",
                 duration::human(Duration::from_millis(started.timeout_ms)),
                 check_name(&started)
             ),
         );
+        self.ids.insert(id, name.clone());
         self.waiting.insert(
-            started.of.service.clone(),
+            name,
             Waiting {
                 id,
                 started,
                 since: Instant::now().checked_sub(lag).unwrap_or_else(Instant::now),
-                wake,
+                work,
             },
         );
-        Ok(())
+        self.drive(id, |wait, started, now, reports| {
+            wait.advance(started, now, reports)
+        })
     }
 
-    /// A waiter's report: log it, and write a record for warnings and verdicts.
+    /// End wait `name`: stop watching its process and forget its id.
+    fn remove(&mut self, name: &str) -> Option<Waiting> {
+        let waiting = self.waiting.remove(name)?;
+        self.ids.remove(&waiting.id);
+        self.forget(&waiting);
+        Some(waiting)
+    }
+
+    /// A wait's report: log it, and write a record for warnings and verdicts.
     fn report(&mut self, id: u64, report: Report) -> Result<()> {
-        let Some(name) = self
-            .waiting
-            .iter()
-            .find(|(_, w)| w.id == id)
-            .map(|(name, _)| name.clone())
-        else {
+        let Some(name) = self.ids.get(&id).cloned() else {
             // A superseded wait: its news is stale.
             return Ok(());
         };
@@ -371,8 +632,7 @@ impl Waiter {
                 last_probe,
             } => self.waiting_record(&name, percent, elapsed, last_probe.as_deref()),
             Report::Done(verdict) => {
-                if let Some(waiting) = self.waiting.remove(&name) {
-                    self.forget(&waiting);
+                if let Some(waiting) = self.remove(&name) {
                     self.verdict(&waiting.started, &verdict)?;
                 }
                 Ok(())
@@ -384,22 +644,28 @@ impl Waiter {
     /// gone (finished without a gate, interrupted, or killed), so no more exit news will come
     /// from it. From here on its children are watched like anyone's, through a pidfd; one that
     /// is already gone is announced at once.
-    fn upstream_gone(&mut self) {
+    fn upstream_gone(&mut self) -> Result<()> {
         let Some(exits) = &self.exits else {
-            return;
+            return Ok(());
         };
+        let mut gone = Vec::new();
         for waiting in self.waiting.values_mut() {
             let (true, Some(pid)) = (waiting.started.exit_record, waiting.started.pid) else {
                 continue;
             };
-            match exits.watch(waiting.id, pid, waiting.wake.clone()) {
+            match exits.watch(waiting.id, pid) {
                 // Ours to forget once the wait is over.
                 Ok(()) => waiting.started.record.exit_record = false,
-                Err(_) => {
-                    let _ = waiting.wake.send(Wake::Exited(None));
-                }
+                Err(_) => gone.push(waiting.id),
             }
         }
+        for id in gone {
+            self.drive(id, |wait, started, now, reports| {
+                wait.exited(None);
+                wait.advance(started, now, reports)
+            })?;
+        }
+        Ok(())
     }
 
     /// Stop watching a finished wait's process.
@@ -538,8 +804,9 @@ impl Waiter {
     /// hub-start gave up (a CORE failure: `finished` with `ok: false`): nobody acts on the
     /// remaining results, so stop waiting and say so, instead of waiting out their timeouts.
     fn abort(&mut self) -> Result<()> {
-        let waiting = std::mem::take(&mut self.waiting);
-        for wait in waiting.values() {
+        let names: Vec<String> = self.waiting.keys().cloned().collect();
+        let waiting: Vec<Waiting> = names.iter().filter_map(|name| self.remove(name)).collect();
+        for wait in &waiting {
             let started = &wait.started;
             let message = "no longer waited for: the deploy stopped after a CORE failure";
             let record = Record::Unhealthy(rec::Unhealthy {
@@ -566,8 +833,14 @@ impl Waiter {
     /// SIGINT/SIGTERM: stop every wait and probe, say who was still waited for, pass on what
     /// upstream still writes (unless stdin already ended), and exit.
     fn interrupted(&mut self, signal: Signal, inbox: &Receiver<Event>, eof: bool) -> Result<u8> {
-        probe::kill_probe_commands();
         let waiting = std::mem::take(&mut self.waiting);
+        // Queued probes are skipped, then the running commands are killed.
+        for wait in waiting.values() {
+            if let Work::Local { cancelled, .. } = &wait.work {
+                cancelled.store(true, Ordering::Relaxed);
+            }
+        }
+        probe::kill_probe_commands();
         let in_flight: Vec<&str> = waiting.keys().map(String::as_str).collect();
         let name = signal.as_str();
         self.say(
@@ -608,7 +881,12 @@ impl Waiter {
                         self.out.line(text)?;
                     }
                 }
-                Ok(Event::Report { .. }) => {}
+                Ok(
+                    Event::Report { .. }
+                    | Event::Probed { .. }
+                    | Event::Collect
+                    | Event::Exited { .. },
+                ) => {}
                 Ok(Event::Eof | Event::ReadError(_) | Event::Signal(_)) | Err(_) => return Ok(()),
             }
         }

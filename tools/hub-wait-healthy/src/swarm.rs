@@ -5,7 +5,6 @@
 //! rejected or shut down with an error is one failed attempt, with the engine's error; a
 //! service Swarm cannot place fails at once, not at its timeout.
 
-use crate::exits::Wake;
 use crate::waiter::{Reason, Report, Started, Verdict, WARN_AT};
 use hub::container::ComposeCmd;
 use hub::swarm::{self, Assessment, Judge};
@@ -14,6 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
+
+/// What a Swarm wait is told.
+pub enum Wake {
+    /// Stop waiting (a later attempt, or the tool stopping).
+    Stop,
+}
 
 /// How long a round waits before looking at the stacks again.
 const POLL_EVERY: Duration = Duration::from_millis(250);

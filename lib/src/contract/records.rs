@@ -1626,7 +1626,7 @@ mod tests {
 
     #[test]
     fn docs_list_exactly_the_record_types() {
-        let docs = include_str!("../../docs/records.md");
+        let docs = include_str!("../../../docs/records.md");
         let documented: Vec<&str> = docs
             .lines()
             .filter_map(|l| l.strip_prefix("## `")?.strip_suffix('`'))

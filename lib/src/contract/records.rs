@@ -192,10 +192,34 @@ pub struct ComposeRef {
     pub stack: Option<String>,
 }
 
+/// Declares a record struct with the two fields that say where and with what a local
+/// service's commands run, which `plan` and `started` both carry (hub-start copies them from
+/// one into the other, for hub-wait-healthy's health commands). Written out here rather than
+/// shared through `#[serde(flatten)]`, which would put `plan`, the most read record, on
+/// serde's buffered decoding path.
+macro_rules! with_local_context {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// Backends `start` and `run`: the folder their commands (start, run, stop, health)
+            /// run in, absolute: the project directory, or the service's `working_dir`
+            /// resolved against it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub working_dir: Option<String>,
+            /// Backends `start` and `run`: what the service's `environment` and `env_file`
+            /// give its commands on top of the inherited environment; `None` unsets a variable.
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            pub environment: Environment,
+        }
+    };
+}
+
 /// A local service's variables, as compose resolves them: a name with `None` is unset (compose's
 /// bare `KEY` that found no value, which overrides an `env_file`'s value).
 pub type Environment = BTreeMap<String, Option<String>>;
 
+with_local_context! {
 /// `plan`: one service, as `hub-levels` resolved it. Carries everything downstream tools need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -222,14 +246,6 @@ pub struct Plan {
     /// `x-hub.stop`, for teardown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<CommandSpec>,
-    /// Backends `start` and `run`: the folder their commands (start, run, stop, health) run
-    /// in, absolute: the project directory, or the service's `working_dir` resolved against it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    /// Backends `start` and `run`: what the service's `environment` and `env_file` give its
-    /// commands on top of the inherited environment; `None` unsets a variable.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: Environment,
     /// How its health is checked.
     pub health: HealthSpec,
     /// Its start retry policy.
@@ -254,6 +270,7 @@ pub struct Plan {
     /// metrics name the stack by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+}
 }
 
 impl HealthSpec {
@@ -387,6 +404,7 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+with_local_context! {
 /// `started`: a start attempt succeeded; the service is launched and can be probed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
@@ -419,12 +437,7 @@ pub struct Started {
     /// Container services: the compose project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeRef>,
-    /// Local services: the folder a health command runs in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    /// Local services: the variables a health command is given.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: Environment,
+}
 }
 
 /// `exited`: a process `hub-start` launched exited (its parent learns it first, and says so).

@@ -66,6 +66,7 @@ impl Deploy {
             ready_ms: 0,
             probes: 1,
             failures: 0,
+            tasks: Vec::new(),
         });
         append_record(&self.gate, Some("r1"), record);
     }

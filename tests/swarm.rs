@@ -10,7 +10,7 @@ use hub::records::{Backend, Record, SkipReason, StopMethod, Stopped, UnhealthyRe
 use hub_tests::docker::{Project, docker};
 use hub_tests::{Cmd, stderr, typed_records, variants};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -273,6 +273,17 @@ fn a_diamond_is_released_in_dependency_order_and_torn_down() {
                 .collect();
             let wanted = if *dep == "api" { 2 } else { 1 };
             assert_eq!(running.len(), wanted, "{dep}: {tasks:#?}");
+            // The healthy record names the tasks that made it healthy, as Swarm numbers them.
+            let Some(Record::Healthy(healthy)) = find(&events, "healthy", dep) else {
+                panic!("{dep} not healthy: {events:#?}");
+            };
+            let running_ids: BTreeSet<&str> = tasks
+                .iter()
+                .filter(|t| t["Status"]["State"] == "running")
+                .filter_map(|t| t["ID"].as_str())
+                .collect();
+            let named: BTreeSet<&str> = healthy.tasks.iter().map(String::as_str).collect();
+            assert_eq!(named, running_ids, "{dep}: {healthy:?}");
             for ready in running {
                 assert!(
                     ready < first,

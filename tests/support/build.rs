@@ -38,6 +38,7 @@ pub fn healthy(of: AttemptOf, ready_ms: u64, probes: u32) -> Record {
         ready_ms,
         probes,
         failures: 0,
+        tasks: Vec::new(),
     })
 }
 

@@ -571,6 +571,11 @@ pub struct Healthy {
     /// Of those, failures outside the start period.
     #[serde(default)]
     pub failures: u32,
+    /// Backend `swarm`: the tasks that made it healthy (running past their healthcheck, or a
+    /// one-shot job's completed ones), where a container service names its container. Tasks
+    /// only exist once Swarm has placed the released service, so `started` cannot carry them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -1502,6 +1507,7 @@ mod tests {
                 ready_ms: 412,
                 probes: 9,
                 failures: 8,
+                tasks: vec!["x1ab".into()],
             }),
             Record::Unhealthy(Unhealthy {
                 of: of("redis"),

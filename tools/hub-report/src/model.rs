@@ -724,6 +724,7 @@ mod tests {
             ready_ms,
             probes: 1,
             failures: 0,
+            tasks: Vec::new(),
         })
     }
 

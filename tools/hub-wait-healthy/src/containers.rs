@@ -408,6 +408,7 @@ fn verdict(outcome: hub::Result<Outcome>, begin: Instant) -> Option<Verdict> {
             ready: elapsed,
             probes,
             failures: 0,
+            tasks: Vec::new(),
         },
         Ok(Outcome::Exited {
             exit_code,

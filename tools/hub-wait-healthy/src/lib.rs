@@ -717,6 +717,7 @@ impl Waiter {
                 ready,
                 probes,
                 failures,
+                tasks,
             } => {
                 self.healthy += 1;
                 let took = duration::human(*ready);
@@ -732,6 +733,7 @@ impl Waiter {
                     ready_ms: duration::to_ms(*ready),
                     probes: *probes,
                     failures: *failures,
+                    tasks: tasks.clone(),
                 });
                 self.out.emit(run_id.as_deref(), record)
             }

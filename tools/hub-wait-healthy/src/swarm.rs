@@ -201,10 +201,11 @@ fn round(
             message,
         };
     let verdict = match assessment {
-        Assessment::Healthy { .. } => Some(Verdict::Healthy {
+        Assessment::Healthy { tasks } => Some(Verdict::Healthy {
             ready: elapsed,
             probes: polls,
             failures,
+            tasks,
         }),
         Assessment::TaskFailed {
             task,

@@ -55,6 +55,8 @@ pub enum Verdict {
         probes: u32,
         /// Failed probes outside the start period.
         failures: u32,
+        /// Backend `swarm`: the tasks that count.
+        tasks: Vec<String>,
     },
     /// It did not become healthy.
     Unhealthy {
@@ -277,6 +279,7 @@ impl Wait {
                     ready: self.begin.elapsed(),
                     probes: self.probes,
                     failures: self.failures,
+                    tasks: Vec::new(),
                 };
                 return self.done(healthy, reports);
             }
@@ -415,6 +418,7 @@ fn exited(
             ready: elapsed,
             probes,
             failures,
+            tasks: Vec::new(),
         };
     }
     let log_tail = started.log.as_deref().map(hub::logheader::tail);

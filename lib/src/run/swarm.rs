@@ -102,6 +102,9 @@ pub struct StackFile {
     services: Map<String, Value>,
     /// Per service, the keys dropped because Swarm does not honour them.
     pub dropped: BTreeMap<String, Vec<String>>,
+    /// One-shot jobs (a dependent waits for `service_completed_successfully`) whose restart
+    /// policy makes Swarm run them again once they complete.
+    pub rerun_jobs: Vec<String>,
 }
 
 impl StackFile {
@@ -152,10 +155,12 @@ impl StackFile {
                 services.insert(name.clone(), Value::Object(kept));
             }
         }
+        let rerun_jobs = rerun_jobs(config.get("services"));
         StackFile {
             top,
             services,
             dropped,
+            rerun_jobs,
         }
     }
 
@@ -179,6 +184,11 @@ impl StackFile {
                     }
                 )
             })
+            .chain(self.rerun_jobs.iter().map(|job| {
+                format!(
+                    "service \"{job}\" runs on Swarm as a one-shot job (a dependent waits for service_completed_successfully), but its restart policy makes Swarm run it again once it completes: set deploy.restart_policy.condition to on-failure or none"
+                )
+            }))
             .collect()
     }
 
@@ -192,6 +202,34 @@ impl StackFile {
         file.insert("services".into(), Value::Object(one));
         Some(Value::Object(file))
     }
+}
+
+/// The services some dependent waits for with `service_completed_successfully` whose
+/// `deploy.restart_policy.condition` is Swarm's default `any`: Swarm restarts a task that
+/// exits 0 under that policy, so the job would run again after hub counted it done.
+fn rerun_jobs(services: Option<&Value>) -> Vec<String> {
+    let Some(Value::Object(services)) = services else {
+        return Vec::new();
+    };
+    let jobs: BTreeSet<&str> = services
+        .values()
+        .filter_map(|body| body.get("depends_on").and_then(Value::as_object))
+        .flat_map(|deps| deps.iter())
+        .filter(|(_, dep)| {
+            dep.get("condition").and_then(Value::as_str) == Some("service_completed_successfully")
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    jobs.into_iter()
+        .filter(|job| {
+            let condition = services
+                .get(*job)
+                .and_then(|body| body.pointer("/deploy/restart_policy/condition"))
+                .and_then(Value::as_str);
+            !matches!(condition, Some("on-failure" | "none"))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Compose writes `published` as a string; the stack loader wants a number.
@@ -886,6 +924,37 @@ mod tests {
             ]
         );
         assert!(file.for_service("nope").is_none());
+    }
+
+    #[test]
+    fn a_one_shot_job_that_swarm_would_run_again_is_named() {
+        let job = |policy: Value| {
+            json!({"services": {
+                "api": {"image": "api:1", "depends_on": {
+                    "migrate": {"condition": "service_completed_successfully", "required": true},
+                    "db": {"condition": "service_healthy", "required": true}}},
+                "migrate": {"image": "m:1", "deploy": policy},
+                "db": {"image": "db:1"}
+            }})
+        };
+        let warned = StackFile::from_config(&job(json!({})), None);
+        assert_eq!(warned.rerun_jobs, ["migrate"]);
+        assert!(
+            warned.warnings()[0].starts_with("service \"migrate\" runs on Swarm as a one-shot job"),
+            "{:?}",
+            warned.warnings()
+        );
+        let any =
+            StackFile::from_config(&job(json!({"restart_policy": {"condition": "any"}})), None);
+        assert_eq!(any.rerun_jobs, ["migrate"]);
+        for condition in ["on-failure", "none"] {
+            let fine = StackFile::from_config(
+                &job(json!({"restart_policy": {"condition": condition}})),
+                None,
+            );
+            assert!(fine.rerun_jobs.is_empty(), "{condition}");
+            assert!(fine.warnings().is_empty(), "{condition}");
+        }
     }
 
     fn task(id: &str, state: &str, desired: &str, at: u64) -> Task {

@@ -36,6 +36,7 @@ pub mod retry;
 pub mod service;
 pub mod signals;
 pub mod similar;
+pub mod spawn;
 pub mod statedir;
 pub mod statefile;
 pub mod swarm;

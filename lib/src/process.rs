@@ -17,9 +17,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detach {
     /// Its own process group (a terminal's Ctrl-C still reaches it through us, by forwarding).
+    /// A long-running service that outlives us gets its own session as well, through
+    /// [`crate::spawn::session`] (`posix_spawn`, no fork).
     Group,
-    /// Its own session and process group (a long-running service that outlives us).
-    Session,
 }
 
 /// A running child that leads its own process group.
@@ -59,13 +59,6 @@ pub fn spawn_detached(cmd: &mut Command, detach: Detach) -> io::Result<(Child, O
     match detach {
         Detach::Group => {
             cmd.process_group(0);
-        }
-        Detach::Session => {
-            // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
-            #[allow(unsafe_code)]
-            unsafe {
-                cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-            }
         }
     }
     let child = cmd.spawn()?;

@@ -5,7 +5,8 @@
 #
 # Run by hand (not in CI): bench/deploy-dag.sh [ROUNDS] [SERVICES] [LEVELS] [SEED]
 # (defaults 5 50 6 42; env PORT_BASE, default 19200; env SCHEDULES, default "dag levels";
-# env CONFIG, default tcp). Needs gcc (static libc) and python3. The size is SERVICES: 50,
+# env CONFIG, default tcp; env BIN=DIR takes the four tools from DIR instead of building
+# them, for A/B runs). Needs gcc (static libc) and python3. The size is SERVICES: 50,
 # 1000, … (ports PORT_BASE…).
 #
 # CONFIG=flag is issue 13's own stack instead (LEVELS is then unused; seed 22 gives 75 levels
@@ -38,8 +39,13 @@ seed=${4:-42}
 port_base=${PORT_BASE:-19200}
 config=${CONFIG:-tcp}
 
-cargo build --release -q -p hub-levels -p hub-start -p hub-wait-healthy -p hub-report
-export HUB_BIN_DIR="$PWD/target/release"
+if [ -n "${BIN:-}" ]; then
+    HUB_BIN_DIR=$(cd "$BIN" && pwd)
+    export HUB_BIN_DIR
+else
+    cargo build --release -q -p hub-levels -p hub-start -p hub-wait-healthy -p hub-report
+    export HUB_BIN_DIR="$PWD/target/release"
+fi
 work=$(mktemp -d /tmp/hub-bench-dag.XXXXXX)
 compose="$work/compose.yaml"
 teardown() {

@@ -2,7 +2,8 @@
 # Benchmark: how fast hub-start launches a burst of due `run` services (issue 13: ≥ 1,000
 # launches/s on this 2-CPU machine).
 #
-# Run by hand (not in CI): bench/launch-burst.sh [SERVICES] (default 1000).
+# Run by hand (not in CI): bench/launch-burst.sh [SERVICES] (default 1000). BIN=DIR takes
+# hub-levels and hub-start from DIR instead of building them (A/B runs against another build).
 # N check-less services, each `x-hub.run: [COPY-OF-SLEEP, 100000]` with no dependency, all due
 # at once; `hub-levels | hub-start --state-dir …` (release, no gate: a check-less `run` service
 # is done once launched). The figure is N / (last `started` ts − first `started` ts), and the
@@ -10,8 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 services=${1:-1000}
-cargo build --release -q -p hub-levels -p hub-start
-bin="$PWD/target/release"
+if [ -n "${BIN:-}" ]; then
+    bin=$(cd "$BIN" && pwd)
+else
+    cargo build --release -q -p hub-levels -p hub-start
+    bin="$PWD/target/release"
+fi
 work=$(mktemp -d /tmp/hub-bench-launch.XXXXXX)
 cleanup() {
     local f pid

@@ -25,8 +25,8 @@ pub mod support;
 pub use contract::{jsonl, output, records};
 pub use resilience::{backoff, breaker, clock, codes, retry};
 pub use run::{
-    container, container_health, deploylock, pidfile, probe, process, reaper, signals, statedir,
-    swarm,
+    container, container_health, deploylock, pidfile, probe, process, reaper, signals, spawn,
+    statedir, swarm,
 };
 pub(crate) use stack::local;
 pub use stack::{command, compose, dotenv, graph, include, interpolate, service, yaml};

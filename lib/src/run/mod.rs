@@ -9,5 +9,6 @@ pub mod probe;
 pub mod process;
 pub mod reaper;
 pub mod signals;
+pub mod spawn;
 pub mod statedir;
 pub mod swarm;

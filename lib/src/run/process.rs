@@ -17,9 +17,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detach {
     /// Its own process group (a terminal's Ctrl-C still reaches it through us, by forwarding).
+    /// A long-running service that outlives us gets its own session as well, through
+    /// [`crate::spawn::session`] (`posix_spawn`, no fork).
     Group,
-    /// Its own session and process group (a long-running service that outlives us).
-    Session,
 }
 
 /// A running child that leads its own process group.
@@ -60,22 +60,9 @@ pub fn spawn_detached(cmd: &mut Command, detach: Detach) -> io::Result<(Child, O
         Detach::Group => {
             cmd.process_group(0);
         }
-        Detach::Session => {
-            // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
-            #[allow(unsafe_code)]
-            unsafe {
-                cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-            }
-        }
     }
     let child = cmd.spawn()?;
-    // Read before anyone can reap it: even a child that has exited already is a zombie
-    // until then, with its start time still in `/proc`.
-    let start = stat_fields(child.id()).and_then(|f| f.get(19)?.parse().ok());
-    let identity = start.map(|start| Identity {
-        pid: child.id(),
-        start,
-    });
+    let identity = Identity::of_child(child.id());
     Ok((child, identity))
 }
 
@@ -217,6 +204,14 @@ impl Identity {
     /// no `/proc` to read its start time from.
     pub fn of(pid: u32) -> Option<Identity> {
         process_start(pid).map(|start| Identity { pid, start })
+    }
+
+    /// The identity of our child `pid`, read before anyone reaps it: even a child that has
+    /// exited already is a zombie until then, with its start time still in `/proc`. `None`
+    /// without `/proc`.
+    pub fn of_child(pid: u32) -> Option<Identity> {
+        let start = stat_fields(pid).and_then(|f| f.get(19)?.parse().ok())?;
+        Some(Identity { pid, start })
     }
 
     /// Is this process still alive (a zombie included: it has not been reaped, so its pid is

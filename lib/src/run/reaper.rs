@@ -11,7 +11,7 @@ use rustix::event::epoll;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 pub type OnExit = Box<dyn FnOnce(io::Result<ExitStatus>) + Send>;
 
 struct Entry {
-    child: Child,
+    /// A child of this process, reaped by pid ([`crate::spawn::wait`]).
+    pid: u32,
     /// Kept open while watched: closing it removes it from the epoll set.
     _pidfd: OwnedFd,
     on_exit: OnExit,
@@ -48,26 +49,23 @@ impl Reaper {
         })
     }
 
-    /// Reap `child` when it exits and call `on_exit` with its status (on the reaping thread:
-    /// keep it short, e.g. a channel send). An error (no pidfd support) hands both back.
-    pub fn reap(&self, child: Child, on_exit: OnExit) -> Result<(), (Child, OnExit, io::Error)> {
-        let pid = i32::try_from(child.id())
+    /// Reap our child `child` (a pid: nobody else may wait for it) when it exits and call
+    /// `on_exit` with its status (on the reaping thread: keep it short, e.g. a channel send).
+    /// An error (no pidfd support) hands `on_exit` back.
+    pub fn reap(&self, child: u32, on_exit: OnExit) -> Result<(), (OnExit, io::Error)> {
+        let pid = i32::try_from(child)
             .ok()
             .and_then(rustix::process::Pid::from_raw);
         let Some(pid) = pid else {
-            return Err((child, on_exit, io::Error::other("pid out of range")));
+            return Err((on_exit, io::Error::other("pid out of range")));
         };
         let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
             Ok(fd) => fd,
-            Err(e) => return Err((child, on_exit, e.into())),
+            Err(e) => return Err((on_exit, e.into())),
         };
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let Ok(mut children) = self.children.lock() else {
-            return Err((
-                child,
-                on_exit,
-                io::Error::other("the reaper's table is poisoned"),
-            ));
+            return Err((on_exit, io::Error::other("the reaper's table is poisoned")));
         };
         let added = epoll::add(
             &*self.epoll,
@@ -76,12 +74,12 @@ impl Reaper {
             epoll::EventFlags::IN | epoll::EventFlags::ONESHOT,
         );
         if let Err(e) = added {
-            return Err((child, on_exit, e.into()));
+            return Err((on_exit, e.into()));
         }
         children.insert(
             key,
             Entry {
-                child,
+                pid: child,
                 _pidfd: pidfd,
                 on_exit,
             },
@@ -109,8 +107,8 @@ fn reap_loop(epoll: &OwnedFd, children: &Mutex<HashMap<u64, Entry>>) {
         for key in keys {
             // Taken out under the lock, reaped and reported outside it: `reap` is not held up.
             let entry = children.lock().ok().and_then(|mut c| c.remove(&key));
-            if let Some(mut entry) = entry {
-                let status = entry.child.wait();
+            if let Some(entry) = entry {
+                let status = crate::spawn::wait(entry.pid);
                 (entry.on_exit)(status);
             }
         }
@@ -128,17 +126,19 @@ mod tests {
     fn every_child_is_reaped_with_its_status() {
         let reaper = Reaper::start().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
         for code in 0..20 {
-            let child = Command::new("sh")
-                .args(["-c", &format!("exit {code}")])
-                .spawn()
-                .unwrap();
-            let pid = child.id();
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &format!("exit {code}")]);
+            let pid = crate::spawn::session(&cmd, &log).unwrap();
             let tx = tx.clone();
             let on_exit: OnExit = Box::new(move |status| {
                 let _ = tx.send((pid, status.unwrap().code()));
             });
-            assert!(reaper.reap(child, on_exit).is_ok());
+            assert!(reaper.reap(pid, on_exit).is_ok());
         }
         let mut codes: Vec<i32> = (0..20)
             .map(|_| rx.recv_timeout(Duration::from_secs(60)).unwrap().1.unwrap())

@@ -7,7 +7,8 @@
 //! every thread (the mask is inherited) and one thread waits for them with `sigwait`, then calls
 //! the tool's callback, which typically sends an event into the tool's main loop. `Command`
 //! does not reset the mask, so children are spawned through [`crate::process`], which clears
-//! it before `exec` ([`crate::process::unblock_signals_in_child`]).
+//! it before `exec` ([`crate::process::unblock_signals_in_child`]), or [`crate::spawn`], whose
+//! `posix_spawn` gives them an empty mask.
 
 use nix::sys::signal::{SigSet, Signal};
 use std::sync::atomic::{AtomicI32, Ordering};

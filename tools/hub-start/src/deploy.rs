@@ -972,9 +972,10 @@ impl Deploy {
         }
         let names: Vec<&str> = self
             .sched
-            .entries()
+            .level_members(level)
             .iter()
-            .filter(|e| e.plan.level == level && !e.state.decided())
+            .map(|&i| self.sched.entry(i))
+            .filter(|e| !e.state.decided())
             .map(|e| e.plan.service.as_str())
             .collect();
         log::info(&messages::level_starting(level, &names));
@@ -985,24 +986,22 @@ impl Deploy {
         if self.config.mode != Mode::Levels || self.sched.aborted() || !self.sched.input_done() {
             return;
         }
-        let levels: BTreeSet<u32> = self.sched.entries().iter().map(|e| e.plan.level).collect();
+        // Per event: only the levels not summarised yet are looked at, by their counts.
+        let after = self
+            .levels_summarised
+            .last()
+            .map_or(0, |&l| l.saturating_add(1));
+        let levels: Vec<u32> = self.sched.levels().filter(|&l| l >= after).collect();
         for level in levels {
-            if self.levels_summarised.contains(&level) {
-                continue;
-            }
-            let members: Vec<_> = self
-                .sched
-                .entries()
-                .iter()
-                .filter(|e| e.plan.level == level)
-                .collect();
-            if !members.iter().all(|e| e.state.decided()) {
+            if !self.sched.level_decided(level) {
                 return;
             }
             self.levels_summarised.insert(level);
-            let failed = members
+            let failed = self
+                .sched
+                .level_members(level)
                 .iter()
-                .filter(|e| matches!(e.state, State::Failed | State::Skipped))
+                .filter(|&&i| matches!(self.sched.entry(i).state, State::Failed | State::Skipped))
                 .count();
             if failed > 0 {
                 log::warn(&messages::level_degraded(level, failed));

@@ -72,15 +72,16 @@ pub struct Attempt<'a> {
     pub number: u32,
 }
 
-/// A command for a service, in its working folder with its environment (from the plan), its
-/// log as stdout/stderr and the attempt in its environment. The log gets the attempt's header
-/// line first, so a failure's tail shows this attempt only.
+/// A command for a service, in its working folder with its environment (from the plan) and
+/// the attempt in its environment, and its log, opened for appending, which gets the attempt's
+/// header line first, so a failure's tail shows this attempt only. The log is not yet the
+/// command's stdout/stderr.
 fn service_command(
     spec: &CommandSpec,
     plan: &Plan,
     attempt: Attempt<'_>,
     log: &Path,
-) -> io::Result<Command> {
+) -> io::Result<(Command, fs::File)> {
     let mut log_file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -95,12 +96,9 @@ fn service_command(
     writeln!(log_file, "{header}")?;
     let attempt = attempt.number;
     let mut cmd = spec.to_command_in(plan.working_dir.as_deref(), &plan.environment)?;
-    cmd.stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .env("HUB_SERVICE", &plan.service)
+    cmd.env("HUB_SERVICE", &plan.service)
         .env("HUB_ATTEMPT", attempt.to_string());
-    Ok(cmd)
+    Ok((cmd, log_file))
 }
 
 /// Spawn a `start` command in its own process group (the caller waits for it).
@@ -110,7 +108,10 @@ pub fn spawn_start(
     attempt: Attempt<'_>,
     paths: &Paths,
 ) -> io::Result<Running> {
-    let mut cmd = service_command(spec, plan, attempt, &paths.log)?;
+    let (mut cmd, log_file) = service_command(spec, plan, attempt, &paths.log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
     Running::spawn(&mut cmd, Detach::Group)
 }
 
@@ -189,13 +190,15 @@ pub fn launch_run(
         }
     }
     let _ = fs::remove_file(&paths.pid);
-    let (mut child, identity) = match service_command(spec, plan, attempt, &paths.log)
-        .and_then(|mut cmd| process::spawn_detached(&mut cmd, Detach::Session))
+    // Through posix_spawn (no fork of this multi-threaded process): its own session, an empty
+    // signal mask, the log as stdout/stderr.
+    let pid = match service_command(spec, plan, attempt, &paths.log)
+        .and_then(|(cmd, log)| hub::spawn::session(&cmd, &log))
     {
-        Ok(child) => child,
+        Ok(pid) => pid,
         Err(e) => return failed(format!("cannot launch `{spec}`: {e}"), None),
     };
-    let pid = child.id();
+    let identity = process::Identity::of_child(pid);
     // With its start time, so that no later reader takes a reused pid for this process.
     let recorded = match identity {
         Some(identity) => hub::pidfile::write(&paths.pid, identity),
@@ -203,7 +206,7 @@ pub fn launch_run(
     };
     if let Err(e) = recorded {
         let _ = process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = child.wait();
+        let _ = hub::spawn::wait(pid);
         return failed(format!("cannot write {}: {e}", paths.pid.display()), None);
     }
     // "Started" means still alive right after launch: a command that is not found or
@@ -213,7 +216,7 @@ pub fn launch_run(
     let exited_at_once = if one_shot {
         None
     } else {
-        child.try_wait().ok().flatten()
+        hub::spawn::try_wait(pid).ok().flatten()
     };
     if let Some(status) = exited_at_once {
         let code = process::status_code(status);
@@ -229,14 +232,14 @@ pub fn launch_run(
         }
     });
     let unreaped = match reaper {
-        Some(reaper) => reaper.reap(child, report).err().map(|(c, r, _)| (c, r)),
-        None => Some((child, report)),
+        Some(reaper) => reaper.reap(pid, report).err().map(|(r, _)| r),
+        None => Some(report),
     };
     // No pidfds: a thread of its own blocks in wait().
-    if let Some((mut child, report)) = unreaped {
+    if let Some(report) = unreaped {
         let spawned = std::thread::Builder::new()
             .name(format!("track-{}", plan.service))
-            .spawn(move || report(child.wait()));
+            .spawn(move || report(hub::spawn::wait(pid)));
         if spawned.is_err() {
             return failed("cannot start a thread to track the process".into(), None);
         }

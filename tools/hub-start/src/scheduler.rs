@@ -4,7 +4,7 @@
 //! forever, a transitive failure that did not block) is tested directly.
 
 use hub::records::{Class, Plan};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 /// How services are released.
@@ -76,6 +76,12 @@ pub struct Entry {
 }
 
 /// The scheduler.
+///
+/// Each call of [`Scheduler::actions`] costs what changed since the last one, not the size of
+/// the stack: at 10,000 services a scan of every service per event (a record read, a launch, a
+/// health verdict) made the deploy loop quadratic and its `started` records seconds late. So
+/// every state change goes through [`Scheduler::put`], which keeps the indexes below, and only
+/// the services whose dependencies (or, in levels mode, lower levels) changed are re-examined.
 #[derive(Debug)]
 pub struct Scheduler {
     mode: Mode,
@@ -85,6 +91,28 @@ pub struct Scheduler {
     input_done: bool,
     abort_cause: Option<usize>,
     abort_announced: bool,
+    /// Service name (known or not yet) -> the services naming it as a dependency.
+    dependents: HashMap<String, Vec<usize>>,
+    /// Services to re-examine: a dependency or their own state changed.
+    dirty: BTreeSet<usize>,
+    /// Services that may start now (pending with what they wait for done, or a retry that is
+    /// due), by index: lower indexes start first, as the plan lists them.
+    ready: BTreeSet<usize>,
+    /// Retries waiting for their due time.
+    retries: BTreeSet<(Instant, usize)>,
+    /// Services an abort skips: pending, waiting for a retry, or being stopped.
+    waiting: BTreeSet<usize>,
+    /// How many are `Starting`, `Started`, decided.
+    starting: usize,
+    started: usize,
+    decided: usize,
+    /// Undecided services per level (levels with none are removed).
+    undecided_by_level: BTreeMap<u32, usize>,
+    /// The services of each level.
+    by_level: BTreeMap<u32, Vec<usize>>,
+    /// Levels mode: the lowest level with an undecided service when last looked at (every level
+    /// up to it may start); `None` before input ends.
+    unlocked: Option<u32>,
 }
 
 impl Scheduler {
@@ -98,6 +126,17 @@ impl Scheduler {
             input_done: false,
             abort_cause: None,
             abort_announced: false,
+            dependents: HashMap::new(),
+            dirty: BTreeSet::new(),
+            ready: BTreeSet::new(),
+            retries: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            starting: 0,
+            started: 0,
+            decided: 0,
+            undecided_by_level: BTreeMap::new(),
+            by_level: BTreeMap::new(),
+            unlocked: None,
         }
     }
 
@@ -111,16 +150,43 @@ impl Scheduler {
         }
         let index = self.entries.len();
         self.index.insert(plan.service.clone(), index);
+        for dep in plan.deps.iter().chain(&plan.soft_deps) {
+            self.dependents.entry(dep.clone()).or_default().push(index);
+        }
+        if let Some(dependents) = self.dependents.get(&plan.service) {
+            self.dirty.extend(dependents);
+        }
+        *self.undecided_by_level.entry(plan.level).or_default() += 1;
+        self.by_level.entry(plan.level).or_default().push(index);
         self.entries.push(Entry {
             plan,
             state: State::Pending,
         });
+        self.waiting.insert(index);
+        self.dirty.insert(index);
         Ok(index)
     }
 
     /// No more plans will come.
     pub fn input_closed(&mut self) {
         self.input_done = true;
+        // Dependencies outside the input are satisfied now, and levels may start.
+        self.dirty.extend(0..self.entries.len());
+    }
+
+    /// The levels of the plan, lowest first.
+    pub fn levels(&self) -> impl Iterator<Item = u32> + '_ {
+        self.by_level.keys().copied()
+    }
+
+    /// The services of `level`.
+    pub fn level_members(&self, level: u32) -> &[usize] {
+        self.by_level.get(&level).map_or(&[], Vec::as_slice)
+    }
+
+    /// True when every service of `level` is decided.
+    pub fn level_decided(&self, level: u32) -> bool {
+        !self.undecided_by_level.contains_key(&level)
     }
 
     /// True once every plan has been read.
@@ -157,12 +223,71 @@ impl Scheduler {
     /// dependency failed) aborts the deploy. Private: the executor reports what happened
     /// through the `on_*` methods below, and the scheduler decides what state that means.
     fn set(&mut self, index: usize, state: State) {
-        self.entries[index].state = state;
+        self.put(index, state);
         if matches!(state, State::Failed | State::Skipped)
             && self.entries[index].plan.class == Class::Core
             && self.abort_cause.is_none()
         {
             self.abort_cause = Some(index);
+        }
+    }
+
+    /// Move a service to `state`, keeping every index in step. The one place that writes a
+    /// state.
+    fn put(&mut self, index: usize, state: State) {
+        let old = self.entries[index].state;
+        if old == state {
+            return;
+        }
+        self.entries[index].state = state;
+        let waits = |s: State| {
+            matches!(
+                s,
+                State::Pending | State::RetryWait { .. } | State::Stopping { .. }
+            )
+        };
+        match old {
+            State::Starting { .. } => self.starting -= 1,
+            State::Started { .. } => self.started -= 1,
+            State::RetryWait { due, .. } => {
+                self.retries.remove(&(due, index));
+            }
+            _ => {}
+        }
+        match state {
+            State::Starting { .. } => self.starting += 1,
+            State::Started { .. } => self.started += 1,
+            State::RetryWait { due, .. } => {
+                self.retries.insert((due, index));
+            }
+            _ => {}
+        }
+        if waits(state) {
+            self.waiting.insert(index);
+        } else {
+            self.waiting.remove(&index);
+        }
+        self.ready.remove(&index);
+        self.dirty.insert(index);
+        if old.decided() == state.decided() && !old.decided() {
+            return;
+        }
+        let level = self.entries[index].plan.level;
+        if state.decided() && !old.decided() {
+            self.decided += 1;
+            if let Some(count) = self.undecided_by_level.get_mut(&level) {
+                *count -= 1;
+                if *count == 0 {
+                    self.undecided_by_level.remove(&level);
+                }
+            }
+        } else if old.decided() && !state.decided() {
+            self.decided -= 1;
+            *self.undecided_by_level.entry(level).or_default() += 1;
+        }
+        // How its dependents see it changed (healthy, failed, skipped, or no longer either).
+        if let Some(dependents) = self.dependents.get(&self.entries[index].plan.service) {
+            self.dirty.extend(dependents);
         }
     }
 
@@ -186,7 +311,7 @@ impl Scheduler {
 
     /// Found healthy before its first start (a rerun): decided, and no failure.
     pub fn on_already_healthy(&mut self, index: usize) {
-        self.entries[index].state = State::Healthy;
+        self.put(index, State::Healthy);
     }
 
     /// An attempt failed and attempt `next_attempt` is due at `due`.
@@ -222,20 +347,7 @@ impl Scheduler {
 
     /// The earliest retry due time.
     pub fn next_due(&self) -> Option<Instant> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e.state {
-                State::RetryWait { due, .. } => Some(due),
-                _ => None,
-            })
-            .min()
-    }
-
-    fn in_flight(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e.state, State::Starting { .. }))
-            .count()
+        self.retries.first().map(|&(due, _)| due)
     }
 
     /// How a dependency stands: satisfied, failed, or still waiting.
@@ -260,9 +372,39 @@ impl Scheduler {
     fn lower_levels_decided(&self, level: u32) -> bool {
         self.input_done
             && self
-                .entries
-                .iter()
-                .all(|e| e.plan.level >= level || e.state.decided())
+                .undecided_by_level
+                .first_key_value()
+                .is_none_or(|(&lowest, _)| lowest >= level)
+    }
+
+    /// In levels mode, once the lowest undecided level rose: the services of the levels it
+    /// passed may start now, so they are re-examined.
+    fn unlock_levels(&mut self) {
+        if self.mode != Mode::Levels || !self.input_done {
+            return;
+        }
+        let lowest = self
+            .undecided_by_level
+            .first_key_value()
+            .map_or(u32::MAX, |(&level, _)| level);
+        let Some(before) = self.unlocked.replace(lowest) else {
+            return; // input_closed() marked every service
+        };
+        if lowest > before {
+            for members in self.by_level.range(before + 1..=lowest).map(|(_, m)| m) {
+                self.dirty.extend(members);
+            }
+        }
+    }
+
+    /// The first hard dependency of a pending service that failed or was skipped.
+    fn failed_dependency(&self, index: usize) -> Option<String> {
+        self.entries[index]
+            .plan
+            .deps
+            .iter()
+            .find(|d| self.dependency(d, true) == Dep::Failed)
+            .cloned()
     }
 
     /// The actions to take now. Call after every change; states move as actions are returned
@@ -274,34 +416,27 @@ impl Scheduler {
                 self.abort_announced = true;
                 actions.push(Action::Abort { cause });
             }
-            for index in 0..self.entries.len() {
-                if matches!(
-                    self.entries[index].state,
-                    State::Pending | State::RetryWait { .. } | State::Stopping { .. }
-                ) {
-                    self.entries[index].state = State::Skipped;
-                    actions.push(Action::Skip {
-                        index,
-                        reason: SkipReason::Aborted,
-                    });
-                }
+            for index in std::mem::take(&mut self.waiting) {
+                self.put(index, State::Skipped);
+                actions.push(Action::Skip {
+                    index,
+                    reason: SkipReason::Aborted,
+                });
             }
             return actions;
         }
-        // Skips propagate transitively: repeat until nothing changes.
-        loop {
+        self.unlock_levels();
+        // Skips propagate transitively: passes over the changed services in index order,
+        // repeated until nothing changes (a skip marks its dependents changed).
+        while self.mode != Mode::Ungated {
             let mut changed = false;
-            for index in 0..self.entries.len() {
-                if self.entries[index].state != State::Pending || self.mode == Mode::Ungated {
+            let mut next = 0;
+            while let Some(&index) = self.dirty.range(next..).next() {
+                next = index + 1;
+                if self.entries[index].state != State::Pending {
                     continue;
                 }
-                let failed = self.entries[index]
-                    .plan
-                    .deps
-                    .iter()
-                    .find(|d| self.dependency(d, true) == Dep::Failed)
-                    .cloned();
-                if let Some(dep) = failed {
+                if let Some(dep) = self.failed_dependency(index) {
                     self.set(index, State::Skipped);
                     actions.push(Action::Skip {
                         index,
@@ -318,18 +453,34 @@ impl Scheduler {
                 break;
             }
         }
-        let mut in_flight = self.in_flight();
-        for index in 0..self.entries.len() {
-            if self.jobs > 0 && in_flight >= self.jobs {
+        for index in std::mem::take(&mut self.dirty) {
+            if self.entries[index].state == State::Pending && self.may_start(index) {
+                self.ready.insert(index);
+            }
+        }
+        let due: Vec<usize> = self
+            .retries
+            .iter()
+            .take_while(|&&(due, _)| due <= now)
+            .map(|&(_, index)| index)
+            .collect();
+        self.ready.extend(due);
+        let mut next = 0;
+        while let Some(&index) = self.ready.range(next..).next() {
+            if self.jobs > 0 && self.starting >= self.jobs {
                 break;
             }
+            next = index + 1;
             let attempt = match self.entries[index].state {
                 State::Pending if self.may_start(index) => 1,
                 State::RetryWait { next_attempt, due } if due <= now => next_attempt,
-                _ => continue,
+                _ => {
+                    // No longer startable (a state changed since it was found ready).
+                    self.ready.remove(&index);
+                    continue;
+                }
             };
-            self.entries[index].state = State::Starting { attempt };
-            in_flight += 1;
+            self.put(index, State::Starting { attempt });
             actions.push(Action::Start { index, attempt });
         }
         actions
@@ -364,17 +515,14 @@ impl Scheduler {
         if !self.input_done {
             return false;
         }
-        let settled = |state: State| match self.mode {
-            Mode::Ungated => state.decided() || matches!(state, State::Started { .. }),
-            _ => state.decided(),
-        };
         if self.aborted() {
-            return !self
-                .entries
-                .iter()
-                .any(|e| matches!(e.state, State::Starting { .. }));
+            return self.starting == 0;
         }
-        self.entries.iter().all(|e| settled(e.state))
+        let settled = match self.mode {
+            Mode::Ungated => self.decided + self.started,
+            _ => self.decided,
+        };
+        settled == self.entries.len()
     }
 
     /// Services that are not decided (for an `interrupted` record or an error).
@@ -598,6 +746,49 @@ pub(crate) mod tests {
                 attempt: 2
             }]
         );
+    }
+
+    #[test]
+    fn a_ready_dependent_whose_dependency_dies_after_healthy_is_skipped_not_started() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Dag, 1);
+        s.add(plan("db", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("other", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("api", 1, Class::Optional, &["db"], &[]))
+            .unwrap();
+        s.input_closed();
+        assert_eq!(started(&s.actions(now)), [0], "--jobs 1");
+        s.on_launched(0, 1);
+        s.on_healthy(0);
+        // api may start now, but `other` comes first and fills the one slot.
+        assert_eq!(started(&s.actions(now)), [1]);
+        s.on_failed(0);
+        s.on_launched(1, 1);
+        assert_eq!(
+            s.actions(now),
+            [Action::Skip {
+                index: 2,
+                reason: SkipReason::DependencyFailed("db".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn levels_release_each_level_once_the_ones_below_are_decided() {
+        let now = Instant::now();
+        let mut s = Scheduler::new(Mode::Levels, 0);
+        s.add(plan("a", 0, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("b", 1, Class::Optional, &[], &[])).unwrap();
+        s.add(plan("c", 2, Class::Optional, &[], &[])).unwrap();
+        assert!(started(&s.actions(now)).is_empty(), "input not done");
+        s.input_closed();
+        assert_eq!(started(&s.actions(now)), [0]);
+        s.on_failed(0);
+        assert_eq!(started(&s.actions(now)), [1], "a decided, even failed");
+        s.on_healthy(1);
+        assert_eq!(started(&s.actions(now)), [2]);
+        s.on_healthy(2);
+        assert!(s.finished());
     }
 
     #[test]

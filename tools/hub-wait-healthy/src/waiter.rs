@@ -19,6 +19,10 @@ pub const LIVENESS_EVERY: Duration = Duration::from_millis(50);
 /// How long a process seen dead is waited for `hub-start`'s `exited` record (it reaps, then
 /// writes it at once: this only bounds a lost record).
 const EXIT_RECORD_WAIT: Duration = Duration::from_secs(1);
+/// A check-less process is called healthy only once it has lived this long since its start:
+/// one that exits at once (`run: "echo seeded"`, a job not declared as one) was never up, and
+/// is judged by its exit instead of racing the end of the deploy.
+pub const SETTLE_WITHOUT_CHECK: Duration = Duration::from_millis(100);
 /// The percentages of the timeout at which a still-waiting service is reported.
 pub const WARN_AT: [u32; 3] = [50, 75, 90];
 
@@ -203,7 +207,13 @@ impl Wait {
             timeout,
             deadline,
             start_period_end: begin + Duration::from_millis(started.health.start_period_ms),
-            next_probe: prober.as_ref().map(|_| now),
+            next_probe: prober.as_ref().map(|_| {
+                if started.health.check == Check::None && started.pid.is_some() {
+                    (begin + SETTLE_WITHOUT_CHECK).max(now)
+                } else {
+                    now
+                }
+            }),
             collect_at: None,
             prober,
             schedule: Schedule::new(Duration::from_millis(started.health.interval_ms)),

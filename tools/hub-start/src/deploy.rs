@@ -1066,8 +1066,14 @@ impl Deploy {
     /// record what was cut short, and exit 130/143. Launched services keep running.
     /// Wait, up to the kill grace, for the launcher's launches in flight to report back.
     fn settle_launches(&mut self, rx: &Receiver<Event>) {
+        self.take_launch_reports(rx, |deploy| !deploy.launching.is_empty());
+    }
+
+    /// Take the launcher's reports while `pending` holds, up to the kill grace; a signal
+    /// ends the wait at once (a second signal: no more grace).
+    fn take_launch_reports(&mut self, rx: &Receiver<Event>, pending: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + KILL_GRACE;
-        while !self.launching.is_empty() {
+        while pending(self) {
             match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(Event::Launched { index, .. }) => {
                     self.in_flight.remove(&index);
@@ -1096,19 +1102,9 @@ impl Deploy {
         for pgid in self.in_flight.values() {
             let _ = hub::process::signal_group(*pgid, Signal::SIGTERM);
         }
-        let deadline = Instant::now() + KILL_GRACE;
-        while !self.in_flight.is_empty() || !self.launching.is_empty() {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(Event::Launched { index, .. }) => {
-                    self.in_flight.remove(&index);
-                    self.launching.remove(&index);
-                }
-                // A second signal: no more grace.
-                Ok(Event::Signal(_)) => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
+        self.take_launch_reports(rx, |deploy| {
+            !deploy.in_flight.is_empty() || !deploy.launching.is_empty()
+        });
         for pgid in self.in_flight.values() {
             let _ = hub::process::signal_group(*pgid, Signal::SIGKILL);
         }
